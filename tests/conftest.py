@@ -1,0 +1,41 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import zoo  # noqa: E402
+
+
+def model_params(names=None):
+    """pytest params over registered models; cards tagged `slow` run only with -m slow."""
+    names = zoo.list_models() if names is None else names
+    return [
+        pytest.param(n, marks=pytest.mark.slow) if zoo.get_card(n).has("slow") else n for n in names
+    ]
+
+
+def tiny_kwargs(name, **overrides):
+    """Builder arguments for a tiny version of a registered model, from its card."""
+    card = zoo.get_card(name)
+    kw = dict(card.test_kwargs)
+    kw.setdefault("input_shape", card.default_input_shape)
+    kw.update(overrides)
+    return kw
+
+
+def random_batch(model, n=4, num_classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    shape = tuple(model.inputs[0].shape[1:])
+    x = rng.random((n,) + shape).astype("float32")
+    y = rng.integers(0, num_classes, size=(n,))
+    return x, y
+
+
+@pytest.fixture(autouse=True)
+def _clear_session():
+    yield
+    keras.backend.clear_session()

@@ -1,0 +1,59 @@
+import dataclasses
+
+import pytest
+
+import zoo
+from zoo.registry import register_model
+
+
+def test_list_models_is_sorted_and_filters_with_fnmatch():
+    names = zoo.list_models()
+    assert names == sorted(names)
+    assert {"mlp", "lenet5", "lenet5_modern", "alexnet", "alexnet_cifar", "convnet"} <= set(names)
+    assert zoo.list_models("lenet*") == ["lenet5", "lenet5_modern"]
+    assert zoo.list_models("no_such_*") == []
+    assert all("tabular" in zoo.get_card(n).tags for n in zoo.list_models(tags="tabular"))
+
+
+def test_unknown_name_lists_close_matches():
+    with pytest.raises(ValueError, match=r"lenet6.*lenet5"):
+        zoo.build("lenet6")
+    with pytest.raises(ValueError, match="Unknown model name"):
+        zoo.get_card("zzzz")
+
+
+def test_duplicate_registration_raises():
+    before = zoo.list_models()
+    with pytest.raises(ValueError, match="already registered"):
+
+        @register_model(family="lenet", default_input_shape=(32, 32, 1), min_input_size=28, reference="")
+        def lenet5(**kw):  # noqa: F811
+            return None
+
+    assert zoo.list_models() == before
+    assert zoo.get_card("lenet5").builder is not None and zoo.build("lenet5").count_params() == 61706
+
+
+def test_unknown_tag_rejected():
+    with pytest.raises(ValueError, match="Unknown tags"):
+        register_model(family="x", default_input_shape=(1,), min_input_size=None, reference="", tags=("nope",))
+
+
+def test_card_is_frozen_and_complete():
+    card = zoo.get_card("lenet5")
+    assert card.family == "lenet"
+    assert card.default_input_shape == (32, 32, 1)
+    assert card.min_input_size == 28
+    assert "LeCun" in card.reference
+    assert card.has("image") and card.has("stages")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        card.family = "other"
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_every_card_has_metadata(name):
+    card = zoo.get_card(name)
+    assert card.reference and card.description and card.family
+    assert ("image" in card.tags) != ("tabular" in card.tags)
+    if card.has("image"):
+        assert len(card.default_input_shape) == 3 and card.min_input_size >= 1

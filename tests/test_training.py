@@ -1,0 +1,120 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+
+import zoo
+from zoo import training
+
+
+def _data(n=64, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 0).astype("int64")
+    return x, y
+
+
+@pytest.mark.parametrize("optimizer", training.OPTIMIZERS)
+def test_every_optimizer_trains_with_finite_loss(optimizer):
+    x, y = _data()
+    model = zoo.build("mlp", input_shape=(4,), hidden_units=(8,), num_classes=2)
+    history = training.fit(model, (x, y), (x, y), epochs=2, batch_size=16, optimizer=optimizer,
+                           learning_rate=0.05, verbose=0)
+    assert set(history.history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert all(math.isfinite(v) for v in history.history["loss"])
+    expected = {"sgd": "SGD", "momentum": "SGD", "nesterov": "SGD", "adam": "Adam", "adamw": "AdamW",
+                "rmsprop": "RMSprop", "adagrad": "Adagrad"}[optimizer]
+    assert type(model.optimizer).__name__ == expected
+    if optimizer in ("momentum", "nesterov"):
+        assert model.optimizer.momentum == 0.9 and model.optimizer.nesterov == (optimizer == "nesterov")
+
+
+def _lr(schedule, step):
+    return float(schedule(step)) if callable(schedule) else float(schedule)
+
+
+def test_schedules():
+    assert training.make_schedule("constant", 0.1) == 0.1
+    step = training.make_schedule("step", 0.1, decay_steps=10, decay_rate=0.5)
+    assert [_lr(step, s) for s in (0, 9, 10, 25)] == pytest.approx([0.1, 0.1, 0.05, 0.025])
+    exp = training.make_schedule("exponential", 0.1, decay_steps=10, decay_rate=0.5)
+    assert _lr(exp, 5) == pytest.approx(0.1 * 0.5 ** 0.5)
+    cos = training.make_schedule("cosine", 0.1, total_steps=100)
+    assert _lr(cos, 0) == pytest.approx(0.1) and _lr(cos, 50) == pytest.approx(0.05) and _lr(cos, 100) == pytest.approx(0.0)
+    warm_cos = training.make_schedule("cosine", 0.1, total_steps=110, warmup_steps=10)
+    assert _lr(warm_cos, 5) == pytest.approx(0.05) and _lr(warm_cos, 10) == pytest.approx(0.1)
+    warm = training.make_schedule("warmup", 0.1, warmup_steps=4)
+    assert [_lr(warm, s) for s in (0, 2, 4, 1000)] == pytest.approx([0.0, 0.05, 0.1, 0.1])
+
+
+def test_fit_derives_total_steps_for_cosine():
+    x, y = _data(n=64)
+    model = zoo.build("mlp", input_shape=(4,), hidden_units=(8,), num_classes=2)
+    training.fit(model, (x, y), epochs=3, batch_size=16, schedule="cosine", learning_rate=0.1, verbose=0)
+    # 4 steps per epoch x 3 epochs: the schedule reaches 0 at the end
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-7)
+
+
+@pytest.mark.parametrize("loss, cls", [("mse", "MeanSquaredError"), ("mae", "MeanAbsoluteError"),
+                                       ("msle", "MeanSquaredLogarithmicError"), ("huber", "Huber")])
+def test_regression_losses(loss, cls):
+    assert type(training.make_loss("regression", loss=loss)).__name__ == cls
+
+
+def test_task_and_logits_are_read_from_the_model():
+    softmax = zoo.build("mlp", input_shape=(4,), num_classes=3)
+    logits = zoo.build("mlp", input_shape=(4,), num_classes=3, task="logits")
+    binary = zoo.build("mlp", input_shape=(4,), task="binary")
+    reg = zoo.build("mlp", input_shape=(4,), task="regression")
+    assert [training.infer_task(m) for m in (softmax, logits, binary, reg)] == [
+        "multiclass", "multiclass", "binary", "regression"]
+    training.compile_model(logits)
+    assert logits.loss.get_config()["from_logits"] is True
+    training.compile_model(softmax)
+    assert softmax.loss.get_config()["from_logits"] is False
+    training.compile_model(binary)
+    assert type(binary.loss).__name__ == "BinaryCrossentropy"
+    training.compile_model(reg)
+    assert type(reg.loss).__name__ == "MeanSquaredError"
+    one_hot = training.make_loss("multiclass", one_hot=True, from_logits=True)
+    assert type(one_hot).__name__ == "CategoricalCrossentropy" and one_hot.get_config()["from_logits"]
+
+
+def test_logits_training_learns():
+    x, y = _data(n=256)
+    model = zoo.build("mlp", input_shape=(4,), hidden_units=(16,), num_classes=2, task="logits")
+    h = training.fit(model, (x, y), (x, y), epochs=15, batch_size=32, learning_rate=1e-2, verbose=0)
+    assert h.history["val_accuracy"][-1] > 0.9  # a linear rule: chance is 0.5
+
+
+def test_seed_makes_training_reproducible():
+    x, y = _data()
+    weights = []
+    for _ in range(2):
+        model = zoo.build("mlp", input_shape=(4,), hidden_units=(8,), num_classes=2, dropout=0.3)
+        training.set_seed(7)
+        model = zoo.build("mlp", input_shape=(4,), hidden_units=(8,), num_classes=2, dropout=0.3)
+        training.fit(model, (x, y), epochs=1, batch_size=16, seed=7, verbose=0)
+        weights.append([np.array(w) for w in model.weights])
+        keras.backend.clear_session()
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bad_arguments_are_named():
+    model = zoo.build("mlp", input_shape=(4,), num_classes=2)
+    with pytest.raises(ValueError, match="optimizer.*'adamax'"):
+        training.compile_model(model, optimizer="adamax")
+    with pytest.raises(ValueError, match="schedule.*'linear'"):
+        training.compile_model(model, schedule="linear")
+    with pytest.raises(ValueError, match="learning_rate=0"):
+        training.compile_model(model, learning_rate=0)
+    with pytest.raises(ValueError, match="total_steps"):
+        training.compile_model(model, schedule="cosine")
+    with pytest.raises(ValueError, match="loss='hinge2'"):
+        training.compile_model(model, loss="hinge2")
+    with pytest.raises(TypeError, match="keras.Model"):
+        training.compile_model("mlp")
+    with pytest.raises(ValueError, match="epochs=0"):
+        training.fit(model, _data(), epochs=0)

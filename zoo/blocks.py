@@ -1,0 +1,319 @@
+"""Shared tensor -> tensor building blocks.
+
+Every block takes a required ``name`` prefix; layer names are API (freezing,
+head replacement and saved weights rely on them), so never rename them.
+Stages are name prefixes: ``stem_*``, ``stage1_*``, ..., ``head_*``.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from zoo.utils import check_activation
+
+# torchvision's BatchNorm defaults (eps=1e-5, momentum=0.1 <=> Keras momentum 0.9),
+# so that converted checkpoints give the same outputs.
+BN_EPSILON = 1e-5
+BN_MOMENTUM = 0.9
+
+
+def activation(x, act, *, name):
+    """An activation layer named ``{name}_{act}``."""
+    act = check_activation("activation", act)
+    if act == "linear":
+        return x
+    return layers.Activation(act, name=f"{name}_{act}")(x)
+
+
+def batch_norm(x, *, name, epsilon=BN_EPSILON, momentum=BN_MOMENTUM):
+    return layers.BatchNormalization(epsilon=epsilon, momentum=momentum, name=name)(x)
+
+
+def conv_bn_act(
+    x,
+    filters,
+    kernel_size,
+    *,
+    strides=1,
+    padding="same",
+    batch_norm_=True,
+    act="relu",
+    use_bias=None,
+    groups=1,
+    kernel_initializer="he_normal",
+    kernel_regularizer=None,
+    name,
+):
+    """Conv2D -> (BatchNorm) -> (activation).
+
+    ``padding`` may be ``"same"``, ``"valid"`` or an int: an int pads
+    symmetrically with ``ZeroPadding2D`` and convolves with ``"valid"``, as
+    torchvision does (Keras' ``"same"`` pads asymmetrically when strided).
+    Convolutions followed by BatchNorm have no bias unless ``use_bias=True``.
+    """
+    if isinstance(padding, int):
+        if padding:
+            x = layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
+        padding = "valid"
+    if use_bias is None:
+        use_bias = not batch_norm_
+    x = layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        use_bias=use_bias,
+        groups=groups,
+        kernel_initializer=kernel_initializer,
+        kernel_regularizer=kernel_regularizer,
+        name=f"{name}_conv",
+    )(x)
+    if batch_norm_:
+        x = batch_norm(x, name=f"{name}_bn")
+    if act is not None:
+        x = activation(x, act, name=name)
+    return x
+
+
+def pool(x, kind, *, pool_size=2, strides=None, padding="valid", name):
+    """Max or average pooling (``kind`` in {"max", "avg"}); ``None`` is a no-op."""
+    if kind is None:
+        return x
+    if isinstance(padding, int):
+        if padding:
+            x = layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
+        padding = "valid"
+    cls = {"max": layers.MaxPooling2D, "avg": layers.AveragePooling2D}[kind]
+    return cls(pool_size, strides=strides, padding=padding, name=f"{name}_{kind}pool")(x)
+
+
+def classifier_head(
+    x,
+    *,
+    num_classes,
+    include_top=True,
+    pooling=None,
+    classifier_activation="softmax",
+    flatten=False,
+    hidden_units=(),
+    act="relu",
+    dropout=0.0,
+    dropout_first=False,
+    name="head",
+):
+    """Pool/flatten, optional hidden Dense layers, and the prediction layer.
+
+    With ``include_top=False`` it returns the feature map (``pooling=None``) or
+    its global ``"avg"``/``"max"`` pooling, as keras.applications do.
+    ``dropout_first`` puts dropout before each Dense layer (torchvision's
+    AlexNet/VGG classifiers); otherwise it follows each hidden activation.
+    """
+    if not include_top:
+        if pooling == "avg":
+            x = layers.GlobalAveragePooling2D(name=f"{name}_avgpool")(x)
+        elif pooling == "max":
+            x = layers.GlobalMaxPooling2D(name=f"{name}_maxpool")(x)
+        return x
+    if len(x.shape) == 4:
+        if flatten:
+            x = layers.Flatten(name=f"{name}_flatten")(x)
+        else:
+            x = layers.GlobalAveragePooling2D(name=f"{name}_avgpool")(x)
+    for i, units in enumerate(hidden_units, start=1):
+        if dropout and dropout_first:
+            x = layers.Dropout(dropout, name=f"{name}_dropout{i}")(x)
+        x = layers.Dense(units, name=f"{name}_fc{i}")(x)
+        x = activation(x, act, name=f"{name}_fc{i}")
+        if dropout and not dropout_first:
+            x = layers.Dropout(dropout, name=f"{name}_dropout{i}")(x)
+    if dropout and not hidden_units and not dropout_first:
+        x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    return predictions(x, num_classes, classifier_activation, name=name)
+
+
+def predictions(x, units, classifier_activation, *, name="head"):
+    act = None if classifier_activation in (None, "linear") else classifier_activation
+    # Keep the output in float32 under mixed precision so losses stay stable.
+    return layers.Dense(units, activation=act, dtype="float32", name=f"{name}_predictions")(x)
+
+
+def finish(inputs, outputs, *, name, weights=None):
+    """Wrap into a functional model and load ``weights`` (a local file) if given."""
+    model = keras.Model(inputs, outputs, name=name)
+    if weights is not None:
+        try:
+            model.load_weights(weights)
+        except Exception as e:  # keras raises several types; report one clear error
+            raise ValueError(
+                f"Could not load `weights` into model {name!r}: {e}. Received: weights={weights!r}"
+            ) from e
+    return model
+
+
+# ---------------------------------------------------------------------------
+# Residual and dense blocks. Layers are created in the reference's forward
+# order (torchvision ``BasicBlock``/``Bottleneck``/``_DenseLayer``/``_Transition``;
+# He et al. 2016b for pre-activation) and named ``{name}_conv1``, ``{name}_bn1``, ...
+
+
+def conv2d(x, filters, kernel_size, *, strides=1, padding=0, use_bias=False,
+           kernel_initializer="he_normal", name):
+    """A Conv2D named ``name``; an int ``padding`` zero-pads symmetrically first
+    (``{name}_pad``) and convolves ``"valid"``, like torchvision's ``Conv2d(padding=p)``."""
+    if padding:
+        x = layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
+    return layers.Conv2D(filters, kernel_size, strides=strides, padding="valid", use_bias=use_bias,
+                         kernel_initializer=kernel_initializer, name=name)(x)
+
+
+def bn_relu(x, *, name, suffix=""):
+    """BatchNorm then ReLU, named ``{name}_bn{suffix}`` and ``{name}_relu{suffix}``."""
+    x = batch_norm(x, name=f"{name}_bn{suffix}")
+    return layers.Activation("relu", name=f"{name}_relu{suffix}")(x)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class ChannelZeroPadding(layers.Layer):
+    """Appends zero channels: ``padding=(before, after)`` on the last axis.
+
+    The parameter-free half of He et al.'s option-A shortcut (the other half is
+    a strided subsample); torch implementations write it ``F.pad(x, (0, 0, 0, 0, p, p))``.
+    """
+
+    def __init__(self, padding, **kwargs):
+        super().__init__(**kwargs)
+        before, after = padding
+        self.padding = (int(before), int(after))
+
+    def call(self, inputs):
+        pads = [[0, 0]] * (len(inputs.shape) - 1) + [list(self.padding)]
+        return keras.ops.pad(inputs, pads)
+
+    def compute_output_shape(self, input_shape):
+        channels = input_shape[-1]
+        return (*input_shape[:-1], None if channels is None else channels + sum(self.padding))
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}
+
+
+def shortcut(x, filters, *, stride=1, kind="B", name):
+    """A residual shortcut: identity when the shape is kept, otherwise
+
+    * ``kind="A"``: strided subsample and zero channels split evenly on both sides
+      (parameter-free; He et al. 2016's CIFAR choice, as in akamaster/pytorch_resnet_cifar10);
+    * ``kind="B"``: projection, 1x1 conv (stride ``stride``) + BN (torchvision ``downsample``).
+    """
+    if stride == 1 and x.shape[-1] == filters:
+        return x
+    if kind == "A":
+        if stride > 1:
+            x = layers.AveragePooling2D(1, strides=stride, name=f"{name}_shortcut_subsample")(x)
+        pad = filters - x.shape[-1]
+        if pad:
+            x = ChannelZeroPadding((pad // 2, pad - pad // 2), name=f"{name}_shortcut_pad")(x)
+        return x
+    x = conv2d(x, filters, 1, strides=stride, name=f"{name}_shortcut_conv")
+    return batch_norm(x, name=f"{name}_shortcut_bn")
+
+
+def basic_block(x, filters, *, stride=1, shortcut_kind="B", name):
+    """ResNet basic block (torchvision ``BasicBlock``): conv3x3-BN-ReLU-conv3x3-BN, + shortcut, ReLU."""
+    y = conv2d(x, filters, 3, strides=stride, padding=1, name=f"{name}_conv1")
+    y = bn_relu(y, name=name, suffix="1")
+    y = conv2d(y, filters, 3, padding=1, name=f"{name}_conv2")
+    y = batch_norm(y, name=f"{name}_bn2")
+    s = shortcut(x, filters, stride=stride, kind=shortcut_kind, name=name)
+    y = layers.Add(name=f"{name}_add")([y, s])
+    return layers.Activation("relu", name=f"{name}_out")(y)
+
+
+def bottleneck_block(x, filters, *, stride=1, expansion=4, shortcut_kind="B", name):
+    """ResNet v1.5 bottleneck (torchvision ``Bottleneck``): 1x1, 3x3 (strided), 1x1 x ``expansion``.
+
+    The stride sits on the 3x3 conv, not on the first 1x1 as in the original paper.
+    """
+    y = conv2d(x, filters, 1, name=f"{name}_conv1")
+    y = bn_relu(y, name=name, suffix="1")
+    y = conv2d(y, filters, 3, strides=stride, padding=1, name=f"{name}_conv2")
+    y = bn_relu(y, name=name, suffix="2")
+    y = conv2d(y, filters * expansion, 1, name=f"{name}_conv3")
+    y = batch_norm(y, name=f"{name}_bn3")
+    s = shortcut(x, filters * expansion, stride=stride, kind=shortcut_kind, name=name)
+    y = layers.Add(name=f"{name}_add")([y, s])
+    return layers.Activation("relu", name=f"{name}_out")(y)
+
+
+def _preact_split(x, filters, *, stride, preact, name):
+    # He et al. 2016b: one BN-ReLU before splitting into the two paths; a
+    # projection shortcut (1x1 conv, no BN) takes the pre-activated tensor,
+    # an identity shortcut the raw one.
+    y = bn_relu(x, name=f"{name}_preact") if preact else x
+    if stride == 1 and x.shape[-1] == filters:
+        return y, x
+    return y, conv2d(y, filters, 1, strides=stride, name=f"{name}_shortcut_conv")
+
+
+def preact_basic_block(x, filters, *, stride=1, preact=True, name):
+    """Full pre-activation basic block: BN-ReLU-conv3x3-BN-ReLU-conv3x3 + shortcut (no ReLU after).
+
+    ``preact=False`` skips the leading BN-ReLU when the input is already
+    activated (the first block after a conv-BN-ReLU stem).
+    """
+    y, s = _preact_split(x, filters, stride=stride, preact=preact, name=name)
+    y = conv2d(y, filters, 3, strides=stride, padding=1, name=f"{name}_conv1")
+    y = bn_relu(y, name=name, suffix="1")
+    y = conv2d(y, filters, 3, padding=1, name=f"{name}_conv2")
+    return layers.Add(name=f"{name}_add")([y, s])
+
+
+def preact_bottleneck_block(x, filters, *, stride=1, expansion=4, preact=True, name):
+    """Full pre-activation bottleneck: BN-ReLU-1x1, BN-ReLU-3x3 (strided), BN-ReLU-1x1 + shortcut."""
+    y, s = _preact_split(x, filters * expansion, stride=stride, preact=preact, name=name)
+    y = conv2d(y, filters, 1, name=f"{name}_conv1")
+    y = bn_relu(y, name=name, suffix="1")
+    y = conv2d(y, filters, 3, strides=stride, padding=1, name=f"{name}_conv2")
+    y = bn_relu(y, name=name, suffix="2")
+    y = conv2d(y, filters * expansion, 1, name=f"{name}_conv3")
+    return layers.Add(name=f"{name}_add")([y, s])
+
+
+def dense_layer(x, growth_rate, *, bn_size=4, name):
+    """DenseNet-B layer (torchvision ``_DenseLayer``): BN-ReLU-conv1x1(bn_size*k)-BN-ReLU-conv3x3(k),
+    concatenated to its input."""
+    y = bn_relu(x, name=name, suffix="1")
+    y = conv2d(y, bn_size * growth_rate, 1, name=f"{name}_conv1")
+    y = bn_relu(y, name=name, suffix="2")
+    y = conv2d(y, growth_rate, 3, padding=1, name=f"{name}_conv2")
+    return layers.Concatenate(name=f"{name}_concat")([x, y])
+
+
+def dense_block(x, num_layers, growth_rate, *, bn_size=4, name):
+    """``num_layers`` dense layers named ``{name}_block1`` ... ``{name}_block{num_layers}``."""
+    for i in range(1, num_layers + 1):
+        x = dense_layer(x, growth_rate, bn_size=bn_size, name=f"{name}_block{i}")
+    return x
+
+
+def transition(x, filters, *, name):
+    """DenseNet transition (torchvision ``_Transition``): BN-ReLU-conv1x1-avgpool 2x2/2."""
+    x = bn_relu(x, name=name)
+    x = conv2d(x, filters, 1, name=f"{name}_conv")
+    return pool(x, "avg", pool_size=2, strides=2, name=name)
+
+
+def stem(x, filters, *, kind, activate=True, name="stem"):
+    """The input stem of ResNet-like networks.
+
+    ``kind="imagenet"``: conv7x7/2-BN-ReLU then max-pool 3x3/2 (torchvision ResNet
+    and DenseNet; zero padding before the pool is exact because it follows a ReLU).
+    ``kind="cifar"``: one conv3x3/1 and no pooling, keeping 32x32 maps for stage 1;
+    followed by BN-ReLU when ``activate`` (pre-activation networks leave that to
+    their first block).
+    """
+    if kind == "imagenet":
+        x = conv_bn_act(x, filters, 7, strides=2, padding=3, name=name)
+        return pool(x, "max", pool_size=3, strides=2, padding=1, name=f"{name}_pool")
+    return conv_bn_act(x, filters, 3, padding=1, batch_norm_=activate, use_bias=False,
+                       act="relu" if activate else None, name=name)

@@ -1,0 +1,61 @@
+"""Custom layers (serializable, backend-agnostic: keras.ops only)."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+
+def _bins(size: int, out: int) -> np.ndarray:
+    """(out, size) averaging matrix with PyTorch's adaptive-pooling bins.
+
+    Bin i spans [floor(i*size/out), ceil((i+1)*size/out)), which also works
+    when ``out > size`` (bins repeat input cells).
+    """
+    m = np.zeros((out, size), dtype="float32")
+    for i in range(out):
+        start, end = (i * size) // out, math.ceil((i + 1) * size / out)
+        m[i, start:end] = 1.0 / (end - start)
+    return m
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class AdaptiveAveragePooling2D(keras.layers.Layer):
+    """Average-pool a channels-last map to a fixed ``output_size``, as ``torch.nn.AdaptiveAvgPool2d``.
+
+    Unlike ``keras.layers.AdaptiveAveragePooling2D`` it also accepts maps
+    smaller than the output (torchvision's AlexNet/VGG on small inputs).
+
+    Args:
+        output_size: int or ``(height, width)``.
+    """
+
+    def __init__(self, output_size, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(output_size, int):
+            output_size = (output_size, output_size)
+        self.output_size = tuple(int(v) for v in output_size)
+
+    def build(self, input_shape):
+        h, w = input_shape[1], input_shape[2]
+        if h is None or w is None:
+            raise ValueError(f"AdaptiveAveragePooling2D needs a known spatial size. Received: input_shape={input_shape}")
+        self._identity = (h, w) == self.output_size
+        self._ph = _bins(h, self.output_size[0])
+        self._pw = _bins(w, self.output_size[1])
+
+    def call(self, inputs):
+        if self._identity:
+            return inputs
+        ph = ops.convert_to_tensor(self._ph, dtype=inputs.dtype)
+        pw = ops.convert_to_tensor(self._pw, dtype=inputs.dtype)
+        return ops.einsum("ih,bhwc,jw->bijc", ph, inputs, pw)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *self.output_size, input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "output_size": self.output_size}

@@ -1,0 +1,3 @@
+"""Importing this package registers every model family."""
+
+from zoo.models import alexnet, convnet, lenet, mlp  # noqa: F401

@@ -1,0 +1,109 @@
+"""The generic ConvNet pattern INPUT -> [[CONV -> ACT] x N -> POOL?] x M -> [FC -> ACT] x K -> FC.
+
+Reference: the CS231n "ConvNet architectures" pattern, as taught in introductory courses.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from zoo import blocks
+from zoo.registry import register_model
+from zoo.utils import (
+    check_activation,
+    check_bool,
+    check_choice,
+    check_common,
+    check_float,
+    check_int,
+    check_int_sequence,
+    check_width,
+    scaled,
+)
+
+
+@register_model(
+    family="convnet",
+    default_input_shape=(32, 32, 3),
+    min_input_size=4,  # two 2x2 pools with the default two stages
+    reference="CS231n pattern INPUT->[[CONV->RELU]*N->POOL?]*M->[FC->RELU]*K->FC",
+    tags=("image", "pooling", "stages", "width"),
+    test_kwargs={"input_shape": (16, 16, 3), "filters": (8, 16), "dense_units": (16,), "batch_norm": True},
+)
+def convnet(
+    *,
+    input_shape=None,
+    num_classes=10,
+    filters=(32, 64),
+    convs_per_stage=2,
+    kernel_size=3,
+    activation="relu",
+    pool="max",
+    batch_norm=False,
+    dropout=0.0,
+    dense_units=(128,),
+    flatten=True,
+    width=1.0,
+    include_top=True,
+    pooling=None,
+    classifier_activation="softmax",
+    weights=None,
+    name="convnet",
+):
+    """A plain ConvNet: M stages of N (conv -> [BN] -> act), each followed by a 2x2 pool.
+
+    Args:
+        filters: filters of each stage (its length is M).
+        convs_per_stage: N, conv layers per stage.
+        kernel_size: square kernel size of every conv.
+        activation: activation after each conv and hidden FC layer.
+        pool: ``"max"``, ``"avg"`` or ``None`` (no pooling) after each stage.
+        batch_norm: BatchNorm between each conv and its activation.
+        dropout: rate after each hidden FC layer.
+        dense_units: units of the K hidden FC layers.
+        flatten: ``True`` flattens the last feature map, ``False`` global-average-pools it.
+        width: multiplier on the filters and hidden units.
+
+    Example:
+        >>> model = convnet(filters=(16, 32), convs_per_stage=1, dense_units=(64,))
+    """
+    filters = check_int_sequence("filters", filters, allow_empty=False)
+    n = check_int("convs_per_stage", convs_per_stage)
+    k = check_int("kernel_size", kernel_size)
+    act = check_activation("activation", activation)
+    check_choice("pool", pool, ("max", "avg", None))
+    check_bool("batch_norm", batch_norm)
+    check_bool("flatten", flatten)
+    dropout = check_float("dropout", dropout, minimum=0.0, maximum=1.0, max_inclusive=False)
+    dense_units = check_int_sequence("dense_units", dense_units)
+    width = check_width(width)
+    min_size = 2 ** len(filters) if pool else 1
+    shape, num_classes = check_common(
+        input_shape=input_shape,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+        weights=weights,
+        default_input_shape=(32, 32, 3),
+        min_size=min_size,
+    )
+    inputs = keras.Input(shape=shape, name="input")
+    x = inputs
+    for m, f in enumerate(filters, start=1):
+        for i in range(1, n + 1):
+            x = blocks.conv_bn_act(x, scaled(f, width), k, batch_norm_=batch_norm, act=act,
+                                   name=f"stage{m}_conv{i}")
+        x = blocks.pool(x, pool, pool_size=2, name=f"stage{m}")
+    x = blocks.classifier_head(
+        x,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+        flatten=flatten,
+        hidden_units=tuple(scaled(u, width) for u in dense_units),
+        act=act,
+        dropout=dropout,
+    )
+    return blocks.finish(inputs, x, name=name, weights=weights)

@@ -1,0 +1,165 @@
+"""One registry of model builders, with a frozen card of metadata per model.
+
+Modelled on torchvision's ``_api.py`` and timm's ``_registry.py``: builders are
+registered with a decorator, listed with fnmatch patterns and built by name.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+
+__all__ = ["ModelCard", "register_model", "list_models", "build", "get_card"]
+
+# Capability flags a card may carry. Tests and reports read these instead of
+# keeping their own lists of model names.
+KNOWN_TAGS = frozenset(
+    {
+        "image",  # takes (H, W, C) images
+        "tabular",  # takes flat feature vectors
+        "pooling",  # honours include_top=False with pooling=None/"avg"/"max"
+        "stages",  # layers are grouped into stem/stageN/head by name prefix
+        "classic",  # a historical architecture (LeNet, AlexNet)
+        "residual",
+        "dense_connections",
+        "batch_norm",
+        "cifar",  # designed for 32x32 inputs
+        "imagenet",  # designed for 224x224 inputs
+        "width",  # accepts a `width` multiplier
+        "keras_applications",  # wraps keras.applications
+        "pretrained",  # weights="imagenet" is available (needs network on first use)
+        "slow",  # too big to train in the fast test suite even at test_kwargs
+    }
+)
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Metadata of one registered model.
+
+    Attributes:
+        name: registry name, e.g. ``"resnet18"``.
+        family: module-level family, e.g. ``"resnet"``.
+        default_input_shape: the shape the reference model was designed for.
+        min_input_size: smallest accepted spatial size (``None`` for tabular models).
+        reference: the paper or source the layout follows.
+        tags: capability flags (see ``KNOWN_TAGS``).
+        description: one line for ``zoo list``/``zoo info``.
+        test_kwargs: arguments that build a tiny version, used by the test suite
+            and by quick demos (small width, small input).
+        preprocess_input: input preprocessing expected by pretrained weights,
+            or ``None`` when the model takes inputs scaled to [0, 1].
+    """
+
+    name: str
+    family: str
+    default_input_shape: tuple
+    min_input_size: int | None
+    reference: str
+    tags: frozenset = frozenset()
+    description: str = ""
+    test_kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    preprocess_input: Callable | None = field(default=None, compare=False, repr=False)
+    builder: Callable = field(default=None, compare=False, repr=False)
+
+    def has(self, tag: str) -> bool:
+        return tag in self.tags
+
+
+_REGISTRY: dict[str, ModelCard] = {}
+
+
+def register_model(
+    *,
+    family: str,
+    default_input_shape: tuple,
+    min_input_size: int | None,
+    reference: str,
+    tags=(),
+    description: str = "",
+    test_kwargs: Mapping[str, Any] | None = None,
+    preprocess_input: Callable | None = None,
+    name: str | None = None,
+):
+    """Decorator registering a builder under its function name (or ``name``).
+
+    Raises:
+        ValueError: if the name is already registered or a tag is unknown.
+    """
+    unknown = set(tags) - KNOWN_TAGS
+    if unknown:
+        raise ValueError(f"Unknown tags {sorted(unknown)}. Known tags: {sorted(KNOWN_TAGS)}")
+
+    def decorator(fn):
+        model_name = name or fn.__name__
+        if model_name in _REGISTRY:
+            raise ValueError(f"A model named {model_name!r} is already registered.")
+        doc = (fn.__doc__ or "").strip().splitlines()
+        _REGISTRY[model_name] = ModelCard(
+            name=model_name,
+            family=family,
+            default_input_shape=tuple(default_input_shape),
+            min_input_size=min_input_size,
+            reference=reference,
+            tags=frozenset(tags),
+            description=description or (doc[0] if doc else ""),
+            test_kwargs=MappingProxyType(dict(test_kwargs or {})),
+            preprocess_input=preprocess_input,
+            builder=fn,
+        )
+        return fn
+
+    return decorator
+
+
+def _ensure_loaded():
+    # Importing the families registers them; done lazily so that
+    # `zoo.registry` itself has no import cycle with the model modules.
+    import zoo.models  # noqa: F401
+
+
+def list_models(pattern: str = "*", *, tags=()) -> list[str]:
+    """Sorted names of registered models matching an fnmatch ``pattern``.
+
+    Args:
+        pattern: e.g. ``"resnet*"``; ``"*"`` lists everything.
+        tags: only models whose card has every one of these tags.
+    """
+    if not isinstance(pattern, str):
+        raise TypeError(f"`pattern` must be a string. Received: pattern={pattern!r}")
+    _ensure_loaded()
+    tags = {tags} if isinstance(tags, str) else set(tags)
+    return sorted(
+        n for n, c in _REGISTRY.items() if fnmatch.fnmatchcase(n, pattern) and tags <= c.tags
+    )
+
+
+def get_card(name: str) -> ModelCard:
+    """The :class:`ModelCard` of a registered model.
+
+    Raises:
+        ValueError: unknown name, listing close matches.
+    """
+    _ensure_loaded()
+    if not isinstance(name, str):
+        raise TypeError(f"`name` must be a string. Received: name={name!r}")
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise ValueError(
+            f"Unknown model name. Received: name={name!r}.{hint} "
+            f"Use zoo.list_models() to see all {len(_REGISTRY)} models."
+        )
+    return _REGISTRY[name]
+
+
+def build(name: str, **kwargs):
+    """Build a registered model by name; keyword arguments go to its builder.
+
+    Example:
+        >>> model = build("lenet5", num_classes=10)
+    """
+    return get_card(name).builder(**kwargs)

@@ -1,0 +1,240 @@
+"""Argument checks shared by every builder: fail early, say what was received."""
+
+from __future__ import annotations
+
+import numbers
+import os
+
+ACTIVATIONS = (
+    "relu",
+    "relu6",
+    "leaky_relu",
+    "elu",
+    "selu",
+    "gelu",
+    "swish",
+    "silu",
+    "mish",
+    "tanh",
+    "sigmoid",
+    "softplus",
+    "linear",
+)
+
+# Short initializer names map to the variant their paper recommends
+# (LeCun normal for SELU, Glorot uniform as Keras' default, He normal for ReLU).
+INITIALIZERS = {
+    "lecun": "lecun_normal",
+    "lecun_uniform": "lecun_uniform",
+    "lecun_normal": "lecun_normal",
+    "glorot": "glorot_uniform",
+    "glorot_uniform": "glorot_uniform",
+    "glorot_normal": "glorot_normal",
+    "xavier": "glorot_uniform",
+    "he": "he_normal",
+    "he_uniform": "he_uniform",
+    "he_normal": "he_normal",
+    "kaiming": "he_normal",
+}
+
+POOLINGS = (None, "avg", "max")
+
+
+def check_int(name: str, value, *, minimum: int | None = 1, allow_none: bool = False):
+    """Return ``value`` if it is an int >= ``minimum``; raise otherwise."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be an integer. Received: {name}={value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}. Received: {name}={value!r}")
+    return int(value)
+
+
+def check_float(name: str, value, *, minimum=None, maximum=None, max_inclusive=True):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a number. Received: {name}={value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}. Received: {name}={value!r}")
+    if maximum is not None and (value > maximum or (not max_inclusive and value >= maximum)):
+        op = "<=" if max_inclusive else "<"
+        raise ValueError(f"`{name}` must be {op} {maximum}. Received: {name}={value!r}")
+    return float(value)
+
+
+def check_choice(name: str, value, choices):
+    if value not in choices:
+        raise ValueError(
+            f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}"
+        )
+    return value
+
+
+def check_bool(name: str, value):
+    if not isinstance(value, bool):
+        raise TypeError(f"`{name}` must be True or False. Received: {name}={value!r}")
+    return value
+
+
+def check_int_sequence(name: str, value, *, minimum: int = 1, allow_empty: bool = True):
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = (value,)
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"`{name}` must be a sequence of integers. Received: {name}={value!r}")
+    value = tuple(value)
+    if not value and not allow_empty:
+        raise ValueError(f"`{name}` must not be empty. Received: {name}={value!r}")
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < minimum:
+            raise ValueError(
+                f"`{name}` must contain integers >= {minimum}. Received: {name}={value!r}"
+            )
+    return tuple(int(v) for v in value)
+
+
+def check_activation(name: str, value):
+    """Validate an activation name (``None`` means linear)."""
+    if value is None:
+        return "linear"
+    if not isinstance(value, str):
+        raise TypeError(f"`{name}` must be an activation name. Received: {name}={value!r}")
+    return check_choice(name, value, ACTIVATIONS)
+
+
+def check_initializer(name: str, value):
+    if not isinstance(value, str):
+        raise TypeError(f"`{name}` must be an initializer name. Received: {name}={value!r}")
+    if value not in INITIALIZERS:
+        raise ValueError(
+            f"`{name}` must be one of {sorted(INITIALIZERS)}. Received: {name}={value!r}"
+        )
+    return INITIALIZERS[value]
+
+
+def check_classifier_activation(value):
+    """``None``/"linear" gives logits; otherwise softmax or sigmoid."""
+    if value is None:
+        return None
+    return check_choice("classifier_activation", value, ("softmax", "sigmoid", "linear"))
+
+
+def check_weights(weights, *, allow_imagenet: bool = False):
+    """``weights`` is ``None``, a path to a local file, or ``"imagenet"`` for wrappers."""
+    if weights is None:
+        return None
+    if isinstance(weights, bool):
+        raise TypeError(
+            "`weights` must be None, a file path or 'imagenet', not a bool. "
+            f"Received: weights={weights!r}"
+        )
+    if not isinstance(weights, (str, os.PathLike)):
+        raise TypeError(f"`weights` must be None, a file path or 'imagenet'. Received: weights={weights!r}")
+    weights = os.fspath(weights)
+    if weights == "imagenet":
+        if not allow_imagenet:
+            raise ValueError(
+                "weights='imagenet' is only available for the keras.applications wrappers "
+                "(zoo.list_models('keras_*')). Received: weights='imagenet'"
+            )
+        return weights
+    if not os.path.exists(weights):
+        raise ValueError(f"`weights` file does not exist. Received: weights={weights!r}")
+    return weights
+
+
+def check_input_shape(input_shape, *, default, min_size=None, rank=3, channels=None):
+    """Normalise and validate an input shape (without the batch axis).
+
+    Args:
+        input_shape: user value, or ``None`` for ``default``.
+        default: the model's default input shape.
+        min_size: smallest accepted spatial size, for images.
+        rank: expected number of axes (3 for images, 1 for tabular).
+        channels: required channel count, if any.
+    """
+    if input_shape is None:
+        input_shape = default
+    if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__iter__"):
+        raise TypeError(f"`input_shape` must be a tuple. Received: input_shape={input_shape!r}")
+    shape = tuple(input_shape)
+    if len(shape) != rank:
+        expect = "(height, width, channels)" if rank == 3 else f"{rank} axes"
+        raise ValueError(
+            f"`input_shape` must have {rank} axes {expect} without the batch axis. "
+            f"Received: input_shape={shape!r}"
+        )
+    for v in shape:
+        if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1):
+            raise ValueError(
+                f"`input_shape` must contain positive integers. Received: input_shape={shape!r}"
+            )
+    if rank == 3:
+        h, w, c = shape
+        if c is None:
+            raise ValueError(f"The channel axis of `input_shape` must be known. Received: input_shape={shape!r}")
+        if channels is not None and c != channels:
+            raise ValueError(
+                f"`input_shape` must have {channels} channels. Received: input_shape={shape!r}"
+            )
+        if min_size is not None:
+            for v in (h, w):
+                if v is not None and v < min_size:
+                    raise ValueError(
+                        f"`input_shape` is smaller than this model's minimum input size "
+                        f"{min_size}x{min_size}. Received: input_shape={shape!r}"
+                    )
+    return tuple(None if v is None else int(v) for v in shape)
+
+
+def check_common(
+    *,
+    input_shape,
+    num_classes,
+    include_top,
+    pooling,
+    classifier_activation,
+    weights,
+    default_input_shape,
+    min_size,
+    rank=3,
+    channels=None,
+    allow_imagenet=False,
+):
+    """The checks every keras.applications-style builder starts with."""
+    shape = check_input_shape(
+        input_shape, default=default_input_shape, min_size=min_size, rank=rank, channels=channels
+    )
+    check_bool("include_top", include_top)
+    num_classes = check_int("num_classes", num_classes)
+    check_choice("pooling", pooling, POOLINGS)
+    check_classifier_activation(classifier_activation)
+    check_weights(weights, allow_imagenet=allow_imagenet)
+    return shape, num_classes
+
+
+def scaled(channels: int, width: float, *, minimum: int = 1) -> int:
+    """Scale a channel count by a width multiplier (rounded, at least ``minimum``)."""
+    return max(minimum, int(round(channels * width)))
+
+
+def check_width(width):
+    return check_float("width", width, minimum=1e-6)
+
+
+STEMS = ("imagenet", "cifar")
+# Inputs smaller than this (on either spatial axis) get the small-image stem by default.
+CIFAR_STEM_BELOW = 64
+
+
+def check_stem(stem, input_shape, *, threshold=CIFAR_STEM_BELOW):
+    """Resolve ``stem`` (``"imagenet"``, ``"cifar"`` or ``None`` = chosen from the input size).
+
+    ``None`` picks ``"cifar"`` (a stride-1 3x3 conv, no max-pool) when the known
+    height or width of ``input_shape`` is below ``threshold``, else ``"imagenet"``.
+    """
+    if stem is None:
+        known = [v for v in input_shape[:2] if v is not None]
+        return "cifar" if known and min(known) < threshold else "imagenet"
+    if not isinstance(stem, str):
+        raise TypeError(f"`stem` must be one of {list(STEMS)} or None. Received: stem={stem!r}")
+    return check_choice("stem", stem, STEMS)
