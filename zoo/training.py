@@ -27,6 +27,7 @@ __all__ = [
     "outputs_logits",
     "compile_model",
     "fit",
+    "uint8_inputs",
 ]
 
 
@@ -230,6 +231,22 @@ def compile_model(
         steps_per_execution=steps_per_execution,
     )
     return model
+
+
+def uint8_inputs(model, *, scale=1.0 / 255.0, offset=0.0, name=None):
+    """Wrap an image model so it takes ``uint8`` pixels and normalises them on the device.
+
+    Sending uint8 instead of float32 moves 4x fewer bytes from the host (or keeps
+    4x more images resident on an accelerator); the ``Rescaling`` runs in the
+    model's compute dtype (bfloat16/float16 under mixed precision).
+
+    Example:
+        >>> fast = uint8_inputs(zoo.build("resnet18", input_shape=(32, 32, 3), num_classes=10))
+    """
+    shape = tuple(model.inputs[0].shape[1:])
+    inputs = keras.Input(shape=shape, dtype="uint8", name="uint8_input")
+    x = keras.layers.Rescaling(scale, offset, name="normalize")(inputs)
+    return keras.Model(inputs, model(x), name=name or model.name)
 
 
 def _cardinality(data, batch_size):

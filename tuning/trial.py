@@ -1,0 +1,221 @@
+"""Train one model and measure it: the unit of work of searches and comparisons.
+
+``run_trial`` builds, profiles, trains through :func:`zoo.training.fit`,
+evaluates, times inference and returns a complete trial record. Failures
+(invalid configuration, non-finite loss, out of memory) become ``failed``
+records with a reason instead of exceptions, so a search goes on.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import resource
+import time
+
+import keras
+
+import zoo
+from tuning.records import finite, new_record
+from zoo import training
+
+__all__ = ["EpochTimer", "run_trial", "peak_memory_bytes", "is_out_of_memory"]
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall-clock seconds of each epoch (training and validation)."""
+
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def peak_memory_bytes() -> int:
+    """Peak memory of this process so far: accelerator peak when there is one, else host RSS."""
+    backend = keras.backend.backend()
+    try:
+        if backend == "jax":
+            import jax
+
+            stats = jax.devices()[0].memory_stats() or {}
+            if "peak_bytes_in_use" in stats:
+                return int(stats["peak_bytes_in_use"])
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            if tf.config.list_physical_devices("GPU"):
+                return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+        elif backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                return int(torch.cuda.max_memory_allocated())
+    except Exception:  # memory queries are best effort
+        pass
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    name = type(error).__name__
+    text = str(error).lower()
+    return isinstance(error, MemoryError) or "ResourceExhausted" in name or "out of memory" in text or "oom" in text.split()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error)
+    return text.splitlines()[0][:500] if text else ""
+
+
+def _splits(data, batch_size):
+    """(train, validation, test) in a form ``model.fit`` takes, at ``batch_size``."""
+    out = []
+    for split in ("train", "validation", "test"):
+        if split not in data.splits:
+            out.append(None)
+            continue
+        ds = getattr(data, split, None)
+        if ds is None or batch_size != data.batch_size:
+            if ds is not None and hasattr(ds, "rebatch"):
+                # keep the tf.data pipeline (and its shuffling); only the batch size changes
+                ds = ds.rebatch(batch_size)
+            else:
+                ds = data.arrays(split)
+        out.append(ds)
+    return out
+
+
+def _evaluate(model, data, batch_size, prefix):
+    if data is None:
+        return {}
+    if isinstance(data, tuple):
+        values = model.evaluate(data[0], data[1], batch_size=batch_size, verbose=0, return_dict=True)
+    else:
+        values = model.evaluate(data, verbose=0, return_dict=True)
+    return {f"{prefix}_{k}": float(v) for k, v in values.items()}
+
+
+def run_trial(
+    build,
+    data,
+    *,
+    trial_id,
+    model_name=None,
+    hyperparameters=None,
+    epochs=5,
+    batch_size=None,
+    seed=0,
+    fit_kwargs=None,
+    callbacks=(),
+    measure_speed=True,
+    speed_iterations=10,
+    verbose=0,
+    on_trained=None,
+) -> dict:
+    """Build, train and measure one model; never raises for a failed trial.
+
+    Args:
+        build: a registry name, or a callable returning a ``keras.Model``.
+        data: a :class:`zoo.data.DataBundle`.
+        trial_id: identifier stored in the record.
+        model_name: name stored in the record (default: the registry name).
+        hyperparameters: stored in the record as given.
+        epochs, batch_size, seed: training budget (``batch_size`` defaults to the bundle's).
+        fit_kwargs: optimizer, learning_rate, schedule, ... for :func:`zoo.training.fit`.
+        callbacks: extra Keras callbacks.
+        measure_speed: time batch-1 latency and batch throughput after training.
+        on_trained: optional ``callable(model) -> dict`` run after evaluation on the
+            trained model; its JSON-friendly fields are added to the record (e.g. a
+            confusion matrix), so that reports never need the model again.
+
+    Returns:
+        A record (see :mod:`tuning.records`) with status ``completed`` or ``failed``.
+    """
+    batch_size = batch_size or data.batch_size
+    name = model_name or (build if isinstance(build, str) else getattr(build, "__name__", "model"))
+    base = dict(
+        id=trial_id, model=name, hyperparameters=hyperparameters or {}, seed=seed, epochs=epochs,
+        batch_size=batch_size, data=data.fingerprint, dataset=data.name,
+    )
+    timings = {}  # seconds per phase, so that the time spent around model.fit can be measured
+    base["timings"] = timings
+    training.set_seed(seed)
+    clock = time.perf_counter()
+    try:
+        model = zoo.build(build, input_shape=data.input_shape, num_classes=data.num_classes) if isinstance(
+            build, str) else build()
+    except (ValueError, TypeError) as e:
+        return new_record(status="failed", error=f"invalid configuration: {e}", **base)
+    except Exception as e:  # noqa: BLE001 - e.g. out of memory while creating the weights
+        reason = "out of memory" if is_out_of_memory(e) else f"build failed: {type(e).__name__}"
+        return new_record(status="failed", error=f"{reason}: {_first_line(e)}",
+                          peak_memory_bytes=peak_memory_bytes(), **base)
+    if model_name is None and not isinstance(build, str):
+        base["model"] = model.name  # a callable's own name ("<lambda>") says little
+    timings["build"] = time.perf_counter() - clock
+    try:
+        clock = time.perf_counter()
+        p = zoo.profile(model)
+        base.update(params=p.params, trainable_params=p.trainable_params, macs=p.macs, flops=p.flops,
+                    weight_bytes=p.weight_bytes)
+        timings["profile"] = time.perf_counter() - clock
+        train, val, test = _splits(data, batch_size)
+        fit_kwargs = dict(fit_kwargs or {})
+        if data.task == "regression" and fit_kwargs.get("compile", True):
+            # several linear outputs are not logits here (compile=False takes no compile arguments)
+            fit_kwargs.setdefault("task", "regression")
+        timer = EpochTimer()
+        start = time.perf_counter()
+        hist = training.fit(
+            model, train, val, epochs=epochs, batch_size=batch_size, seed=seed,
+            callbacks=[timer, keras.callbacks.TerminateOnNaN(), *callbacks], verbose=verbose, **fit_kwargs,
+        )
+        fit_seconds = time.perf_counter() - start
+        timings["fit"] = fit_seconds
+        history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+        base.update(
+            history=history, fit_seconds=fit_seconds, epochs_run=len(timer.seconds),
+            seconds_per_epoch=fit_seconds / max(1, len(timer.seconds)), epoch_seconds=timer.seconds,
+        )
+        losses = history.get("loss", [])
+        if not losses or not all(finite(v) for v in losses):
+            bad = next((i for i, v in enumerate(losses) if not finite(v)), 0)
+            return new_record(status="failed", error=f"non-finite loss at epoch {bad + 1}",
+                              peak_memory_bytes=peak_memory_bytes(), **base)
+        clock = time.perf_counter()
+        metrics = {**_evaluate(model, val, batch_size, "val"), **_evaluate(model, test, batch_size, "test")}
+        timings["evaluate"] = time.perf_counter() - clock
+        if not all(finite(v) for v in metrics.values()):
+            return new_record(status="failed", error="non-finite evaluation metrics",
+                              peak_memory_bytes=peak_memory_bytes(), **metrics, **base)
+        if measure_speed:
+            clock = time.perf_counter()
+            lat = zoo.measure_speed(model, batch_size=1, iterations=speed_iterations, warmup=2)
+            thr = zoo.measure_speed(model, batch_size=batch_size, iterations=max(3, speed_iterations // 3), warmup=1)
+            base.update(latency_ms=lat["latency_ms"], throughput=thr["throughput"])
+            timings["speed"] = time.perf_counter() - clock
+        if on_trained is not None:
+            extra = dict(on_trained(model) or {})
+            clash = sorted(set(extra) & (set(base) | set(metrics) | {"id", "status", "error"}))
+            if clash:
+                raise ValueError(f"`on_trained` may not overwrite record fields. Received: {clash}")
+            base.update(extra)
+        return new_record(status="completed", peak_memory_bytes=peak_memory_bytes(), **metrics, **base)
+    except Exception as e:  # noqa: BLE001 - every failure becomes a record; the search goes on
+        reason = "out of memory" if is_out_of_memory(e) else type(e).__name__
+        return new_record(status="failed", error=f"{reason}: {_first_line(e)}",
+                          peak_memory_bytes=peak_memory_bytes(), **base)
+    finally:
+        del model
+        keras.backend.clear_session()
+        gc.collect()
+
+
+def objective_value(record, objective="val_accuracy"):
+    """The record's objective if completed and finite, else ``None`` (never ranked)."""
+    value = record.get(objective)
+    return value if record.get("status") == "completed" and finite(value) and not math.isnan(value) else None
