@@ -41,11 +41,11 @@ def test_alexnet_matches_torchvision_parameter_count_and_layout():
     model = zoo.build("alexnet", input_shape=(224, 224, 3), num_classes=1000)
     assert _trainable(model) == 61_100_840
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    # torchvision pads 2, 2, 1, 1, 1: explicit and symmetric for the strided conv1, "same" (equal) for stride 1
     assert [(c.filters, c.kernel_size[0], c.strides[0], c.padding) for c in convs] == [
-        (64, 11, 4, "valid"), (192, 5, 1, "valid"), (384, 3, 1, "valid"), (256, 3, 1, "valid"), (256, 3, 1, "valid")
+        (64, 11, 4, "valid"), (192, 5, 1, "same"), (384, 3, 1, "same"), (256, 3, 1, "same"), (256, 3, 1, "same")
     ]
-    pads = [model.get_layer(f"stage{i}_pad").padding for i in range(1, 6)]
-    assert pads == [((2, 2), (2, 2))] * 2 + [((1, 1), (1, 1))] * 3  # symmetric, as torchvision
+    assert model.get_layer("stage1_pad").padding == ((2, 2), (2, 2))
     assert model.get_layer("head_adaptive_avgpool").output.shape[1:] == (6, 6, 256)
     order = [layer.name for layer in model.layers if layer.name.startswith("head_")]
     assert order == ["head_adaptive_avgpool", "head_flatten", "head_dropout1", "head_fc1", "head_fc1_relu",

@@ -1,8 +1,18 @@
 """zoo: a Keras 3 model zoo with profiling, data and transfer learning."""
 
-from zoo import training
+from zoo import data, training, transfer
 from zoo.profile import Profile, measure_speed, profile
 from zoo.registry import ModelCard, build, get_card, list_models, register_model
+from zoo.transfer import (
+    feature_extractor,
+    fine_tune,
+    freeze,
+    load_weights,
+    replace_head,
+    train_head_on_features,
+    trainability,
+    unfreeze,
+)
 
 __version__ = "0.1.0"
 
@@ -10,10 +20,20 @@ __all__ = [
     "ModelCard",
     "Profile",
     "build",
+    "data",
+    "feature_extractor",
+    "fine_tune",
+    "freeze",
     "get_card",
     "list_models",
+    "load_weights",
     "measure_speed",
     "profile",
     "register_model",
+    "replace_head",
+    "train_head_on_features",
+    "trainability",
     "training",
+    "transfer",
+    "unfreeze",
 ]

@@ -30,6 +30,26 @@ def batch_norm(x, *, name, epsilon=BN_EPSILON, momentum=BN_MOMENTUM):
     return layers.BatchNormalization(epsilon=epsilon, momentum=momentum, name=name)(x)
 
 
+def symmetric_padding(x, padding, kernel_size, strides=1, *, name):
+    """Apply torchvision-style symmetric ``padding`` (an int); returns ``(x, keras_padding)``.
+
+    With stride 1 and an odd kernel, Keras' ``"same"`` pads exactly
+    ``(k - 1) / 2`` on each side, so no extra layer is needed. Strided
+    convolutions and pools get an explicit ``ZeroPadding2D`` (``{name}_pad``)
+    and ``"valid"``: Keras' ``"same"`` would pad asymmetrically there.
+    Strings (``"same"``/``"valid"``) pass through.
+    """
+    if not isinstance(padding, int):
+        return x, padding
+    if padding == 0:
+        return x, "valid"
+    k = kernel_size if isinstance(kernel_size, int) else kernel_size[0]
+    s = strides if isinstance(strides, int) else strides[0]
+    if s == 1 and 2 * padding == k - 1:
+        return x, "same"
+    return layers.ZeroPadding2D(padding, name=f"{name}_pad")(x), "valid"
+
+
 def conv_bn_act(
     x,
     filters,
@@ -48,14 +68,10 @@ def conv_bn_act(
     """Conv2D -> (BatchNorm) -> (activation).
 
     ``padding`` may be ``"same"``, ``"valid"`` or an int: an int pads
-    symmetrically with ``ZeroPadding2D`` and convolves with ``"valid"``, as
-    torchvision does (Keras' ``"same"`` pads asymmetrically when strided).
+    symmetrically, as torchvision does (see :func:`symmetric_padding`).
     Convolutions followed by BatchNorm have no bias unless ``use_bias=True``.
     """
-    if isinstance(padding, int):
-        if padding:
-            x = layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
-        padding = "valid"
+    x, padding = symmetric_padding(x, padding, kernel_size, strides, name=name)
     if use_bias is None:
         use_bias = not batch_norm_
     x = layers.Conv2D(
@@ -80,10 +96,7 @@ def pool(x, kind, *, pool_size=2, strides=None, padding="valid", name):
     """Max or average pooling (``kind`` in {"max", "avg"}); ``None`` is a no-op."""
     if kind is None:
         return x
-    if isinstance(padding, int):
-        if padding:
-            x = layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
-        padding = "valid"
+    x, padding = symmetric_padding(x, padding, pool_size, strides or pool_size, name=name)
     cls = {"max": layers.MaxPooling2D, "avg": layers.AveragePooling2D}[kind]
     return cls(pool_size, strides=strides, padding=padding, name=f"{name}_{kind}pool")(x)
 
@@ -159,11 +172,9 @@ def finish(inputs, outputs, *, name, weights=None):
 
 def conv2d(x, filters, kernel_size, *, strides=1, padding=0, use_bias=False,
            kernel_initializer="he_normal", name):
-    """A Conv2D named ``name``; an int ``padding`` zero-pads symmetrically first
-    (``{name}_pad``) and convolves ``"valid"``, like torchvision's ``Conv2d(padding=p)``."""
-    if padding:
-        x = layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
-    return layers.Conv2D(filters, kernel_size, strides=strides, padding="valid", use_bias=use_bias,
+    """A Conv2D named ``name`` with torchvision's symmetric int ``padding`` (see :func:`symmetric_padding`)."""
+    x, padding = symmetric_padding(x, padding, kernel_size, strides, name=name)
+    return layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=use_bias,
                          kernel_initializer=kernel_initializer, name=name)(x)
 
 

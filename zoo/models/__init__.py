@@ -1,3 +1,3 @@
 """Importing this package registers every model family."""
 
-from zoo.models import alexnet, convnet, lenet, mlp  # noqa: F401
+from zoo.models import alexnet, applications, convnet, densenet, lenet, mlp, preact_resnet, resnet, vgg  # noqa: F401

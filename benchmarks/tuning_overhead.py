@@ -1,0 +1,119 @@
+"""Tuning overhead: the time a search spends outside ``model.fit``, as a fraction of trial time.
+
+Runs a small search and reads its records: ``fit_seconds`` is ``model.fit``
+(training plus its per-epoch validation), ``trial_seconds`` the whole trial as
+the tuner sees it (build, profile, fit, evaluation, latency/throughput timing,
+clean-up, record write), and the search's wall clock adds the oracle's work
+between trials and the start-up (space declaration, manifest, resume replay).
+Goal: at most 5 % of a trial outside ``model.fit``.
+
+Run:
+    python benchmarks/tuning_overhead.py            # convnet on 32x32 digits, 3 trials of 5 and of 12 epochs
+    python benchmarks/tuning_overhead.py --fast     # a tiny check (seconds, not representative)
+
+Writes ``benchmarks/results/tuning_overhead.json`` (machine, backend and versions included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import tuning  # noqa: E402
+import zoo.data  # noqa: E402
+from tuning.records import environment  # noqa: E402
+
+GOAL = 0.05
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return statistics.fmean(values) if values else None
+
+
+def run(*, model, data_name, image_size, trials, epochs, measure_speed, seed=0):
+    data = zoo.data.load(data_name, image_size=image_size) if image_size else zoo.data.load(data_name)
+    with tempfile.TemporaryDirectory() as directory:
+        start = time.perf_counter()
+        result = tuning.search(model, data=data, max_trials=trials, epochs=epochs, directory=directory,
+                               measure_speed=measure_speed, report=False, seed=seed, verbose=1,
+                               training={"optimizer": ("adam",), "schedule": ("constant",)})
+        wall = time.perf_counter() - start
+    done = [r for r in result.records if r.get("fit_seconds")]
+    fit = sum(r["fit_seconds"] for r in done)
+    trial = sum(r["trial_seconds"] for r in done)
+    phases = {}
+    for r in done:
+        timings = r.get("timings") or {}
+        other = r["trial_seconds"] - sum(timings.values())
+        for name, seconds in {**timings, "other (clean-up, record write, tuner)": other}.items():
+            phases.setdefault(name, []).append(seconds)
+    per_trial = [(r["trial_seconds"] - r["fit_seconds"]) / r["trial_seconds"] for r in done]
+    return {
+        "config": {"model": model, "data": data_name, "image_size": image_size, "trials": trials, "epochs": epochs,
+                   "measure_speed": measure_speed},
+        "trials_completed": len(done),
+        "search_wall_seconds": wall,
+        "sum_fit_seconds": fit,
+        "sum_trial_seconds": trial,
+        "mean_fit_seconds": fit / max(1, len(done)),
+        "overhead_fraction_per_trial": trial and (trial - fit) / trial,
+        "overhead_fraction_per_trial_mean": _mean(per_trial),
+        "overhead_fraction_of_search": wall and (wall - fit) / wall,
+        "search_outside_trials_seconds": wall - trial,
+        "phase_seconds_mean": {k: _mean(v) for k, v in phases.items()},
+        "goal": GOAL,
+        "meets_goal": bool(trial and (trial - fit) / trial <= GOAL),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fast", action="store_true", help="tiny run: checks the script, not the goal")
+    parser.add_argument("--model", default="convnet")
+    parser.add_argument("--data", default="digits")
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--epochs", type=int, nargs="+", default=[5, 12], help="one search per value")
+    parser.add_argument("--no-speed", action="store_true", help="skip latency/throughput timing")
+    parser.add_argument("--out", default=None,
+                        help="JSON results (default benchmarks/results/tuning_overhead.json; --fast writes none)")
+    args = parser.parse_args(argv)
+    if args.fast:
+        args.model, args.data, args.image_size, args.trials, args.epochs = "mlp", "moons", None, 2, [1]
+    results = [run(model=args.model, data_name=args.data, image_size=args.image_size, trials=args.trials,
+                   epochs=epochs, measure_speed=not args.no_speed) for epochs in args.epochs]
+    payload = {"benchmark": "tuning_overhead", "environment": environment(),
+               "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": results}
+    if args.out is None and not args.fast:
+        args.out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "tuning_overhead.json")
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w", encoding="utf-8") as f:
+            json.dump(payload, f, indent=2)
+            f.write("\n")
+    print()
+    for r in results:
+        outside = r["sum_trial_seconds"] - r["sum_fit_seconds"]
+        print(f"{r['config']['epochs']} epochs, {r['trials_completed']} trials, "
+              f"mean fit {r['mean_fit_seconds']:.1f} s: "
+              f"{100 * r['overhead_fraction_per_trial']:.1f}% of trial time outside model.fit "
+              f"({outside / max(1, r['trials_completed']):.2f} s per trial; goal <= {100 * GOAL:.0f}%: "
+              f"{'met' if r['meets_goal'] else 'NOT met'}); {100 * r['overhead_fraction_of_search']:.1f}% of "
+              f"the whole search incl. start-up")
+        print("  mean seconds per phase: " + ", ".join(f"{k} {v:.3f}" for k, v in r["phase_seconds_mean"].items()))
+    if args.out:
+        print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""The tutorial examples run end to end in fast mode, each in a fresh process, and save their plots."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+EXAMPLES = {
+    "t1_sinusoid.py": (["t1_fit.png", "t1_loss.png"], "test MSE"),
+    "t2_binary.py": (["t2_decision_boundary.png", "t2_curves.png"], "MLP (32, 32) relu: test accuracy"),
+    "t3_multiclass.py": (["t3_decision_regions.png", "t3_confusion_matrix.png", "t3_curves.png"], "test accuracy"),
+    # names the data it used: prepared CIFAR-10, or the embedded stand-in
+    "t4_cifar10_cnn.py": (["t4_curves.png", "t4_confusion_matrix.png", "t4_predictions.png"], "Data: CIFAR-10 "),
+    "compare_report.py": (["report.html", "report.md", "results.csv", "plots/curves.png"], "Regenerated from"),
+    "t5_transfer.py": (["t5_phases.png"], "test accuracy with"),
+    "tuning_search.py": (["report/report.html"], "Pareto front"),
+}
+NO_DIAGNOSIS = {"compare_report.py", "tuning_search.py"}
+
+
+@pytest.mark.parametrize("script", sorted(EXAMPLES))
+def test_example_fast(script, tmp_path):
+    outputs, expected = EXAMPLES[script]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, os.path.join("examples", script), "--fast", "--out", str(tmp_path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert expected in done.stdout
+    assert "loss curves: " in done.stdout or script in NO_DIAGNOSIS
+    for name in outputs:
+        assert (tmp_path / name).stat().st_size > 1000, name

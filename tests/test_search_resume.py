@@ -1,0 +1,185 @@
+"""Searches lose nothing: kill -9 and resume, damaged state files, changed searches, distributed workers."""
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import warnings
+
+import pytest
+
+import tuning
+import zoo.data
+from tuning.records import read_records
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = {"name": "moons", "num_samples": 400}
+SEARCH = {"models": "mlp", "epochs": 1, "seed": 3, "report": False, "measure_speed": False,
+          "training": {"optimizer": ["adam"], "schedule": ["constant"], "weight_decay": [0.0]}}
+
+# Runs one search from the command line: `python script.py DIRECTORY '{"max_trials": 4, ...}'`.
+SCRIPT = textwrap.dedent(f"""
+    import json, sys
+    sys.path.insert(0, {REPO!r})
+    import tuning, zoo.data
+    config = json.loads(sys.argv[2])
+    data = zoo.data.load(**config.pop("data"))
+    result = tuning.search(config.pop("models"), data=data, directory=sys.argv[1], **config)
+    print("DONE", len(result.records), flush=True)
+""")
+
+
+def _config(**overrides):
+    return {**SEARCH, "data": DATA, **overrides}
+
+
+def _search(directory, **overrides):
+    config = _config(**overrides)
+    data = zoo.data.load(**config.pop("data"))
+    return tuning.search(config.pop("models"), data=data, directory=directory, **config)
+
+
+def _records(directory):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a line cut by the kill is reported, and expected here
+        return {r["id"]: r for r in read_records(os.path.join(directory, "records.jsonl"))}
+
+
+def _lines(path):
+    with open(path, "rb") as f:
+        return f.read().count(b"\n")
+
+
+def test_kill_9_at_a_random_trial_then_resume_keeps_every_trial(tmp_path):
+    script = tmp_path / "search.py"
+    script.write_text(SCRIPT)
+    directory = tmp_path / "run"
+    rng = random.Random()
+    wait_for, delay = rng.choice([1, 2]), rng.uniform(0.0, 1.0)
+    print(f"killing after {wait_for} record(s) + {delay:.2f} s")  # shown when the test fails
+    log = open(tmp_path / "search.log", "wb")  # a file, not a pipe: a full pipe would block the search
+    proc = subprocess.Popen([sys.executable, str(script), str(directory), json.dumps(_config(max_trials=4))],
+                            stdout=log, stderr=subprocess.STDOUT)
+    records_path = directory / "records.jsonl"
+    deadline = time.monotonic() + 240
+    while not (records_path.exists() and _lines(records_path) >= wait_for):
+        assert proc.poll() is None, (tmp_path / "search.log").read_text()[-3000:]
+        assert time.monotonic() < deadline, "the search wrote no record in time"
+        time.sleep(0.05)
+    time.sleep(delay)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    log.close()
+    before = _records(directory)
+    assert len(before) >= 1
+
+    result = _search(directory, max_trials=4, verbose=0)
+    after = {r["id"]: r for r in result.records}
+    assert sorted(after) == ["0", "1", "2", "3"]  # the final count is reached
+    for rid, record in before.items():  # completed trials are kept, not re-run
+        assert after[rid] == record
+    assert len(read_records(records_path)) == 4  # and nothing was recorded twice
+    assert any("resumed" in note for note in result.notes)
+    # the resumed oracle knows every trial: its ids and values are the records'
+    oracle_trials = result.tuner.oracle.trials
+    for rid, record in after.items():
+        trial = oracle_trials[rid]
+        assert trial.status == "COMPLETED" and trial.score == record["val_accuracy"]
+        assert {k: trial.hyperparameters.values[k] for k in record["hyperparameters"]} == record["hyperparameters"]
+
+
+def test_damaged_state_is_rebuilt_and_changed_searches_are_refused(tmp_path, capsys):
+    directory = tmp_path / "run"
+    first = _search(directory, max_trials=2)
+    project = directory / "keras_tuner"
+    oracle_json = (project / "oracle.json").read_text()
+    (project / "oracle.json").write_text(oracle_json[: len(oracle_json) // 2])  # truncated mid-write
+    (project / "trial_0" / "trial.json").write_text("{garbage")
+    with open(directory / "records.jsonl", "a") as f:
+        f.write('{"id": "7", "model": "ml')  # a record cut short by a crash
+    capsys.readouterr()
+
+    second = _search(directory, max_trials=3)
+    out = capsys.readouterr().out
+    assert "oracle.json is unreadable" in out and "trial_0/trial.json is unreadable" in out
+    assert "records.jsonl.partial" in out
+    assert [r["id"] for r in second.records] == ["0", "1", "2"]
+    assert second.records[:2] == first.records
+    assert len(read_records(directory / "records.jsonl", strict=True)) == 3  # the cut line is gone
+
+    manifest = directory / "search.json"
+    good = manifest.read_text()
+    manifest.write_text(good[:40])
+    with pytest.raises(ValueError, match=r"search\.json is unreadable"):
+        _search(directory, max_trials=3)
+    manifest.write_text(good)
+
+    other_data = {**DATA, "noise": 0.3}
+    with pytest.raises(ValueError, match=r"different search: data 'moons' fingerprint"):
+        _search(directory, max_trials=3, data=other_data)
+    wider = {**SEARCH["training"], "optimizer": ["adam", "sgd"]}
+    with pytest.raises(ValueError, match=r"hyperparameter space changed \['optimizer'\]"):
+        _search(directory, max_trials=3, training=wider)
+    with pytest.raises(ValueError, match="objective"):
+        _search(directory, max_trials=3, objective="val_loss")
+    assert len(_records(directory)) == 3  # refusing touched nothing
+
+    fresh = _search(directory, max_trials=3, data=other_data, overwrite=True, max_seconds=0)
+    assert fresh.records == [] and any("overwrite=True" in n for n in fresh.notes)
+    assert json.loads(manifest.read_text())["data"]["fingerprint"] == zoo.data.load(**other_data).fingerprint
+    backups = [p for p in os.listdir(directory) if p.startswith("records.jsonl.") and p.endswith(".bak")]
+    assert len(backups) == 1 and len(read_records(directory / backups[0])) == 3
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_distributed_chief_and_two_workers_record_every_trial(tmp_path, monkeypatch):
+    """A chief (in this process) and two worker processes on 127.0.0.1 share one records.jsonl."""
+    script = tmp_path / "search.py"
+    script.write_text(SCRIPT)
+    directory = tmp_path / "run"
+    port = str(_free_port())
+    config = _config(max_trials=4)
+    env = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": port}
+    logs = [tmp_path / f"worker{i}.log" for i in range(2)]
+    workers = [
+        subprocess.Popen([sys.executable, str(script), str(directory), json.dumps({**config, "verbose": 0})],
+                         env={**env, "KERASTUNER_TUNER_ID": f"tuner{i}"}, stdout=open(logs[i], "wb"),
+                         stderr=subprocess.STDOUT)
+        for i in range(2)
+    ]
+    try:
+        monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+        monkeypatch.setenv("KERASTUNER_ORACLE_PORT", port)
+        monkeypatch.setenv("KERASTUNER_TUNER_ID", "chief")
+        box = {}
+        chief = threading.Thread(target=lambda: box.setdefault("result", _search(directory, max_trials=4)),
+                                 daemon=True)  # a hung chief must not keep pytest alive
+        chief.start()
+        chief.join(timeout=300)
+        assert not chief.is_alive(), "the chief did not finish"
+        for w in workers:
+            w.wait(timeout=120)
+        outputs = [log.read_text() for log in logs]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+    assert all(w.returncode == 0 for w in workers), outputs
+    assert all("DONE" in out for out in outputs)
+    records = read_records(directory / "records.jsonl", strict=True)
+    assert sorted(r["id"] for r in records) == ["0", "1", "2", "3"]
+    assert all(r["status"] == "completed" for r in records)
+    assert {r["tuner_id"] for r in records} <= {"tuner0", "tuner1"}
+    result = box["result"]
+    assert [r["id"] for r in result.records] == ["0", "1", "2", "3"] and result.best is not None

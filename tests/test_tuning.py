@@ -1,0 +1,311 @@
+"""Tuning: HyperModels from the registry, searches that record everything, failures, Pareto selection."""
+
+import argparse
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tuning
+import zoo
+import zoo.data
+from tuning import pareto as P
+from tuning.hypermodels import (
+    ArchitectureHyperModel,
+    FamilyHyperModel,
+    TrainingSpace,
+    families,
+    family_hypermodels,
+    make_hypermodel,
+)
+from tuning.records import append_record, read_records
+from tuning.search import _declared_space, add_cli_parser, load_search
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
+# A small search space: the MLP family with Adam only, so that trials are quick.
+QUICK = {"optimizer": ("adam",), "schedule": ("constant",), "weight_decay": (0.0,)}
+
+
+@pytest.fixture(scope="module")
+def moons():
+    return zoo.data.load("moons", num_samples=400)
+
+
+# --------------------------------------------------------------------------- Pareto and constraints
+
+def _record(i, status, acc, params, secs):
+    return {"id": str(i), "status": status, "val_accuracy": acc, "params": params, "fit_seconds": secs}
+
+
+_value = st.one_of(st.integers(0, 6).map(float), st.just(float("nan")), st.none())
+_records = st.lists(
+    st.tuples(st.sampled_from(["completed", "completed", "completed", "failed", "infeasible"]), _value, _value, _value),
+    max_size=25,
+).map(lambda rows: [_record(i, *row) for i, row in enumerate(rows)])
+
+
+def _brute_front(records, maximize, minimize):
+    def ok(r):
+        return r["status"] == "completed" and all(
+            isinstance(r[f], float) and math.isfinite(r[f]) for f in maximize + minimize)
+
+    pool = [r for r in records if ok(r)]
+
+    def at_least(a, b):  # a is at least as good as b everywhere
+        return all(a[f] >= b[f] for f in maximize) and all(a[f] <= b[f] for f in minimize)
+
+    def better(a, b):
+        return any(a[f] > b[f] for f in maximize) or any(a[f] < b[f] for f in minimize)
+
+    return [r for r in pool if not any(at_least(q, r) and better(q, r) for q in pool)]
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(_records)
+def test_pareto_matches_brute_force(records):
+    for maximize, minimize in ((("val_accuracy",), ("params", "fit_seconds")), (("val_accuracy",), ("params",)),
+                               ((), ("params", "fit_seconds"))):
+        front = tuning.pareto(records, maximize=maximize, minimize=minimize)
+        assert [r["id"] for r in front] == [r["id"] for r in _brute_front(records, maximize, minimize)]
+        assert all(r["status"] == "completed" for r in front)
+        knee = P.knee_point(records, maximize=maximize, minimize=minimize)
+        assert (knee is None) == (not front) and (knee is None or knee in front)
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(_records, st.integers(0, 7).map(float))
+def test_best_under_matches_brute_force(records, bound):
+    got = P.best_under(records, objective="val_accuracy", max_params=bound)
+    pool = [r for r in records if r["status"] == "completed" and isinstance(r["val_accuracy"], float)
+            and math.isfinite(r["val_accuracy"]) and isinstance(r["params"], float) and math.isfinite(r["params"])
+            and r["params"] <= bound]
+    if not pool:
+        assert got is None
+    else:
+        assert got["val_accuracy"] == max(r["val_accuracy"] for r in pool)
+        assert got["params"] <= bound
+
+
+def test_knee_point_prefers_the_elbow():
+    records = [_record(0, "completed", 0.50, 10.0, 1.0), _record(1, "completed", 0.90, 100.0, 1.0),
+               _record(2, "completed", 0.91, 1e6, 1.0), _record(3, "failed", 0.99, 5.0, 1.0)]
+    assert P.knee_point(records, maximize="val_accuracy", minimize="params")["id"] == "1"
+    assert [r["id"] for r in P.pareto(records, maximize="val_accuracy", minimize="params")] == ["0", "1", "2"]
+    assert P.best_under(records, objective="params", mode="min")["id"] == "0"  # failed trial 3 never counts
+    with pytest.raises(ValueError, match="mode"):
+        P.best_under(records, mode="best")
+    with pytest.raises(ValueError, match="Unknown constraint"):
+        P.best_under(records, max_parms=3)
+    with pytest.raises(ValueError, match="at least one objective"):
+        P.pareto(records)
+
+
+def test_apply_constraints_marks_infeasible_and_keeps_measurements():
+    r = P.apply_constraints(_record(0, "completed", 0.9, 5000.0, 2.0), {"max_params": 1000, "max_fit_seconds": 10})
+    assert r["status"] == "infeasible" and "params=5000.0 > 1000" in r["error"] and r["params"] == 5000.0
+    ok = P.apply_constraints(_record(1, "completed", 0.9, 500.0, 2.0), {"max_params": 1000})
+    assert ok["status"] == "completed" and ok.get("error") is None and ok["constraints"] == {"max_params": 1000}
+    failed = P.apply_constraints(_record(2, "failed", None, 5000.0, 2.0), {"max_params": 1000})
+    assert failed["status"] == "failed"
+    with pytest.raises(ValueError, match="Unknown constraint"):
+        P.apply_constraints(_record(3, "completed", 0.9, 1.0, 1.0), {"max_size": 3})
+    assert P.best_under([r, ok], max_params=1e4)["id"] == "1"  # infeasible records are not ranked
+
+
+# --------------------------------------------------------------------------- records
+
+def test_concurrent_appends_merge_into_one_readable_file(tmp_path):
+    """Several processes append to one records.jsonl (as the workers of a distributed search do)."""
+    path = tmp_path / "records.jsonl"
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {REPO!r})
+        from tuning.records import append_record
+        w = int(sys.argv[1])
+        for i in range(40):
+            append_record({str(path)!r}, {{"id": f"{{w}}-{{i}}", "status": "completed", "payload": "x" * 20000}})
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(w)]) for w in range(4)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    with open(path, "a") as f:
+        f.write('{"id": "cut-short", "sta')  # a writer killed mid-line
+    append_record(path, {"id": "after", "status": "completed"})
+    with pytest.warns(UserWarning, match="unreadable line"):
+        records = read_records(path)
+    ids = [r["id"] for r in records]
+    assert len(ids) == len(set(ids)) == 161 and "after" in ids
+    assert all(r.get("payload", "x" * 20000) == "x" * 20000 for r in records)
+    with pytest.warns(UserWarning):
+        assert len(load_search(tmp_path).records) == 161
+
+
+# --------------------------------------------------------------------------- HyperModels
+
+def test_every_family_gets_a_hypermodel_with_stable_names_and_defaults():
+    by_family = family_hypermodels(input_shape=(32, 32, 3), num_classes=10)
+    assert set(by_family) == set(families())  # every family takes 32x32x3 (the MLP flattens it)
+    by_family["mlp"] = FamilyHyperModel("mlp", input_shape=(2,), num_classes=2)
+    for family, hm in by_family.items():
+        hp = _declared_space(hm, None)
+        assert all(SNAKE.match(p.name) for p in hp.space), family
+        assert all(p.default is not None for p in hp.space), family
+        names = {p.name for p in hp.space}
+        assert {"optimizer", "learning_rate", "schedule", "weight_decay", "batch_size"} <= names
+        if len(hm.variants) > 1:
+            assert hp.get("variant") == hm.variants[0]
+        lr = next(p for p in hp.space if p.name == "learning_rate")
+        assert lr.sampling == "log"
+
+
+def test_family_hypermodel_builds_the_zoo_model():
+    hm = FamilyHyperModel("convnet", input_shape=(16, 16, 3), num_classes=4, tiny=True, fixed={"dense_units": (8,)})
+    hp = kt.HyperParameters()
+    model = hm.build(hp)
+    expected = zoo.build("convnet", **{**zoo.get_card("convnet").test_kwargs, "input_shape": (16, 16, 3),
+                                       "num_classes": 4, "dense_units": (8,), "width": 1.0, "dropout": 0.0,
+                                       "convs_per_stage": 2, "kernel_size": 3})
+    assert model.name == "convnet" and model.count_params() == expected.count_params()
+    assert "batch_norm" not in hp.values and "dense_units" not in hp.values  # fixed by the card / by `fixed`
+    hp.values["width"] = 0.5
+    assert hm.build(hp).count_params() < model.count_params()
+
+
+def test_architecture_choice_uses_conditional_scopes():
+    hm = ArchitectureHyperModel(["convnet", "resnet20"], input_shape=(16, 16, 3), num_classes=3, tiny=True)
+    space = _declared_space(hm, None)
+    names = {p.name: p for p in space.space}
+    assert names["model"].values == ["convnet", "resnet20"]
+    assert names["convnet_dropout"].conditions[0].values == ["convnet"]
+    assert not names["optimizer"].conditions  # training hyperparameters are shared
+    hp = space.copy()
+    hp.values["model"] = "resnet20"
+    assert hm.build(hp).name.startswith("resnet20")
+    assert not hp.is_active(names["convnet_dropout"])
+    assert isinstance(make_hypermodel(["convnet", "resnet20"], input_shape=(16, 16, 3), num_classes=3),
+                      ArchitectureHyperModel)
+    assert isinstance(make_hypermodel("resnet2*", input_shape=(16, 16, 3), num_classes=3), FamilyHyperModel)
+    with pytest.raises(ValueError, match="cannot take inputs"):
+        make_hypermodel(["lenet5"], input_shape=(16, 16, 1), num_classes=3)
+    with pytest.raises(ValueError, match="No registered model or family"):
+        make_hypermodel("nosuchnet*", input_shape=(16, 16, 1), num_classes=3)
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainingSpace(optimizer=("adamx",))
+
+
+def test_hypermodel_fit_trains_with_the_hp_chosen_settings(moons):
+    hm = make_hypermodel("mlp", data=moons, training={**QUICK, "batch_size": (16, 64)})
+    hp = kt.HyperParameters()
+    model = hm.build(hp)
+    history = hm.fit(hp, model, *moons.arrays("train"), validation_data=moons.arrays("validation"), epochs=1)
+    assert hp.values["batch_size"] == 16 and model.optimizer.__class__.__name__ == "Adam"
+    assert math.isfinite(history.history["val_loss"][0])
+
+
+# --------------------------------------------------------------------------- searches
+
+RECORD_FIELDS = ("params", "trainable_params", "macs", "weight_bytes", "fit_seconds", "seconds_per_epoch",
+                 "latency_ms", "throughput", "peak_memory_bytes", "val_accuracy", "val_loss", "test_accuracy",
+                 "trial_seconds")
+
+
+def test_search_records_every_field(moons, tmp_path, capsys):
+    result = tuning.search("mlp", data=moons, algorithm="bayesian", num_initial_points=2, max_trials=3, epochs=2,
+                           directory=tmp_path, training=QUICK, report=False, seed=1)
+    out = capsys.readouterr().out
+    assert len(result.records) == 3 and [r["id"] for r in result.records] == ["0", "1", "2"]
+    assert len(read_records(tmp_path / "records.jsonl")) == 3
+    for r in result.records:
+        assert r["status"] == "completed" and r["error"] is None and r["model"] == "mlp"
+        for f in RECORD_FIELDS:
+            assert isinstance(r[f], (int, float)) and r[f] >= 0 and math.isfinite(r[f]), f
+        assert r["params"] > 0 and r["macs"] > 0 and r["latency_ms"] > 0 and r["throughput"] > 0
+        assert set(r["history"]) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+        assert all(len(v) == 2 for v in r["history"].values()) and r["epochs"] == 2
+        assert r["backend"] == keras.backend.backend() and r["versions"]["keras_tuner"] == kt.__version__
+        assert r["host"]["name"] and r["data"] == moons.fingerprint
+        assert {"learning_rate", "hidden_units", "batch_size"} <= set(r["hyperparameters"])
+        assert r["tuner_id"] == "tuner0" and r["algorithm"] == "bayesian" and r["search"] == result.manifest["search"]
+        assert f"trial {r['id']} completed" in out
+    manifest = json.loads((tmp_path / "search.json").read_text())
+    assert manifest["data"]["fingerprint"] == moons.fingerprint and manifest["objective"]["direction"] == "max"
+    best = max(result.records, key=lambda r: r["val_accuracy"])
+    assert result.best["val_accuracy"] == best["val_accuracy"]
+    front = result.pareto()
+    assert front == tuning.pareto(result.records, maximize="val_accuracy", minimize=("params", "fit_seconds"))
+    assert result.knee() in front and result.best_under(max_params=1e9)["val_accuracy"] == best["val_accuracy"]
+    assert result.best_under(max_params=1) is None
+    assert "best: trial" in result.summary()
+
+
+class _Cases(kt.HyperModel):
+    """One trial per case, in order under GridSearch: four NaN losses in a row, an OOM, an invalid config."""
+
+    CASES = ["nan_a", "nan_b", "nan_c", "nan_d", "ok_a", "oom", "invalid", "ok_b"]
+
+    def build(self, hp):
+        case = hp.Choice("case", self.CASES)
+        if case == "oom":
+            import tensorflow as tf
+
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape [1000000000]")
+        model = zoo.build("mlp", input_shape=(2,), num_classes=2, hidden_units=(0,) if case == "invalid" else (8,))
+        if case.startswith("nan"):
+            kernel = model.get_layer("head_predictions").kernel
+            kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+        model.compile(optimizer=keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        return model
+
+
+def test_failed_trials_are_recorded_and_never_abort_or_rank(moons, tmp_path):
+    result = tuning.search(_Cases(), data=moons, algorithm="grid", max_trials=8, epochs=1, directory=tmp_path,
+                           report=False, measure_speed=False, verbose=0)
+    by_case = {r["hyperparameters"]["case"]: r for r in result.records}
+    assert list(by_case) == _Cases.CASES  # all eight ran although four failed in a row
+    for case in ("nan_a", "nan_b", "nan_c", "nan_d"):
+        assert by_case[case]["status"] == "failed" and "non-finite loss" in by_case[case]["error"]
+        assert by_case[case]["params"] > 0 and by_case[case].get("val_accuracy") is None
+    assert by_case["oom"]["status"] == "failed" and by_case["oom"]["error"].startswith("out of memory")
+    assert by_case["invalid"]["status"] == "failed" and by_case["invalid"]["error"].startswith("invalid configuration")
+    assert by_case["ok_a"]["status"] == by_case["ok_b"]["status"] == "completed"
+    assert by_case["ok_a"]["model"] == "mlp"  # the built model's name, not the HyperModel's
+    assert result.best["hyperparameters"]["case"] in ("ok_a", "ok_b")
+    assert {r["hyperparameters"]["case"] for r in result.pareto()} <= {"ok_a", "ok_b"}
+    # the oracle saw FAILED trials without a score: nothing fake entered its ranking
+    trials = result.tuner.oracle.trials.values()
+    assert sorted(t.status for t in trials) == ["COMPLETED"] * 2 + ["FAILED"] * 6
+    assert all(t.score is None for t in trials if t.status == "FAILED")
+    assert result.tuner.oracle.get_best_trials(1)[0].hyperparameters.values["case"] in ("ok_a", "ok_b")
+
+
+def test_cli_tune_with_hyperband_and_bad_input(tmp_path, capsys):
+    parser = argparse.ArgumentParser(prog="zoo")
+    add_cli_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["tune", "mlp", "--data", "moons", "--epochs", "3", "--max-trials", "2", "--algorithm",
+                              "hyperband", "--directory", str(tmp_path), "--constraint", "max_params=1e9",
+                              "--no-report"])
+    assert args.fn(args) == 0
+    out = capsys.readouterr().out
+    assert "trial 0 completed" in out and "best: trial" in out and "Pareto front" in out
+    records = read_records(tmp_path / "records.jsonl")
+    assert len(records) == 2 and all(r["hyperparameters"]["tuner/epochs"] == r["epochs"] == 1 for r in records)
+    for bad, message in ((["--constraint", "max_parms=3"], "Unknown constraint"),
+                         (["--constraint", "max_params"], "look like"),
+                         (["--algorithm", "grid", "--objective", "val_fun"], "maximise or minimise")):
+        args = parser.parse_args(["tune", "mlp", "--data", "moons", "--directory", str(tmp_path / "bad"), *bad])
+        assert args.fn(args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("zoo tune: error:") and message in err[0]
+    args = parser.parse_args(["tune", "nosuchnet", "--data", "moons", "--directory", str(tmp_path / "bad")])
+    assert args.fn(args) == 2 and "nosuchnet" in capsys.readouterr().err

@@ -1,0 +1,308 @@
+"""Equal-budget architecture comparison: same data, same split, same epochs, several seeds.
+
+Every model is trained by :func:`tuning.trial.run_trial` (so by the shared
+:func:`zoo.training.fit`), once per seed; each trial's record is appended to
+``<out>/records.jsonl`` the moment it ends, and the report
+(:func:`tuning.report.write_report`) is written from those records only.
+Completed trials found in ``records.jsonl`` are reused, so an interrupted
+comparison resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import zoo
+from tuning.records import append_record, finite, read_records
+from tuning.report import confusion_matrix, write_report
+from tuning.trial import run_trial
+from zoo import training
+
+__all__ = ["Comparison", "compare", "check_compatible"]
+
+MAX_CONFUSION_CLASSES = 100  # larger confusion matrices are not kept in records
+
+
+@dataclass
+class Comparison:
+    """What :func:`compare` returns.
+
+    Attributes:
+        out: the run folder.
+        records: this comparison's trial records (one per model and seed).
+        rows: one summary row per model (see :func:`tuning.report.summarize_records`).
+        paths: report files by kind (``markdown``, ``html``, ``csv``, ``json``, plots).
+    """
+
+    out: str
+    records: list
+    rows: list = field(default_factory=list)
+    paths: dict = field(default_factory=dict)
+
+    @property
+    def best(self) -> dict | None:
+        """The best row (by mean validation metric), or ``None`` if nothing completed."""
+        return next((r for r in self.rows if r.get("best")), None)
+
+
+def _seeds(seeds):
+    if isinstance(seeds, bool):
+        raise TypeError(f"`seeds` must be a count or a list of ints. Received: seeds={seeds!r}")
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ValueError(f"`seeds` must be >= 1. Received: seeds={seeds!r}")
+        return list(range(seeds))
+    try:
+        out = [int(s) for s in seeds]
+    except (TypeError, ValueError):
+        raise TypeError(f"`seeds` must be a count or a list of ints. Received: seeds={seeds!r}") from None
+    if not out or len(set(out)) != len(out) or min(out) < 0:
+        raise ValueError(f"`seeds` must be distinct ints >= 0. Received: seeds={seeds!r}")
+    return out
+
+
+def _model_names(models):
+    if isinstance(models, str):
+        models = [models]
+    names = []
+    for m in models or ():
+        if not isinstance(m, str):
+            raise TypeError(f"`models` must be registry names or patterns. Received: {m!r}")
+        if any(c in m for c in "*?["):
+            matched = zoo.list_models(m)
+            if not matched:
+                raise ValueError(f"No registered model matches the pattern. Received: {m!r}")
+            names += matched
+        else:
+            zoo.get_card(m)  # unknown names raise here, with close matches
+            names.append(m)
+    names = list(dict.fromkeys(names))
+    if not names:
+        raise ValueError(f"`models` must name at least one model. Received: models={models!r}")
+    return names
+
+
+def check_compatible(name, data):
+    """Raise ``ValueError`` if model ``name`` cannot take ``data``'s inputs (checked before any training)."""
+    card = zoo.get_card(name)
+    shape = tuple(data.input_shape)
+    if card.has("image") and len(shape) != 3:
+        raise ValueError(
+            f"Model {name!r} takes images (height, width, channels) but dataset {data.name!r} has "
+            f"input_shape={shape}. Use an image dataset or a tabular model such as 'mlp'."
+        )
+    if card.min_input_size and len(shape) == 3 and min(shape[:2]) < card.min_input_size:
+        raise ValueError(
+            f"Model {name!r} needs images of at least {card.min_input_size}x{card.min_input_size}; "
+            f"dataset {data.name!r} has input_shape={shape}. Load it with a larger image_size."
+        )
+    if data.task in ("binary", "regression") and "task" not in inspect.signature(card.builder).parameters:
+        raise ValueError(
+            f"Model {name!r} is a classifier; dataset {data.name!r} is a {data.task} task. Use 'mlp'."
+        )
+
+
+def _builder(name, data, kwargs):
+    kw = dict(kwargs)
+    params = inspect.signature(zoo.get_card(name).builder).parameters
+    if "task" in params and data.task != "multiclass":
+        kw.setdefault("task", data.task)
+    if data.task == "regression":
+        y = data.arrays("train")[1]
+        kw.setdefault("num_outputs", int(np.prod(y.shape[1:])) or 1)
+        num_classes = None
+    else:
+        num_classes = data.num_classes
+
+    def build():
+        return zoo.build(name, input_shape=data.input_shape, num_classes=num_classes, **kw)
+
+    build.__name__ = name
+    return build
+
+
+def _predictions_hook(data, fit_kwargs):
+    """``on_trained`` hook: the confusion matrix of the test split (validation if no test split)."""
+    split = "test" if "test" in data.splits else ("validation" if "validation" in data.splits else None)
+    extra = {"task": data.task, "num_classes": data.num_classes, "fit_kwargs": fit_kwargs}
+
+    def on_trained(model):
+        if split is None or data.task == "regression" or not data.num_classes:
+            return extra
+        k = 2 if data.task == "binary" else int(data.num_classes)
+        if k > MAX_CONFUSION_CLASSES:
+            return extra
+        logits = training.outputs_logits(model)
+        ds = data.dataset(split)
+        batches = ds.as_numpy_iterator() if ds is not None else [data.arrays(split)]
+        truth, pred = [], []
+        for x, y in batches:
+            p = np.asarray(model.predict_on_batch(x))
+            if data.task == "binary":
+                pred.append((p.reshape(-1) > (0.0 if logits else 0.5)).astype(int))
+            else:
+                pred.append(p.reshape(len(p), -1).argmax(axis=-1))
+            truth.append(np.asarray(y).reshape(-1))
+        cm = confusion_matrix(np.concatenate(truth), np.concatenate(pred), k)
+        return {**extra, "confusion_matrix": cm, "confusion_split": split, "class_names": list(data.class_names)}
+
+    return on_trained
+
+
+def _trial_id(name, kwargs, seed, config):
+    blob = json.dumps({"model": name, "kwargs": kwargs, **config}, sort_keys=True, default=str)
+    return f"{name}-seed{seed}-{hashlib.sha1(blob.encode()).hexdigest()[:8]}"
+
+
+def _say(progress, text):
+    if progress:
+        print(text, flush=True)
+
+
+def compare(
+    models,
+    *,
+    data,
+    epochs=5,
+    seeds=3,
+    batch_size=None,
+    fit_kwargs=None,
+    out,
+    model_kwargs=None,
+    title=None,
+    measure_speed=True,
+    speed_iterations=10,
+    resume=True,
+    report=True,
+    verbose=2,
+    progress=True,
+    command=None,
+) -> Comparison:
+    """Train each model on the same data, split and budget over several seeds, then write a report.
+
+    Args:
+        models: registry names or fnmatch patterns, e.g. ``["lenet5", "resnet20", "densenet_bc_40"]``.
+        data: a :class:`zoo.data.DataBundle` (or a name for :func:`zoo.data.load`).
+        epochs: training epochs for every model.
+        seeds: a count (seeds ``0..n-1``) or a list of seeds; each model is trained once per seed.
+        batch_size: default: the bundle's.
+        fit_kwargs: optimizer, learning_rate, schedule, ... for :func:`zoo.training.fit`
+            (the same for every model: that is the point of the comparison).
+        out: run folder: ``records.jsonl``, the report files and ``plots/``.
+        model_kwargs: per-model builder arguments, ``{"resnet20": {"width": 0.5}}``.
+        title: report title (default: "Architecture comparison on <data>").
+        measure_speed: time batch-1 latency and throughput after training.
+        speed_iterations: timed batches for the latency (a third of them for throughput).
+        resume: reuse completed trials with the same id found in ``records.jsonl``.
+        report: write the report at the end.
+        verbose: Keras ``fit`` verbosity (2: one line per epoch).
+        progress: print one line per trial.
+        command: command line shown in the report (default ``sys.argv``).
+
+    Returns:
+        a :class:`Comparison` (records, summary rows, report paths).
+
+    Raises:
+        ValueError / TypeError: unknown model, incompatible data or bad budget,
+            before anything is trained.
+
+    Example:
+        >>> ds = zoo.data.load("digits", image_size=32)
+        >>> result = compare(["mlp", "lenet5"], data=ds, epochs=3, seeds=2, out="runs/cmp")
+        >>> result.paths["html"]
+        'runs/cmp/report.html'
+    """
+    from zoo.utils import check_int
+
+    if isinstance(data, str):
+        import zoo.data
+
+        data = zoo.data.load(data)
+    if not hasattr(data, "fingerprint") or not hasattr(data, "splits"):
+        raise TypeError(f"`data` must be a zoo.data.DataBundle or a dataset name. Received: {type(data).__name__}")
+    epochs = check_int("epochs", epochs)
+    batch_size = check_int("batch_size", batch_size, allow_none=True) or data.batch_size
+    seeds = _seeds(seeds)
+    names = _model_names(models)
+    model_kwargs = dict(model_kwargs or {})
+    unknown = sorted(set(model_kwargs) - set(names))
+    if unknown:
+        raise ValueError(f"`model_kwargs` names models that are not compared: {unknown}. Compared: {names}")
+    for name in names:
+        check_compatible(name, data)
+        if not isinstance(model_kwargs.get(name, {}), dict):
+            raise TypeError(f"`model_kwargs[{name!r}]` must be a dict. Received: {model_kwargs[name]!r}")
+    fit_kwargs = dict(fit_kwargs or {})
+    if out is None:
+        raise ValueError("`out` must be a folder for records and the report. Received: out=None")
+    out = os.fspath(out)
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "records.jsonl")
+    existing = {r["id"]: r for r in read_records(path)} if resume else {}
+    config = {"epochs": epochs, "batch_size": batch_size, "fit_kwargs": fit_kwargs, "data": data.fingerprint}
+    hook = _predictions_hook(data, fit_kwargs)
+
+    total = len(names) * len(seeds)
+    records, i = [], 0
+    _say(progress, f"Comparing {len(names)} model(s) x {len(seeds)} seed(s) on {data.name!r} "
+                   f"{tuple(data.input_shape)}, {epochs} epoch(s), batch {batch_size}; records -> {path}")
+    start_all = time.perf_counter()
+    for name in names:
+        kwargs = dict(model_kwargs.get(name, {}))
+        for seed in seeds:
+            i += 1
+            trial_id = _trial_id(name, kwargs, seed, config)
+            old = existing.get(trial_id)
+            if old is not None and old.get("status") == "completed":
+                records.append(old)
+                _say(progress, f"[{i}/{total}] {name} seed={seed}: reused from {path} ({_summary(old)})")
+                continue
+            _say(progress, f"[{i}/{total}] {name} seed={seed}: training {epochs} epoch(s)")
+            with warnings.catch_warnings():
+                # Keras notes on every fit that `shuffle` is ignored for tf.data: the pipeline shuffles itself.
+                warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
+                record = run_trial(
+                    _builder(name, data, kwargs), data, trial_id=trial_id, model_name=name,
+                    hyperparameters=kwargs, epochs=epochs, batch_size=batch_size, seed=seed,
+                    fit_kwargs=fit_kwargs, measure_speed=measure_speed, speed_iterations=speed_iterations,
+                    verbose=verbose, on_trained=hook,
+                )
+            append_record(path, record)
+            records.append(record)
+            _say(progress, f"[{i}/{total}] {name} seed={seed}: {_summary(record)}")
+    _say(progress, f"All {total} trial(s) done in {time.perf_counter() - start_all:.1f} s.")
+    result = Comparison(out=out, records=records)
+    if report:
+        provenance = {
+            "data": data.provenance(),
+            "seeds": seeds,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "fit_kwargs": fit_kwargs,
+            "models": {n: model_kwargs.get(n, {}) for n in names},
+        }
+        result.paths = write_report(
+            records, out, title=title or f"Architecture comparison on {data.name}", provenance=provenance,
+            command=list(sys.argv) if command is None else command, selection=[r["id"] for r in records],
+        )
+        with open(result.paths["json"], encoding="utf-8") as f:
+            result.rows = json.load(f)
+    return result
+
+
+def _summary(record) -> str:
+    if record.get("status") != "completed":
+        return f"{record.get('status')}: {record.get('error')}"
+    parts = [f"{k}={record[k]:.4f}" for k in ("val_accuracy", "test_accuracy", "val_mae", "val_loss")
+             if finite(record.get(k))][:2]
+    seconds = record.get("fit_seconds")
+    return ", ".join(parts) + (f" in {seconds:.1f} s" if finite(seconds) else "")

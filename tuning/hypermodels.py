@@ -1,0 +1,573 @@
+"""KerasTuner HyperModels generated from the zoo registry: one per family, plus an architecture choice.
+
+Every search space is declared inside ``build(hp)`` (through :meth:`configure`)
+with stable snake_case names and explicit defaults; fixed constraints (input
+shape, classes, fixed builder arguments, the training space) go to ``__init__``,
+as in keras-tuner's own HyperModels. Models come from :func:`zoo.build`: the
+tuning package never copies a builder.
+
+Reference: O'Malley et al., "KerasTuner", https://github.com/keras-team/keras-tuner (2019).
+
+Example:
+    >>> data = zoo.data.load("moons")
+    >>> hm = make_hypermodel("mlp", input_shape=data.input_shape, num_classes=data.num_classes)
+    >>> model = hm.build(keras_tuner.HyperParameters())   # the default configuration
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import asdict, dataclass, field
+
+import keras_tuner as kt
+
+import zoo
+from zoo import training
+
+__all__ = [
+    "TrainingSpace",
+    "TrialConfig",
+    "ZooHyperModel",
+    "FamilyHyperModel",
+    "ArchitectureHyperModel",
+    "FAMILY_SPACES",
+    "families",
+    "family_hypermodels",
+    "make_hypermodel",
+    "resolve_models",
+]
+
+# KerasTuner choices cannot hold None: "none" stands for "no augmentation".
+NONE = "none"
+
+# Family-specific hyperparameters, as data:
+# name -> (kind, values or (min, max), default, the builder argument it sets).
+# A hyperparameter whose builder argument is fixed (``fixed=`` or a tiny card size) is not declared;
+# names that are not builder arguments are translated by FAMILY_ARGUMENTS.
+FAMILY_SPACES = {
+    "mlp": {
+        "hidden_layers": ("int", (1, 3), 2, "hidden_units"),
+        "hidden_units": ("choice", (16, 32, 64, 128), 64, "hidden_units"),
+        "activation": ("choice", ("relu", "gelu", "tanh"), "relu", "activation"),
+    },
+    "convnet": {
+        "convs_per_stage": ("int", (1, 2), 2, "convs_per_stage"),
+        "kernel_size": ("choice", (3, 5), 3, "kernel_size"),
+        "batch_norm": ("boolean", None, False, "batch_norm"),
+    },
+}
+
+
+def _mlp_arguments(values):
+    layers = values.pop("hidden_layers", None)
+    units = values.pop("hidden_units", None)
+    if layers is not None and units is not None:
+        values["hidden_units"] = (units,) * layers
+    return values
+
+
+FAMILY_ARGUMENTS = {"mlp": _mlp_arguments}
+
+# Hyperparameters every family gets when its builders take them: name -> (kind, values, default).
+# ``None`` as default means "the builder's own default".
+COMMON_SPACE = {
+    "width": ("float", (0.25, 1.0, 0.25), 1.0),  # needs the card's "width" tag
+    "dropout": ("float", (0.0, 0.5, 0.1), None),  # needs a `dropout` builder argument
+}
+
+
+def _natural_key(name):
+    # resnet18 < resnet20 < resnet101: the shallow variant is the default
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def families() -> dict:
+    """``{family: [registered names, shallow first]}`` read from the registry."""
+    out = {}
+    for name in zoo.list_models():
+        out.setdefault(zoo.get_card(name).family, []).append(name)
+    return {f: sorted(names, key=_natural_key) for f, names in sorted(out.items())}
+
+
+def _accepts(name, argument) -> bool:
+    return argument in inspect.signature(zoo.get_card(name).builder).parameters
+
+
+def _builder_default(name, argument):
+    param = inspect.signature(zoo.get_card(name).builder).parameters.get(argument)
+    return None if param is None or param.default is inspect.Parameter.empty else param.default
+
+
+def _fits(name, input_shape) -> bool:
+    """Whether a registered model can take inputs of ``input_shape``."""
+    card = zoo.get_card(name)
+    if len(input_shape) == 1:
+        return card.has("tabular")
+    if not card.has("image") and not card.has("tabular"):
+        return False
+    if card.has("image") and card.min_input_size is not None:
+        return min(input_shape[:2]) >= card.min_input_size
+    return True
+
+
+def resolve_models(models, *, input_shape=None) -> list:
+    """Registered names from a pattern, a family name or a list of them (deduplicated, in order).
+
+    With ``input_shape``, names given by a pattern or a family are kept only if
+    they fit the input; a name given exactly that does not fit is an error.
+
+    Raises:
+        ValueError: nothing matches, or an explicit name does not fit the input.
+    """
+    items = [models] if isinstance(models, str) else list(models or ())
+    if not items or not all(isinstance(m, str) for m in items):
+        raise TypeError(f"`models` must be a pattern, a name or a list of them. Received: models={models!r}")
+    fams = families()
+    names, misfits = [], []
+    for item in items:
+        exact = item in zoo.list_models()
+        found = [item] if exact else (fams.get(item) or sorted(zoo.list_models(item), key=_natural_key))
+        if not found:
+            raise ValueError(
+                f"No registered model or family matches {item!r}. Families: {sorted(fams)}. "
+                f"Received: models={models!r}"
+            )
+        for name in found:
+            if input_shape is not None and not _fits(name, tuple(input_shape)):
+                if exact:
+                    misfits.append(name)
+                continue
+            if name not in names:
+                names.append(name)
+    if misfits:
+        raise ValueError(
+            f"Model(s) {misfits} cannot take inputs of shape {tuple(input_shape)} (see their cards' "
+            f"tags and min_input_size). Received: models={models!r}"
+        )
+    if not names:
+        raise ValueError(
+            f"No model matching {models!r} takes inputs of shape {tuple(input_shape)}. Received: models={models!r}"
+        )
+    return names
+
+
+def _declare(hp, name, kind, values, default):
+    """Declare one hyperparameter; a single value is declared ``Fixed``."""
+    if kind == "choice":
+        values = tuple(values)
+        if len(values) == 1:
+            return hp.Fixed(name, values[0])
+        return hp.Choice(name, list(values), default=values[0] if default is None else default)
+    if kind == "int":
+        lo, hi = values
+        return hp.Fixed(name, lo) if lo == hi else hp.Int(name, lo, hi, default=default)
+    if kind == "boolean":
+        return hp.Boolean(name, default=bool(default))
+    if kind == "float":
+        lo, hi, step = values
+        default = lo if default is None else default
+        if lo == hi:
+            return hp.Fixed(name, lo)
+        return hp.Float(name, lo, hi, step=step, default=default)
+    raise ValueError(f"Unknown hyperparameter kind {kind!r} for {name!r}")
+
+
+@dataclass(frozen=True)
+class TrainingSpace:
+    """Training hyperparameters searched for every model, applied through :mod:`zoo.training`.
+
+    Each tuple lists the choices (the first is the default); a one-element tuple
+    is declared ``Fixed``.
+
+    Attributes:
+        optimizer: names from ``zoo.training.OPTIMIZERS``.
+        learning_rate: ``(min, max)`` sampled log-uniformly; equal bounds fix it.
+        default_learning_rate: the default, inside the range.
+        schedule: names from ``zoo.training.SCHEDULES``.
+        weight_decay: decoupled weight decay values.
+        batch_size: batch sizes; ``None`` fixes the data's batch size.
+        augmentation: presets of ``zoo.data.augmentation`` (``None`` for none);
+            only declared for image data.
+        augmentation_flip: the flip the presets use (``None`` for digits/text).
+        warmup_epochs: warm-up length of the ``warmup`` schedule.
+    """
+
+    optimizer: tuple = ("adam", "momentum")
+    learning_rate: tuple = (1e-4, 1e-2)
+    default_learning_rate: float = 1e-3
+    schedule: tuple = ("constant", "cosine")
+    weight_decay: tuple = (0.0, 1e-4)
+    batch_size: tuple | None = None
+    augmentation: tuple = (None,)
+    augmentation_flip: str | None = "horizontal"
+    warmup_epochs: float = 1.0
+
+    def __post_init__(self):
+        for opt in self.optimizer:
+            if opt not in training.OPTIMIZERS:
+                raise ValueError(f"`optimizer` must be in {list(training.OPTIMIZERS)}. Received: optimizer={opt!r}")
+        for sched in self.schedule:
+            if sched not in training.SCHEDULES:
+                raise ValueError(f"`schedule` must be in {list(training.SCHEDULES)}. Received: schedule={sched!r}")
+        lo, hi = self.learning_rate
+        if not (0 < lo <= hi):
+            raise ValueError(
+                f"`learning_rate` must be (min, max) with 0 < min <= max. Received: learning_rate={self.learning_rate!r}")
+        if not lo <= self.default_learning_rate <= hi:
+            raise ValueError(
+                f"`default_learning_rate` must lie in {self.learning_rate}. "
+                f"Received: default_learning_rate={self.default_learning_rate!r}"
+            )
+        if not self.optimizer or not self.schedule or not self.weight_decay or not self.augmentation:
+            raise ValueError("Every TrainingSpace field needs at least one choice.")
+        if self.batch_size is not None and not all(isinstance(b, int) and b > 0 for b in self.batch_size):
+            raise ValueError(f"`batch_size` must hold positive ints. Received: batch_size={self.batch_size!r}")
+        presets = self._presets()
+        for preset in self.augmentation:
+            if preset is not None and presets is not None and preset not in presets:
+                raise ValueError(f"`augmentation` must be None or one of {sorted(presets)}. Received: {preset!r}")
+
+    @staticmethod
+    def _presets():
+        try:
+            from zoo.data import AUGMENTATION_PRESETS
+        except ImportError:  # zoo.data without augmentation: only None is offered
+            return None
+        return AUGMENTATION_PRESETS
+
+    @classmethod
+    def coerce(cls, value) -> TrainingSpace:
+        """A TrainingSpace from ``None`` (defaults), a dict of fields or a TrainingSpace."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, dict):
+            fields = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+            return cls(**fields)
+        raise TypeError(f"`training` must be a TrainingSpace, a dict or None. Received: training={value!r}")
+
+    def declare(self, hp, *, batch_size, image) -> dict:
+        """Declare the training hyperparameters in ``hp``; returns the chosen values."""
+        lo, hi = self.learning_rate
+        values = {
+            "optimizer": _declare(hp, "optimizer", "choice", self.optimizer, None),
+            "learning_rate": hp.Fixed("learning_rate", lo) if lo == hi else hp.Float(
+                "learning_rate", lo, hi, sampling="log", default=self.default_learning_rate),
+            "schedule": _declare(hp, "schedule", "choice", self.schedule, None),
+            "weight_decay": _declare(hp, "weight_decay", "choice", self.weight_decay, None),
+            "batch_size": _declare(hp, "batch_size", "choice", self.batch_size or (batch_size,), None),
+        }
+        if image:
+            choices = tuple(NONE if a is None else a for a in self.augmentation)
+            chosen = _declare(hp, "augmentation", "choice", choices, None)
+            values["augmentation"] = None if chosen == NONE else chosen
+        return values
+
+    def to_config(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+@dataclass
+class TrialConfig:
+    """What one set of hyperparameter values means: the model to build and how to train it."""
+
+    model: str
+    builder_kwargs: dict
+    fit_kwargs: dict
+    batch_size: int
+    augmentation: str | None = None
+    augmentation_flip: str | None = None
+    warmup_epochs: float = 1.0
+    values: dict = field(default_factory=dict)
+
+
+def _steps(train, batch_size) -> int:
+    """Batches per epoch of ``(x, y)`` arrays or a batched dataset (1 when unknown)."""
+    if isinstance(train, tuple):
+        return max(1, -(-len(train[0]) // batch_size))
+    try:
+        return max(1, int(train.cardinality()))
+    except (AttributeError, TypeError, ValueError):
+        return 1
+
+
+class ZooHyperModel(kt.HyperModel):
+    """Base of the zoo HyperModels: ``build(hp)`` = declare the space, then :func:`zoo.build`.
+
+    Subclasses implement :meth:`_declare_model` (the model part of the space).
+    ``fit(hp, model, ...)`` trains through :func:`zoo.training.fit` with the
+    hp-chosen optimizer, schedule and batch size, so these HyperModels also work
+    with a stock ``keras_tuner`` tuner; :func:`tuning.search` goes through
+    :func:`tuning.trial.run_trial` instead, which records size and speed too.
+    """
+
+    def __init__(self, *, input_shape, num_classes=None, task="multiclass", batch_size=32, fixed=None,
+                 tiny=False, training=None, name=None, tunable=True):
+        super().__init__(name=name, tunable=tunable)
+        if not input_shape or not all(isinstance(d, int) and d > 0 for d in input_shape):
+            raise ValueError(f"`input_shape` must be a tuple of positive ints. Received: input_shape={input_shape!r}")
+        if task not in ("multiclass", "binary", "regression"):
+            raise ValueError(f"`task` must be multiclass, binary or regression. Received: task={task!r}")
+        if task != "regression" and (not isinstance(num_classes, int) or num_classes < 2):
+            raise ValueError(
+                f"`num_classes` must be an int >= 2 for task={task!r}. Received: num_classes={num_classes!r}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}")
+        if fixed is not None and not isinstance(fixed, dict):
+            raise TypeError(f"`fixed` must be a dict of builder arguments. Received: fixed={fixed!r}")
+        self.input_shape = tuple(input_shape)
+        self.num_classes = num_classes
+        self.task = task
+        self.batch_size = batch_size
+        self.fixed = dict(fixed or {})
+        self.tiny = bool(tiny)
+        self.training = TrainingSpace.coerce(training)
+
+    @classmethod
+    def from_data(cls, *args, data, **kwargs):
+        """Build with the input shape, classes, task and batch size of a :class:`zoo.data.DataBundle`."""
+        kwargs.setdefault("input_shape", tuple(data.input_shape))
+        kwargs.setdefault("num_classes", data.num_classes)
+        kwargs.setdefault("task", data.task)
+        kwargs.setdefault("batch_size", data.batch_size)
+        return cls(*args, **kwargs)
+
+    @property
+    def image(self) -> bool:
+        return len(self.input_shape) == 3
+
+    def _base_kwargs(self, name) -> dict:
+        """Builder arguments fixed by the data and ``__init__`` (``tiny`` takes the card's test sizes)."""
+        kwargs = {}
+        if self.tiny:
+            kwargs.update({k: v for k, v in zoo.get_card(name).test_kwargs.items() if k != "input_shape"})
+        kwargs.update(self.fixed)
+        kwargs["input_shape"] = self.input_shape
+        if self.task == "regression":
+            if not _accepts(name, "task"):
+                raise ValueError(f"{name!r} has no regression head (its builder takes no `task`).")
+            kwargs.update(task="regression", num_outputs=kwargs.get("num_outputs", 1))
+        else:
+            kwargs["num_classes"] = self.num_classes
+        return kwargs
+
+    def _declare_model(self, hp):
+        """Declare the model part of the space; returns ``(registered name, builder kwargs)``."""
+        raise NotImplementedError
+
+    def configure(self, hp) -> TrialConfig:
+        """Declare the whole space in ``hp`` and return what its current values mean."""
+        name, kwargs = self._declare_model(hp)
+        train = self.training.declare(hp, batch_size=self.batch_size, image=self.image)
+        fit_kwargs = {k: train[k] for k in ("optimizer", "learning_rate", "schedule", "weight_decay")}
+        return TrialConfig(
+            model=name, builder_kwargs=kwargs, fit_kwargs=fit_kwargs, batch_size=train["batch_size"],
+            augmentation=train.get("augmentation"), augmentation_flip=self.training.augmentation_flip,
+            warmup_epochs=self.training.warmup_epochs, values=dict(hp.values),
+        )
+
+    def build(self, hp):
+        """Declare the search space and build the chosen zoo model (uncompiled)."""
+        config = self.configure(hp)
+        return zoo.build(config.model, **config.builder_kwargs)
+
+    def fit(self, hp, model, x=None, y=None, *, validation_data=None, epochs=1, callbacks=(), verbose=0,
+            **kwargs):
+        """Train ``model`` with the hp-chosen training settings through :func:`zoo.training.fit`."""
+        config = self.configure(hp)
+        train = (x, y) if y is not None else x
+        if config.augmentation is not None and hasattr(train, "map"):
+            import zoo.data
+
+            train = zoo.data.augment(train, config.augmentation, flip=config.augmentation_flip)
+        fit_kwargs = dict(config.fit_kwargs)
+        if fit_kwargs["schedule"] == "warmup":
+            fit_kwargs["warmup_steps"] = max(1, round(config.warmup_epochs * _steps(train, config.batch_size)))
+        return training.fit(
+            model, train, validation_data, epochs=epochs, batch_size=config.batch_size,
+            callbacks=list(callbacks), verbose=verbose, **fit_kwargs, **kwargs,
+        )
+
+    def get_config(self) -> dict:
+        """The fixed constraints, for the search manifest (what makes two searches the same)."""
+        return {
+            "class": type(self).__name__,
+            "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes,
+            "task": self.task,
+            "batch_size": self.batch_size,
+            "fixed": {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(self.fixed.items())},
+            "tiny": self.tiny,
+            "training": self.training.to_config(),
+        }
+
+
+class FamilyHyperModel(ZooHyperModel):
+    """The search space of one zoo family: variant (depth), width, dropout and family options.
+
+    Hyperparameters (declared only when the family's builders take them and
+    ``fixed`` does not set them): ``variant`` (choice among the family's
+    registered names, shallow first), ``width`` (multiplier 0.25-1.0),
+    ``dropout`` (0-0.5), plus :data:`FAMILY_SPACES` entries (e.g. the MLP's
+    ``hidden_layers``/``hidden_units``), plus the :class:`TrainingSpace`.
+
+    Args:
+        family: a registry family, e.g. ``"resnet"`` (see :func:`families`).
+        input_shape, num_classes, task, batch_size: fixed by the data (see ``from_data``).
+        variants: restrict the ``variant`` choice (registered names of the family).
+        fixed: builder arguments fixed for every trial (these are not tuned).
+        tiny: start from each card's ``test_kwargs`` (small widths) - for tests and demos.
+        training: a :class:`TrainingSpace` (or dict of its fields).
+        tune: names of the model hyperparameters to tune (default: all available).
+        prefix: prepended to model hyperparameter names (used inside an architecture choice).
+
+    Example:
+        >>> hm = FamilyHyperModel("resnet", input_shape=(32, 32, 3), num_classes=10, variants=["resnet20", "resnet32"])
+    """
+
+    def __init__(self, family, *, variants=None, tune=None, prefix="", **kwargs):
+        super().__init__(**kwargs)
+        fams = families()
+        if family not in fams:
+            raise ValueError(f"Unknown family. Received: family={family!r}. Families: {sorted(fams)}")
+        if variants is None:
+            variants = [n for n in fams[family] if _fits(n, self.input_shape)]
+        else:
+            variants = list(variants)
+            stray = [v for v in variants if v not in fams[family]]
+            if stray:
+                raise ValueError(
+                    f"{stray} are not registered {family!r} models ({fams[family]}). Received: variants={variants!r}")
+        if not variants:
+            raise ValueError(f"No {family!r} model takes inputs of shape {self.input_shape}.")
+        self.family = family
+        self.variants = variants
+        self.prefix = prefix
+        available = self._available()
+        if tune is not None:
+            unknown = set(tune) - set(available) - {"variant"}
+            if unknown:
+                raise ValueError(f"Cannot tune {sorted(unknown)} for {family!r}; available: {['variant', *available]}")
+        self.tune = tuple(available) if tune is None else tuple(t for t in available if t in tune)
+        self.tune_variant = tune is None or "variant" in tune
+
+    def _available(self) -> dict:
+        """Tunable model hyperparameters of this family: name -> (kind, values, default)."""
+        fixed = set(self.fixed)
+        if self.tiny:
+            # a size a card fixes for tests (e.g. width=0.125) is a constraint, not a choice
+            for v in self.variants:
+                fixed |= set(zoo.get_card(v).test_kwargs)
+        out = {}
+        for name, (kind, values, default) in COMMON_SPACE.items():
+            if name == "width":
+                ok = all(zoo.get_card(v).has("width") for v in self.variants)
+            else:
+                ok = all(_accepts(v, name) for v in self.variants)
+            if ok and name not in fixed:
+                if default is None:
+                    default = _builder_default(self.variants[0], name) or values[0]
+                    default = min(max(default, values[0]), values[1])
+                out[name] = (kind, values, default)
+        for name, (kind, values, default, argument) in FAMILY_SPACES.get(self.family, {}).items():
+            if argument not in fixed:
+                out[name] = (kind, values, default)
+        return out
+
+    def _declare_model(self, hp, *, variant=None):
+        if variant is None:
+            if self.tune_variant and len(self.variants) > 1:
+                variant = hp.Choice(f"{self.prefix}variant", self.variants, default=self.variants[0])
+            else:
+                variant = self.variants[0]
+        kwargs = self._base_kwargs(variant)
+        space = self._available()
+        values = {name: _declare(hp, f"{self.prefix}{name}", *space[name]) for name in self.tune}
+        values = FAMILY_ARGUMENTS.get(self.family, lambda v: v)(values)
+        kwargs.update(values)
+        return variant, kwargs
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "family": self.family, "variants": list(self.variants),
+                "tune": list(self.tune), "tune_variant": self.tune_variant, "prefix": self.prefix}
+
+
+class ArchitectureHyperModel(ZooHyperModel):
+    """Architecture choice over several families: ``model`` picks a registered name.
+
+    Each family's own hyperparameters live in a conditional scope on ``model``
+    and carry the family as prefix (``resnet_width``, ``mlp_hidden_units``), so
+    that they are active only when one of that family's models is chosen.
+
+    Example:
+        >>> hm = ArchitectureHyperModel(["convnet", "resnet20"], input_shape=(16, 16, 3), num_classes=10, tiny=True)
+    """
+
+    def __init__(self, models, *, tune=None, **kwargs):
+        super().__init__(**kwargs)
+        self.models = resolve_models(models, input_shape=self.input_shape)
+        by_family = {}
+        for name in self.models:
+            by_family.setdefault(zoo.get_card(name).family, []).append(name)
+        shared = dict(input_shape=self.input_shape, num_classes=self.num_classes, task=self.task,
+                      batch_size=self.batch_size, fixed=self.fixed, tiny=self.tiny, training=self.training)
+        self.members = {
+            family: FamilyHyperModel(family, variants=names, tune=tune, prefix=f"{family}_", **shared)
+            for family, names in by_family.items()
+        }
+
+    def _declare_model(self, hp):
+        name = hp.Choice("model", self.models, default=self.models[0]) if len(self.models) > 1 else self.models[0]
+        family = zoo.get_card(name).family
+        member = self.members[family]
+        if len(self.models) == 1:
+            return member._declare_model(hp, variant=name)
+        with hp.conditional_scope("model", member.variants):
+            return member._declare_model(hp, variant=name)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "models": list(self.models),
+                "members": {f: m.get_config() for f, m in self.members.items()}}
+
+
+def make_hypermodel(models, *, input_shape=None, num_classes=None, task="multiclass", data=None, **kwargs):
+    """The HyperModel for a pattern, a family, a name or a list of them.
+
+    Names from one family give a :class:`FamilyHyperModel` (its ``variant``
+    choice); several families give an :class:`ArchitectureHyperModel`
+    (``model`` choice). A ``keras_tuner.HyperModel`` is returned unchanged.
+
+    Args:
+        models: ``"resnet*"``, ``"resnet"``, ``["mlp"]``, ``["convnet", "resnet20"]`` or a HyperModel.
+        data: a :class:`zoo.data.DataBundle` giving input shape, classes, task and batch size.
+        kwargs: ``fixed``, ``tiny``, ``training``, ``tune`` (see the classes).
+
+    Example:
+        >>> hm = make_hypermodel("resnet2*", data=zoo.data.load("shapes", image_size=32), tiny=True)
+    """
+    if isinstance(models, kt.HyperModel):
+        return models
+    if data is not None:
+        input_shape = input_shape or tuple(data.input_shape)
+        num_classes = num_classes or data.num_classes
+        task = data.task
+        kwargs.setdefault("batch_size", data.batch_size)
+    if input_shape is None:
+        raise ValueError("Pass `data` or `input_shape` (and `num_classes`). Received: input_shape=None")
+    names = resolve_models(models, input_shape=input_shape)
+    fams = {zoo.get_card(n).family for n in names}
+    common = dict(input_shape=tuple(input_shape), num_classes=num_classes, task=task, **kwargs)
+    if len(fams) == 1:
+        return FamilyHyperModel(fams.pop(), variants=names, **common)
+    return ArchitectureHyperModel(names, **common)
+
+
+def family_hypermodels(*, input_shape, num_classes=None, **kwargs) -> dict:
+    """One :class:`FamilyHyperModel` per registry family that takes ``input_shape``."""
+    out = {}
+    for family, names in families().items():
+        if any(_fits(n, tuple(input_shape)) for n in names):
+            out[family] = FamilyHyperModel(family, input_shape=input_shape, num_classes=num_classes, **kwargs)
+    return out

@@ -1,0 +1,348 @@
+"""Benchmarks: training and inference speed of registered models, with peers in the same run.
+
+For each model: training samples/s and step time through the zoo's training
+path (:mod:`zoo.training`), compile time (first epoch minus a steady one),
+inference samples/s, parameters, MACs and model-FLOPs utilisation (MFU)
+against a matmul peak measured on the same device and dtype. Mixed precision
+(``mixed_float16``, ``mixed_bfloat16``), ``jit_compile``, ``steps_per_execution``
+and the input path are options; the batch size is halved and retried on
+out-of-memory. Runs on every Keras backend.
+
+Peers measured in the same run (``peers``):
+- ``keras``: the same architecture from keras.applications, where there is one;
+- ``torch``: torchvision's model with ``torch.compile`` (needs PyTorch and a GPU).
+
+Input paths (``input``):
+- ``numpy``: float32 NumPy batches sent from the host every step (plain ``fit``);
+- ``device``: uint8 images put on the accelerator once and normalised inside the
+  model (:func:`zoo.training.uint8_inputs`): 4x fewer bytes, no host round trip.
+
+Examples:
+    zoo bench resnet50 --size 224 --batch 256 --precision mixed_bfloat16 --peers torch,keras
+    python -m zoo.bench resnet18 --size 32 --batch 8 --steps 4 --epochs 2   # CPU smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from zoo.utils import check_choice, check_int
+
+# keras.applications names of the zoo's reference layouts
+KERAS_PEERS = {"resnet50": "ResNet50", "resnet101": "ResNet101", "resnet152": "ResNet152",
+               "densenet121": "DenseNet121", "densenet169": "DenseNet169", "densenet201": "DenseNet201",
+               "vgg16": "VGG16", "vgg19": "VGG19"}
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+INPUTS = ("numpy", "device")
+
+__all__ = ["matmul_peak_flops", "bench_keras", "bench_torch", "run", "add_cli_parser", "main"]
+
+
+def _sync(x):
+    """Block until ``x`` is computed (asynchronous backends)."""
+    if hasattr(x, "block_until_ready"):
+        x.block_until_ready()
+    return np.asarray(x[:1, :1] if getattr(x, "ndim", 0) >= 2 else x)
+
+
+def matmul_peak_flops(dtype="float32", n=None, repeats=10):
+    """Measured FLOP/s of a square matmul in ``dtype`` on the default device (the MFU reference)."""
+    import keras
+
+    n = n or (8192 if _has_accelerator() else 2048)
+    a = keras.random.normal((n, n), dtype=dtype, seed=0)
+    b = keras.random.normal((n, n), dtype=dtype, seed=1)
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        fn = jax.jit(lambda x, y: x @ y)
+    else:  # TensorFlow's eager MatMul already calls the vendor kernel (oneDNN, cuBLAS)
+        fn = keras.ops.matmul
+    for _ in range(2):
+        _sync(fn(a, b))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        _sync(fn(a, b))
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / float(np.median(times))
+
+
+def _has_accelerator():
+    import keras
+
+    backend = keras.backend.backend()
+    try:
+        if backend == "jax":
+            import jax
+
+            return jax.devices()[0].platform != "cpu"
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return bool(tf.config.list_physical_devices("GPU"))
+        if backend == "torch":
+            import torch
+
+            return torch.cuda.is_available()
+    except Exception:  # device queries are best effort
+        pass
+    return False
+
+
+def _make_data(n, size, num_classes, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, size=(n, size, size, 3), dtype=np.uint8)
+    y = rng.integers(0, num_classes, size=(n,)).astype("int32")
+    return x, y
+
+
+def _to_device(x):
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.device_put(x)
+    return x
+
+
+def _epoch_timer():
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seconds = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self._start)
+
+    return EpochTimer()
+
+
+def bench_keras(model_fn, *, label, size, batch, steps, epochs, precision, input_path, steps_per_execution=1,
+                jit_compile="auto", num_classes=1000, inference=True):
+    """Train a Keras model on random data for ``epochs`` x ``steps`` and time it.
+
+    The first epoch includes tracing and compilation; throughput is the median
+    of the later ones. Returns a dict of measurements.
+    """
+    import keras
+
+    import zoo
+    from zoo import training
+
+    keras.backend.clear_session()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        model = model_fn()
+        macs = zoo.profile(model).macs
+        params = model.count_params()
+        if input_path == "device":
+            model = training.uint8_inputs(model)
+        training.compile_model(model, optimizer="momentum", learning_rate=0.01, task="multiclass",
+                               jit_compile=jit_compile, steps_per_execution=steps_per_execution, metrics=[])
+        x, y = _make_data(batch * steps, size, num_classes)
+        if input_path == "device":
+            x, y = _to_device(x), _to_device(y)
+        else:
+            x = x.astype("float32") / 255.0
+        timer = _epoch_timer()
+        model.fit(x, y, batch_size=batch, epochs=epochs, shuffle=False, verbose=0, callbacks=[timer])
+        per_epoch = timer.seconds
+        steady = float(np.median(per_epoch[1:])) if len(per_epoch) > 1 else per_epoch[0]
+        result = {
+            "label": label, "framework": f"keras-{keras.backend.backend()}", "input": input_path,
+            "precision": precision, "steps_per_execution": steps_per_execution, "jit_compile": str(jit_compile),
+            "batch": batch, "size": size, "params": params, "macs": macs,
+            "compile_seconds": max(0.0, per_epoch[0] - steady), "step_ms": steady / steps * 1e3,
+            "train_samples_per_second": batch * steps / steady,
+        }
+        if inference:
+            speed = zoo.measure_speed(model, batch_size=batch, iterations=5, warmup=2)
+            result["inference_samples_per_second"] = speed["throughput"]
+        return result
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def bench_torch(arch, *, size, batch, steps, epochs, num_classes=1000, mode=None):
+    """torchvision ``arch`` with ``torch.compile`` and bf16 autocast on CUDA (``None`` without a GPU)."""
+    try:
+        import torch
+        import torchvision
+    except ImportError:
+        print("torch peer skipped: PyTorch/torchvision not installed", flush=True)
+        return None
+    if not torch.cuda.is_available():
+        print("torch peer skipped: no CUDA device", flush=True)
+        return None
+    dev = "cuda"
+    model = getattr(torchvision.models, arch)(num_classes=num_classes).to(dev).to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x8, y = _make_data(batch * steps, size, num_classes)
+    x8 = torch.from_numpy(x8).to(dev).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+    y = torch.from_numpy(y).long().to(dev)
+
+    def step(xb, yb):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = loss_fn(model(xb.float().div_(255.0)), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    step = torch.compile(step, mode=mode)
+    times = []
+    for _ in range(epochs):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for i in range(steps):
+            step(x8[i * batch:(i + 1) * batch], y[i * batch:(i + 1) * batch])
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    steady = float(np.median(times[1:])) if len(times) > 1 else times[0]
+    return {"label": f"torchvision {arch} (torch.compile{', ' + mode if mode else ''})",
+            "framework": f"torch-{torch.__version__}", "input": "device", "precision": "bf16 autocast",
+            "batch": batch, "size": size, "compile_seconds": max(0.0, times[0] - steady),
+            "step_ms": steady / steps * 1e3, "train_samples_per_second": batch * steps / steady}
+
+
+def _with_oom_retry(fn, batch, **kwargs):
+    """Run ``fn(batch=...)``, halving the batch on out-of-memory until it fits."""
+    from tuning.trial import is_out_of_memory
+
+    while True:
+        try:
+            return fn(batch=batch, **kwargs)
+        except Exception as e:  # noqa: BLE001 - only out-of-memory is retried
+            if not is_out_of_memory(e) or batch <= 1:
+                raise
+            print(f"out of memory at batch {batch}; retrying with {batch // 2}", flush=True)
+            batch //= 2
+
+
+def run(models, *, size=224, batch=64, steps=20, epochs=3, precision="float32", inputs=("device",),
+        steps_per_execution=1, jit_compile="auto", peers=("keras",), num_classes=1000, zoo_kwargs=None,
+        torch_mode=None, out=None):
+    """Benchmark ``models`` (registry names) and their peers; returns the JSON payload (and writes ``out``)."""
+    import keras
+
+    import zoo
+    from tuning.records import environment
+
+    for name in models:
+        zoo.get_card(name)
+    check_choice("precision", precision, PRECISIONS)
+    for inp in inputs:
+        check_choice("input", inp, INPUTS)
+    for peer in peers:
+        check_choice("peers", peer, ("keras", "torch"))
+    size, batch = check_int("size", size), check_int("batch", batch)
+    steps, epochs = check_int("steps", steps), check_int("epochs", epochs)
+    common = dict(size=size, steps=steps, epochs=epochs, precision=precision,
+                  steps_per_execution=steps_per_execution, jit_compile=jit_compile, num_classes=num_classes)
+    compute_dtype = {"float32": "float32", "mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}[precision]
+    peak = matmul_peak_flops(compute_dtype)
+    print(f"measured {compute_dtype} matmul peak: {peak / 1e12:.2f} TFLOP/s", flush=True)
+    results = []
+
+    def report(r):
+        if r is None:
+            return
+        if r.get("macs"):
+            # training ~ 3x the forward pass (forward, input gradients, weight gradients)
+            r["mfu"] = 3 * 2 * r["macs"] * r["train_samples_per_second"] / peak
+        results.append(r)
+        print(json.dumps(r), flush=True)
+
+    for name in models:
+        def zoo_fn(name=name):
+            return zoo.build(name, input_shape=(size, size, 3), num_classes=num_classes, **(zoo_kwargs or {}))
+
+        for inp in inputs:
+            report(_with_oom_retry(bench_keras, batch, model_fn=zoo_fn, label=f"zoo {name}", input_path=inp,
+                                   **common))
+        if "keras" in peers and name in KERAS_PEERS:
+            app = getattr(keras.applications, KERAS_PEERS[name])
+
+            def app_fn(app=app):
+                return app(weights=None, input_shape=(size, size, 3), classes=num_classes)
+
+            for inp in inputs:
+                report(_with_oom_retry(bench_keras, batch, model_fn=app_fn,
+                                       label=f"keras.applications {KERAS_PEERS[name]}", input_path=inp, **common))
+        if "torch" in peers:
+            report(bench_torch(name, size=size, batch=batch, steps=steps, epochs=epochs, num_classes=num_classes,
+                               mode=torch_mode))
+    payload = {"command": " ".join(sys.argv), "matmul_peak_flops": peak, "compute_dtype": compute_dtype,
+               "environment": environment(), "results": results}
+    if out:
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        with open(out, "w") as f:
+            json.dump(payload, f, indent=2)
+    print(f"\n{'':<46} {'input':<7} {'train img/s':>12} {'ms/step':>9} {'compile s':>9} {'MFU':>6}")
+    for r in results:
+        mfu = f"{r['mfu']:.1%}" if "mfu" in r else "-"
+        print(f"{r['label']:<46} {r['input']:<7} {r['train_samples_per_second']:>12.1f} {r['step_ms']:>9.2f} "
+              f"{r['compile_seconds']:>9.1f} {mfu:>6}")
+    return payload
+
+
+def _add_arguments(p):
+    p.add_argument("models", nargs="+", help="registered model names, e.g. resnet50 densenet121")
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--steps", type=int, default=20, help="steps per epoch")
+    p.add_argument("--epochs", type=int, default=3, help="the first is warm-up (compilation)")
+    p.add_argument("--precision", default="float32", choices=PRECISIONS)
+    p.add_argument("--input", default="device", choices=INPUTS + ("both",))
+    p.add_argument("--steps-per-execution", type=int, default=1)
+    p.add_argument("--jit", default="auto", choices=["auto", "true", "false"])
+    p.add_argument("--peers", default="keras", help="comma-separated: keras, torch, none")
+    p.add_argument("--torch-mode", default=None, help="torch.compile mode, e.g. reduce-overhead")
+    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--zoo-kwargs", default="{}", help='JSON builder arguments, e.g. \'{"stem": "imagenet"}\'')
+    p.add_argument("--out", default=None, help="JSON file for the results")
+    p.set_defaults(fn=_cli_bench)
+
+
+def _cli_bench(args):
+    inputs = INPUTS if args.input == "both" else (args.input,)
+    peers = tuple(s for s in args.peers.split(",") if s and s != "none")
+    run(args.models, size=args.size, batch=args.batch, steps=args.steps, epochs=args.epochs,
+        precision=args.precision, inputs=inputs, steps_per_execution=args.steps_per_execution,
+        jit_compile={"auto": "auto", "true": True, "false": False}[args.jit], peers=peers,
+        num_classes=args.num_classes, zoo_kwargs=json.loads(args.zoo_kwargs), torch_mode=args.torch_mode,
+        out=args.out)
+    return 0
+
+
+def add_cli_parser(subparsers):
+    """Add ``zoo bench`` to the ``zoo`` command line."""
+    p = subparsers.add_parser("bench", help="training/inference speed of models and their peers",
+                              description=__doc__.splitlines()[0])
+    _add_arguments(p)
+    return p
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m zoo.bench", description=__doc__.splitlines()[0])
+    _add_arguments(p)
+    args = p.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

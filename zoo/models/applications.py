@@ -1,0 +1,212 @@
+"""Wrappers of ``keras.applications`` backbones with a zoo head and stage names.
+
+Each wrapper builds the application without its top on a ``keras.Input``
+named ``input``, prefixes every backbone layer with its stage (``stem_``,
+``stage1_``, ...; e.g. ResNet50's ``conv3_block1_1_conv`` becomes
+``stage2_conv3_block1_1_conv``) and adds the zoo's ``head_*`` classifier
+(global average pool + dense), so that freezing and head replacement work
+by name as on the zoo's own families. ``weights="imagenet"`` loads the
+backbone's pretrained weights (downloaded by Keras on first use); the head
+is always freshly initialised.
+
+Reference: the Keras Applications (https://keras.io/api/applications/).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import keras
+
+from zoo import blocks
+from zoo.registry import register_model
+from zoo.utils import check_common
+
+
+class WeightsDownloadError(OSError):
+    """Pretrained weights are neither in the Keras cache nor downloadable."""
+
+
+# Stage rules per backbone family: (regex matched at the start of a Keras layer
+# name, stage). A stage is a name, or a function of the regex's first group.
+# Unmatched layers (Keras' auto-named padding/rescaling layers) join the stage
+# of the layer before them.
+_MOBILENETV2_BLOCK_STAGE = (1, 2, 2, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 6, 6, 6, 7)  # (t, c, n, s) table rows
+STAGE_RULES = {
+    "vgg": ((r"block(\d+)_", lambda i: f"stage{i}"),),
+    "resnet": (
+        (r"(conv1|pool1)_", "stem"),
+        (r"conv(\d)_", lambda i: f"stage{i - 1}"),
+        (r"post_", "stage4"),
+    ),
+    "densenet": (
+        (r"(conv1|pool1)", "stem"),
+        (r"(?:conv|pool)(\d)", lambda i: f"stage{i - 1}"),
+        (r"(bn|relu)$", "stage4"),
+    ),
+    "mobilenetv2": (
+        (r"(Conv1|bn_Conv1)", "stem"),
+        (r"expanded_conv", "stage1"),
+        (r"block_(\d+)_", lambda i: f"stage{_MOBILENETV2_BLOCK_STAGE[i]}"),
+        (r"(Conv_1|out_relu)", "stage7"),
+    ),
+    "efficientnet": (
+        (r"stem_", "stem"),
+        (r"block(\d)", lambda i: f"stage{i}"),
+        (r"top_", "stage7"),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    constructor: Callable
+    module: object  # the application's module, for its preprocess_input
+    rules: str  # key of STAGE_RULES
+    tags: tuple = ()
+
+
+_A = keras.applications
+APPLICATIONS = {
+    "keras_vgg16": AppSpec(_A.VGG16, _A.vgg16, "vgg"),
+    "keras_vgg19": AppSpec(_A.VGG19, _A.vgg19, "vgg"),
+    "keras_resnet50": AppSpec(_A.ResNet50, _A.resnet, "resnet", ("residual", "batch_norm")),
+    "keras_resnet101": AppSpec(_A.ResNet101, _A.resnet, "resnet", ("residual", "batch_norm")),
+    "keras_resnet152": AppSpec(_A.ResNet152, _A.resnet, "resnet", ("residual", "batch_norm")),
+    "keras_resnet50v2": AppSpec(_A.ResNet50V2, _A.resnet_v2, "resnet", ("residual", "batch_norm")),
+    "keras_resnet101v2": AppSpec(_A.ResNet101V2, _A.resnet_v2, "resnet", ("residual", "batch_norm")),
+    "keras_resnet152v2": AppSpec(_A.ResNet152V2, _A.resnet_v2, "resnet", ("residual", "batch_norm")),
+    "keras_densenet121": AppSpec(_A.DenseNet121, _A.densenet, "densenet", ("dense_connections", "batch_norm")),
+    "keras_densenet169": AppSpec(_A.DenseNet169, _A.densenet, "densenet", ("dense_connections", "batch_norm")),
+    "keras_densenet201": AppSpec(_A.DenseNet201, _A.densenet, "densenet", ("dense_connections", "batch_norm")),
+    "keras_mobilenetv2": AppSpec(_A.MobileNetV2, _A.mobilenet_v2, "mobilenetv2", ("residual", "batch_norm")),
+    "keras_efficientnetb0": AppSpec(_A.EfficientNetB0, _A.efficientnet, "efficientnet",
+                                    ("residual", "batch_norm")),
+}
+DEFAULT_INPUT_SHAPE = (224, 224, 3)
+MIN_INPUT_SIZE = 32  # keras.applications refuse smaller inputs
+
+
+def keras_cache_dir():
+    """Where ``keras.utils.get_file`` caches application weights (``$KERAS_HOME/models``)."""
+    home = os.environ.get("KERAS_HOME")
+    if not home:
+        base = os.path.expanduser("~")
+        home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
+    return os.path.join(home, "models")
+
+
+def _snake(class_name):
+    # keras' own auto-naming (keras.src.utils.naming.to_snake_case).
+    name = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", class_name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _rename_by_stage(layers_, rules):
+    """Prefix each layer's name with its stage; auto-generated names (which depend
+    on how many layers the session created before) become ``{stage}_{kind}[_k]``."""
+    stage, seen = "stem", {}
+    for layer in layers_:
+        for pattern, rule in rules:
+            match = re.match(pattern, layer.name)
+            if match:
+                stage = rule if isinstance(rule, str) else rule(int(match.group(1)))
+                break
+        base = layer.name
+        kind = _snake(type(layer).__name__)
+        if re.fullmatch(rf"{kind}(_\d+)?", base):
+            count = seen[(stage, kind)] = seen.get((stage, kind), -1) + 1
+            base = kind if count == 0 else f"{kind}_{count}"
+        if not base.startswith(f"{stage}_"):  # EfficientNet's "stem_conv" stays as is
+            layer.name = f"{stage}_{base}"
+        elif base != layer.name:
+            layer.name = base
+
+
+def _download_error(model_name, error):
+    message = str(error)
+    match = re.search(r"URL fetch failure on (\S+): ", message)
+    origin = match.group(1) if match else "?"
+    fname = origin.rsplit("/", 1)[-1]
+    return WeightsDownloadError(
+        f"Could not download the ImageNet weights of {model_name!r}: Keras needs the file {fname!r} "
+        f"from {origin}. Without network access, fetch it elsewhere and place it in the Keras cache "
+        f"folder {keras_cache_dir()!r} ($KERAS_HOME/models, ~/.keras/models by default), or pass "
+        f"weights=None. Cause: {message}"
+    )
+
+
+def _application(model_name, *, input_shape, num_classes, include_top, pooling, classifier_activation,
+                 weights, name):
+    spec = APPLICATIONS[model_name]
+    shape, num_classes = check_common(
+        input_shape=input_shape,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+        weights=weights,
+        default_input_shape=DEFAULT_INPUT_SHAPE,
+        min_size=MIN_INPUT_SIZE,
+        channels=3 if weights == "imagenet" else None,
+        allow_imagenet=True,
+    )
+    inputs = keras.Input(shape=shape, name="input")
+    try:
+        backbone = spec.constructor(include_top=False, weights="imagenet" if weights == "imagenet" else None,
+                                    input_tensor=inputs, input_shape=shape)
+    except Exception as e:
+        if "URL fetch failure" in str(e):
+            raise _download_error(model_name, e) from None
+        raise
+    _rename_by_stage([layer for layer in backbone.layers if not isinstance(layer, keras.layers.InputLayer)],
+                     STAGE_RULES[spec.rules])
+    x = blocks.classifier_head(backbone.output, num_classes=num_classes, include_top=include_top,
+                               pooling=pooling, classifier_activation=classifier_activation)
+    return blocks.finish(inputs, x, name=name, weights=None if weights == "imagenet" else weights)
+
+
+def _make_builder(model_name, spec):
+    def builder(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
+                classifier_activation="softmax", weights=None, name=model_name):
+        return _application(model_name, input_shape=input_shape, num_classes=num_classes,
+                            include_top=include_top, pooling=pooling,
+                            classifier_activation=classifier_activation, weights=weights, name=name)
+
+    app = spec.constructor.__name__
+    builder.__name__ = builder.__qualname__ = model_name
+    builder.__doc__ = f"""``keras.applications.{app}`` backbone with a zoo head and stage-prefixed layer names.
+
+    Args:
+        weights: ``None`` (random), ``"imagenet"`` (the backbone's pretrained weights,
+            downloaded by Keras on first use; the head stays random) or a local file
+            saved from this model.
+        input_shape, num_classes, include_top, pooling, classifier_activation, name:
+            as in ``keras.applications``.
+
+    Returns:
+        A functional ``keras.Model``; preprocess inputs with
+        ``zoo.get_card("{model_name}").preprocess_input``.
+
+    Raises:
+        WeightsDownloadError: ``weights="imagenet"`` while offline and not cached.
+
+    Example:
+        >>> model = {model_name}(input_shape=(32, 32, 3), num_classes=10)
+    """
+    return builder
+
+
+for _name, _spec in APPLICATIONS.items():
+    globals()[_name] = register_model(
+        family="keras_applications",
+        default_input_shape=DEFAULT_INPUT_SHAPE,
+        min_input_size=MIN_INPUT_SIZE,
+        reference=f"keras.applications.{_spec.constructor.__name__} (include_top=False) + zoo head",
+        tags=("image", "pooling", "stages", "imagenet", "keras_applications", "pretrained", "slow") + _spec.tags,
+        test_kwargs={"input_shape": (32, 32, 3)},
+        preprocess_input=_spec.module.preprocess_input,
+    )(_make_builder(_name, _spec))

@@ -1,0 +1,231 @@
+"""DenseNet: torchvision's ImageNet DenseNets and DenseNet-BC for CIFAR.
+
+Reference: Huang, Liu, van der Maaten & Weinberger, "Densely Connected
+Convolutional Networks", CVPR 2017 (arXiv:1608.06993). The ImageNet variants
+follow torchvision's ``densenet121/169/201`` layer for layer; DenseNet-BC for
+CIFAR follows the paper's Torch code (3 dense blocks of (depth - 4) / 6
+bottleneck layers, a bare 3x3 conv of 2k filters as stem, compression 0.5).
+"""
+
+from __future__ import annotations
+
+import keras
+
+from zoo import blocks
+from zoo.registry import register_model
+from zoo.utils import (
+    check_common,
+    check_float,
+    check_input_shape,
+    check_int,
+    check_stem,
+    check_width,
+    scaled,
+)
+
+# torchvision's (growth_rate, block_config, num_init_features).
+DENSENET_SPECS = {
+    "densenet121": (32, (6, 12, 24, 16), 64),
+    "densenet169": (32, (6, 12, 32, 32), 64),
+    "densenet201": (32, (6, 12, 48, 32), 64),
+}
+BN_SIZE = 4  # bottleneck width = BN_SIZE * growth_rate
+COMPRESSION = 0.5
+# DenseNet-BC for CIFAR: (depth, growth rate) of the registered variants.
+DENSENET_BC_SPECS = {"densenet_bc_40": (40, 12), "densenet_bc_100": (100, 12)}
+
+
+def min_input_size(stem, num_blocks):
+    """Smallest input for which every transition's 2x2 average pool still sees >= 1 pixel."""
+    after_stem = 2 ** (num_blocks - 1)
+    # The ImageNet stem maps H to ceil(ceil(H / 2) / 2).
+    return 4 * (after_stem - 1) + 1 if stem == "imagenet" else after_stem
+
+
+def _densenet(*, growth_rate, block_config, init_features, stem, compression, default_input_shape,
+              input_shape, num_classes, include_top, pooling, classifier_activation, width, weights, name):
+    shape, num_classes = check_common(
+        input_shape=input_shape,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+        weights=weights,
+        default_input_shape=default_input_shape,
+        min_size=None,
+    )
+    width = check_width(width)
+    compression = check_float("compression", compression, minimum=0.0, maximum=1.0)
+    if compression == 0.0:
+        raise ValueError(f"`compression` must be > 0. Received: compression={compression!r}")
+    stem = check_stem(stem, shape)
+    check_input_shape(shape, default=shape, min_size=min_input_size(stem, len(block_config)))
+    growth_rate = scaled(growth_rate, width)
+    inputs = keras.Input(shape=shape, name="input")
+    features = scaled(init_features, width)
+    # Dense layers start with BN-ReLU, so the small-image stem is a bare conv.
+    x = blocks.stem(inputs, features, kind=stem, activate=stem == "imagenet")
+    for s, num_layers in enumerate(block_config, start=1):
+        x = blocks.dense_block(x, num_layers, growth_rate, bn_size=BN_SIZE, name=f"stage{s}")
+        features += num_layers * growth_rate
+        if s < len(block_config):
+            features = max(1, int(features * compression))
+            x = blocks.transition(x, features, name=f"stage{s}_transition")
+    x = blocks.bn_relu(x, name=f"stage{len(block_config)}_post")
+    x = blocks.classifier_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
+                               classifier_activation=classifier_activation)
+    return blocks.finish(inputs, x, name=name, weights=weights)
+
+
+def _imagenet_densenet(variant, **kwargs):
+    growth_rate, block_config, init_features = DENSENET_SPECS[variant]
+    return _densenet(growth_rate=growth_rate, block_config=block_config, init_features=init_features,
+                     default_input_shape=(224, 224, 3), **kwargs)
+
+
+def _densenet_bc(*, depth, growth_rate, **kwargs):
+    depth = check_int("depth", depth, minimum=10)
+    growth_rate = check_int("growth_rate", growth_rate)
+    if (depth - 4) % 6:
+        raise ValueError(
+            f"`depth` of a DenseNet-BC must be 6n + 4 (e.g. 40, 100, 190, 250). Received: depth={depth!r}"
+        )
+    n = (depth - 4) // 6
+    return _densenet(growth_rate=growth_rate, block_config=(n, n, n), init_features=2 * growth_rate,
+                     stem="cifar", default_input_shape=(32, 32, 3), **kwargs)
+
+
+_TAGS = ("image", "pooling", "stages", "dense_connections", "batch_norm", "width")
+
+_IMAGENET_CARD = dict(
+    family="densenet",
+    default_input_shape=(224, 224, 3),
+    # With stem=None inputs below 64 pixels get the small-image stem; with
+    # stem="imagenet" the minimum is min_input_size("imagenet", 4) = 29 (torchvision's).
+    min_input_size=min_input_size("cifar", 4),
+    reference="Huang et al., Densely Connected Convolutional Networks, CVPR 2017; torchvision densenet layout",
+    tags=_TAGS + ("imagenet",),
+    test_kwargs={"input_shape": (32, 32, 3), "width": 0.125},
+)
+
+_BC_CARD = dict(
+    family="densenet",
+    default_input_shape=(32, 32, 3),
+    min_input_size=min_input_size("cifar", 3),
+    reference="Huang et al., Densely Connected Convolutional Networks, CVPR 2017: DenseNet-BC "
+              "(bottleneck layers, compression 0.5) for CIFAR",
+    tags=_TAGS + ("cifar",),
+    test_kwargs={"input_shape": (16, 16, 3), "width": 0.5},
+)
+
+_ARGS_DOC = """
+    Args:
+        width: multiplier on the growth rate and the stem's filters (1.0 is the reference).
+        stem: ``"imagenet"`` (conv7x7/2-BN-ReLU + max-pool), ``"cifar"`` (a bare
+            conv3x3/1, no pool) or ``None``: ``"cifar"`` for inputs smaller than 64 pixels.
+        compression: fraction of channels each transition keeps (0.5, "C" in DenseNet-BC).
+        input_shape, num_classes, include_top, pooling, classifier_activation, weights, name:
+            as in ``keras.applications``; ``weights`` is ``None`` or a local weights file.
+
+    Returns:
+        A functional ``keras.Model`` with ``stem_*``, ``stage1_*`` ... and ``head_*`` layers.
+
+    Example:
+        >>> model = {name}(input_shape=(32, 32, 3), num_classes=10, width=0.25)
+"""
+
+_BC_ARGS_DOC = """
+    Args:
+        width: multiplier on the growth rate (and so on every channel count).
+        compression: fraction of channels each transition keeps (0.5 in DenseNet-BC).
+        input_shape, num_classes, include_top, pooling, classifier_activation, weights, name:
+            as in ``keras.applications``; ``weights`` is ``None`` or a local weights file.
+
+    Returns:
+        A functional ``keras.Model`` with ``stem_*``, ``stage1_*`` ... ``stage3_*`` and ``head_*`` layers.
+
+    Example:
+        >>> model = {name}(num_classes=10)
+"""
+
+
+@register_model(**_IMAGENET_CARD)
+def densenet121(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
+                classifier_activation="softmax", width=1.0, stem=None, compression=COMPRESSION, weights=None,
+                name="densenet121"):
+    """DenseNet-121, layer for layer as torchvision's ``densenet121`` (7,978,856 parameters)."""
+    return _imagenet_densenet("densenet121", input_shape=input_shape, num_classes=num_classes,
+                              include_top=include_top, pooling=pooling,
+                              classifier_activation=classifier_activation, width=width, stem=stem,
+                              compression=compression, weights=weights, name=name)
+
+
+@register_model(**_IMAGENET_CARD)
+def densenet169(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
+                classifier_activation="softmax", width=1.0, stem=None, compression=COMPRESSION, weights=None,
+                name="densenet169"):
+    """DenseNet-169, layer for layer as torchvision's ``densenet169`` (14,149,480 parameters)."""
+    return _imagenet_densenet("densenet169", input_shape=input_shape, num_classes=num_classes,
+                              include_top=include_top, pooling=pooling,
+                              classifier_activation=classifier_activation, width=width, stem=stem,
+                              compression=compression, weights=weights, name=name)
+
+
+@register_model(**_IMAGENET_CARD)
+def densenet201(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
+                classifier_activation="softmax", width=1.0, stem=None, compression=COMPRESSION, weights=None,
+                name="densenet201"):
+    """DenseNet-201, layer for layer as torchvision's ``densenet201`` (20,013,928 parameters)."""
+    return _imagenet_densenet("densenet201", input_shape=input_shape, num_classes=num_classes,
+                              include_top=include_top, pooling=pooling,
+                              classifier_activation=classifier_activation, width=width, stem=stem,
+                              compression=compression, weights=weights, name=name)
+
+
+for _fn in (densenet121, densenet169, densenet201):
+    _fn.__doc__ += _ARGS_DOC.format(name=_fn.__name__)
+
+
+@register_model(**{**_BC_CARD, "test_kwargs": {"input_shape": (16, 16, 3), "depth": 10, "growth_rate": 4}})
+def densenet_bc(*, depth=100, growth_rate=12, input_shape=None, num_classes=10, include_top=True,
+                pooling=None, classifier_activation="softmax", width=1.0, compression=COMPRESSION,
+                weights=None, name="densenet_bc"):
+    """DenseNet-BC for CIFAR of any depth 6n + 4 and growth rate k (default: L=100, k=12, 0.8M parameters).
+
+    Args:
+        depth: total depth L = 6n + 4, n bottleneck layers per each of the 3 dense blocks.
+        growth_rate: k, channels each layer adds (the stem has 2k).
+    """
+    return _densenet_bc(depth=depth, growth_rate=growth_rate, input_shape=input_shape,
+                        num_classes=num_classes, include_top=include_top, pooling=pooling,
+                        classifier_activation=classifier_activation, width=width, compression=compression,
+                        weights=weights, name=name)
+
+
+@register_model(**_BC_CARD)
+def densenet_bc_100(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
+                    classifier_activation="softmax", width=1.0, compression=COMPRESSION, weights=None,
+                    name="densenet_bc_100"):
+    """DenseNet-BC (L=100, k=12) for CIFAR, 0.8M parameters in the paper's table 2."""
+    depth, growth_rate = DENSENET_BC_SPECS["densenet_bc_100"]
+    return _densenet_bc(depth=depth, growth_rate=growth_rate, input_shape=input_shape,
+                        num_classes=num_classes, include_top=include_top, pooling=pooling,
+                        classifier_activation=classifier_activation, width=width, compression=compression,
+                        weights=weights, name=name)
+
+
+@register_model(**_BC_CARD)
+def densenet_bc_40(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
+                   classifier_activation="softmax", width=1.0, compression=COMPRESSION, weights=None,
+                   name="densenet_bc_40"):
+    """DenseNet-BC (L=40, k=12) for CIFAR: a small DenseNet for quick experiments."""
+    depth, growth_rate = DENSENET_BC_SPECS["densenet_bc_40"]
+    return _densenet_bc(depth=depth, growth_rate=growth_rate, input_shape=input_shape,
+                        num_classes=num_classes, include_top=include_top, pooling=pooling,
+                        classifier_activation=classifier_activation, width=width, compression=compression,
+                        weights=weights, name=name)
+
+
+densenet_bc.__doc__ += _BC_ARGS_DOC.format(name="densenet_bc")
+for _fn in (densenet_bc_100, densenet_bc_40):
+    _fn.__doc__ += _BC_ARGS_DOC.format(name=_fn.__name__)
