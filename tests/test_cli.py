@@ -1,5 +1,6 @@
 """The `zoo` command line: --help of every command, one clear line and a non-zero exit on bad input."""
 
+import importlib
 import json
 import os
 import subprocess
@@ -79,7 +80,7 @@ def test_tune_stub_says_not_available(capsys):
 
 def _tune_is_stub():
     try:
-        import tuning.search as search
+        search = importlib.import_module("tuning.search")
     except Exception:  # noqa: BLE001 - absent or broken: the stub is used
         return True
     return not callable(getattr(search, "add_cli_parser", None))

@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 import tuning
 import zoo
 import zoo.data
-from tuning import pareto as P
+import importlib
+
+P = importlib.import_module("tuning.pareto")  # the module (tuning.pareto is its function)
 from tuning.hypermodels import (
     ArchitectureHyperModel,
     FamilyHyperModel,

@@ -66,8 +66,7 @@ from keras_tuner.src.distribute import utils as dist_utils
 from keras_tuner.src.engine import trial as trial_module
 
 import zoo
-from tuning import _callable_module
-from tuning import pareto as pareto_module
+from tuning.pareto import CONSTRAINT_FIELDS, apply_constraints, best_under, knee_point, pareto
 from tuning.hypermodels import ZooHyperModel, make_hypermodel
 from tuning.records import append_record, environment, finite, new_record, read_records
 from tuning.trial import objective_value, run_trial
@@ -150,18 +149,18 @@ class SearchResult:
         return maximize, minimize
 
     def pareto(self, *, maximize=None, minimize=("params", "fit_seconds")) -> list:
-        """Non-dominated completed records (see :func:`tuning.pareto.pareto`); the objective is included."""
+        """Non-dominated completed records (see :func:`tuning.pareto`); the objective is included."""
         maximize, minimize = self._objectives(maximize, minimize)
-        return pareto_module.pareto(self.records, maximize=maximize, minimize=minimize)
+        return pareto(self.records, maximize=maximize, minimize=minimize)
 
     def knee(self, *, maximize=None, minimize=("params", "fit_seconds")):
-        """The knee of the Pareto front (see :func:`tuning.pareto.knee_point`)."""
+        """The knee of the Pareto front (see :func:`tuning.knee_point`)."""
         maximize, minimize = self._objectives(maximize, minimize)
-        return pareto_module.knee_point(self.records, maximize=maximize, minimize=minimize)
+        return knee_point(self.records, maximize=maximize, minimize=minimize)
 
     def best_under(self, **constraints):
         """The best completed record under upper bounds, e.g. ``best_under(max_params=1e5)``."""
-        return pareto_module.best_under(self.records, objective=self.objective, mode=self.direction, **constraints)
+        return best_under(self.records, objective=self.objective, mode=self.direction, **constraints)
 
     def summary(self, *, minimize=("params", "fit_seconds")) -> str:
         """A few lines: counts, the best trial and the Pareto front."""
@@ -633,7 +632,7 @@ class _Runner:
             tuner_id=tuner_id, algorithm=self.algorithm, objective=self.objective, search=self.search_id,
             started=started, trial_seconds=time.perf_counter() - start,
         )
-        pareto_module.apply_constraints(record, self.constraints)
+        apply_constraints(record, self.constraints)
         append_record(self.records_path, record)
         self.records.append(record)
         if self.verbose:
@@ -929,9 +928,9 @@ def search(
     if not all(finite(v) for v in constraints.values()):
         raise ValueError(f"Constraint bounds must be finite numbers. Received: constraints={constraints!r}")
     constraints = {k: float(v) for k, v in constraints.items()}
-    unknown = set(constraints) - set(pareto_module.CONSTRAINT_FIELDS)
+    unknown = set(constraints) - set(CONSTRAINT_FIELDS)
     if unknown:
-        raise ValueError(f"Unknown constraint(s) {sorted(unknown)}; valid: {sorted(pareto_module.CONSTRAINT_FIELDS)}. "
+        raise ValueError(f"Unknown constraint(s) {sorted(unknown)}; valid: {sorted(CONSTRAINT_FIELDS)}. "
                          f"Received: constraints={constraints!r}")
     if not measure_speed and "max_latency_ms" in constraints:
         raise ValueError("max_latency_ms needs measure_speed=True. Received: measure_speed=False")
@@ -1114,7 +1113,7 @@ def add_cli_parser(subparsers):
     p.add_argument("--directory", default="runs/tune")
     p.add_argument("--project-name", default="keras_tuner")
     p.add_argument("--constraint", action="append", metavar="NAME=VALUE",
-                   help=f"upper bound, repeatable: {', '.join(sorted(pareto_module.CONSTRAINT_FIELDS))}")
+                   help=f"upper bound, repeatable: {', '.join(sorted(CONSTRAINT_FIELDS))}")
     p.add_argument("--executions", type=int, default=1, help="trainings per trial, averaged")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tiny", action="store_true", help="use each card's tiny test sizes (quick checks)")
@@ -1136,6 +1135,3 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-else:
-    # `tuning.search(...)` calls `search`, while `tuning.search.add_cli_parser` stays reachable.
-    _callable_module(__name__)

@@ -38,17 +38,11 @@ FIT_KWARGS = {"optimizer": "adam", "learning_rate": 2e-3, "schedule": "cosine"}
 def main(quick: bool = False, out=None, epochs=None, seeds=None, fresh=False) -> int:
     """Run the demo; returns the exit status (0 when at least one model trained)."""
     start = time.perf_counter()
-    import zoo
     import zoo.data
     from tuning.compare import compare
     from tuning.report import format_summary
 
     models, budget = (QUICK_MODELS, QUICK_BUDGET) if quick else (DEMO_MODELS, DEMO_BUDGET)
-    available = set(zoo.list_models())
-    missing = [name for name, _ in models if name not in available]
-    if missing:
-        print(f"Not in this installation, skipped: {', '.join(missing)}")
-    models = [(name, kw) for name, kw in models if name in available]
     out = out or os.path.join("runs", "demo-quick" if quick else "demo")
     data = zoo.data.load("digits", image_size=32, channels=1, batch_size=budget["batch_size"], seed=0)
     print(f"Data: {data!r}")
