@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     (x, y), (xv, yv), (xt, yt) = (data.arrays(s) for s in ("train", "validation", "test"))
     print(f"Data: {args.data}, {len(x)} training / {len(xv)} validation / {len(xt)} test points, classes "
           f"{list(data.class_names)}")
-    epochs = 30 if args.fast else 150
+    epochs = 15 if args.fast else 150
     runs = []
     for title, hidden in (("logistic regression (no hidden layer)", ()), ("MLP (32, 32) relu", (32, 32))):
         model = zoo.build("mlp", input_shape=data.input_shape, hidden_units=hidden, task="binary")

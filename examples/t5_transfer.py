@@ -72,13 +72,13 @@ def main(argv=None):
     p.add_argument("--fast", action="store_true", help="tiny budget for CI")
     p.add_argument("--out", default="runs/t5", help="folder for the plot")
     args = p.parse_args(argv)
-    size, width = 32, (0.25 if args.fast else 0.5)
-    epochs = 2 if args.fast else 8
+    size, width = (16, 0.25) if args.fast else (32, 0.5)
+    epochs = 1 if args.fast else 8
     per_class = 10 if args.fast else 20
 
     # 1. a model trained on a similar task: ResNet-20 on four shapes
     xs, ys = data.make_shapes(classes=("circle", "square", "triangle", "cross"),
-                              samples_per_class=100 if args.fast else 400, image_size=size, seed=1)[:2]
+                              samples_per_class=50 if args.fast else 400, image_size=size, seed=1)[:2]
     base = zoo.build("resnet20", input_shape=(size, size, 3), num_classes=4, width=width)
     training.fit(base, (xs, ys), epochs=epochs, batch_size=32, learning_rate=3e-3, verbose=2)
 

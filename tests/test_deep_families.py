@@ -17,6 +17,7 @@ from keras import layers
 
 import zoo
 from zoo import blocks
+from zoo.layers import AdaptiveAveragePooling2D
 from zoo.models import applications, densenet
 
 STAGE_PREFIX = re.compile(r"(stem|stage([1-9]\d*)|head)_")
@@ -287,6 +288,27 @@ def test_option_a_shortcut_is_subsample_plus_zero_channels():
     assert trainable_params(b) > trainable_params(model)
 
 
+def test_adaptive_average_pooling_matches_torch_also_when_upsampling():
+    def torch_reference(x, out):
+        n, h, w, c = x.shape
+        y = np.zeros((n, out, out, c), "float32")
+        for i in range(out):
+            for j in range(out):
+                rows = slice(i * h // out, -(-(i + 1) * h // out))
+                cols = slice(j * w // out, -(-(j + 1) * w // out))
+                y[:, i, j] = x[:, rows, cols].mean(axis=(1, 2))
+        return y
+
+    rng = np.random.default_rng(0)
+    for h, w in [(1, 1), (2, 3), (5, 9), (14, 14), (15, 7)]:
+        x = rng.random((2, h, w, 3), dtype="float32")
+        inputs = keras.Input((h, w, 3))
+        model = keras.Model(inputs, AdaptiveAveragePooling2D(7)(inputs))
+        np.testing.assert_allclose(model.predict(x, verbose=0), torch_reference(x, 7), atol=1e-6)
+    layer = AdaptiveAveragePooling2D.from_config(AdaptiveAveragePooling2D((6, 7)).get_config())
+    assert layer.output_size == (6, 7)
+
+
 def test_custom_layer_round_trips(tmp_path):
     layer = blocks.ChannelZeroPadding((2, 3), name="pad")
     clone = blocks.ChannelZeroPadding.from_config(layer.get_config())
@@ -438,22 +460,42 @@ def test_keras_wrapper_cards():
     assert set(expected) <= set(zoo.list_models("keras_*", tags="keras_applications"))
 
 
-def test_imagenet_weights_offline_give_a_clear_error_quickly(monkeypatch, tmp_path):
+def test_imagenet_weights_offline_give_a_clear_error_quickly(monkeypatch):
     from keras.src.utils import file_utils
 
     def offline(fname, origin=None, **kwargs):
         raise Exception(f"URL fetch failure on {origin}: None -- [Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(file_utils, "get_file", offline)
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     start = time.perf_counter()
     with pytest.raises(applications.WeightsDownloadError) as info:
         zoo.build("keras_resnet50", weights="imagenet", input_shape=(32, 32, 3))
     assert time.perf_counter() - start < 20
     message = str(info.value)
     assert "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5" in message
-    assert str(tmp_path / "keras_home" / "models") in message
+    assert applications.keras_cache_dir() in message and "~/.keras/models" in message
+    assert applications.keras_cache_dir().endswith("models")
     assert info.value.__suppress_context__ and isinstance(info.value, OSError)
+
+
+@pytest.mark.filterwarnings("ignore:`input_shape` is undefined or non-square")
+def test_imagenet_weights_reach_the_staged_backbone(monkeypatch, tmp_path):
+    # Stand in for the download: serve a weights file of a reference backbone.
+    from keras.src.utils import file_utils
+
+    reference = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3))
+    for w in reference.weights:  # not the initial values, so that copying shows
+        w.assign(np.random.default_rng(0).random(w.shape).astype("float32"))
+    path = str(tmp_path / "mobilenet_v2_notop.weights.h5")
+    reference.save_weights(path)
+    monkeypatch.setattr(file_utils, "get_file", lambda *args, **kwargs: path)
+    model = zoo.build("keras_mobilenetv2", weights="imagenet", input_shape=(32, 32, 3), num_classes=3)
+    body = [layer for layer in reference.layers if not isinstance(layer, layers.InputLayer)]
+    names = applications._stage_names(body, applications.STAGE_RULES["mobilenetv2"])
+    assert sum(len(layer.weights) for layer in body) == len(reference.weights)
+    for layer in body:
+        for a, b in zip(layer.weights, model.get_layer(names[layer.name]).weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_keras_wrapper_loads_local_weights(tmp_path):

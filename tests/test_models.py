@@ -32,9 +32,10 @@ def test_output_shape_for_each_mode(name):
             assert len(out) == 4, (include_top, pooling, out)
         else:
             assert len(out) == 2 and out[-1] > 0, (include_top, pooling, out)
-        x, _ = random_batch(model, n=2)
-        y = np.asarray(model.predict_on_batch(x))
-        assert y.shape[0] == 2 and np.isfinite(y).all()
+        if include_top:  # run it once; the other modes are checked symbolically
+            x, _ = random_batch(model, n=2)
+            y = np.asarray(model.predict_on_batch(x))
+            assert y.shape == (2, NUM_CLASSES) and np.isfinite(y).all()
         keras.backend.clear_session()
 
 

@@ -1,8 +1,8 @@
 """Wrappers of ``keras.applications`` backbones with a zoo head and stage names.
 
-Each wrapper builds the application without its top on a ``keras.Input``
-named ``input``, prefixes every backbone layer with its stage (``stem_``,
-``stage1_``, ...; e.g. ResNet50's ``conv3_block1_1_conv`` becomes
+Each wrapper builds the application without its top, clones it onto a
+``keras.Input`` named ``input`` with every layer's name prefixed by its stage
+(``stem_``, ``stage1_``, ...; e.g. ResNet50's ``conv3_block1_1_conv`` becomes
 ``stage2_conv3_block1_1_conv``) and adds the zoo's ``head_*`` classifier
 (global average pool + dense), so that freezing and head replacement work
 by name as on the zoo's own families. ``weights="imagenet"`` loads the
@@ -66,37 +66,43 @@ class AppSpec:
     constructor: Callable
     module: object  # the application's module, for its preprocess_input
     rules: str  # key of STAGE_RULES
-    tags: tuple = ()
+    tags: tuple = ("residual", "batch_norm")
+    # One training step at 32x32 takes over ~10 s on a 2-core CPU (all but VGG).
+    slow: bool = True
 
 
 _A = keras.applications
+_DENSE = ("dense_connections", "batch_norm")
 APPLICATIONS = {
-    "keras_vgg16": AppSpec(_A.VGG16, _A.vgg16, "vgg"),
-    "keras_vgg19": AppSpec(_A.VGG19, _A.vgg19, "vgg"),
-    "keras_resnet50": AppSpec(_A.ResNet50, _A.resnet, "resnet", ("residual", "batch_norm")),
-    "keras_resnet101": AppSpec(_A.ResNet101, _A.resnet, "resnet", ("residual", "batch_norm")),
-    "keras_resnet152": AppSpec(_A.ResNet152, _A.resnet, "resnet", ("residual", "batch_norm")),
-    "keras_resnet50v2": AppSpec(_A.ResNet50V2, _A.resnet_v2, "resnet", ("residual", "batch_norm")),
-    "keras_resnet101v2": AppSpec(_A.ResNet101V2, _A.resnet_v2, "resnet", ("residual", "batch_norm")),
-    "keras_resnet152v2": AppSpec(_A.ResNet152V2, _A.resnet_v2, "resnet", ("residual", "batch_norm")),
-    "keras_densenet121": AppSpec(_A.DenseNet121, _A.densenet, "densenet", ("dense_connections", "batch_norm")),
-    "keras_densenet169": AppSpec(_A.DenseNet169, _A.densenet, "densenet", ("dense_connections", "batch_norm")),
-    "keras_densenet201": AppSpec(_A.DenseNet201, _A.densenet, "densenet", ("dense_connections", "batch_norm")),
-    "keras_mobilenetv2": AppSpec(_A.MobileNetV2, _A.mobilenet_v2, "mobilenetv2", ("residual", "batch_norm")),
-    "keras_efficientnetb0": AppSpec(_A.EfficientNetB0, _A.efficientnet, "efficientnet",
-                                    ("residual", "batch_norm")),
+    "keras_vgg16": AppSpec(_A.VGG16, _A.vgg16, "vgg", tags=(), slow=False),
+    "keras_vgg19": AppSpec(_A.VGG19, _A.vgg19, "vgg", tags=(), slow=False),
+    "keras_resnet50": AppSpec(_A.ResNet50, _A.resnet, "resnet"),
+    "keras_resnet101": AppSpec(_A.ResNet101, _A.resnet, "resnet"),
+    "keras_resnet152": AppSpec(_A.ResNet152, _A.resnet, "resnet"),
+    "keras_resnet50v2": AppSpec(_A.ResNet50V2, _A.resnet_v2, "resnet"),
+    "keras_resnet101v2": AppSpec(_A.ResNet101V2, _A.resnet_v2, "resnet"),
+    "keras_resnet152v2": AppSpec(_A.ResNet152V2, _A.resnet_v2, "resnet"),
+    "keras_densenet121": AppSpec(_A.DenseNet121, _A.densenet, "densenet", tags=_DENSE),
+    "keras_densenet169": AppSpec(_A.DenseNet169, _A.densenet, "densenet", tags=_DENSE),
+    "keras_densenet201": AppSpec(_A.DenseNet201, _A.densenet, "densenet", tags=_DENSE),
+    "keras_mobilenetv2": AppSpec(_A.MobileNetV2, _A.mobilenet_v2, "mobilenetv2"),
+    "keras_efficientnetb0": AppSpec(_A.EfficientNetB0, _A.efficientnet, "efficientnet"),
 }
 DEFAULT_INPUT_SHAPE = (224, 224, 3)
 MIN_INPUT_SIZE = 32  # keras.applications refuse smaller inputs
 
 
 def keras_cache_dir():
-    """Where ``keras.utils.get_file`` caches application weights (``$KERAS_HOME/models``)."""
-    home = os.environ.get("KERAS_HOME")
-    if not home:
+    """Where ``keras.utils.get_file`` caches application weights: ``$KERAS_HOME/models``,
+    ``~/.keras/models`` by default (Keras reads ``KERAS_HOME`` once, at import)."""
+    try:
+        from keras.src.backend.config import keras_home
+    except ImportError:  # private in Keras 3; mirror its rule if it moves
         base = os.path.expanduser("~")
-        home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
-    return os.path.join(home, "models")
+        home = os.environ.get("KERAS_HOME") or os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
+    else:
+        home = keras_home()
+    return os.path.join(os.path.expanduser(home), "models")
 
 
 def _snake(class_name):
@@ -105,10 +111,10 @@ def _snake(class_name):
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def _rename_by_stage(layers_, rules):
-    """Prefix each layer's name with its stage; auto-generated names (which depend
+def _stage_names(layers_, rules):
+    """``{keras name: stage-prefixed name}``; auto-generated Keras names (which depend
     on how many layers the session created before) become ``{stage}_{kind}[_k]``."""
-    stage, seen = "stem", {}
+    stage, seen, names = "stem", {}, {}
     for layer in layers_:
         for pattern, rule in rules:
             match = re.match(pattern, layer.name)
@@ -120,10 +126,29 @@ def _rename_by_stage(layers_, rules):
         if re.fullmatch(rf"{kind}(_\d+)?", base):
             count = seen[(stage, kind)] = seen.get((stage, kind), -1) + 1
             base = kind if count == 0 else f"{kind}_{count}"
-        if not base.startswith(f"{stage}_"):  # EfficientNet's "stem_conv" stays as is
-            layer.name = f"{stage}_{base}"
-        elif base != layer.name:
-            layer.name = base
+        # EfficientNet's "stem_conv" already carries its stage.
+        names[layer.name] = base if base.startswith(f"{stage}_") else f"{stage}_{base}"
+    return names
+
+
+def _staged(backbone, inputs, rules, *, copy_weights):
+    """A clone of ``backbone`` on ``inputs`` whose layers carry stage-prefixed names.
+
+    Cloning (rather than renaming in place) gives the variables paths that match
+    the new names, as a model rebuilt from its saved config has them.
+    """
+    body = [layer for layer in backbone.layers if not isinstance(layer, keras.layers.InputLayer)]
+    names = _stage_names(body, rules)
+
+    def rename(layer):
+        return layer.__class__.from_config({**layer.get_config(), "name": names[layer.name]})
+
+    staged = keras.models.clone_model(backbone, input_tensors=inputs, clone_function=rename)
+    if copy_weights:
+        new = {layer.name: layer for layer in staged.layers}
+        for layer in body:
+            new[names[layer.name]].set_weights(layer.get_weights())
+    return staged
 
 
 def _download_error(model_name, error):
@@ -154,19 +179,19 @@ def _application(model_name, *, input_shape, num_classes, include_top, pooling, 
         channels=3 if weights == "imagenet" else None,
         allow_imagenet=True,
     )
-    inputs = keras.Input(shape=shape, name="input")
+    imagenet = weights == "imagenet"
     try:
-        backbone = spec.constructor(include_top=False, weights="imagenet" if weights == "imagenet" else None,
-                                    input_tensor=inputs, input_shape=shape)
+        backbone = spec.constructor(include_top=False, weights="imagenet" if imagenet else None,
+                                    input_shape=shape)
     except Exception as e:
         if "URL fetch failure" in str(e):
             raise _download_error(model_name, e) from None
         raise
-    _rename_by_stage([layer for layer in backbone.layers if not isinstance(layer, keras.layers.InputLayer)],
-                     STAGE_RULES[spec.rules])
-    x = blocks.classifier_head(backbone.output, num_classes=num_classes, include_top=include_top,
+    inputs = keras.Input(shape=shape, name="input")
+    staged = _staged(backbone, inputs, STAGE_RULES[spec.rules], copy_weights=imagenet)
+    x = blocks.classifier_head(staged.output, num_classes=num_classes, include_top=include_top,
                                pooling=pooling, classifier_activation=classifier_activation)
-    return blocks.finish(inputs, x, name=name, weights=None if weights == "imagenet" else weights)
+    return blocks.finish(inputs, x, name=name, weights=None if imagenet else weights)
 
 
 def _make_builder(model_name, spec):
@@ -206,7 +231,8 @@ for _name, _spec in APPLICATIONS.items():
         default_input_shape=DEFAULT_INPUT_SHAPE,
         min_input_size=MIN_INPUT_SIZE,
         reference=f"keras.applications.{_spec.constructor.__name__} (include_top=False) + zoo head",
-        tags=("image", "pooling", "stages", "imagenet", "keras_applications", "pretrained", "slow") + _spec.tags,
+        tags=("image", "pooling", "stages", "imagenet", "keras_applications", "pretrained")
+        + _spec.tags + (("slow",) if _spec.slow else ()),
         test_kwargs={"input_shape": (32, 32, 3)},
         preprocess_input=_spec.module.preprocess_input,
     )(_make_builder(_name, _spec))

@@ -104,10 +104,13 @@ _IMAGENET_CARD = dict(
     # stem="imagenet" the minimum is min_input_size("imagenet", 4) = 29 (torchvision's).
     min_input_size=min_input_size("cifar", 4),
     reference="Huang et al., Densely Connected Convolutional Networks, CVPR 2017; torchvision densenet layout",
-    tags=_TAGS + ("imagenet",),
+    # One training step of even the tiny test model takes about a minute on a 2-core CPU.
+    tags=_TAGS + ("imagenet", "slow"),
     test_kwargs={"input_shape": (32, 32, 3), "width": 0.125},
 )
 
+# Variants with fixed depth are "slow" (a training step of even the tiny model
+# takes over ~10 s on a 2-core CPU); the generic builder's test model is shallow.
 _BC_CARD = dict(
     family="densenet",
     default_input_shape=(32, 32, 3),
@@ -202,7 +205,7 @@ def densenet_bc(*, depth=100, growth_rate=12, input_shape=None, num_classes=10, 
                         weights=weights, name=name)
 
 
-@register_model(**_BC_CARD)
+@register_model(**{**_BC_CARD, "tags": _BC_CARD["tags"] + ("slow",)})
 def densenet_bc_100(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
                     classifier_activation="softmax", width=1.0, compression=COMPRESSION, weights=None,
                     name="densenet_bc_100"):
@@ -214,7 +217,7 @@ def densenet_bc_100(*, input_shape=None, num_classes=10, include_top=True, pooli
                         weights=weights, name=name)
 
 
-@register_model(**_BC_CARD)
+@register_model(**{**_BC_CARD, "tags": _BC_CARD["tags"] + ("slow",)})
 def densenet_bc_40(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
                    classifier_activation="softmax", width=1.0, compression=COMPRESSION, weights=None,
                    name="densenet_bc_40"):

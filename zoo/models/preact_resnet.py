@@ -13,7 +13,7 @@ from __future__ import annotations
 import keras
 
 from zoo import blocks
-from zoo.models.resnet import MIN_INPUT_SIZE, RESNET_LAYERS, STAGE_FILTERS, STEM_FILTERS
+from zoo.models.resnet import MIN_INPUT_SIZE, RESNET_LAYERS, SLOW_DEPTHS, STAGE_FILTERS, STEM_FILTERS
 from zoo.registry import register_model
 from zoo.utils import check_common, check_stem, check_width, scaled
 
@@ -54,15 +54,18 @@ def _preact_resnet(depth, *, input_shape, num_classes, include_top, pooling, cla
     return blocks.finish(inputs, x, name=name, weights=weights)
 
 
-_CARD = dict(
-    family="preact_resnet",
-    default_input_shape=(224, 224, 3),
-    min_input_size=MIN_INPUT_SIZE,
-    reference="He et al., Identity Mappings in Deep Residual Networks, ECCV 2016; "
-              "full pre-activation units, projection shortcuts (1x1 conv, no BN) where the shape changes",
-    tags=("image", "pooling", "stages", "residual", "batch_norm", "width", "imagenet"),
-    test_kwargs={"input_shape": (32, 32, 3), "width": 0.125},
-)
+def _card(depth):
+    return dict(
+        family="preact_resnet",
+        default_input_shape=(224, 224, 3),
+        min_input_size=MIN_INPUT_SIZE,
+        reference="He et al., Identity Mappings in Deep Residual Networks, ECCV 2016; "
+                  "full pre-activation units, projection shortcuts (1x1 conv, no BN) where the shape changes",
+        tags=("image", "pooling", "stages", "residual", "batch_norm", "width", "imagenet")
+        + (("slow",) if depth in SLOW_DEPTHS else ()),
+        test_kwargs={"input_shape": (32, 32, 3), "width": 0.125},
+    )
+
 
 _ARGS_DOC = """
     Args:
@@ -80,7 +83,7 @@ _ARGS_DOC = """
 """
 
 
-@register_model(**_CARD)
+@register_model(**_card(18))
 def preact_resnet18(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
                     classifier_activation="softmax", width=1.0, stem=None, weights=None, name="preact_resnet18"):
     """Pre-activation ResNet-18 (basic blocks 2-2-2-2)."""
@@ -89,7 +92,7 @@ def preact_resnet18(*, input_shape=None, num_classes=1000, include_top=True, poo
                           stem=stem, weights=weights, name=name)
 
 
-@register_model(**_CARD)
+@register_model(**_card(34))
 def preact_resnet34(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
                     classifier_activation="softmax", width=1.0, stem=None, weights=None, name="preact_resnet34"):
     """Pre-activation ResNet-34 (basic blocks 3-4-6-3)."""
@@ -98,7 +101,7 @@ def preact_resnet34(*, input_shape=None, num_classes=1000, include_top=True, poo
                           stem=stem, weights=weights, name=name)
 
 
-@register_model(**_CARD)
+@register_model(**_card(50))
 def preact_resnet50(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
                     classifier_activation="softmax", width=1.0, stem=None, weights=None, name="preact_resnet50"):
     """Pre-activation ResNet-50 (bottleneck blocks 3-4-6-3)."""
@@ -107,7 +110,7 @@ def preact_resnet50(*, input_shape=None, num_classes=1000, include_top=True, poo
                           stem=stem, weights=weights, name=name)
 
 
-@register_model(**_CARD)
+@register_model(**_card(101))
 def preact_resnet101(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
                      classifier_activation="softmax", width=1.0, stem=None, weights=None,
                      name="preact_resnet101"):
@@ -117,7 +120,7 @@ def preact_resnet101(*, input_shape=None, num_classes=1000, include_top=True, po
                           stem=stem, weights=weights, name=name)
 
 
-@register_model(**_CARD)
+@register_model(**_card(152))
 def preact_resnet152(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
                      classifier_activation="softmax", width=1.0, stem=None, weights=None,
                      name="preact_resnet152"):

@@ -13,7 +13,7 @@ import keras
 
 from zoo import blocks
 from zoo.registry import register_model
-from zoo.utils import check_choice, check_common, check_input_shape, check_stem, check_width, scaled
+from zoo.utils import check_choice, check_common, check_stem, check_width, scaled
 
 # depth -> (block, blocks per stage), torchvision's ``_resnet(block, layers)``.
 RESNET_LAYERS = {
@@ -26,13 +26,15 @@ RESNET_LAYERS = {
 STAGE_FILTERS = (64, 128, 256, 512)
 STEM_FILTERS = 64
 # He et al. 2016, sec. 4.2: depth 6n + 2, three stages of n basic blocks at 16/32/64 filters.
-CIFAR_DEPTHS = (20, 32, 44, 56, 110)
 CIFAR_STAGE_FILTERS = (16, 32, 64)
 CIFAR_STEM_FILTERS = 16
 BLOCKS = {"basic": blocks.basic_block, "bottleneck": blocks.bottleneck_block}
 SHORTCUTS = ("A", "B")
 # Every conv pads enough to keep a 1x1 map alive, so any input size builds.
 MIN_INPUT_SIZE = 1
+# Depths whose tiny test model takes over ~10 s for one training step on a
+# 2-core CPU (graph tracing grows with the layer count): tagged "slow".
+SLOW_DEPTHS = frozenset({32, 34, 44, 50, 56, 101, 110, 152})
 
 
 def _resnet(*, block, stage_blocks, stage_filters, stem_filters, stem, shortcut, default_input_shape,
@@ -80,25 +82,29 @@ def _cifar_resnet(depth, *, shortcut, **kwargs):
 _TAGS = ("image", "pooling", "stages", "residual", "batch_norm", "width")
 _TEST_KWARGS = {"input_shape": (32, 32, 3), "width": 0.125}
 
-_IMAGENET_CARD = dict(
-    family="resnet",
-    default_input_shape=(224, 224, 3),
-    min_input_size=MIN_INPUT_SIZE,
-    reference="He et al., Deep Residual Learning for Image Recognition, CVPR 2016; "
-              "torchvision resnet layout (v1.5: bottleneck stride on the 3x3 conv; projection shortcuts, option B)",
-    tags=_TAGS + ("imagenet",),
-    test_kwargs=_TEST_KWARGS,
-)
+def _imagenet_card(depth):
+    return dict(
+        family="resnet",
+        default_input_shape=(224, 224, 3),
+        min_input_size=MIN_INPUT_SIZE,
+        reference="He et al., Deep Residual Learning for Image Recognition, CVPR 2016; torchvision resnet "
+                  "layout (v1.5: bottleneck stride on the 3x3 conv; projection shortcuts, option B)",
+        tags=_TAGS + ("imagenet",) + (("slow",) if depth in SLOW_DEPTHS else ()),
+        test_kwargs=_TEST_KWARGS,
+    )
 
-_CIFAR_CARD = dict(
-    family="resnet",
-    default_input_shape=(32, 32, 3),
-    min_input_size=MIN_INPUT_SIZE,
-    reference="He et al., Deep Residual Learning for Image Recognition, CVPR 2016, sec. 4.2 (CIFAR-10); "
-              "shortcut option A by default: strided identity with zero-padded channels, parameter-free",
-    tags=_TAGS + ("cifar",),
-    test_kwargs=_TEST_KWARGS,
-)
+
+def _cifar_card(depth):
+    return dict(
+        family="resnet",
+        default_input_shape=(32, 32, 3),
+        min_input_size=MIN_INPUT_SIZE,
+        reference="He et al., Deep Residual Learning for Image Recognition, CVPR 2016, sec. 4.2 (CIFAR-10); "
+                  "shortcut option A by default: strided identity with zero-padded channels, parameter-free",
+        tags=_TAGS + ("cifar",) + (("slow",) if depth in SLOW_DEPTHS else ()),
+        test_kwargs=_TEST_KWARGS,
+    )
+
 
 _ARGS_DOC = """
     Args:
@@ -116,7 +122,7 @@ _ARGS_DOC = """
 """
 
 
-@register_model(**_IMAGENET_CARD)
+@register_model(**_imagenet_card(18))
 def resnet18(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
              classifier_activation="softmax", width=1.0, stem=None, weights=None, name="resnet18"):
     """ResNet-18, layer for layer as torchvision's ``resnet18`` (11,689,512 parameters)."""
@@ -125,7 +131,7 @@ def resnet18(*, input_shape=None, num_classes=1000, include_top=True, pooling=No
                             stem=stem, weights=weights, name=name)
 
 
-@register_model(**_IMAGENET_CARD)
+@register_model(**_imagenet_card(34))
 def resnet34(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
              classifier_activation="softmax", width=1.0, stem=None, weights=None, name="resnet34"):
     """ResNet-34, layer for layer as torchvision's ``resnet34`` (21,797,672 parameters)."""
@@ -134,7 +140,7 @@ def resnet34(*, input_shape=None, num_classes=1000, include_top=True, pooling=No
                             stem=stem, weights=weights, name=name)
 
 
-@register_model(**_IMAGENET_CARD)
+@register_model(**_imagenet_card(50))
 def resnet50(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
              classifier_activation="softmax", width=1.0, stem=None, weights=None, name="resnet50"):
     """ResNet-50 v1.5, layer for layer as torchvision's ``resnet50`` (25,557,032 parameters)."""
@@ -143,7 +149,7 @@ def resnet50(*, input_shape=None, num_classes=1000, include_top=True, pooling=No
                             stem=stem, weights=weights, name=name)
 
 
-@register_model(**_IMAGENET_CARD)
+@register_model(**_imagenet_card(101))
 def resnet101(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
               classifier_activation="softmax", width=1.0, stem=None, weights=None, name="resnet101"):
     """ResNet-101 v1.5, layer for layer as torchvision's ``resnet101`` (44,549,160 parameters)."""
@@ -152,7 +158,7 @@ def resnet101(*, input_shape=None, num_classes=1000, include_top=True, pooling=N
                             stem=stem, weights=weights, name=name)
 
 
-@register_model(**_IMAGENET_CARD)
+@register_model(**_imagenet_card(152))
 def resnet152(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
               classifier_activation="softmax", width=1.0, stem=None, weights=None, name="resnet152"):
     """ResNet-152 v1.5, layer for layer as torchvision's ``resnet152`` (60,192,808 parameters)."""
@@ -180,7 +186,7 @@ _CIFAR_ARGS_DOC = """
 """
 
 
-@register_model(**_CIFAR_CARD)
+@register_model(**_cifar_card(20))
 def resnet20(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
              classifier_activation="softmax", width=1.0, shortcut="A", weights=None, name="resnet20"):
     """ResNet-20 for CIFAR-10 (n=3; 0.27M parameters)."""
@@ -189,7 +195,7 @@ def resnet20(*, input_shape=None, num_classes=10, include_top=True, pooling=None
                          shortcut=shortcut, weights=weights, name=name)
 
 
-@register_model(**_CIFAR_CARD)
+@register_model(**_cifar_card(32))
 def resnet32(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
              classifier_activation="softmax", width=1.0, shortcut="A", weights=None, name="resnet32"):
     """ResNet-32 for CIFAR-10 (n=5; 0.46M parameters)."""
@@ -198,7 +204,7 @@ def resnet32(*, input_shape=None, num_classes=10, include_top=True, pooling=None
                          shortcut=shortcut, weights=weights, name=name)
 
 
-@register_model(**_CIFAR_CARD)
+@register_model(**_cifar_card(44))
 def resnet44(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
              classifier_activation="softmax", width=1.0, shortcut="A", weights=None, name="resnet44"):
     """ResNet-44 for CIFAR-10 (n=7; 0.66M parameters)."""
@@ -207,7 +213,7 @@ def resnet44(*, input_shape=None, num_classes=10, include_top=True, pooling=None
                          shortcut=shortcut, weights=weights, name=name)
 
 
-@register_model(**_CIFAR_CARD)
+@register_model(**_cifar_card(56))
 def resnet56(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
              classifier_activation="softmax", width=1.0, shortcut="A", weights=None, name="resnet56"):
     """ResNet-56 for CIFAR-10 (n=9; 0.85M parameters)."""
@@ -216,7 +222,7 @@ def resnet56(*, input_shape=None, num_classes=10, include_top=True, pooling=None
                          shortcut=shortcut, weights=weights, name=name)
 
 
-@register_model(**_CIFAR_CARD)
+@register_model(**_cifar_card(110))
 def resnet110(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
               classifier_activation="softmax", width=1.0, shortcut="A", weights=None, name="resnet110"):
     """ResNet-110 for CIFAR-10 (n=18; 1.7M parameters)."""

@@ -69,13 +69,15 @@ def _vgg(depth, *, batch_norm, input_shape, num_classes, include_top, pooling, c
     return blocks.finish(inputs, x, name=name, weights=weights)
 
 
-def _card(batch_norm):
+def _card(batch_norm, *, slow=False):
+    # The deeper variants share vgg11's builder and blocks; their generic tests run with -m slow.
     return dict(
         family="vgg",
         default_input_shape=(224, 224, 3),
         min_input_size=MIN_INPUT_SIZE,
         reference="Simonyan & Zisserman, Very Deep Convolutional Networks, ICLR 2015; torchvision vgg layout",
-        tags=("image", "pooling", "stages", "imagenet", "width") + (("batch_norm",) if batch_norm else ()),
+        tags=("image", "pooling", "stages", "imagenet", "width") + (("batch_norm",) if batch_norm else ())
+        + (("slow",) if slow else ()),
         test_kwargs={"input_shape": (32, 32, 3), "width": 0.0625},
     )
 
@@ -104,7 +106,7 @@ def vgg11(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
                 dropout=dropout, width=width, weights=weights, name=name)
 
 
-@register_model(**_card(False))
+@register_model(**_card(False, slow=True))
 def vgg13(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
           classifier_activation="softmax", dropout=0.5, width=1.0, weights=None, name="vgg13"):
     """VGG-13 (configuration B), as torchvision's ``vgg13`` (133,047,848 parameters)."""
@@ -113,7 +115,7 @@ def vgg13(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
                 dropout=dropout, width=width, weights=weights, name=name)
 
 
-@register_model(**_card(False))
+@register_model(**_card(False, slow=True))
 def vgg16(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
           classifier_activation="softmax", dropout=0.5, width=1.0, weights=None, name="vgg16"):
     """VGG-16 (configuration D), as torchvision's ``vgg16`` (138,357,544 parameters)."""
@@ -122,7 +124,7 @@ def vgg16(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
                 dropout=dropout, width=width, weights=weights, name=name)
 
 
-@register_model(**_card(False))
+@register_model(**_card(False, slow=True))
 def vgg19(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
           classifier_activation="softmax", dropout=0.5, width=1.0, weights=None, name="vgg19"):
     """VGG-19 (configuration E), as torchvision's ``vgg19`` (143,667,240 parameters)."""
@@ -140,7 +142,7 @@ def vgg11_bn(*, input_shape=None, num_classes=1000, include_top=True, pooling=No
                 dropout=dropout, width=width, weights=weights, name=name)
 
 
-@register_model(**_card(True))
+@register_model(**_card(True, slow=True))
 def vgg13_bn(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
              classifier_activation="softmax", dropout=0.5, width=1.0, weights=None, name="vgg13_bn"):
     """VGG-13 with BatchNorm, as torchvision's ``vgg13_bn`` (133,053,736 parameters)."""
@@ -149,7 +151,7 @@ def vgg13_bn(*, input_shape=None, num_classes=1000, include_top=True, pooling=No
                 dropout=dropout, width=width, weights=weights, name=name)
 
 
-@register_model(**_card(True))
+@register_model(**_card(True, slow=True))
 def vgg16_bn(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
              classifier_activation="softmax", dropout=0.5, width=1.0, weights=None, name="vgg16_bn"):
     """VGG-16 with BatchNorm, as torchvision's ``vgg16_bn`` (138,365,992 parameters)."""
@@ -158,7 +160,7 @@ def vgg16_bn(*, input_shape=None, num_classes=1000, include_top=True, pooling=No
                 dropout=dropout, width=width, weights=weights, name=name)
 
 
-@register_model(**_card(True))
+@register_model(**_card(True, slow=True))
 def vgg19_bn(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
              classifier_activation="softmax", dropout=0.5, width=1.0, weights=None, name="vgg19_bn"):
     """VGG-19 with BatchNorm, as torchvision's ``vgg19_bn`` (143,678,248 parameters)."""
