@@ -313,4 +313,5 @@ def fit(
     if isinstance(train, tuple):
         x, y = train
         return model.fit(x, y, batch_size=batch_size, shuffle=shuffle, **kw)
-    return model.fit(train, **kw)
+    # datasets shuffle themselves (zoo.data reshuffles its training split every epoch)
+    return model.fit(train, shuffle=False, **kw)
