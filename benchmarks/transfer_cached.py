@@ -9,7 +9,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 import keras
 import numpy as np
@@ -20,17 +19,6 @@ import zoo  # noqa: E402
 from tuning.records import environment  # noqa: E402
 from zoo import training, transfer  # noqa: E402
 from zoo.data import make_shapes  # noqa: E402
-
-
-class EpochTimes(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.times = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.t = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self.t)
 
 
 def main(argv=None):
@@ -49,16 +37,16 @@ def main(argv=None):
 
     frozen = transfer.replace_head(base, 4)
     transfer.freeze(frozen)
-    t1 = EpochTimes()
+    t1 = training.EpochTimer()
     training.fit(frozen, (x, y), epochs=args.epochs, batch_size=args.batch_size, verbose=0, callbacks=[t1])
-    backbone_epoch = float(np.median(t1.times[1:]))
+    backbone_epoch = float(np.median(t1.seconds[1:]))
 
     cached = transfer.replace_head(base, 4)
     transfer.freeze(cached)
-    t2 = EpochTimes()
+    t2 = training.EpochTimer()
     h = transfer.train_head_on_features(cached, (x, y), epochs=args.epochs, batch_size=args.batch_size, verbose=0,
                                         callbacks=[t2])
-    cached_epoch = float(np.median(t2.times[1:]))
+    cached_epoch = float(np.median(t2.seconds[1:]))
     result = {
         "model": args.model, "width": args.width, "size": args.size, "images": len(x), "batch_size": args.batch_size,
         "frozen_backbone_epoch_seconds": backbone_epoch, "cached_features_epoch_seconds": cached_epoch,

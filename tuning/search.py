@@ -65,7 +65,6 @@ import keras_tuner as kt
 from keras_tuner.src.distribute import utils as dist_utils
 from keras_tuner.src.engine import trial as trial_module
 
-import zoo
 from tuning.pareto import CONSTRAINT_FIELDS, apply_constraints, best_under, knee_point, pareto
 from tuning.hypermodels import ZooHyperModel, make_hypermodel
 from tuning.records import append_record, environment, finite, new_record, read_records
@@ -604,15 +603,12 @@ class _Runner:
                 fit_kwargs["compile"] = False
             return model
 
-        with warnings.catch_warnings():
-            # tf.data inputs are shuffled by zoo.data; Keras warns that fit's shuffle=True is ignored
-            warnings.filterwarnings("ignore", message=".*shuffle=True.*")
-            return run_trial(
-                build, self._data_for(config, seed), trial_id=trial.trial_id,
-                model_name=config.model if config else None, hyperparameters=dict(hp.values),
-                epochs=epochs, batch_size=batch_size, seed=seed, fit_kwargs=fit_kwargs,
-                callbacks=self.callbacks, measure_speed=self.measure_speed,
-            )
+        return run_trial(
+            build, self._data_for(config, seed), trial_id=trial.trial_id,
+            model_name=config.model if config else None, hyperparameters=dict(hp.values),
+            epochs=epochs, batch_size=batch_size, seed=seed, fit_kwargs=fit_kwargs,
+            callbacks=self.callbacks, measure_speed=self.measure_speed,
+        )
 
     def run(self, trial, hypermodel, *, tuner_id):
         start = time.perf_counter()

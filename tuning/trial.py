@@ -18,21 +18,9 @@ import keras
 import zoo
 from tuning.records import finite, new_record
 from zoo import training
+from zoo.training import EpochTimer
 
 __all__ = ["EpochTimer", "run_trial", "peak_memory_bytes", "is_out_of_memory"]
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Wall-clock seconds of each epoch (training and validation)."""
-
-    def on_train_begin(self, logs=None):
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
 
 
 def peak_memory_bytes() -> int:

@@ -114,22 +114,6 @@ def _to_device(x):
     return x
 
 
-def _epoch_timer():
-    import keras
-
-    class EpochTimer(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.seconds = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self._start)
-
-    return EpochTimer()
-
-
 def bench_keras(model_fn, *, label, size, batch, steps, epochs, precision, input_path, steps_per_execution=1,
                 jit_compile="auto", num_classes=1000, inference=True):
     """Train a Keras model on random data for ``epochs`` x ``steps`` and time it.
@@ -157,7 +141,7 @@ def bench_keras(model_fn, *, label, size, batch, steps, epochs, precision, input
             x, y = _to_device(x), _to_device(y)
         else:
             x = x.astype("float32") / 255.0
-        timer = _epoch_timer()
+        timer = training.EpochTimer()
         model.fit(x, y, batch_size=batch, epochs=epochs, shuffle=False, verbose=0, callbacks=[timer])
         per_epoch = timer.seconds
         steady = float(np.median(per_epoch[1:])) if len(per_epoch) > 1 else per_epoch[0]

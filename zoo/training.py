@@ -6,6 +6,8 @@ two models compared by the package are trained the same way.
 
 from __future__ import annotations
 
+import time
+
 import keras
 import numpy as np
 
@@ -28,6 +30,7 @@ __all__ = [
     "compile_model",
     "fit",
     "uint8_inputs",
+    "EpochTimer",
 ]
 
 
@@ -231,6 +234,19 @@ def compile_model(
         steps_per_execution=steps_per_execution,
     )
     return model
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall-clock seconds of each epoch (training and validation) in ``self.seconds``."""
+
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
 
 
 def uint8_inputs(model, *, scale=1.0 / 255.0, offset=0.0, name=None):

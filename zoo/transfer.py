@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 from zoo import blocks, training
-from zoo.utils import check_activation, check_choice, check_float, check_int, check_int_sequence
+from zoo.utils import check_activation, check_choice, check_float, check_int, check_int_sequence, snake_case
 
 __all__ = [
     "stage_of",
@@ -381,17 +381,12 @@ class LoadReport:
         return "\n".join(lines)
 
 
-def _snake(class_name):
-    name = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", class_name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
 def _h5_keys(model):
     """``(layer, key)`` pairs as Keras names layers inside a ``.weights.h5`` file
     (snake-case class name plus a per-model counter, in ``model.layers`` order)."""
     counts, out = {}, []
     for layer in model.layers:
-        base = _snake(type(layer).__name__)
+        base = snake_case(type(layer).__name__)
         k = counts.get(base, 0)
         counts[base] = k + 1
         out.append((layer, f"layers/{base}" + (f"_{k}" if k else "")))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import re
 
 ACTIVATIONS = (
     "relu",
@@ -238,3 +239,9 @@ def check_stem(stem, input_shape, *, threshold=CIFAR_STEM_BELOW):
     if not isinstance(stem, str):
         raise TypeError(f"`stem` must be one of {list(STEMS)} or None. Received: stem={stem!r}")
     return check_choice("stem", stem, STEMS)
+
+
+def snake_case(class_name: str) -> str:
+    """Keras' automatic layer-name rule (``keras.src.utils.naming.to_snake_case``): ``Conv2D`` -> ``conv2d``."""
+    name = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", class_name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()

@@ -23,7 +23,7 @@ import keras
 
 from zoo import blocks
 from zoo.registry import register_model
-from zoo.utils import check_common
+from zoo.utils import check_common, snake_case
 
 
 class WeightsDownloadError(OSError):
@@ -105,12 +105,6 @@ def keras_cache_dir():
     return os.path.join(os.path.expanduser(home), "models")
 
 
-def _snake(class_name):
-    # keras' own auto-naming (keras.src.utils.naming.to_snake_case).
-    name = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", class_name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
 def _stage_names(layers_, rules):
     """``{keras name: stage-prefixed name}``; auto-generated Keras names (which depend
     on how many layers the session created before) become ``{stage}_{kind}[_k]``."""
@@ -122,7 +116,7 @@ def _stage_names(layers_, rules):
                 stage = rule if isinstance(rule, str) else rule(int(match.group(1)))
                 break
         base = layer.name
-        kind = _snake(type(layer).__name__)
+        kind = snake_case(type(layer).__name__)
         if re.fullmatch(rf"{kind}(_\d+)?", base):
             count = seen[(stage, kind)] = seen.get((stage, kind), -1) + 1
             base = kind if count == 0 else f"{kind}_{count}"
