@@ -104,6 +104,19 @@ def test_resume_reuses_completed_trials(run, data, capsys):
     assert len(read_records(os.path.join(out, "records.jsonl"))) == 4
 
 
+def test_precision_is_recorded_and_part_of_the_trial_identity(run, data, capsys):
+    out, result = run
+    assert {r["precision"] for r in result.records} == {"float32"}
+    mixed = compare(["mlp"], data=data, epochs=1, seeds=1, out=out, model_kwargs={"mlp": KWARGS["mlp"]},
+                    verbose=0, report=False, measure_speed=False, precision="mixed_bfloat16")
+    record = mixed.records[0]
+    assert record["status"] == "completed", record["error"]
+    assert record["precision"] == "mixed_bfloat16"
+    assert record["id"] not in {r["id"] for r in result.records}  # trained again, not reused from float32
+    assert "reused from" not in capsys.readouterr().out
+    assert len(read_records(os.path.join(out, "records.jsonl"))) == 5
+
+
 def test_bad_input_fails_before_training(data, tmp_path):
     with pytest.raises(ValueError, match="Did you mean: resnet20"):
         compare(["resnt20"], data=data, out=tmp_path)
@@ -115,4 +128,6 @@ def test_bad_input_fails_before_training(data, tmp_path):
         compare(["mlp"], data=data, seeds=0, out=tmp_path)
     with pytest.raises(ValueError, match="not compared"):
         compare(["mlp"], data=data, out=tmp_path, model_kwargs={"lenet5": {}})
+    with pytest.raises(ValueError, match="precision.*'half'"):
+        compare(["mlp"], data=data, out=tmp_path, precision="half")
     assert not os.path.exists(tmp_path / "records.jsonl")

@@ -111,6 +111,7 @@ def test_damaged_state_is_rebuilt_and_changed_searches_are_refused(tmp_path, cap
     assert "records.jsonl.partial" in out
     assert [r["id"] for r in second.records] == ["0", "1", "2"]
     assert second.records[:2] == first.records
+    assert {r["precision"] for r in second.records} == {"float32"}
     assert len(read_records(directory / "records.jsonl", strict=True)) == 3  # the cut line is gone
 
     manifest = directory / "search.json"
@@ -128,6 +129,8 @@ def test_damaged_state_is_rebuilt_and_changed_searches_are_refused(tmp_path, cap
         _search(directory, max_trials=3, training=wider)
     with pytest.raises(ValueError, match="objective"):
         _search(directory, max_trials=3, objective="val_loss")
+    with pytest.raises(ValueError, match="precision"):
+        _search(directory, max_trials=3, precision="mixed_bfloat16")
     assert len(_records(directory)) == 3  # refusing touched nothing
 
     fresh = _search(directory, max_trials=3, data=other_data, overwrite=True, max_seconds=0)

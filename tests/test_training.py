@@ -118,3 +118,75 @@ def test_bad_arguments_are_named():
         training.compile_model("mlp")
     with pytest.raises(ValueError, match="epochs=0"):
         training.fit(model, _data(), epochs=0)
+
+
+def test_precision_policy_builds_mixed_models_and_restores_the_policy():
+    before = keras.mixed_precision.global_policy().name
+    with training.precision_policy("mixed_bfloat16") as policy:
+        model = zoo.build("lenet5_modern", input_shape=(28, 28, 1), num_classes=3)
+    assert policy == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == before == "float32"
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs and all(layer.compute_dtype == "bfloat16" for layer in convs)
+    assert all(w.dtype == "float32" for w in model.weights)  # variables stay float32
+    out = model(np.zeros((2, 28, 28, 1), "float32"))
+    assert keras.backend.standardize_dtype(out.dtype) == "float32"  # the head outputs float32 for the loss
+    # zoo.build(precision=...) is the same policy around the builder, and trains
+    model = zoo.build("mlp", input_shape=(4,), hidden_units=(8,), num_classes=2, precision="mixed_bfloat16")
+    assert model.layers[1].compute_dtype == "bfloat16"
+    assert keras.mixed_precision.global_policy().name == "float32"
+    h = training.fit(model, _data(), epochs=1, batch_size=16, verbose=0)
+    assert math.isfinite(h.history["loss"][0])
+
+
+def test_precision_is_restored_after_a_failing_build_and_checked():
+    with pytest.raises(ValueError, match="hidden_units"):
+        zoo.build("mlp", input_shape=(4,), hidden_units=(-1,), precision="mixed_float16")
+    assert keras.mixed_precision.global_policy().name == "float32"
+    with pytest.raises(ValueError, match="precision.*'fp8'"):
+        zoo.build("mlp", input_shape=(4,), precision="fp8")
+    with pytest.raises(ValueError, match="precision.*'half'"):
+        training.resolve_precision("half")
+
+
+def test_auto_precision_follows_the_device(monkeypatch):
+    assert training.accelerator()["platform"] == "cpu"  # the test machine
+    assert training.resolve_precision("auto") == "float32"
+    cases = [({"platform": "gpu", "name": "H100", "compute_capability": (9, 0)}, "mixed_bfloat16"),
+             ({"platform": "gpu", "name": "V100", "compute_capability": (7, 0)}, "mixed_float16"),
+             ({"platform": "gpu", "name": "?", "compute_capability": None}, "mixed_float16"),
+             ({"platform": "tpu", "name": "v5e", "compute_capability": None}, "mixed_bfloat16")]
+    for device, expected in cases:
+        monkeypatch.setattr(training, "accelerator", lambda device=device: device)
+        assert training.resolve_precision("auto") == expected
+    assert training.resolve_precision("float32") == "float32"  # explicit choices are kept
+
+
+def test_device_data_trains_exactly_like_host_arrays(monkeypatch):
+    x, y = _data(n=96)
+    moved_args = []
+    real_to_device = training.to_device
+
+    def spy(value):
+        moved_args.append(value)
+        return real_to_device(value)
+
+    monkeypatch.setattr(training, "to_device", spy)
+    histories, weights = [], []
+    for device_data in (False, True):
+        training.set_seed(3)
+        model = zoo.build("mlp", input_shape=(4,), hidden_units=(8,), num_classes=2)
+        h = training.fit(model, (x, y), (x, y), epochs=2, batch_size=16, seed=3, verbose=0,
+                         device_data=device_data)
+        histories.append(h.history)
+        weights.append([np.array(w) for w in model.weights])
+        keras.backend.clear_session()
+    assert sum(isinstance(v, tuple) for v in moved_args) == 2  # train and validation, once, only with device_data
+    assert histories[0].keys() == histories[1].keys()
+    for key in histories[0]:
+        np.testing.assert_allclose(histories[0][key], histories[1][key], rtol=1e-5)
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    moved = real_to_device({"x": x, "pair": (x, None)})
+    assert keras.ops.is_tensor(moved["x"]) and moved["pair"][1] is None
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(moved["pair"][0]), x)

@@ -186,6 +186,7 @@ def compare(
     verbose=2,
     progress=True,
     command=None,
+    precision="float32",
 ) -> Comparison:
     """Train each model on the same data, split and budget over several seeds, then write a report.
 
@@ -207,6 +208,8 @@ def compare(
         verbose: Keras ``fit`` verbosity (2: one line per epoch).
         progress: print one line per trial.
         command: command line shown in the report (default ``sys.argv``).
+        precision: ``float32``, ``mixed_float16``, ``mixed_bfloat16`` or ``auto``
+            (by device): the dtype policy every model is built under.
 
     Returns:
         a :class:`Comparison` (records, summary rows, report paths).
@@ -221,6 +224,7 @@ def compare(
         >>> result.paths["html"]
         'runs/cmp/report.html'
     """
+    from zoo.training import resolve_precision
     from zoo.utils import check_int
 
     if isinstance(data, str):
@@ -230,6 +234,7 @@ def compare(
     if not hasattr(data, "fingerprint") or not hasattr(data, "splits"):
         raise TypeError(f"`data` must be a zoo.data.DataBundle or a dataset name. Received: {type(data).__name__}")
     epochs = check_int("epochs", epochs)
+    precision = resolve_precision(precision)
     batch_size = check_int("batch_size", batch_size, allow_none=True) or data.batch_size
     seeds = _seeds(seeds)
     names = _model_names(models)
@@ -249,6 +254,8 @@ def compare(
     path = os.path.join(out, "records.jsonl")
     existing = {r["id"]: r for r in read_records(path)} if resume else {}
     config = {"epochs": epochs, "batch_size": batch_size, "fit_kwargs": fit_kwargs, "data": data.fingerprint}
+    if precision != "float32":  # absent for float32, so that earlier records keep their ids
+        config["precision"] = precision
     hook = _predictions_hook(data, fit_kwargs)
 
     total = len(names) * len(seeds)
@@ -274,7 +281,7 @@ def compare(
                     _builder(name, data, kwargs), data, trial_id=trial_id, model_name=name,
                     hyperparameters=kwargs, epochs=epochs, batch_size=batch_size, seed=seed,
                     fit_kwargs=fit_kwargs, measure_speed=measure_speed, speed_iterations=speed_iterations,
-                    verbose=verbose, on_trained=hook,
+                    verbose=verbose, on_trained=hook, precision=precision,
                 )
             append_record(path, record)
             records.append(record)
@@ -288,6 +295,7 @@ def compare(
             "epochs": epochs,
             "batch_size": batch_size,
             "fit_kwargs": fit_kwargs,
+            "precision": precision,
             "models": {n: model_kwargs.get(n, {}) for n in names},
         }
         result.paths = write_report(

@@ -69,6 +69,7 @@ from tuning.pareto import CONSTRAINT_FIELDS, apply_constraints, best_under, knee
 from tuning.hypermodels import ZooHyperModel, make_hypermodel
 from tuning.records import append_record, environment, finite, new_record, read_records
 from tuning.trial import objective_value, run_trial
+from zoo.training import PRECISIONS, resolve_precision
 
 __all__ = ["ALGORITHMS", "SearchResult", "search", "load_search", "add_cli_parser", "RECORDS_FILE", "MANIFEST_FILE"]
 
@@ -552,8 +553,10 @@ class _Runner:
     """Runs one trial for the tuner: data, training budget, constraints, records and progress."""
 
     def __init__(self, *, data, objective, direction, epochs, seed, executions, constraints, records_path,
-                 measure_speed, callbacks, algorithm, search_id, verbose, known, max_trials, shared=False):
+                 measure_speed, callbacks, algorithm, search_id, verbose, known, max_trials, shared=False,
+                 precision=None):
         self.data = data
+        self.precision = precision
         self.objective = objective
         self.direction = direction
         self.epochs = epochs
@@ -607,7 +610,7 @@ class _Runner:
             build, self._data_for(config, seed), trial_id=trial.trial_id,
             model_name=config.model if config else None, hyperparameters=dict(hp.values),
             epochs=epochs, batch_size=batch_size, seed=seed, fit_kwargs=fit_kwargs,
-            callbacks=self.callbacks, measure_speed=self.measure_speed,
+            callbacks=self.callbacks, measure_speed=self.measure_speed, precision=self.precision,
         )
 
     def run(self, trial, hypermodel, *, tuner_id):
@@ -812,8 +815,9 @@ def _prepare_directory(directory, manifest, *, overwrite, role, records_path, no
                     "Use another `directory`, or overwrite=True to start over."
                 )
         return
-    identity = {k: manifest[k] for k in _IDENTITY}
-    diffs = _differences({k: existing.get(k) for k in _IDENTITY}, identity)
+    # a float32 search has no "precision" entry (searches recorded before the option had none either)
+    identity = {k: manifest.get(k, _DEFAULTS.get(k)) for k in _IDENTITY}
+    diffs = _differences({k: existing.get(k, _DEFAULTS.get(k)) for k in _IDENTITY}, identity)
     if diffs and not (role == "worker" and overwrite):
         raise ValueError(
             f"{path} describes a different search: {'; '.join(diffs)}. Resume with the same settings, "
@@ -821,7 +825,9 @@ def _prepare_directory(directory, manifest, *, overwrite, role, records_path, no
         )
 
 
-_IDENTITY = ("hypermodel", "space", "data", "objective", "algorithm", "epochs", "seed", "executions", "constraints")
+_IDENTITY = ("hypermodel", "space", "data", "objective", "algorithm", "epochs", "seed", "executions", "constraints",
+             "precision")
+_DEFAULTS = {"precision": "float32"}
 
 
 def _write_report(result, data, project_name, notes):
@@ -866,6 +872,7 @@ def search(
     callbacks=(),
     report=True,
     verbose=1,
+    precision="float32",
 ) -> SearchResult:
     """Search architectures and training settings; record size, accuracy and time of every trial.
 
@@ -894,6 +901,9 @@ def search(
         measure_speed: time latency/throughput after training (needed by latency constraints).
         report: call ``tuning.report.write_report`` at the end when that module is available.
         verbose: 1 prints one line per trial; 0 is silent.
+        precision: ``float32``, ``mixed_float16``, ``mixed_bfloat16`` or ``auto``
+            (by device, see :func:`zoo.training.resolve_precision`): the dtype
+            policy every trial's model is built under; part of the search's identity.
 
     Returns:
         a :class:`SearchResult`.
@@ -906,6 +916,7 @@ def search(
         >>> result.best["val_accuracy"], len(result.pareto())
     """
     began = time.perf_counter()
+    precision = resolve_precision(precision)
     if algorithm not in ALGORITHMS:
         raise ValueError(f"`algorithm` must be one of {list(ALGORITHMS)}. Received: algorithm={algorithm!r}")
     for name, value, minimum in (("epochs", epochs, 1), ("executions", executions, 1), ("seed", seed, 0),
@@ -973,6 +984,8 @@ def search(
         "executions": executions,
         "constraints": constraints,
     }
+    if precision != "float32":  # absent for float32, so that searches recorded before the option still resume
+        identity["precision"] = precision
     identity = _normalise(identity)
     search_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     manifest = {
@@ -1004,7 +1017,7 @@ def search(
         data=data, objective=objective_name, direction=direction, epochs=epochs, seed=seed, executions=executions,
         constraints=constraints, records_path=records_path, measure_speed=measure_speed, callbacks=callbacks,
         algorithm=algorithm, search_id=search_id, verbose=verbose, known=known, max_trials=max_trials,
-        shared=role == "worker",
+        shared=role == "worker", precision=precision,
     )
     tuner = _SearchTuner(oracle, hypermodel, runner=runner, directory=directory, project_name=project_name)
     if role != "worker":
@@ -1070,7 +1083,7 @@ def _cli_tune(args) -> int:
             direction=args.direction, algorithm=args.algorithm, max_trials=args.max_trials, epochs=args.epochs,
             max_seconds=args.max_seconds, directory=args.directory, project_name=args.project_name,
             constraints=constraints, overwrite=args.overwrite, seed=args.seed, executions=args.executions,
-            tiny=args.tiny, report=not args.no_report, verbose=0 if args.quiet else 1,
+            tiny=args.tiny, report=not args.no_report, verbose=0 if args.quiet else 1, precision=args.precision,
         )
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
         print(f"zoo tune: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
@@ -1112,6 +1125,8 @@ def add_cli_parser(subparsers):
                    help=f"upper bound, repeatable: {', '.join(sorted(CONSTRAINT_FIELDS))}")
     p.add_argument("--executions", type=int, default=1, help="trainings per trial, averaged")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", default="float32", choices=PRECISIONS,
+                   help="dtype policy the trials' models are built under (default float32)")
     p.add_argument("--tiny", action="store_true", help="use each card's tiny test sizes (quick checks)")
     p.add_argument("--overwrite", action="store_true", help="start over (old records kept as .bak)")
     p.add_argument("--no-report", action="store_true", help="do not write the report")

@@ -109,6 +109,7 @@ def run_trial(
     speed_iterations=10,
     verbose=0,
     on_trained=None,
+    precision=None,
 ) -> dict:
     """Build, train and measure one model; never raises for a failed trial.
 
@@ -125,23 +126,28 @@ def run_trial(
         on_trained: optional ``callable(model) -> dict`` run after evaluation on the
             trained model; its JSON-friendly fields are added to the record (e.g. a
             confusion matrix), so that reports never need the model again.
+        precision: dtype policy the model is built under (``float32``,
+            ``mixed_float16``, ``mixed_bfloat16``, ``auto``); ``None`` keeps the
+            global one. The policy used is stored in the record.
 
     Returns:
         A record (see :mod:`tuning.records`) with status ``completed`` or ``failed``.
     """
     batch_size = batch_size or data.batch_size
+    policy = keras.mixed_precision.global_policy().name if precision is None else training.resolve_precision(precision)
     name = model_name or (build if isinstance(build, str) else getattr(build, "__name__", "model"))
     base = dict(
         id=trial_id, model=name, hyperparameters=hyperparameters or {}, seed=seed, epochs=epochs,
-        batch_size=batch_size, data=data.fingerprint, dataset=data.name,
+        batch_size=batch_size, data=data.fingerprint, dataset=data.name, precision=policy,
     )
     timings = {}  # seconds per phase, so that the time spent around model.fit can be measured
     base["timings"] = timings
     training.set_seed(seed)
     clock = time.perf_counter()
     try:
-        model = zoo.build(build, input_shape=data.input_shape, num_classes=data.num_classes) if isinstance(
-            build, str) else build()
+        with training.precision_policy(policy):
+            model = zoo.build(build, input_shape=data.input_shape, num_classes=data.num_classes) if isinstance(
+                build, str) else build()
     except (ValueError, TypeError) as e:
         return new_record(status="failed", error=f"invalid configuration: {e}", **base)
     except Exception as e:  # noqa: BLE001 - e.g. out of memory while creating the weights

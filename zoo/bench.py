@@ -25,6 +25,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -32,16 +33,17 @@ import time
 
 import numpy as np
 
+from zoo.training import PRECISIONS, resolve_precision
 from zoo.utils import check_choice, check_int
 
 # keras.applications names of the zoo's reference layouts
 KERAS_PEERS = {"resnet50": "ResNet50", "resnet101": "ResNet101", "resnet152": "ResNet152",
                "densenet121": "DenseNet121", "densenet169": "DenseNet169", "densenet201": "DenseNet201",
                "vgg16": "VGG16", "vgg19": "VGG19"}
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 INPUTS = ("numpy", "device")
 
-__all__ = ["matmul_peak_flops", "bench_keras", "bench_torch", "run", "add_cli_parser", "main"]
+__all__ = ["PeerUnavailable", "matmul_peak_flops", "bench_keras", "bench_torch", "run", "write_csv",
+           "add_cli_parser", "main"]
 
 
 def _sync(x):
@@ -55,7 +57,9 @@ def matmul_peak_flops(dtype="float32", n=None, repeats=10):
     """Measured FLOP/s of a square matmul in ``dtype`` on the default device (the MFU reference)."""
     import keras
 
-    n = n or (8192 if _has_accelerator() else 2048)
+    from zoo.training import accelerator
+
+    n = n or (8192 if accelerator()["platform"] != "cpu" else 2048)
     a = keras.random.normal((n, n), dtype=dtype, seed=0)
     b = keras.random.normal((n, n), dtype=dtype, seed=1)
     backend = keras.backend.backend()
@@ -67,34 +71,16 @@ def matmul_peak_flops(dtype="float32", n=None, repeats=10):
         fn = keras.ops.matmul
     for _ in range(2):
         _sync(fn(a, b))
-    times = []
-    for _ in range(repeats):
+    # queue the products back to back and wait once: a wait (and a copy to the
+    # host) after each one would count launch and transfer latency as matmul time
+    best = float("inf")
+    for _ in range(3):
         start = time.perf_counter()
-        _sync(fn(a, b))
-        times.append(time.perf_counter() - start)
-    return 2 * n**3 / float(np.median(times))
-
-
-def _has_accelerator():
-    import keras
-
-    backend = keras.backend.backend()
-    try:
-        if backend == "jax":
-            import jax
-
-            return jax.devices()[0].platform != "cpu"
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            return bool(tf.config.list_physical_devices("GPU"))
-        if backend == "torch":
-            import torch
-
-            return torch.cuda.is_available()
-    except Exception:  # device queries are best effort
-        pass
-    return False
+        for _ in range(repeats):
+            c = fn(a, b)
+        _sync(c)
+        best = min(best, (time.perf_counter() - start) / repeats)
+    return 2 * n**3 / best
 
 
 def _make_data(n, size, num_classes, seed=0):
@@ -104,14 +90,8 @@ def _make_data(n, size, num_classes, seed=0):
     return x, y
 
 
-def _to_device(x):
-    import keras
-
-    if keras.backend.backend() == "jax":
-        import jax
-
-        return jax.device_put(x)
-    return x
+class PeerUnavailable(RuntimeError):
+    """A peer that cannot run here (missing framework, device or model); recorded as skipped."""
 
 
 def bench_keras(model_fn, *, label, size, batch, steps, epochs, precision, input_path, steps_per_execution=1,
@@ -127,51 +107,52 @@ def bench_keras(model_fn, *, label, size, batch, steps, epochs, precision, input
     from zoo import training
 
     keras.backend.clear_session()
-    keras.mixed_precision.set_global_policy(precision)
-    try:
+    with training.precision_policy(precision):
         model = model_fn()
         macs = zoo.profile(model).macs
         params = model.count_params()
-        if input_path == "device":
+        if input_path == "device":  # the wrapper too: its Rescaling then runs in the compute dtype
             model = training.uint8_inputs(model)
-        training.compile_model(model, optimizer="momentum", learning_rate=0.01, task="multiclass",
-                               jit_compile=jit_compile, steps_per_execution=steps_per_execution, metrics=[])
-        x, y = _make_data(batch * steps, size, num_classes)
-        if input_path == "device":
-            x, y = _to_device(x), _to_device(y)
-        else:
-            x = x.astype("float32") / 255.0
-        timer = training.EpochTimer()
-        model.fit(x, y, batch_size=batch, epochs=epochs, shuffle=False, verbose=0, callbacks=[timer])
-        per_epoch = timer.seconds
-        steady = float(np.median(per_epoch[1:])) if len(per_epoch) > 1 else per_epoch[0]
-        result = {
-            "label": label, "framework": f"keras-{keras.backend.backend()}", "input": input_path,
-            "precision": precision, "steps_per_execution": steps_per_execution, "jit_compile": str(jit_compile),
-            "batch": batch, "size": size, "params": params, "macs": macs,
-            "compile_seconds": max(0.0, per_epoch[0] - steady), "step_ms": steady / steps * 1e3,
-            "train_samples_per_second": batch * steps / steady,
-        }
-        if inference:
-            speed = zoo.measure_speed(model, batch_size=batch, iterations=5, warmup=2)
-            result["inference_samples_per_second"] = speed["throughput"]
-        return result
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    x, y = _make_data(batch * steps, size, num_classes)
+    if input_path != "device":
+        x = x.astype("float32") / 255.0
+    timer = training.EpochTimer()
+    # the shared training path, as comparisons and searches use it (no shuffling, like the peers)
+    training.fit(model, (x, y), epochs=epochs, batch_size=batch, seed=0, callbacks=[timer], verbose=0,
+                 shuffle=False, device_data=input_path == "device", optimizer="momentum", learning_rate=0.01,
+                 task="multiclass", metrics=[], jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+    per_epoch = timer.seconds
+    steady = float(np.median(per_epoch[1:])) if len(per_epoch) > 1 else per_epoch[0]
+    result = {
+        "label": label, "framework": f"keras-{keras.backend.backend()}", "input": input_path,
+        "precision": training.resolve_precision(precision), "steps_per_execution": steps_per_execution,
+        "jit_compile": str(jit_compile), "batch": batch, "size": size, "params": params, "macs": macs,
+        "compile_seconds": max(0.0, per_epoch[0] - steady), "step_ms": steady / steps * 1e3,
+        "train_samples_per_second": batch * steps / steady,
+    }
+    if inference:
+        speed = zoo.measure_speed(model, batch_size=batch, iterations=5, warmup=2)
+        result["inference_samples_per_second"] = speed["throughput"]
+    return result
 
 
-def bench_torch(arch, *, size, batch, steps, epochs, num_classes=1000, mode=None):
-    """torchvision ``arch`` with ``torch.compile`` and bf16 autocast on CUDA (``None`` without a GPU)."""
+def bench_torch(arch, *, size, batch, steps, epochs, num_classes=1000, mode=None, precision="mixed_bfloat16"):
+    """torchvision ``arch`` with ``torch.compile`` on CUDA, autocast to the precision's dtype.
+
+    Raises:
+        PeerUnavailable: without PyTorch, a GPU, or a torchvision model of that name.
+    """
     try:
         import torch
         import torchvision
     except ImportError:
-        print("torch peer skipped: PyTorch/torchvision not installed", flush=True)
-        return None
+        raise PeerUnavailable("PyTorch/torchvision not installed") from None
     if not torch.cuda.is_available():
-        print("torch peer skipped: no CUDA device", flush=True)
-        return None
+        raise PeerUnavailable("no CUDA device")
+    if not hasattr(torchvision.models, arch):
+        raise PeerUnavailable(f"torchvision has no {arch!r}")
     dev = "cuda"
+    autocast = {"mixed_bfloat16": torch.bfloat16, "mixed_float16": torch.float16}.get(precision)
     model = getattr(torchvision.models, arch)(num_classes=num_classes).to(dev).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -180,7 +161,7 @@ def bench_torch(arch, *, size, batch, steps, epochs, num_classes=1000, mode=None
     y = torch.from_numpy(y).long().to(dev)
 
     def step(xb, yb):
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.autocast("cuda", dtype=autocast) if autocast else contextlib.nullcontext():
             loss = loss_fn(model(xb.float().div_(255.0)), yb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -198,7 +179,8 @@ def bench_torch(arch, *, size, batch, steps, epochs, num_classes=1000, mode=None
         times.append(time.perf_counter() - start)
     steady = float(np.median(times[1:])) if len(times) > 1 else times[0]
     return {"label": f"torchvision {arch} (torch.compile{', ' + mode if mode else ''})",
-            "framework": f"torch-{torch.__version__}", "input": "device", "precision": "bf16 autocast",
+            "framework": f"torch-{torch.__version__}", "input": "device",
+            "precision": f"autocast {autocast}" if autocast else "float32",
             "batch": batch, "size": size, "compile_seconds": max(0.0, times[0] - steady),
             "step_ms": steady / steps * 1e3, "train_samples_per_second": batch * steps / steady}
 
@@ -226,21 +208,35 @@ def run(models, *, size=224, batch=64, steps=20, epochs=3, precision="float32", 
     import zoo
     from tuning.records import environment
 
+    if isinstance(models, str):
+        models = [models]
+    if not models:
+        raise ValueError(f"`models` must name at least one registered model. Received: models={models!r}")
     for name in models:
         zoo.get_card(name)
-    check_choice("precision", precision, PRECISIONS)
+    precision = resolve_precision(precision)
     for inp in inputs:
         check_choice("input", inp, INPUTS)
     for peer in peers:
         check_choice("peers", peer, ("keras", "torch"))
     size, batch = check_int("size", size), check_int("batch", batch)
     steps, epochs = check_int("steps", steps), check_int("epochs", epochs)
+    check_int("steps_per_execution", steps_per_execution)
+    check_int("num_classes", num_classes, minimum=2)
+    if jit_compile not in ("auto", True, False):
+        raise ValueError(f"`jit_compile` must be 'auto', True or False. Received: jit_compile={jit_compile!r}")
+    if not isinstance(zoo_kwargs or {}, dict):
+        raise TypeError(f"`zoo_kwargs` must be a dict of builder arguments. Received: {zoo_kwargs!r}")
     common = dict(size=size, steps=steps, epochs=epochs, precision=precision,
                   steps_per_execution=steps_per_execution, jit_compile=jit_compile, num_classes=num_classes)
     compute_dtype = {"float32": "float32", "mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}[precision]
     peak = matmul_peak_flops(compute_dtype)
     print(f"measured {compute_dtype} matmul peak: {peak / 1e12:.2f} TFLOP/s", flush=True)
-    results = []
+    results, skipped = [], []
+
+    def skip(model, peer, reason):
+        skipped.append({"model": model, "peer": peer, "reason": reason})
+        print(f"{peer} peer of {model} skipped: {reason}", flush=True)
 
     def report(r):
         if r is None:
@@ -267,21 +263,45 @@ def run(models, *, size=224, batch=64, steps=20, epochs=3, precision="float32", 
             for inp in inputs:
                 report(_with_oom_retry(bench_keras, batch, model_fn=app_fn,
                                        label=f"keras.applications {KERAS_PEERS[name]}", input_path=inp, **common))
+        elif "keras" in peers:
+            skip(name, "keras", f"keras.applications has no {name!r} (peers: {sorted(KERAS_PEERS)})")
         if "torch" in peers:
-            report(bench_torch(name, size=size, batch=batch, steps=steps, epochs=epochs, num_classes=num_classes,
-                               mode=torch_mode))
+            try:
+                report(bench_torch(name, size=size, batch=batch, steps=steps, epochs=epochs,
+                                   num_classes=num_classes, mode=torch_mode, precision=precision))
+            except PeerUnavailable as e:
+                skip(name, "torch", str(e))
     payload = {"command": " ".join(sys.argv), "matmul_peak_flops": peak, "compute_dtype": compute_dtype,
-               "environment": environment(), "results": results}
+               "environment": environment(), "results": results, "skipped": skipped}
     if out:
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
         with open(out, "w") as f:
             json.dump(payload, f, indent=2)
+        write_csv(payload, os.path.splitext(out)[0] + ".csv")
     print(f"\n{'':<46} {'input':<7} {'train img/s':>12} {'ms/step':>9} {'compile s':>9} {'MFU':>6}")
     for r in results:
         mfu = f"{r['mfu']:.1%}" if "mfu" in r else "-"
         print(f"{r['label']:<46} {r['input']:<7} {r['train_samples_per_second']:>12.1f} {r['step_ms']:>9.2f} "
               f"{r['compile_seconds']:>9.1f} {mfu:>6}")
     return payload
+
+
+def write_csv(payload, path):
+    """One row per measurement, stamped with the device, backend and versions of the run."""
+    import csv
+
+    env = payload["environment"]
+    host = env.get("host", {})
+    stamp = {"device": host.get("device"), "cpu_count": host.get("cpu_count"), "backend": env.get("backend"),
+             "versions": json.dumps(env.get("versions", {}), sort_keys=True),
+             "matmul_peak_flops": payload["matmul_peak_flops"]}
+    columns = sorted({k for r in payload["results"] for k in r})
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["label", *[c for c in columns if c != "label"], *stamp])
+        writer.writeheader()
+        for r in payload["results"]:
+            writer.writerow({**r, **stamp})
+    return path
 
 
 def _add_arguments(p):
@@ -298,7 +318,7 @@ def _add_arguments(p):
     p.add_argument("--torch-mode", default=None, help="torch.compile mode, e.g. reduce-overhead")
     p.add_argument("--num-classes", type=int, default=1000)
     p.add_argument("--zoo-kwargs", default="{}", help='JSON builder arguments, e.g. \'{"stem": "imagenet"}\'')
-    p.add_argument("--out", default=None, help="JSON file for the results")
+    p.add_argument("--out", default=None, help="JSON file for the results (a .csv is written beside it)")
     p.set_defaults(fn=_cli_bench)
 
 

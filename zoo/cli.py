@@ -21,6 +21,8 @@ import os
 import sys
 import warnings
 
+from zoo.training import PRECISIONS
+
 # Optional sub-commands that other parts of the package add when present:
 # (command, module candidates). Each module must expose `add_cli_parser(subparsers)`.
 _PLUGINS = {
@@ -151,7 +153,7 @@ def _cmd_compare(args):
         names, data=data, epochs=args.epochs, seeds=args.seeds, batch_size=args.batch_size,
         fit_kwargs=_fit_kwargs(args), out=args.out, model_kwargs=model_kwargs, title=args.title,
         measure_speed=not args.no_speed, verbose=0 if args.quiet else 2, command=["zoo", *sys.argv[1:]],
-        resume=not args.fresh,
+        resume=not args.fresh, precision=args.precision,
     )
     _print_summary(result.rows, result.paths)
     return 0 if any(r["completed"] for r in result.rows) else 1
@@ -225,6 +227,9 @@ def _common_training(p, *, epochs, seeds):
     p.add_argument("--learning-rate", "--lr", type=float, default=1e-3, help="(default 1e-3)")
     p.add_argument("--schedule", default="constant", help="constant, step, exponential, cosine, warmup")
     p.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay (default 0)")
+    p.add_argument("--precision", default="float32", choices=PRECISIONS,
+                   help="dtype policy the models are built under; auto: bf16 on recent GPUs, float32 on CPUs "
+                        "(default float32)")
 
 
 def build_parser():

@@ -156,10 +156,22 @@ def get_card(name: str) -> ModelCard:
     return _REGISTRY[name]
 
 
-def build(name: str, **kwargs):
+def build(name: str, *, precision=None, **kwargs):
     """Build a registered model by name; keyword arguments go to its builder.
+
+    Args:
+        precision: ``float32``, ``mixed_float16``, ``mixed_bfloat16`` or ``auto``
+            (see :func:`zoo.training.precision_policy`); ``None`` keeps the
+            global Keras dtype policy.
 
     Example:
         >>> model = build("lenet5", num_classes=10)
+        >>> fast = build("resnet50", precision="mixed_bfloat16")
     """
-    return get_card(name).builder(**kwargs)
+    card = get_card(name)
+    if precision is None:
+        return card.builder(**kwargs)
+    from zoo.training import precision_policy
+
+    with precision_policy(precision):
+        return card.builder(**kwargs)

@@ -6,6 +6,7 @@ two models compared by the package are trained the same way.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import keras
@@ -17,10 +18,16 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagra
 SCHEDULES = ("constant", "step", "exponential", "cosine", "warmup")
 TASKS = ("multiclass", "binary", "regression")
 REGRESSION_LOSSES = ("mse", "mae", "msle", "huber")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
 
 __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
+    "PRECISIONS",
+    "accelerator",
+    "resolve_precision",
+    "precision_policy",
+    "to_device",
     "set_seed",
     "make_schedule",
     "make_optimizer",
@@ -38,6 +45,116 @@ def set_seed(seed):
     """Seed Python, NumPy and the backend (``keras.utils.set_random_seed``)."""
     if seed is not None:
         keras.utils.set_random_seed(check_int("seed", seed, minimum=0))
+
+
+def accelerator() -> dict:
+    """The backend's default device: ``{"platform": "cpu"|"gpu"|"tpu", "name", "compute_capability"}``.
+
+    ``compute_capability`` is ``(major, minor)`` for CUDA GPUs, else ``None``.
+    Device queries are best effort: anything unexpected reads as a CPU.
+    """
+    info = {"platform": "cpu", "name": "cpu", "compute_capability": None}
+    backend = keras.backend.backend()
+    try:
+        if backend == "jax":
+            import jax
+
+            dev = jax.devices()[0]
+            info.update(platform=dev.platform, name=getattr(dev, "device_kind", dev.platform))
+            cc = getattr(dev, "compute_capability", None)
+            if cc:
+                info["compute_capability"] = tuple(int(v) for v in str(cc).split(".")[:2])
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            if gpus:
+                details = tf.config.experimental.get_device_details(gpus[0])
+                info.update(platform="gpu", name=details.get("device_name", "gpu"),
+                            compute_capability=details.get("compute_capability"))
+        elif backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                info.update(platform="gpu", name=torch.cuda.get_device_name(0),
+                            compute_capability=tuple(torch.cuda.get_device_capability(0)))
+    except Exception:  # noqa: BLE001 - a failed query must not stop training
+        pass
+    if info["platform"] not in ("gpu", "tpu"):
+        info.update(platform="cpu", compute_capability=None)
+    return info
+
+
+def resolve_precision(precision="float32") -> str:
+    """A Keras dtype-policy name for ``precision``; ``auto`` picks by device.
+
+    ``auto``: ``mixed_bfloat16`` on TPUs and on GPUs with bfloat16 tensor cores
+    (compute capability 8.0+: A100, H100, RTX 30xx and later), ``mixed_float16``
+    (with loss scaling, added by ``compile``) on older GPUs, ``float32`` on CPUs,
+    where mixed precision is usually slower.
+    """
+    check_choice("precision", precision, PRECISIONS)
+    if precision != "auto":
+        return precision
+    dev = accelerator()
+    if dev["platform"] == "tpu":
+        return "mixed_bfloat16"
+    if dev["platform"] == "gpu":
+        cc = dev["compute_capability"] or (0, 0)
+        return "mixed_bfloat16" if tuple(cc) >= (8, 0) else "mixed_float16"
+    return "float32"
+
+
+@contextlib.contextmanager
+def precision_policy(precision="float32"):
+    """Build models under a precision (``float32``, ``mixed_float16``, ``mixed_bfloat16``, ``auto``).
+
+    Keras fixes a layer's compute dtype when the layer is created, so the
+    policy must surround the *building*; the previous global policy comes back
+    afterwards. Variables stay float32 under the mixed policies, and the zoo's
+    classifier heads output float32 so that losses stay stable.
+
+    Example:
+        >>> with precision_policy("mixed_bfloat16"):
+        ...     model = zoo.build("resnet50")
+    """
+    policy = resolve_precision(precision)
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield policy
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def to_device(x):
+    """Put an array (or a tuple/list/dict of arrays) on the backend's default device once.
+
+    With the data resident on the accelerator, ``fit`` slices batches there
+    instead of copying each one from the host every epoch. Use it for data
+    that fits in accelerator memory; send images as ``uint8`` (see
+    :func:`uint8_inputs`) to store 4x more.
+    """
+    if isinstance(x, (tuple, list)):
+        return type(x)(to_device(v) for v in x)
+    if isinstance(x, dict):
+        return {k: to_device(v) for k, v in x.items()}
+    if x is None:
+        return None
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.device_put(np.asarray(x) if not hasattr(x, "devices") else x)
+    if backend == "torch":
+        return keras.ops.convert_to_tensor(x)  # Keras' torch backend places tensors on its default device
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        device = "/GPU:0" if tf.config.list_physical_devices("GPU") else "/CPU:0"
+        with tf.device(device):
+            return tf.identity(tf.convert_to_tensor(x))
+    return x
 
 
 def make_schedule(
@@ -291,6 +408,7 @@ def fit(
     verbose="auto",
     compile=True,
     shuffle=True,
+    device_data=False,
     **compile_kwargs,
 ):
     """Seed, compile (unless ``compile=False``) and fit; returns the ``History``.
@@ -302,9 +420,16 @@ def fit(
         epochs: training epochs.
         batch_size: used for array inputs (datasets come batched).
         seed: seeds Python, NumPy and the backend before compiling.
+        device_data: put array data (``(x, y)`` tuples) on the accelerator once
+            (:func:`to_device`) so that no batch is copied from the host during
+            training; for data that fits in accelerator memory.
         compile_kwargs: forwarded to :func:`compile_model` (optimizer,
-            learning_rate, schedule, weight_decay, loss, ...). ``total_steps``
+            learning_rate, schedule, weight_decay, loss, ``jit_compile``,
+            ``steps_per_execution``, ...). ``total_steps``
             for schedules is derived from the data when possible.
+
+    Mixed precision is chosen when the model is built
+    (:func:`precision_policy`, or ``zoo.build(..., precision=...)``).
 
     Example:
         >>> history = fit(model, (x, y), epochs=2, optimizer="sgd", learning_rate=0.1)
@@ -325,6 +450,11 @@ def fit(
         raise TypeError(f"compile=False takes no compile arguments. Received: {sorted(compile_kwargs)}")
     if isinstance(validation, list):
         validation = tuple(validation)
+    if device_data:
+        if isinstance(train, tuple):
+            train = to_device(train)
+        if isinstance(validation, tuple):
+            validation = to_device(validation)
     kw = dict(epochs=epochs, validation_data=validation, callbacks=list(callbacks), verbose=verbose)
     if isinstance(train, tuple):
         x, y = train
