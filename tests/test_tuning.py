@@ -311,3 +311,25 @@ def test_cli_tune_with_hyperband_and_bad_input(tmp_path, capsys):
         assert len(err) == 1 and err[0].startswith("zoo tune: error:") and message in err[0]
     args = parser.parse_args(["tune", "nosuchnet", "--data", "moons", "--directory", str(tmp_path / "bad")])
     assert args.fn(args) == 2 and "nosuchnet" in capsys.readouterr().err
+
+
+def test_each_trial_starts_from_a_clear_session(moons):
+    """No per-trial slow-down: Keras' global state (graphs, layer-name counters) is dropped after every trial."""
+    from tuning.trial import run_trial
+
+    names = []
+
+    def build():
+        inputs = keras.Input(moons.input_shape)
+        hidden = keras.layers.Dense(8, activation="relu")(inputs)
+        model = keras.Model(inputs, keras.layers.Dense(2)(hidden))
+        names.append([layer.name for layer in model.layers[1:]])
+        return model
+
+    for trial in range(3):
+        record = run_trial(build, moons, trial_id=str(trial), epochs=1, measure_speed=False,
+                           precision="mixed_bfloat16" if trial == 1 else None)
+        assert record["status"] == "completed", record["error"]
+        assert record["precision"] == ("mixed_bfloat16" if trial == 1 else "float32")
+    assert names[0] == names[1] == names[2] == ["dense", "dense_1"]
+    assert keras.mixed_precision.global_policy().name == "float32"
