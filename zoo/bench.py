@@ -48,9 +48,11 @@ __all__ = ["PeerUnavailable", "matmul_peak_flops", "bench_keras", "bench_torch",
 
 def _sync(x):
     """Block until ``x`` is computed (asynchronous backends)."""
+    import keras
+
     if hasattr(x, "block_until_ready"):
         x.block_until_ready()
-    return np.asarray(x[:1, :1] if getattr(x, "ndim", 0) >= 2 else x)
+    return keras.ops.convert_to_numpy(x[:1, :1] if len(getattr(x, "shape", ())) >= 2 else x)
 
 
 def matmul_peak_flops(dtype="float32", n=None, repeats=10):

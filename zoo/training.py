@@ -132,9 +132,10 @@ def to_device(x):
     """Put an array (or a tuple/list/dict of arrays) on the backend's default device once.
 
     With the data resident on the accelerator, ``fit`` slices batches there
-    instead of copying each one from the host every epoch. Use it for data
-    that fits in accelerator memory; send images as ``uint8`` (see
-    :func:`uint8_inputs`) to store 4x more.
+    instead of copying each one from the host every epoch (JAX, PyTorch). Use
+    it for data that fits in accelerator memory; send images as ``uint8`` (see
+    :func:`uint8_inputs`) to store 4x more. On TensorFlow the arrays become
+    host tensors: Keras feeds them through ``tf.data``, which prefetches.
     """
     if isinstance(x, (tuple, list)):
         return type(x)(to_device(v) for v in x)
@@ -149,13 +150,9 @@ def to_device(x):
         return jax.device_put(np.asarray(x) if not hasattr(x, "devices") else x)
     if backend == "torch":
         return keras.ops.convert_to_tensor(x)  # Keras' torch backend places tensors on its default device
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        device = "/GPU:0" if tf.config.list_physical_devices("GPU") else "/CPU:0"
-        with tf.device(device):
-            return tf.identity(tf.convert_to_tensor(x))
-    return x
+    # TensorFlow: Keras feeds arrays through tf.data, which runs on the host (a GPU
+    # copy would be copied back), so the data stays there and is prefetched
+    return keras.ops.convert_to_tensor(x)
 
 
 def make_schedule(
