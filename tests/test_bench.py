@@ -121,6 +121,9 @@ def test_out_of_memory_halves_the_batch_until_it_fits(capsys):
     ({"num_classes": 1}, "num_classes=1"),
     ({"jit_compile": "yes"}, "jit_compile='yes'"),
     ({"zoo_kwargs": [1]}, "zoo_kwargs"),
+    ({"zoo_kwargs": {"width": -1}}, "width=-1"),  # the builder's own check, before any timing
+    ({"models": ["lenet5"], "size": 16}, "minimum input size"),
+    ({"inputs": ()}, "inputs"),
 ])
 def test_bad_arguments_raise_before_any_measurement(monkeypatch, kwargs, match):
     monkeypatch.setattr(bench, "matmul_peak_flops", _no_peak)
@@ -145,3 +148,23 @@ def test_torch_peer_says_why_it_cannot_run():
         pass
     with pytest.raises(bench.PeerUnavailable):
         bench.bench_torch("resnet18", size=32, batch=2, steps=1, epochs=1)
+
+
+def test_a_failed_measurement_is_recorded_and_the_others_kept(monkeypatch, tmp_path, capsys):
+    real = bench.bench_keras
+
+    def flaky(model_fn, *, input_path, **kwargs):
+        if input_path == "numpy":
+            raise RuntimeError("XLA compilation failed\nlong details")
+        return real(model_fn, input_path=input_path, **kwargs)
+
+    monkeypatch.setattr(bench, "bench_keras", flaky)
+    out = tmp_path / "b.json"
+    code = main(["bench", "mlp", "--size", "8", "--batch", "4", "--steps", "2", "--epochs", "2", "--input", "both",
+                 "--peers", "none", "--num-classes", "3", "--zoo-kwargs", '{"hidden_units": [8]}',
+                 "--out", str(out)])
+    assert code == 1  # something failed: the exit status says so
+    payload = json.loads(out.read_text())
+    assert payload["failed"] == [{"label": "zoo mlp", "error": "RuntimeError: XLA compilation failed"}]
+    assert [r["input"] for r in payload["results"]] == ["device"]  # the other measurement is kept
+    assert "zoo mlp failed: RuntimeError" in capsys.readouterr().out

@@ -204,7 +204,12 @@ def _with_oom_retry(fn, batch, **kwargs):
 def run(models, *, size=224, batch=64, steps=20, epochs=3, precision="float32", inputs=("device",),
         steps_per_execution=1, jit_compile="auto", peers=("keras",), num_classes=1000, zoo_kwargs=None,
         torch_mode=None, out=None):
-    """Benchmark ``models`` (registry names) and their peers; returns the JSON payload (and writes ``out``)."""
+    """Benchmark ``models`` (registry names) and their peers; returns the JSON payload (and writes ``out``).
+
+    Arguments are checked, and every zoo model is built once with its
+    arguments, before anything is timed. A measurement that fails for another
+    reason than memory is recorded under ``failed`` and the run goes on.
+    """
     import keras
 
     import zoo
@@ -217,6 +222,10 @@ def run(models, *, size=224, batch=64, steps=20, epochs=3, precision="float32", 
     for name in models:
         zoo.get_card(name)
     precision = resolve_precision(precision)
+    inputs = (inputs,) if isinstance(inputs, str) else tuple(inputs)
+    peers = tuple(p for p in peers.split(",") if p) if isinstance(peers, str) else tuple(peers)
+    if not inputs:
+        raise ValueError(f"`inputs` must name at least one of {INPUTS}. Received: inputs={inputs!r}")
     for inp in inputs:
         check_choice("input", inp, INPUTS)
     for peer in peers:
@@ -229,16 +238,33 @@ def run(models, *, size=224, batch=64, steps=20, epochs=3, precision="float32", 
         raise ValueError(f"`jit_compile` must be 'auto', True or False. Received: jit_compile={jit_compile!r}")
     if not isinstance(zoo_kwargs or {}, dict):
         raise TypeError(f"`zoo_kwargs` must be a dict of builder arguments. Received: {zoo_kwargs!r}")
+
+    def zoo_fn(name):
+        return zoo.build(name, input_shape=(size, size, 3), num_classes=num_classes, **(zoo_kwargs or {}))
+
+    for name in models:  # a builder refuses a bad size or argument here, before anything is timed
+        zoo_fn(name)
+        keras.backend.clear_session()
     common = dict(size=size, steps=steps, epochs=epochs, precision=precision,
                   steps_per_execution=steps_per_execution, jit_compile=jit_compile, num_classes=num_classes)
     compute_dtype = {"float32": "float32", "mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}[precision]
     peak = matmul_peak_flops(compute_dtype)
     print(f"measured {compute_dtype} matmul peak: {peak / 1e12:.2f} TFLOP/s", flush=True)
-    results, skipped = [], []
+    results, skipped, failed = [], [], []
 
     def skip(model, peer, reason):
         skipped.append({"model": model, "peer": peer, "reason": reason})
         print(f"{peer} peer of {model} skipped: {reason}", flush=True)
+
+    def measure(what, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except PeerUnavailable:
+            raise
+        except Exception as e:  # noqa: BLE001 - one failed measurement must not lose the others
+            failed.append({"label": what, "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"})
+            print(f"{what} failed: {failed[-1]['error']}", flush=True)
+            return None
 
     def report(r):
         if r is None:
@@ -250,31 +276,30 @@ def run(models, *, size=224, batch=64, steps=20, epochs=3, precision="float32", 
         print(json.dumps(r), flush=True)
 
     for name in models:
-        def zoo_fn(name=name):
-            return zoo.build(name, input_shape=(size, size, 3), num_classes=num_classes, **(zoo_kwargs or {}))
-
         for inp in inputs:
-            report(_with_oom_retry(bench_keras, batch, model_fn=zoo_fn, label=f"zoo {name}", input_path=inp,
-                                   **common))
+            label = f"zoo {name}"
+            report(measure(label, _with_oom_retry, bench_keras, batch, model_fn=lambda n=name: zoo_fn(n),
+                           label=label, input_path=inp, **common))
         if "keras" in peers and name in KERAS_PEERS:
             app = getattr(keras.applications, KERAS_PEERS[name])
 
             def app_fn(app=app):
                 return app(weights=None, input_shape=(size, size, 3), classes=num_classes)
 
+            label = f"keras.applications {KERAS_PEERS[name]}"
             for inp in inputs:
-                report(_with_oom_retry(bench_keras, batch, model_fn=app_fn,
-                                       label=f"keras.applications {KERAS_PEERS[name]}", input_path=inp, **common))
+                report(measure(label, _with_oom_retry, bench_keras, batch, model_fn=app_fn, label=label,
+                               input_path=inp, **common))
         elif "keras" in peers:
             skip(name, "keras", f"keras.applications has no {name!r} (peers: {sorted(KERAS_PEERS)})")
         if "torch" in peers:
             try:
-                report(bench_torch(name, size=size, batch=batch, steps=steps, epochs=epochs,
-                                   num_classes=num_classes, mode=torch_mode, precision=precision))
+                report(measure(f"torchvision {name}", bench_torch, name, size=size, batch=batch, steps=steps,
+                               epochs=epochs, num_classes=num_classes, mode=torch_mode, precision=precision))
             except PeerUnavailable as e:
                 skip(name, "torch", str(e))
     payload = {"command": " ".join(sys.argv), "matmul_peak_flops": peak, "compute_dtype": compute_dtype,
-               "environment": environment(), "results": results, "skipped": skipped}
+               "environment": environment(), "results": results, "skipped": skipped, "failed": failed}
     if out:
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
         with open(out, "w") as f:
@@ -327,12 +352,12 @@ def _add_arguments(p):
 def _cli_bench(args):
     inputs = INPUTS if args.input == "both" else (args.input,)
     peers = tuple(s for s in args.peers.split(",") if s and s != "none")
-    run(args.models, size=args.size, batch=args.batch, steps=args.steps, epochs=args.epochs,
-        precision=args.precision, inputs=inputs, steps_per_execution=args.steps_per_execution,
-        jit_compile={"auto": "auto", "true": True, "false": False}[args.jit], peers=peers,
-        num_classes=args.num_classes, zoo_kwargs=json.loads(args.zoo_kwargs), torch_mode=args.torch_mode,
-        out=args.out)
-    return 0
+    payload = run(args.models, size=args.size, batch=args.batch, steps=args.steps, epochs=args.epochs,
+                  precision=args.precision, inputs=inputs, steps_per_execution=args.steps_per_execution,
+                  jit_compile={"auto": "auto", "true": True, "false": False}[args.jit], peers=peers,
+                  num_classes=args.num_classes, zoo_kwargs=json.loads(args.zoo_kwargs),
+                  torch_mode=args.torch_mode, out=args.out)
+    return 1 if payload["failed"] else 0
 
 
 def add_cli_parser(subparsers):
