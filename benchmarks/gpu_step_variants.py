@@ -22,6 +22,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from zoo import bench  # noqa: E402
+
 
 def bn_variant(mode):
     """Patch keras.layers.BatchNormalization's training path (mode: keras, onepass, vjp)."""
@@ -87,6 +89,10 @@ def jax_loop(model, x, y, *, batch, steps, epochs):
     """A jitted stateless train step over device-resident batches; per-epoch seconds."""
     import jax
 
+    from zoo import training
+
+    training.compile_model(model, **TRAINING)
+    x, y = training.to_device((x, y))
     opt = model.optimizer
     opt.build(model.trainable_variables)
     loss_obj = model.loss
@@ -118,46 +124,31 @@ def jax_loop(model, x, y, *, batch, steps, epochs):
 
 
 def keras_fit(model, x, y, *, batch, steps, epochs):
+    """The zoo's training path (``training.fit``, device-resident data); per-epoch seconds."""
     from zoo import training
 
     timer = training.EpochTimer()
-    model.fit(x, y, batch_size=batch, epochs=epochs, shuffle=False, verbose=0, callbacks=[timer])
+    training.fit(model, (x, y), epochs=epochs, batch_size=batch, seed=0, callbacks=[timer], verbose=0,
+                 shuffle=False, device_data=True, **TRAINING)
     return timer.seconds
 
 
-def main(argv=None):
-    from zoo import bench
+TRAINING = dict(optimizer="momentum", learning_rate=0.01, task="multiclass", metrics=[])
 
-    p = argparse.ArgumentParser()
-    p.add_argument("--model", default="resnet50")
-    p.add_argument("--size", type=int, default=224)
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--steps", type=int, default=24)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--variants", default="fit:keras,loop:keras,loop:onepass,loop:vjp,fit:vjp")
-    p.add_argument("--precision", default="mixed_bfloat16", choices=bench.PRECISIONS)
-    p.add_argument("--torch", action="store_true")
-    p.add_argument("--zoo-kwargs", default="{}")
-    p.add_argument("--out", default=None)
-    a = p.parse_args(argv)
 
+def _measure_variants(a, variants, x, y):
     import keras
 
     import zoo
-    from tuning.records import environment
-    from zoo import bench, training
+    from zoo import training
 
-    x, y = bench._make_data(a.batch * a.steps, a.size, 1000)
-    x, y = bench._to_device(x), bench._to_device(y)
     results = []
-    for variant in a.variants.split(","):
-        trainer, bn = variant.split(":")
+    for trainer, bn in variants:
+        variant = f"{trainer}:{bn}"
         keras.backend.clear_session()
-        keras.mixed_precision.set_global_policy(a.precision)
         bn_variant(bn)
         model = training.uint8_inputs(zoo.build(a.model, input_shape=(a.size, a.size, 3), num_classes=1000,
-                                                **json.loads(a.zoo_kwargs)))
-        training.compile_model(model, optimizer="momentum", learning_rate=0.01, task="multiclass", metrics=[])
+                                                precision=a.precision, **json.loads(a.zoo_kwargs)))
         fn = keras_fit if trainer == "fit" else jax_loop
         sec = fn(model, x, y, batch=a.batch, steps=a.steps, epochs=a.epochs)
         steady = float(np.median(sec[1:]))
@@ -166,10 +157,42 @@ def main(argv=None):
         results.append(r)
         print(json.dumps(r), flush=True)
         del model
-    bn_variant("keras")
+    return results
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", default="resnet50")
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--steps", type=int, default=24)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--variants", default="fit:keras,loop:keras,loop:onepass,loop:vjp,fit:vjp")
+    p.add_argument("--precision", default="mixed_bfloat16", choices=("float32", "mixed_bfloat16"))
+    p.add_argument("--torch", action="store_true")
+    p.add_argument("--zoo-kwargs", default="{}")
+    p.add_argument("--out", default=None)
+    a = p.parse_args(argv)
+
+    from tuning.records import environment
+
+    variants = [v.split(":") for v in a.variants.split(",")]
+    for v in variants:
+        if len(v) != 2 or v[0] not in ("fit", "loop") or v[1] not in ("keras", "onepass", "vjp"):
+            raise SystemExit(f"--variants: TRAINER:BATCHNORM with fit|loop and keras|onepass|vjp. Received: {v}")
+    x, y = bench._make_data(a.batch * a.steps, a.size, 1000)
+    results = []
+    try:
+        results += _measure_variants(a, variants, x, y)
+    finally:
+        bn_variant("keras")
     if a.torch:
-        r = bench.bench_torch(a.model, size=a.size, batch=a.batch, steps=a.steps, epochs=a.epochs)
-        if r:
+        try:
+            r = bench.bench_torch(a.model, size=a.size, batch=a.batch, steps=a.steps, epochs=a.epochs,
+                                  precision=a.precision)
+        except bench.PeerUnavailable as e:
+            print(f"torch.compile skipped: {e}", flush=True)
+        else:
             r = {"variant": "torch.compile", "img_per_s": r["train_samples_per_second"], "step_ms": r["step_ms"],
                  "first_epoch_s": r["compile_seconds"]}
             results.append(r)
@@ -179,6 +202,7 @@ def main(argv=None):
     if a.out:
         with open(a.out, "w") as f:
             json.dump({"command": " ".join(sys.argv), "environment": environment(), "results": results}, f, indent=2)
+    return results
 
 
 if __name__ == "__main__":

@@ -36,6 +36,32 @@ def main():
     out["finite"] = all(math.isfinite(v) for v in history.history["loss"] + history.history["val_loss"])
     out["device_array"] = type(training.to_device(x)).__module__.split(".")[0]
 
+    # what Keras' JAX trainer feeds the train step: NumPy batches from arrays, device arrays from DeviceArrays
+    from keras.src.backend.jax.trainer import JAXEpochIterator
+
+    fed = {}
+    for kind, kwargs in (("arrays", dict(x=x, y=y, batch_size=8, shuffle=False)),
+                         ("device", dict(x=training.DeviceArrays(x, y, batch_size=8, seed=0)))):
+        for _, _, batches in JAXEpochIterator(**kwargs):
+            fed[kind] = type(next(batches)[0]).__module__.split(".")[0]
+            break
+    out["fed"] = fed
+    ds = training.DeviceArrays(np.arange(10), np.arange(10), batch_size=4, seed=1)
+    epochs = []
+    for _ in range(2):
+        epochs.append([int(v) for i in range(len(ds)) for v in np.asarray(ds[i][1])])
+        ds.on_epoch_end()
+    out["device_epochs"] = epochs
+
+    # the GPU diagnosis script runs end to end (tiny, CPU)
+    import gpu_step_variants
+
+    rows = gpu_step_variants.main(["--model", "resnet20", "--size", "16", "--batch", "4", "--steps", "2",
+                                   "--epochs", "2", "--precision", "float32", "--variants", "fit:keras,loop:vjp",
+                                   "--zoo-kwargs", '{"width": 0.25}', "--torch"])
+    out["variants"] = [r["variant"] for r in rows if r["img_per_s"] > 0]
+    out["policy_after_variants"] = keras.mixed_precision.global_policy().name
+
     # zoo bench on this backend
     payload = bench.run(["resnet20"], size=16, batch=4, steps=2, epochs=2, inputs=("numpy", "device"), peers=(),
                         num_classes=3, zoo_kwargs={"width": 0.25})

@@ -22,7 +22,12 @@ def test_jax_backend_trains_benchmarks_and_keeps_gradients():
     assert out["backend"] == "jax"
     assert out["conv_dtype"] == "bfloat16"  # built under mixed_bfloat16
     assert out["finite"] and len(out["losses"]) == 2
-    assert out["device_array"] == "jaxlib" or out["device_array"] == "jax"
+    assert out["device_array"] in ("jaxlib", "jax")
+    # Keras' array adapter copies JAX arrays back to NumPy; DeviceArrays' batches stay device arrays
+    assert out["fed"]["arrays"] == "numpy" and out["fed"]["device"] in ("jaxlib", "jax")
+    first, second = out["device_epochs"]
+    assert sorted(first) == sorted(second) == list(range(10)) and first != second  # reshuffled every epoch
+    assert out["variants"] == ["fit:keras", "loop:vjp"] and out["policy_after_variants"] == "float32"
     assert [r["input"] for r in out["bench"]] == ["numpy", "device"]
     assert all(r["framework"] == "keras-jax" and r["train_samples_per_second"] > 0 and r["mfu"] > 0
                for r in out["bench"])

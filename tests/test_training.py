@@ -190,3 +190,16 @@ def test_device_data_trains_exactly_like_host_arrays(monkeypatch):
     moved = real_to_device({"x": x, "pair": (x, None)})
     assert keras.ops.is_tensor(moved["x"]) and moved["pair"][1] is None
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(moved["pair"][0]), x)
+
+
+def test_uint8_wrapper_keeps_the_model_precision_and_loss_scaling():
+    model = zoo.build("lenet5_modern", input_shape=(28, 28, 1), num_classes=3, precision="mixed_float16")
+    wrapped = training.uint8_inputs(model)  # built after the policy block: it must follow the model, not the global
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert wrapped.dtype_policy.name == "mixed_float16"
+    assert wrapped.get_layer("normalize").compute_dtype == "float16"
+    training.compile_model(wrapped, optimizer="sgd")
+    assert isinstance(wrapped.optimizer, keras.optimizers.LossScaleOptimizer)  # float16 gradients need it
+    x = np.random.default_rng(0).integers(0, 256, size=(8, 28, 28, 1), dtype=np.uint8)
+    h = wrapped.fit(x, np.arange(8) % 3, epochs=1, batch_size=4, verbose=0)
+    assert math.isfinite(h.history["loss"][0])

@@ -227,6 +227,7 @@ def compare(
     from zoo.training import resolve_precision
     from zoo.utils import check_int
 
+    precision = resolve_precision(precision)
     if isinstance(data, str):
         import zoo.data
 
@@ -234,7 +235,6 @@ def compare(
     if not hasattr(data, "fingerprint") or not hasattr(data, "splits"):
         raise TypeError(f"`data` must be a zoo.data.DataBundle or a dataset name. Received: {type(data).__name__}")
     epochs = check_int("epochs", epochs)
-    precision = resolve_precision(precision)
     batch_size = check_int("batch_size", batch_size, allow_none=True) or data.batch_size
     seeds = _seeds(seeds)
     names = _model_names(models)

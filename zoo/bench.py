@@ -13,9 +13,11 @@ Peers measured in the same run (``peers``):
 - ``torch``: torchvision's model with ``torch.compile`` (needs PyTorch and a GPU).
 
 Input paths (``input``):
-- ``numpy``: float32 NumPy batches sent from the host every step (plain ``fit``);
-- ``device``: uint8 images put on the accelerator once and normalised inside the
-  model (:func:`zoo.training.uint8_inputs`): 4x fewer bytes, no host round trip.
+- ``numpy``: float32 NumPy batches sent from the host every step;
+- ``device``: uint8 images normalised inside the model
+  (:func:`zoo.training.uint8_inputs`, 4x fewer bytes) and trained with
+  ``fit(device_data=True)``: on JAX they stay on the accelerator
+  (:class:`zoo.training.DeviceArrays`), on TensorFlow ``tf.data`` sends them.
 
 Examples:
     zoo bench resnet50 --size 224 --batch 256 --precision mixed_bfloat16 --peers torch,keras
@@ -247,7 +249,7 @@ def run(models, *, size=224, batch=64, steps=20, epochs=3, precision="float32", 
         keras.backend.clear_session()
     common = dict(size=size, steps=steps, epochs=epochs, precision=precision,
                   steps_per_execution=steps_per_execution, jit_compile=jit_compile, num_classes=num_classes)
-    compute_dtype = {"float32": "float32", "mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}[precision]
+    compute_dtype = keras.DTypePolicy(precision).compute_dtype
     peak = matmul_peak_flops(compute_dtype)
     print(f"measured {compute_dtype} matmul peak: {peak / 1e12:.2f} TFLOP/s", flush=True)
     results, skipped, failed = [], [], []
@@ -300,11 +302,12 @@ def run(models, *, size=224, batch=64, steps=20, epochs=3, precision="float32", 
                 skip(name, "torch", str(e))
     payload = {"command": " ".join(sys.argv), "matmul_peak_flops": peak, "compute_dtype": compute_dtype,
                "environment": environment(), "results": results, "skipped": skipped, "failed": failed}
-    if out:
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        with open(out, "w") as f:
+    if out:  # BASE.json and BASE.csv, whatever the extension given
+        base = os.path.splitext(os.path.abspath(out))[0]
+        os.makedirs(os.path.dirname(base), exist_ok=True)
+        with open(base + ".json", "w") as f:
             json.dump(payload, f, indent=2)
-        write_csv(payload, os.path.splitext(out)[0] + ".csv")
+        write_csv(payload, base + ".csv")
     print(f"\n{'':<46} {'input':<7} {'train img/s':>12} {'ms/step':>9} {'compile s':>9} {'MFU':>6}")
     for r in results:
         mfu = f"{r['mfu']:.1%}" if "mfu" in r else "-"
@@ -345,7 +348,7 @@ def _add_arguments(p):
     p.add_argument("--torch-mode", default=None, help="torch.compile mode, e.g. reduce-overhead")
     p.add_argument("--num-classes", type=int, default=1000)
     p.add_argument("--zoo-kwargs", default="{}", help='JSON builder arguments, e.g. \'{"stem": "imagenet"}\'')
-    p.add_argument("--out", default=None, help="JSON file for the results (a .csv is written beside it)")
+    p.add_argument("--out", default=None, help="results file: writes BASE.json and BASE.csv")
     p.set_defaults(fn=_cli_bench)
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "resolve_precision",
     "precision_policy",
     "to_device",
+    "DeviceArrays",
     "set_seed",
     "make_schedule",
     "make_optimizer",
@@ -119,11 +120,17 @@ def precision_policy(precision="float32"):
         >>> with precision_policy("mixed_bfloat16"):
         ...     model = zoo.build("resnet50")
     """
-    policy = resolve_precision(precision)
+    with _global_policy(resolve_precision(precision)) as policy:
+        yield policy
+
+
+@contextlib.contextmanager
+def _global_policy(policy):
+    """Set Keras' global dtype policy (any name or ``DTypePolicy``) for a block, then restore it."""
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
     try:
-        yield policy
+        yield keras.mixed_precision.global_policy().name
     finally:
         keras.mixed_precision.set_global_policy(previous)
 
@@ -131,11 +138,11 @@ def precision_policy(precision="float32"):
 def to_device(x):
     """Put an array (or a tuple/list/dict of arrays) on the backend's default device once.
 
-    With the data resident on the accelerator, ``fit`` slices batches there
-    instead of copying each one from the host every epoch (JAX, PyTorch). Use
-    it for data that fits in accelerator memory; send images as ``uint8`` (see
-    :func:`uint8_inputs`) to store 4x more. On TensorFlow the arrays become
-    host tensors: Keras feeds them through ``tf.data``, which prefetches.
+    Used by ``fit(device_data=True)``: on PyTorch, Keras slices device tensors
+    in place; on JAX, :class:`DeviceArrays` batches them (Keras' array adapter
+    would copy JAX arrays back to NumPy). On TensorFlow the arrays become host
+    tensors: Keras feeds them through ``tf.data``, which prefetches. Send
+    images as ``uint8`` (see :func:`uint8_inputs`) to store 4x more.
     """
     if isinstance(x, (tuple, list)):
         return type(x)(to_device(v) for v in x)
@@ -153,6 +160,49 @@ def to_device(x):
     # TensorFlow: Keras feeds arrays through tf.data, which runs on the host (a GPU
     # copy would be copied back), so the data stays there and is prefetched
     return keras.ops.convert_to_tensor(x)
+
+
+class DeviceArrays(keras.utils.PyDataset):
+    """``(x, y)`` arrays kept on the accelerator and batched there: no host copy per batch.
+
+    Keras' array adapter turns JAX arrays back into NumPy and sends every batch
+    again; batches that are already device arrays pass through untouched. The
+    order is reshuffled on the device every epoch (``shuffle=True``).
+    :func:`fit` uses it for ``device_data=True`` on the JAX backend.
+
+    Example:
+        >>> model.fit(DeviceArrays(x_uint8, y, batch_size=256), epochs=5)
+    """
+
+    def __init__(self, x, y=None, *, batch_size=32, shuffle=True, seed=None):
+        super().__init__()
+        self.batch_size = check_int("batch_size", batch_size)
+        self.num_examples = len(x)
+        if y is not None and len(y) != self.num_examples:
+            raise ValueError(f"`x` and `y` must have the same length. Received: {len(x)} and {len(y)}")
+        self.x, self.y = to_device(x), to_device(y)
+        self.shuffle = bool(shuffle)
+        self._rng = np.random.default_rng(seed)
+        self._order = None
+        self.on_epoch_end()
+
+    def __len__(self):
+        return -(-self.num_examples // self.batch_size)
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} of {len(self)}")
+        lo, hi = index * self.batch_size, min(self.num_examples, (index + 1) * self.batch_size)
+        if self._order is None:
+            batch = tuple(a[lo:hi] for a in (self.x, self.y) if a is not None)
+        else:
+            rows = self._order[lo:hi]
+            batch = tuple(keras.ops.take(a, rows, axis=0) for a in (self.x, self.y) if a is not None)
+        return batch
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self._order = to_device(self._rng.permutation(self.num_examples).astype("int32"))
 
 
 def make_schedule(
@@ -375,9 +425,12 @@ def uint8_inputs(model, *, scale=1.0 / 255.0, offset=0.0, name=None):
         >>> fast = uint8_inputs(zoo.build("resnet18", input_shape=(32, 32, 3), num_classes=10))
     """
     shape = tuple(model.inputs[0].shape[1:])
-    inputs = keras.Input(shape=shape, dtype="uint8", name="uint8_input")
-    x = keras.layers.Rescaling(scale, offset, name="normalize")(inputs)
-    return keras.Model(inputs, model(x), name=name or model.name)
+    # the wrapper takes the model's policy: its Rescaling runs in the compute dtype, and
+    # compile() sees mixed_float16 on the outer model and adds loss scaling
+    with _global_policy(model.dtype_policy):
+        inputs = keras.Input(shape=shape, dtype="uint8", name="uint8_input")
+        x = keras.layers.Rescaling(scale, offset, name="normalize")(inputs)
+        return keras.Model(inputs, model(x), name=name or model.name)
 
 
 def _cardinality(data, batch_size):
@@ -419,8 +472,10 @@ def fit(
         batch_size: used for array inputs (datasets come batched).
         seed: seeds Python, NumPy and the backend before compiling.
         device_data: put array data (``(x, y)`` tuples) on the accelerator once
-            (:func:`to_device`) so that no batch is copied from the host during
-            training; for data that fits in accelerator memory.
+            so that no batch is copied from the host during training (JAX:
+            :class:`DeviceArrays`; PyTorch: :func:`to_device`; TensorFlow feeds
+            arrays through ``tf.data`` on the host, which prefetches); for data
+            that fits in accelerator memory.
         compile_kwargs: forwarded to :func:`compile_model` (optimizer,
             learning_rate, schedule, weight_decay, loss, ``jit_compile``,
             ``steps_per_execution``, ...). ``total_steps``
@@ -448,12 +503,17 @@ def fit(
         raise TypeError(f"compile=False takes no compile arguments. Received: {sorted(compile_kwargs)}")
     if isinstance(validation, list):
         validation = tuple(validation)
-    if device_data:
+    if device_data and keras.backend.backend() == "jax":
         if isinstance(train, tuple):
-            train = to_device(train)
+            train = DeviceArrays(*train, batch_size=batch_size, shuffle=shuffle, seed=seed)
         if isinstance(validation, tuple):
-            validation = to_device(validation)
+            validation = DeviceArrays(*validation, batch_size=batch_size, shuffle=False)
+    elif device_data:  # PyTorch slices device tensors in place; TensorFlow feeds tf.data from the host
+        train = to_device(train) if isinstance(train, tuple) else train
+        validation = to_device(validation) if isinstance(validation, tuple) else validation
     kw = dict(epochs=epochs, validation_data=validation, callbacks=list(callbacks), verbose=verbose)
+    if isinstance(train, DeviceArrays):
+        return model.fit(train, shuffle=False, **kw)  # it shuffles itself, on the device
     if isinstance(train, tuple):
         x, y = train
         return model.fit(x, y, batch_size=batch_size, shuffle=shuffle, **kw)
