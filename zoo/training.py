@@ -93,7 +93,8 @@ def resolve_precision(precision="float32") -> str:
     (compute capability 8.0+: A100, H100, RTX 30xx and later), ``mixed_float16``
     (with loss scaling, added by ``compile``) on older GPUs, ``float32`` on CPUs,
     where mixed precision gains little (ResNet-18 training +4% on a 2-core
-    AVX-512-BF16 CPU with TensorFlow, BENCHMARKS.md) for rounder numerics.
+    AVX-512-BF16 CPU with TensorFlow, BENCHMARKS.md) and costs accuracy of
+    the arithmetic.
     """
     check_choice("precision", precision, PRECISIONS)
     if precision != "auto":
