@@ -30,7 +30,7 @@ def test_cli_bench_writes_json_and_csv_with_peers_skipped(tmp_path, capsys):
     assert [r["input"] for r in results] == ["numpy", "device"]
     macs = zoo.profile(zoo.build("resnet20", input_shape=(16, 16, 3), num_classes=5, width=0.25)).macs
     for r in results:
-        assert r["label"] == "zoo resnet20" and r["batch"] == 4 and r["size"] == 16
+        assert r["label"] == "zoo resnet20" and r["model"] == "resnet20" and r["batch"] == 4 and r["size"] == 16
         assert r["macs"] == macs and r["params"] > 0
         assert r["train_samples_per_second"] > 0 and r["inference_samples_per_second"] > 0
         assert math.isclose(r["step_ms"], 4 / r["train_samples_per_second"] * 1e3, rel_tol=1e-9)
@@ -40,6 +40,7 @@ def test_cli_bench_writes_json_and_csv_with_peers_skipped(tmp_path, capsys):
     skipped = {s["peer"]: s["reason"] for s in payload["skipped"]}
     assert "keras.applications has no 'resnet20'" in skipped["keras"]
     assert skipped["torch"]
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the bar chart
     rows = list(csv.DictReader(open(out.with_suffix(".csv"))))
     assert [row["input"] for row in rows] == ["numpy", "device"]
     assert rows[0]["backend"] == keras.backend.backend() and json.loads(rows[0]["versions"])["keras"]
@@ -131,6 +132,15 @@ def test_bad_arguments_raise_before_any_measurement(monkeypatch, kwargs, match):
     args = {"models": ["resnet20"], **kwargs}
     with pytest.raises((ValueError, TypeError, KeyError), match=match):
         bench.run(args.pop("models"), **args)
+
+
+def test_speed_ratios_are_against_the_torch_peer_of_the_same_model():
+    results = [{"model": "resnet50", "framework": "keras-jax", "train_samples_per_second": 5300.0},
+               {"model": "resnet50", "framework": "keras-jax", "train_samples_per_second": 5400.0},
+               {"model": "resnet50", "framework": "torch-2.11", "train_samples_per_second": 5000.0},
+               {"model": "resnet18", "framework": "keras-jax", "train_samples_per_second": 100.0},
+               {"model": "resnet18", "framework": "keras-jax", "train_samples_per_second": 50.0}]
+    assert bench.speed_ratios(results) == pytest.approx([1.06, 1.08, 1.0, 1.0, 0.5])
 
 
 def test_matmul_peak_is_a_plausible_rate():

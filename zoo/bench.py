@@ -44,8 +44,8 @@ KERAS_PEERS = {"resnet50": "ResNet50", "resnet101": "ResNet101", "resnet152": "R
                "vgg16": "VGG16", "vgg19": "VGG19"}
 INPUTS = ("numpy", "device")
 
-__all__ = ["PeerUnavailable", "matmul_peak_flops", "bench_keras", "bench_torch", "run", "write_csv",
-           "add_cli_parser", "main"]
+__all__ = ["PeerUnavailable", "matmul_peak_flops", "bench_keras", "bench_torch", "run", "write_csv", "plot",
+           "speed_ratios", "add_cli_parser", "main"]
 
 
 def _sync(x):
@@ -268,9 +268,10 @@ def run(models, *, size=224, batch=64, steps=20, epochs=3, precision="float32", 
             print(f"{what} failed: {failed[-1]['error']}", flush=True)
             return None
 
-    def report(r):
+    def report(r, model):
         if r is None:
             return
+        r["model"] = model  # the registry name the measurement compares against
         if r.get("macs"):
             # training ~ 3x the forward pass (forward, input gradients, weight gradients)
             r["mfu"] = 3 * 2 * r["macs"] * r["train_samples_per_second"] / peak
@@ -281,7 +282,7 @@ def run(models, *, size=224, batch=64, steps=20, epochs=3, precision="float32", 
         for inp in inputs:
             label = f"zoo {name}"
             report(measure(label, _with_oom_retry, bench_keras, batch, model_fn=lambda n=name: zoo_fn(n),
-                           label=label, input_path=inp, **common))
+                           label=label, input_path=inp, **common), name)
         if "keras" in peers and name in KERAS_PEERS:
             app = getattr(keras.applications, KERAS_PEERS[name])
 
@@ -291,13 +292,13 @@ def run(models, *, size=224, batch=64, steps=20, epochs=3, precision="float32", 
             label = f"keras.applications {KERAS_PEERS[name]}"
             for inp in inputs:
                 report(measure(label, _with_oom_retry, bench_keras, batch, model_fn=app_fn, label=label,
-                               input_path=inp, **common))
+                               input_path=inp, **common), name)
         elif "keras" in peers:
             skip(name, "keras", f"keras.applications has no {name!r} (peers: {sorted(KERAS_PEERS)})")
         if "torch" in peers:
             try:
                 report(measure(f"torchvision {name}", bench_torch, name, size=size, batch=batch, steps=steps,
-                               epochs=epochs, num_classes=num_classes, mode=torch_mode, precision=precision))
+                               epochs=epochs, num_classes=num_classes, mode=torch_mode, precision=precision), name)
             except PeerUnavailable as e:
                 skip(name, "torch", str(e))
     payload = {"command": " ".join(sys.argv), "matmul_peak_flops": peak, "compute_dtype": compute_dtype,
@@ -308,6 +309,8 @@ def run(models, *, size=224, batch=64, steps=20, epochs=3, precision="float32", 
         with open(base + ".json", "w") as f:
             json.dump(payload, f, indent=2)
         write_csv(payload, base + ".csv")
+        if results:
+            plot(payload, base + ".png")
     print(f"\n{'':<46} {'input':<7} {'train img/s':>12} {'ms/step':>9} {'compile s':>9} {'MFU':>6}")
     for r in results:
         mfu = f"{r['mfu']:.1%}" if "mfu" in r else "-"
@@ -334,6 +337,44 @@ def write_csv(payload, path):
     return path
 
 
+def speed_ratios(results):
+    """Training samples/s of each result over its model's reference: the torch peer, else the first result."""
+    reference = {}
+    for r in results:
+        if r["framework"].startswith("torch") or r["model"] not in reference:
+            reference[r["model"]] = r["train_samples_per_second"]
+    return [r["train_samples_per_second"] / reference[r["model"]] for r in results]
+
+
+def plot(payload, path):
+    """Bar chart of training samples/s per measurement, each bar labelled with its ratio to its reference.
+
+    A measurement's reference is the torch.compile peer of the same model when
+    there is one, else that model's first measurement. Returns ``path`` (a PNG).
+    """
+    from tuning.report import _figure, _save
+
+    results = payload["results"]
+    ratios = speed_ratios(results)
+    labels = [f"{r['label']} ({r['input']})" for r in results]
+    values = [r["train_samples_per_second"] for r in results]
+    fig = _figure(width=7.5, height=1.2 + 0.45 * len(results))
+    ax = fig.add_subplot()
+    colors = ["tab:orange" if r["framework"].startswith("torch") else
+              "tab:blue" if r["label"].startswith("zoo") else "tab:gray" for r in results]
+    ax.barh(range(len(results)), values, color=colors)
+    ax.set_yticks(range(len(results)), labels)
+    ax.invert_yaxis()
+    for i, v in enumerate(values):
+        ax.annotate(f" {v:,.0f}  ({ratios[i]:.2f}x)", (v, i), va="center", fontsize=8)
+    ax.set_xlim(0, max(values) * 1.3)
+    ax.set_xlabel("training samples/s (higher is better)")
+    env = payload["environment"]
+    ax.set_title(f"{env['host'].get('device')}, Keras on {env['backend']}, {payload['compute_dtype']}, "
+                 f"batch {results[0]['batch']}, {results[0]['size']} px", fontsize=9)
+    return _save(fig, path)
+
+
 def _add_arguments(p):
     p.add_argument("models", nargs="+", help="registered model names, e.g. resnet50 densenet121")
     p.add_argument("--size", type=int, default=224)
@@ -348,7 +389,7 @@ def _add_arguments(p):
     p.add_argument("--torch-mode", default=None, help="torch.compile mode, e.g. reduce-overhead")
     p.add_argument("--num-classes", type=int, default=1000)
     p.add_argument("--zoo-kwargs", default="{}", help='JSON builder arguments, e.g. \'{"stem": "imagenet"}\'')
-    p.add_argument("--out", default=None, help="results file: writes BASE.json and BASE.csv")
+    p.add_argument("--out", default=None, help="results file: writes BASE.json, BASE.csv and a bar chart BASE.png")
     p.set_defaults(fn=_cli_bench)
 
 
