@@ -146,7 +146,7 @@ def run_trial(
     training.set_seed(seed)
     clock = time.perf_counter()
     try:
-        with training.precision_policy(precision) if precision is not None else contextlib.nullcontext():
+        with training.precision_policy(policy) if precision is not None else contextlib.nullcontext():
             model = zoo.build(build, input_shape=data.input_shape, num_classes=data.num_classes) if isinstance(
                 build, str) else build()
     except (ValueError, TypeError) as e:

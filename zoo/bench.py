@@ -258,11 +258,12 @@ def run(models, *, size=224, batch=64, steps=20, epochs=3, precision="float32", 
         skipped.append({"model": model, "peer": peer, "reason": reason})
         print(f"{peer} peer of {model} skipped: {reason}", flush=True)
 
-    def measure(what, fn, *args, **kwargs):
+    def measure(what, fn, *args, model, peer=None, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except PeerUnavailable:
-            raise
+        except PeerUnavailable as e:
+            skip(model, peer, str(e))
+            return None
         except Exception as e:  # noqa: BLE001 - one failed measurement must not lose the others
             failed.append({"label": what, "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"})
             print(f"{what} failed: {failed[-1]['error']}", flush=True)
@@ -281,8 +282,8 @@ def run(models, *, size=224, batch=64, steps=20, epochs=3, precision="float32", 
     for name in models:
         for inp in inputs:
             label = f"zoo {name}"
-            report(measure(label, _with_oom_retry, bench_keras, batch, model_fn=lambda n=name: zoo_fn(n),
-                           label=label, input_path=inp, **common), name)
+            report(measure(label, _with_oom_retry, bench_keras, batch, model=name,
+                           model_fn=lambda n=name: zoo_fn(n), label=label, input_path=inp, **common), name)
         if "keras" in peers and name in KERAS_PEERS:
             app = getattr(keras.applications, KERAS_PEERS[name])
 
@@ -291,19 +292,17 @@ def run(models, *, size=224, batch=64, steps=20, epochs=3, precision="float32", 
 
             label = f"keras.applications {KERAS_PEERS[name]}"
             for inp in inputs:
-                report(measure(label, _with_oom_retry, bench_keras, batch, model_fn=app_fn, label=label,
-                               input_path=inp, **common), name)
+                report(measure(label, _with_oom_retry, bench_keras, batch, model=name, model_fn=app_fn,
+                               label=label, input_path=inp, **common), name)
         elif "keras" in peers:
             skip(name, "keras", f"keras.applications has no {name!r} (peers: {sorted(KERAS_PEERS)})")
         if "torch" in peers:
-            try:
-                report(measure(f"torchvision {name}", bench_torch, name, size=size, batch=batch, steps=steps,
-                               epochs=epochs, num_classes=num_classes, mode=torch_mode, precision=precision), name)
-            except PeerUnavailable as e:
-                skip(name, "torch", str(e))
+            report(measure(f"torchvision {name}", bench_torch, name, model=name, peer="torch", size=size,
+                           batch=batch, steps=steps, epochs=epochs, num_classes=num_classes, mode=torch_mode,
+                           precision=precision), name)
     payload = {"command": " ".join(sys.argv), "matmul_peak_flops": peak, "compute_dtype": compute_dtype,
                "environment": environment(), "results": results, "skipped": skipped, "failed": failed}
-    if out:  # BASE.json and BASE.csv, whatever the extension given
+    if out:  # BASE.json, BASE.csv and BASE.png, whatever the extension given
         base = os.path.splitext(os.path.abspath(out))[0]
         os.makedirs(os.path.dirname(base), exist_ok=True)
         with open(base + ".json", "w") as f:
