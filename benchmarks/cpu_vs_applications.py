@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import zoo  # noqa: E402
-from tuning.records import environment  # noqa: E402
+from zoo.runtime import environment  # noqa: E402
 from zoo import training  # noqa: E402
 
 PAIRS = {"resnet50": "ResNet50", "densenet121": "DenseNet121", "vgg16": "VGG16", "resnet101": "ResNet101"}

@@ -174,7 +174,7 @@ def main(argv=None):
     p.add_argument("--out", default=None)
     a = p.parse_args(argv)
 
-    from tuning.records import environment
+    from zoo.runtime import environment
 
     variants = [v.split(":") for v in a.variants.split(",")]
     for v in variants:
@@ -188,7 +188,7 @@ def main(argv=None):
         bn_variant("keras")
     if a.torch:
         try:
-            r = bench.bench_torch(a.model, size=a.size, batch=a.batch, steps=a.steps, epochs=a.epochs,
+            r = bench.bench_torch(a.model, image_size=a.size, batch_size=a.batch, steps=a.steps, epochs=a.epochs,
                                   precision=a.precision)
         except bench.PeerUnavailable as e:
             print(f"torch.compile skipped: {e}", flush=True)

@@ -16,7 +16,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import zoo  # noqa: E402
-from tuning.records import environment  # noqa: E402
+from zoo.runtime import environment  # noqa: E402
 from zoo import training, transfer  # noqa: E402
 from zoo.data import make_shapes  # noqa: E402
 

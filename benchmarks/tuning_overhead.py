@@ -29,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tuning  # noqa: E402
 import zoo.data  # noqa: E402
-from tuning.records import environment  # noqa: E402
+from zoo.runtime import environment  # noqa: E402
 
 GOAL = 0.05
 

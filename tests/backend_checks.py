@@ -63,7 +63,7 @@ def main():
     out["policy_after_variants"] = keras.mixed_precision.global_policy().name
 
     # zoo bench on this backend
-    payload = bench.run(["resnet20"], size=16, batch=4, steps=2, epochs=2, inputs=("numpy", "device"), peers=(),
+    payload = bench.run(["resnet20"], image_size=16, batch_size=4, steps=2, epochs=2, inputs=("numpy", "device"), peers=(),
                         num_classes=3, zoo_kwargs={"width": 0.25})
     out["bench"] = [{k: r[k] for k in ("framework", "input", "train_samples_per_second", "mfu")}
                     for r in payload["results"]]

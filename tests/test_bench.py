@@ -18,7 +18,7 @@ def _no_peak(*args, **kwargs):
 
 def test_cli_bench_writes_json_and_csv_with_peers_skipped(tmp_path, capsys):
     out = tmp_path / "results" / "bench.json"
-    code = main(["bench", "resnet20", "--size", "16", "--batch", "4", "--steps", "2", "--epochs", "2",
+    code = main(["bench", "resnet20", "--image-size", "16", "--batch-size", "4", "--steps", "2", "--epochs", "2",
                  "--input", "both", "--peers", "keras,torch", "--zoo-kwargs", '{"width": 0.25}',
                  "--num-classes", "5", "--out", str(out)])
     assert code == 0
@@ -30,7 +30,7 @@ def test_cli_bench_writes_json_and_csv_with_peers_skipped(tmp_path, capsys):
     assert [r["input"] for r in results] == ["numpy", "device"]
     macs = zoo.profile(zoo.build("resnet20", input_shape=(16, 16, 3), num_classes=5, width=0.25)).macs
     for r in results:
-        assert r["label"] == "zoo resnet20" and r["model"] == "resnet20" and r["batch"] == 4 and r["size"] == 16
+        assert r["label"] == "zoo resnet20" and r["model"] == "resnet20" and r["batch_size"] == 4 and r["image_size"] == 16
         assert r["macs"] == macs and r["params"] > 0
         assert r["train_samples_per_second"] > 0 and r["inference_samples_per_second"] > 0
         assert math.isclose(r["step_ms"], 4 / r["train_samples_per_second"] * 1e3, rel_tol=1e-9)
@@ -62,7 +62,7 @@ def test_keras_peer_is_measured_the_same_way(monkeypatch, tmp_path):
 
     monkeypatch.setattr(keras.applications, "TinyApp", tiny_application, raising=False)
     monkeypatch.setitem(bench.KERAS_PEERS, "lenet5_modern", "TinyApp")
-    payload = bench.run(["lenet5_modern"], size=28, batch=4, steps=2, epochs=2, peers=("keras",),
+    payload = bench.run(["lenet5_modern"], image_size=28, batch_size=4, steps=2, epochs=2, peers=("keras",),
                         num_classes=3, out=str(tmp_path / "b.json"))
     labels = [r["label"] for r in payload["results"]]
     assert labels == ["zoo lenet5_modern", "keras.applications TinyApp"]
@@ -72,12 +72,12 @@ def test_keras_peer_is_measured_the_same_way(monkeypatch, tmp_path):
 
 
 def test_mixed_precision_is_applied_and_the_policy_restored(tmp_path):
-    payload = bench.run(["mlp"], size=8, batch=4, steps=2, epochs=2, peers=(), precision="mixed_bfloat16",
+    payload = bench.run(["mlp"], image_size=8, batch_size=4, steps=2, epochs=2, peers=(), precision="mixed_bfloat16",
                         inputs=("numpy",), num_classes=3, zoo_kwargs={"hidden_units": (8,)})
     assert payload["compute_dtype"] == "bfloat16"
     assert payload["results"][0]["precision"] == "mixed_bfloat16"
     assert keras.mixed_precision.global_policy().name == "float32"
-    payload = bench.run(["mlp"], size=8, batch=4, steps=2, epochs=2, peers=(), precision="auto",
+    payload = bench.run(["mlp"], image_size=8, batch_size=4, steps=2, epochs=2, peers=(), precision="auto",
                         inputs=("numpy",), num_classes=3, zoo_kwargs={"hidden_units": (8,)})
     assert payload["results"][0]["precision"] == "float32"  # auto on a CPU
 
@@ -88,23 +88,23 @@ def test_out_of_memory_halves_the_batch_until_it_fits(capsys):
 
     tried = []
 
-    def fake(batch, **kwargs):
-        tried.append(batch)
-        if batch > 8:
-            raise ResourceExhaustedError(f"OOM when allocating tensor with shape [{batch},64,56,56]")
-        return {"batch": batch, **kwargs}
+    def fake(batch_size, **kwargs):
+        tried.append(batch_size)
+        if batch_size > 8:
+            raise ResourceExhaustedError(f"OOM when allocating tensor with shape [{batch_size},64,56,56]")
+        return {"batch_size": batch_size, **kwargs}
 
-    assert bench._with_oom_retry(fake, 64, size=3) == {"batch": 8, "size": 3}
+    assert bench._with_oom_retry(fake, 64, image_size=3) == {"batch_size": 8, "image_size": 3}
     assert tried == [64, 32, 16, 8]
     assert "retrying with 32" in capsys.readouterr().out
 
-    def broken(batch):
+    def broken(batch_size):
         raise ValueError("not a memory problem")
 
     with pytest.raises(ValueError, match="not a memory problem"):
         bench._with_oom_retry(broken, 64)
 
-    def never_fits(batch):
+    def never_fits(batch_size):
         raise MemoryError("out of memory")
 
     with pytest.raises(MemoryError):
@@ -117,13 +117,13 @@ def test_out_of_memory_halves_the_batch_until_it_fits(capsys):
     ({"precision": "fp8"}, "precision.*'fp8'"),
     ({"inputs": ("disk",)}, "input.*'disk'"),
     ({"peers": ("jax",)}, "peers.*'jax'"),
-    ({"batch": 0}, "batch=0"),
+    ({"batch_size": 0}, "batch_size=0"),
     ({"steps_per_execution": 0}, "steps_per_execution=0"),
     ({"num_classes": 1}, "num_classes=1"),
     ({"jit_compile": "yes"}, "jit_compile='yes'"),
     ({"zoo_kwargs": [1]}, "zoo_kwargs"),
     ({"zoo_kwargs": {"width": -1}}, "width=-1"),  # the builder's own check, before any timing
-    ({"models": ["lenet5"], "size": 16}, "minimum input size"),
+    ({"models": ["lenet5"], "image_size": 16}, "minimum input size"),
     ({"inputs": ()}, "inputs"),
 ])
 def test_bad_arguments_raise_before_any_measurement(monkeypatch, kwargs, match):
@@ -132,6 +132,27 @@ def test_bad_arguments_raise_before_any_measurement(monkeypatch, kwargs, match):
     args = {"models": ["resnet20"], **kwargs}
     with pytest.raises((ValueError, TypeError, KeyError), match=match):
         bench.run(args.pop("models"), **args)
+
+
+def test_old_argument_names_still_work_with_a_deprecation_warning(monkeypatch):
+    seen = {}
+
+    def fake_keras(model_fn, *, image_size, batch_size, **kwargs):
+        seen.update(image_size=image_size, batch_size=batch_size)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(bench, "matmul_peak_flops", lambda *a, **k: 1e9)
+    monkeypatch.setattr(bench, "bench_keras", fake_keras)
+    kw = dict(steps=1, epochs=1, peers=(), inputs=("numpy",), num_classes=3, zoo_kwargs={"hidden_units": (4,)})
+    with pytest.warns(DeprecationWarning, match="`size`"):
+        bench.run(["mlp"], size=8, batch_size=4, **kw)
+    assert seen == {"image_size": 8, "batch_size": 4}
+    with pytest.warns(DeprecationWarning, match="--batch is deprecated"):
+        main(["bench", "mlp", "--image-size", "8", "--batch", "2", "--steps", "1", "--epochs", "1", "--peers", "none",
+              "--input", "numpy", "--num-classes", "3", "--zoo-kwargs", '{"hidden_units": [4]}'])
+    assert seen == {"image_size": 8, "batch_size": 2}
+    with pytest.raises(TypeError, match="sizes"):
+        bench.run(["mlp"], sizes=8)
 
 
 def test_speed_ratios_are_against_the_torch_peer_of_the_same_model():
@@ -157,7 +178,7 @@ def test_torch_peer_says_why_it_cannot_run():
     except ImportError:
         pass
     with pytest.raises(bench.PeerUnavailable):
-        bench.bench_torch("resnet18", size=32, batch=2, steps=1, epochs=1)
+        bench.bench_torch("resnet18", image_size=32, batch_size=2, steps=1, epochs=1)
 
 
 def test_a_failed_measurement_is_recorded_and_the_others_kept(monkeypatch, tmp_path, capsys):
@@ -170,7 +191,7 @@ def test_a_failed_measurement_is_recorded_and_the_others_kept(monkeypatch, tmp_p
 
     monkeypatch.setattr(bench, "bench_keras", flaky)
     out = tmp_path / "b.json"
-    code = main(["bench", "mlp", "--size", "8", "--batch", "4", "--steps", "2", "--epochs", "2", "--input", "both",
+    code = main(["bench", "mlp", "--image-size", "8", "--batch-size", "4", "--steps", "2", "--epochs", "2", "--input", "both",
                  "--peers", "none", "--num-classes", "3", "--zoo-kwargs", '{"hidden_units": [8]}',
                  "--out", str(out)])
     assert code == 1  # something failed: the exit status says so

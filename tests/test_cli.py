@@ -1,6 +1,5 @@
 """The `zoo` command line: --help of every command, one clear line and a non-zero exit on bad input."""
 
-import importlib
 import json
 import os
 import subprocess
@@ -70,20 +69,6 @@ def test_argparse_errors_exit_2(capsys):
             main(argv)
         assert e.value.code == 2
         assert "error:" in capsys.readouterr().err
-
-
-def test_tune_stub_says_not_available(capsys):
-    if not _tune_is_stub():
-        pytest.skip("tuning.search provides the real `tune` command (its own tests cover it)")
-    assert "not available" in _error_line(capsys, ["tune", "resnet*"])
-
-
-def _tune_is_stub():
-    try:
-        search = importlib.import_module("tuning.search")
-    except Exception:  # noqa: BLE001 - absent or broken: the stub is used
-        return True
-    return not callable(getattr(search, "add_cli_parser", None))
 
 
 def test_list_and_info(capsys):

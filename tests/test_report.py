@@ -4,12 +4,20 @@ import csv
 import json
 import math
 import os
+import warnings
 
 import pytest
 
 from tuning.diagnosis import LABELS, THRESHOLDS, diagnose, rules, summarize
-from tuning.records import append_record, new_record, read_records
-from tuning.report import format_summary, group_records, regenerate, summarize_records, write_report
+from tuning.records import append_record, latest_records, new_record, read_records
+from tuning.report import (
+    format_summary,
+    group_records,
+    plot_tradeoff,
+    regenerate,
+    summarize_records,
+    write_report,
+)
 
 E = range(20)
 
@@ -188,3 +196,23 @@ def test_report_errors(tmp_path):
         write_report([], tmp_path, title="x")
     with pytest.raises(FileNotFoundError, match="records.jsonl"):
         regenerate(tmp_path)
+
+
+def test_plot_tradeoff_direction_and_deprecated_higher(tmp_path):
+    rows = summarize_records(_records())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # `direction` itself warns about nothing
+        plot_tradeoff(rows, str(tmp_path / "max.png"), x="params", y="test_accuracy", direction="max")
+    with pytest.warns(DeprecationWarning, match="`higher` is deprecated.*direction='min'"):
+        plot_tradeoff(rows, str(tmp_path / "old.png"), x="params", y="test_accuracy", higher=False)
+    plot_tradeoff(rows, str(tmp_path / "min.png"), x="params", y="test_accuracy", direction="min")
+    assert (tmp_path / "old.png").read_bytes() == (tmp_path / "min.png").read_bytes()
+    assert (tmp_path / "max.png").read_bytes() != (tmp_path / "min.png").read_bytes()
+    with pytest.raises(ValueError, match="direction"):
+        plot_tradeoff(rows, str(tmp_path / "bad.png"), x="params", y="test_accuracy", direction="up")
+
+
+def test_latest_records_keeps_the_last_record_per_id():
+    records = [{"id": "10", "v": 1}, {"id": "b", "v": 1}, {"id": "2", "v": 1}, {"id": "10", "v": 2}]
+    assert [(r["id"], r["v"]) for r in latest_records(records)] == [("2", 1), ("10", 2), ("b", 1)]
+    assert [(r["id"], r["v"]) for r in latest_records(records, sort=False)] == [("10", 2), ("b", 1), ("2", 1)]

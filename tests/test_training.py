@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import zoo
-from zoo import training
+from zoo import runtime, training
 
 
 def _data(n=64, d=4, seed=0):
@@ -157,7 +157,7 @@ def test_auto_precision_follows_the_device(monkeypatch):
              ({"platform": "gpu", "name": "?", "compute_capability": None}, "mixed_float16"),
              ({"platform": "tpu", "name": "v5e", "compute_capability": None}, "mixed_bfloat16")]
     for device, expected in cases:
-        monkeypatch.setattr(training, "accelerator", lambda device=device: device)
+        monkeypatch.setattr(runtime, "accelerator", lambda device=device: device)
         assert training.resolve_precision("auto") == expected
     assert training.resolve_precision("float32") == "float32"  # explicit choices are kept
 

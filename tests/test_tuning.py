@@ -1,6 +1,5 @@
 """Tuning: HyperModels from the registry, searches that record everything, failures, Pareto selection."""
 
-import argparse
 import json
 import math
 import os
@@ -19,9 +18,7 @@ from hypothesis import strategies as st
 import tuning
 import zoo
 import zoo.data
-import importlib
-
-P = importlib.import_module("tuning.pareto")  # the module (tuning.pareto is its function)
+from tuning import fronts as P
 from tuning.hypermodels import (
     ArchitectureHyperModel,
     FamilyHyperModel,
@@ -31,7 +28,9 @@ from tuning.hypermodels import (
     make_hypermodel,
 )
 from tuning.records import append_record, read_records
-from tuning.search import _declared_space, add_cli_parser, load_search
+from tuning.searches import load_search
+from tuning.searches.engine import declared_space as _declared_space
+from zoo.cli import main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -292,12 +291,8 @@ def test_failed_trials_are_recorded_and_never_abort_or_rank(moons, tmp_path):
 
 
 def test_cli_tune_with_hyperband_and_bad_input(tmp_path, capsys):
-    parser = argparse.ArgumentParser(prog="zoo")
-    add_cli_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["tune", "mlp", "--data", "moons", "--epochs", "3", "--max-trials", "2", "--algorithm",
-                              "hyperband", "--directory", str(tmp_path), "--constraint", "max_params=1e9",
-                              "--no-report"])
-    assert args.fn(args) == 0
+    assert main(["tune", "mlp", "--data", "moons", "--epochs", "3", "--max-trials", "2", "--algorithm",
+                 "hyperband", "--directory", str(tmp_path), "--constraint", "max_params=1e9", "--no-report"]) == 0
     out = capsys.readouterr().out
     assert "trial 0 completed" in out and "best: trial" in out and "Pareto front" in out
     records = read_records(tmp_path / "records.jsonl")
@@ -305,12 +300,11 @@ def test_cli_tune_with_hyperband_and_bad_input(tmp_path, capsys):
     for bad, message in ((["--constraint", "max_parms=3"], "Unknown constraint"),
                          (["--constraint", "max_params"], "look like"),
                          (["--algorithm", "grid", "--objective", "val_fun"], "maximise or minimise")):
-        args = parser.parse_args(["tune", "mlp", "--data", "moons", "--directory", str(tmp_path / "bad"), *bad])
-        assert args.fn(args) == 2
+        assert main(["tune", "mlp", "--data", "moons", "--directory", str(tmp_path / "bad"), *bad]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("zoo tune: error:") and message in err[0]
-    args = parser.parse_args(["tune", "nosuchnet", "--data", "moons", "--directory", str(tmp_path / "bad")])
-    assert args.fn(args) == 2 and "nosuchnet" in capsys.readouterr().err
+    assert main(["tune", "nosuchnet", "--data", "moons", "--directory", str(tmp_path / "bad")]) == 2
+    assert "nosuchnet" in capsys.readouterr().err
 
 
 def test_each_trial_starts_from_a_clear_session(moons):

@@ -1,8 +1,10 @@
 """tuning: searches, comparisons and reports over the zoo, all built on one trial record.
 
-``tuning.search``, ``tuning.pareto`` and ``tuning.compare`` are the functions of
-the modules of the same names (``from tuning.search import add_cli_parser``
-reaches the rest of a module).
+The functions ``tuning.search``, ``tuning.compare`` and ``tuning.pareto`` live
+in modules of other names, so that every submodule is importable by its name:
+``tuning.searches`` (the search package), ``tuning.comparison``,
+``tuning.fronts``, ``tuning.trial``, ``tuning.records``, ``tuning.report``,
+``tuning.hypermodels``, ``tuning.diagnosis``.
 
 Example:
     >>> import tuning, zoo.data
@@ -10,25 +12,32 @@ Example:
     >>> tuning.pareto(result.records, maximize="val_accuracy", minimize=("params", "fit_seconds"))
 """
 
-from tuning import diagnosis, hypermodels, records, report, trial
-from tuning.compare import compare
-from tuning.pareto import CONSTRAINT_FIELDS, apply_constraints, best_under, knee_point, pareto
-from tuning.records import append_record, environment, new_record, read_records
+from tuning import comparison, diagnosis, fronts, hypermodels, records, report, searches, trial
+from tuning.comparison import Comparison, compare
+from tuning.fronts import CONSTRAINT_FIELDS, apply_constraints, best_under, check_constraints, knee_point, pareto
+from tuning.records import append_record, latest_records, new_record, read_records
 from tuning.report import write_report
-from tuning.search import SearchResult, load_search, search
+from tuning.searches import ALGORITHMS, SearchResult, load_search, search
 from tuning.trial import run_trial
+from zoo.runtime import environment
 
 __all__ = [
+    "ALGORITHMS",
     "CONSTRAINT_FIELDS",
+    "Comparison",
     "SearchResult",
     "append_record",
     "apply_constraints",
     "best_under",
+    "check_constraints",
     "compare",
+    "comparison",
     "diagnosis",
     "environment",
+    "fronts",
     "hypermodels",
     "knee_point",
+    "latest_records",
     "load_search",
     "new_record",
     "pareto",
@@ -37,6 +46,7 @@ __all__ = [
     "report",
     "run_trial",
     "search",
+    "searches",
     "trial",
     "write_report",
 ]

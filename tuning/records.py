@@ -1,6 +1,6 @@
 """Trial records: one JSON object per trained model, appended atomically to ``records.jsonl``.
 
-The schema (../shared/DESIGN.md) is shared by searches and comparisons:
+The schema is shared by searches and comparisons (``environment`` is :func:`zoo.runtime.environment`):
 ``id, model, hyperparameters, seed, status (completed|failed|infeasible), error,
 epochs, history, val_* and test_* metrics, params, trainable_params, macs,
 weight_bytes, fit_seconds, seconds_per_epoch, latency_ms, throughput,
@@ -12,11 +12,9 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
-import socket
-import sys
 import warnings
-from functools import lru_cache
+
+from zoo.runtime import environment
 
 try:
     import fcntl
@@ -69,63 +67,6 @@ def _clean(value):
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
-
-
-@lru_cache(maxsize=1)
-def environment() -> dict:
-    """Backend, library versions and host facts recorded with every trial."""
-    import keras
-
-    versions = {"python": platform.python_version(), "keras": keras.__version__}
-    for mod in ("tensorflow", "jax", "torch", "keras_tuner", "numpy"):
-        if mod in sys.modules or mod in ("numpy", "keras_tuner"):
-            try:
-                versions[mod] = __import__(mod).__version__
-            except Exception:  # an optional library that is absent or broken
-                pass
-    try:
-        from zoo import __version__ as zoo_version
-
-        versions["zoo"] = zoo_version
-    except ImportError:
-        pass
-    return {
-        "backend": keras.backend.backend(),
-        "versions": versions,
-        "host": {
-            "name": socket.gethostname(),
-            "platform": platform.platform(),
-            "machine": platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "device": _device_name(),
-        },
-    }
-
-
-def _device_name() -> str:
-    import keras
-
-    backend = keras.backend.backend()
-    try:
-        if backend == "jax":
-            import jax
-
-            d = jax.devices()[0]
-            return f"{d.platform}:{getattr(d, 'device_kind', d)}"
-        if backend == "torch":
-            import torch
-
-            return f"cuda:{torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "cpu"
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            gpus = tf.config.list_physical_devices("GPU")
-            if gpus:
-                details = tf.config.experimental.get_device_details(gpus[0])
-                return f"gpu:{details.get('device_name', gpus[0].name)}"
-    except Exception:  # device queries are best effort
-        pass
-    return f"cpu:{platform.processor() or platform.machine()}"
 
 
 def new_record(*, id, model, hyperparameters=None, seed=None, status="completed", error=None, **fields) -> dict:
@@ -202,3 +143,25 @@ def read_records(path, *, strict: bool = False) -> list[dict]:
             raise ValueError(message)
         warnings.warn(message, stacklevel=2)
     return records
+
+
+def latest_records(records, *, sort: bool = True) -> list[dict]:
+    """One record per id, the last one written winning (a resumed run may have retried a failed trial).
+
+    Args:
+        records: trial records, in the order they were written.
+        sort: order by trial id, numeric ids numerically (``"2"`` before
+            ``"10"``) and before the others; ``False`` keeps the order in which
+            each id was first seen.
+    """
+    by_id = {}
+    for r in records:
+        by_id[str(r.get("id"))] = r  # a dict keeps first-insertion order; the value is the last record
+    if not sort:
+        return list(by_id.values())
+
+    def trial_key(record):
+        rid = str(record.get("id"))
+        return (0, int(rid), rid) if rid.isdigit() else (1, 0, rid)
+
+    return sorted(by_id.values(), key=trial_key)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import math
 import re
-import resource
 import time
 
 import keras
@@ -19,40 +18,10 @@ import keras
 import zoo
 from tuning.records import finite, new_record
 from zoo import training
+from zoo.runtime import is_out_of_memory, peak_memory_bytes
 from zoo.training import EpochTimer
 
 __all__ = ["EpochTimer", "run_trial", "peak_memory_bytes", "is_out_of_memory"]
-
-
-def peak_memory_bytes() -> int:
-    """Peak memory of this process so far: accelerator peak when there is one, else host RSS."""
-    backend = keras.backend.backend()
-    try:
-        if backend == "jax":
-            import jax
-
-            stats = jax.devices()[0].memory_stats() or {}
-            if "peak_bytes_in_use" in stats:
-                return int(stats["peak_bytes_in_use"])
-        elif backend == "tensorflow":
-            import tensorflow as tf
-
-            if tf.config.list_physical_devices("GPU"):
-                return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
-        elif backend == "torch":
-            import torch
-
-            if torch.cuda.is_available():
-                return int(torch.cuda.max_memory_allocated())
-    except Exception:  # memory queries are best effort
-        pass
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    name = type(error).__name__
-    text = str(error).lower()
-    return isinstance(error, MemoryError) or "ResourceExhausted" in name or "out of memory" in text or "oom" in text.split()
 
 
 def _first_line(error: BaseException) -> str:

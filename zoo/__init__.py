@@ -1,6 +1,6 @@
 """zoo: a Keras 3 model zoo with profiling, data and transfer learning."""
 
-from zoo import data, training, transfer
+from zoo import data, runtime, training, transfer
 from zoo.profile import Profile, measure_speed, profile
 from zoo.registry import ModelCard, build, get_card, list_models, register_model
 from zoo.transfer import (
@@ -14,7 +14,7 @@ from zoo.transfer import (
     unfreeze,
 )
 
-__version__ = "0.1.0"
+from zoo._version import __version__  # noqa: E402
 
 __all__ = [
     "ModelCard",
@@ -30,6 +30,7 @@ __all__ = [
     "measure_speed",
     "profile",
     "register_model",
+    "runtime",
     "replace_head",
     "train_head_on_features",
     "trainability",

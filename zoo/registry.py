@@ -161,7 +161,7 @@ def build(name: str, *, precision=None, **kwargs):
 
     Args:
         precision: ``float32``, ``mixed_float16``, ``mixed_bfloat16`` or ``auto``
-            (see :func:`zoo.training.precision_policy`); ``None`` keeps the
+            (see :func:`zoo.runtime.precision_policy`); ``None`` keeps the
             global Keras dtype policy.
 
     Example:
@@ -171,7 +171,7 @@ def build(name: str, *, precision=None, **kwargs):
     card = get_card(name)
     if precision is None:
         return card.builder(**kwargs)
-    from zoo.training import precision_policy
+    from zoo.runtime import precision_policy
 
     with precision_policy(precision):
         return card.builder(**kwargs)

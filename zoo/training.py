@@ -6,19 +6,18 @@ two models compared by the package are trained the same way.
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 import keras
 import numpy as np
 
+from zoo.runtime import PRECISIONS, accelerator, global_policy, precision_policy, resolve_precision
 from zoo.utils import check_choice, check_float, check_int
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "step", "exponential", "cosine", "warmup")
 TASKS = ("multiclass", "binary", "regression")
 REGRESSION_LOSSES = ("mse", "mae", "msle", "huber")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
 
 __all__ = [
     "OPTIMIZERS",
@@ -30,6 +29,7 @@ __all__ = [
     "to_device",
     "DeviceArrays",
     "set_seed",
+    "metric_direction",
     "make_schedule",
     "make_optimizer",
     "make_loss",
@@ -42,98 +42,37 @@ __all__ = [
 ]
 
 
+# Substrings of metric and record-field names that say which way is better (checked in this order).
+_MAXIMISED = ("accuracy", "acc", "auc", "precision", "recall", "f1", "iou", "throughput", "r2")
+_MINIMISED = ("loss", "error", "mae", "mse", "msle", "mape", "huber", "crossentropy", "hinge", "params", "macs",
+              "flops", "bytes", "seconds", "latency")
+
+
+def metric_direction(name):
+    """``"max"`` or ``"min"``: which way a metric (``val_auc``, ``loss``) or record field (``params``) is better.
+
+    ``None`` when the name does not say (callers then ask for an explicit direction).
+
+    Example:
+        >>> metric_direction("val_auc"), metric_direction("val_loss"), metric_direction("latency_ms")
+        ('max', 'min', 'min')
+    """
+    if not isinstance(name, str):
+        return None
+    key = name.lower()
+    for prefix in ("val_", "test_"):
+        key = key.removeprefix(prefix)
+    if any(word in key for word in _MINIMISED):
+        return "min"
+    if any(word in key for word in _MAXIMISED):
+        return "max"
+    return None
+
+
 def set_seed(seed):
     """Seed Python, NumPy and the backend (``keras.utils.set_random_seed``)."""
     if seed is not None:
         keras.utils.set_random_seed(check_int("seed", seed, minimum=0))
-
-
-def accelerator() -> dict:
-    """The backend's default device: ``{"platform": "cpu"|"gpu"|"tpu", "name", "compute_capability"}``.
-
-    ``compute_capability`` is ``(major, minor)`` for CUDA GPUs, else ``None``.
-    Device queries are best effort: anything unexpected reads as a CPU.
-    """
-    info = {"platform": "cpu", "name": "cpu", "compute_capability": None}
-    backend = keras.backend.backend()
-    try:
-        if backend == "jax":
-            import jax
-
-            dev = jax.devices()[0]
-            info.update(platform=dev.platform, name=getattr(dev, "device_kind", dev.platform))
-            cc = getattr(dev, "compute_capability", None)
-            if cc:
-                info["compute_capability"] = tuple(int(v) for v in str(cc).split(".")[:2])
-        elif backend == "tensorflow":
-            import tensorflow as tf
-
-            gpus = tf.config.list_physical_devices("GPU")
-            if gpus:
-                details = tf.config.experimental.get_device_details(gpus[0])
-                info.update(platform="gpu", name=details.get("device_name", "gpu"),
-                            compute_capability=details.get("compute_capability"))
-        elif backend == "torch":
-            import torch
-
-            if torch.cuda.is_available():
-                info.update(platform="gpu", name=torch.cuda.get_device_name(0),
-                            compute_capability=tuple(torch.cuda.get_device_capability(0)))
-    except Exception:  # noqa: BLE001 - a failed query must not stop training
-        pass
-    if info["platform"] not in ("gpu", "tpu"):
-        info.update(platform="cpu", compute_capability=None)
-    return info
-
-
-def resolve_precision(precision="float32") -> str:
-    """A Keras dtype-policy name for ``precision``; ``auto`` picks by device.
-
-    ``auto``: ``mixed_bfloat16`` on TPUs and on GPUs with bfloat16 tensor cores
-    (compute capability 8.0+: A100, H100, RTX 30xx and later), ``mixed_float16``
-    (with loss scaling, added by ``compile``) on older GPUs, ``float32`` on CPUs,
-    where mixed precision gains little (ResNet-18 training +4% on a 2-core
-    AVX-512-BF16 CPU with TensorFlow, BENCHMARKS.md) and costs accuracy of
-    the arithmetic.
-    """
-    check_choice("precision", precision, PRECISIONS)
-    if precision != "auto":
-        return precision
-    dev = accelerator()
-    if dev["platform"] == "tpu":
-        return "mixed_bfloat16"
-    if dev["platform"] == "gpu":
-        cc = dev["compute_capability"] or (0, 0)
-        return "mixed_bfloat16" if tuple(cc) >= (8, 0) else "mixed_float16"
-    return "float32"
-
-
-@contextlib.contextmanager
-def precision_policy(precision="float32"):
-    """Build models under a precision (``float32``, ``mixed_float16``, ``mixed_bfloat16``, ``auto``).
-
-    Keras fixes a layer's compute dtype when the layer is created, so the
-    policy must surround the *building*; the previous global policy comes back
-    afterwards. Variables stay float32 under the mixed policies, and the zoo's
-    classifier heads output float32 so that losses stay stable.
-
-    Example:
-        >>> with precision_policy("mixed_bfloat16"):
-        ...     model = zoo.build("resnet50")
-    """
-    with _global_policy(resolve_precision(precision)) as policy:
-        yield policy
-
-
-@contextlib.contextmanager
-def _global_policy(policy):
-    """Set Keras' global dtype policy (any name or ``DTypePolicy``) for a block, then restore it."""
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(policy)
-    try:
-        yield keras.mixed_precision.global_policy().name
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
 
 
 def to_device(x):
@@ -428,7 +367,7 @@ def uint8_inputs(model, *, scale=1.0 / 255.0, offset=0.0, name=None):
     shape = tuple(model.inputs[0].shape[1:])
     # the wrapper takes the model's policy: its Rescaling runs in the compute dtype, and
     # compile() sees mixed_float16 on the outer model and adds loss scaling
-    with _global_policy(model.dtype_policy):
+    with global_policy(model.dtype_policy):
         inputs = keras.Input(shape=shape, dtype="uint8", name="uint8_input")
         x = keras.layers.Rescaling(scale, offset, name="normalize")(inputs)
         return keras.Model(inputs, model(x), name=name or model.name)

@@ -38,6 +38,7 @@ __all__ = [
     "LoadReport",
     "fine_tune",
     "FineTuneResult",
+    "TransferResult",
     "train_head_on_features",
 ]
 
@@ -483,7 +484,9 @@ class _BestWeights(keras.callbacks.Callback):
     def __init__(self, monitor):
         super().__init__()
         self.monitor = monitor
-        self.mode = "max" if "acc" in monitor else "min"
+        self.direction = training.metric_direction(monitor)
+        if self.direction is None:
+            raise ValueError(f"Cannot tell whether to maximise or minimise the metric. Received: monitor={monitor!r}")
         self.best, self.weights, self.epoch = None, None, None
         self.offset = 0
 
@@ -491,22 +494,30 @@ class _BestWeights(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is None or not np.isfinite(value):
             return
-        better = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
+        better = self.best is None or (value > self.best if self.direction == "max" else value < self.best)
         if better:
             self.best, self.epoch = float(value), self.offset + epoch
             self.weights = self.model.get_weights()
 
 
 @dataclass
-class FineTuneResult:
-    """Combined history of the two phases of :func:`fine_tune`."""
+class TransferResult:
+    """What :func:`fine_tune` and :func:`train_head_on_features` return."""
 
-    history: dict  # metric -> per-epoch values over both phases
+    history: dict  # metric -> per-epoch values over all phases
     phases: list  # (phase name, first epoch, last epoch + 1)
     best_epoch: int | None
     best_value: float | None
     monitor: str
-    seconds: dict  # phase -> wall-clock seconds
+    seconds: dict  # phase -> wall-clock seconds ("features": the one-off feature extraction)
+
+    @property
+    def feature_seconds(self) -> float | None:
+        """Seconds spent extracting cached features (``None`` when none were cached)."""
+        return self.seconds.get("features")
+
+
+FineTuneResult = TransferResult  # the name before 0.2
 
 
 def _merge(into, history):
@@ -517,7 +528,7 @@ def _merge(into, history):
 def fine_tune(model, train, validation=None, *, head_epochs=3, head_lr=1e-3, unfreeze="last_block",
               ft_epochs=3, ft_lr=1e-4, schedule="constant", optimizer="adam", train_bn=False,
               monitor=None, restore_best=True, batch_size=32, seed=0, callbacks=(), verbose="auto",
-              **fit_kwargs) -> FineTuneResult:
+              **fit_kwargs) -> TransferResult:
     """The two-phase recipe: train the head with the backbone frozen, then fine-tune the top.
 
     Args:
@@ -576,7 +587,7 @@ def fine_tune(model, train, validation=None, *, head_epochs=3, head_lr=1e-3, unf
         phases.append(("fine_tune", head_epochs, head_epochs + ft_epochs))
     if restore_best and best.weights is not None:
         model.set_weights(best.weights)
-    return FineTuneResult(history, phases, best.epoch, best.best, monitor, seconds)
+    return TransferResult(history, phases, best.epoch, best.best, monitor, seconds)
 
 
 # ----------------------------------------------------------------------------- cached features
@@ -624,7 +635,8 @@ def train_head_on_features(model, train, validation=None, *, epochs=10, learning
     back: ``model`` predicts with it straight away.
 
     Returns:
-        The head's Keras ``History`` (with ``feature_seconds`` added: the one-off cost).
+        A :class:`TransferResult` with one phase, ``"head (cached features)"``; its
+        ``seconds["features"]`` (``feature_seconds``) is the one-off extraction cost.
     """
     feature_layer = _feature_layer(model)
     backbone_layers = _layers(model)[: _layers(model).index(feature_layer) + 1]
@@ -638,82 +650,15 @@ def train_head_on_features(model, train, validation=None, *, epochs=10, learning
     start = time.perf_counter()
     f_train = _features(extractor, train, batch_size)
     f_val = _features(extractor, validation, batch_size) if validation is not None else None
-    feature_seconds = time.perf_counter() - start
+    seconds = {"features": time.perf_counter() - start}
     head = _head_model(model, feature_layer)
+    start = time.perf_counter()
     history = training.fit(head, f_train, f_val, epochs=epochs, learning_rate=learning_rate,
-                           batch_size=batch_size, seed=seed, verbose=verbose, **fit_kwargs)
-    history.feature_seconds = feature_seconds
-    return history
-
-
-# ----------------------------------------------------------------------------- command line
-
-
-def add_cli_parser(subparsers):
-    """Add ``zoo transfer`` to the ``zoo`` command line."""
-    p = subparsers.add_parser(
-        "transfer",
-        help="transfer a backbone to a new data set (train the head, then fine-tune)",
-        description="Build BACKBONE, load --weights, replace its head for --data, train the head with the "
-        "backbone frozen, then fine-tune the top blocks with a lower learning rate.",
-    )
-    p.add_argument("--backbone", required=True, help="registered model name, e.g. resnet20")
-    p.add_argument("--weights", default=None, help="a .keras checkpoint or .weights.h5 file of the backbone")
-    p.add_argument("--skip-mismatch", action="store_true", help="load what fits and report the rest")
-    p.add_argument("--data", default="shapes", help="digits, shapes, tfds:NAME or folder:PATH")
-    p.add_argument("--image-size", type=int, default=32)
-    p.add_argument("--channels", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--head-epochs", type=int, default=3)
-    p.add_argument("--head-lr", type=float, default=1e-3)
-    p.add_argument("--ft-epochs", type=int, default=3)
-    p.add_argument("--ft-lr", type=float, default=1e-4)
-    p.add_argument("--unfreeze", default="last_block", help="last_block, N (blocks), a stage name, all or none")
-    p.add_argument("--cache-features", action="store_true", help="train the head on cached backbone features")
-    p.add_argument("--dropout", type=float, default=0.0)
-    p.add_argument("--arg", action="append", metavar="KEY=VALUE", help="backbone builder argument (JSON value)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/transfer", help="where the model, class map and history go")
-    p.set_defaults(fn=_cli_transfer)
-    return p
-
-
-def _cli_transfer(args):
-    import json
-
-    import zoo
-    from zoo import data as zdata
-    from zoo.cli import _kwargs
-
-    kwargs = _kwargs(args.arg)
-    zoo.get_card(args.backbone)  # unknown names fail before loading data
-    bundle = zdata.load(args.data, image_size=args.image_size, channels=args.channels,
-                        batch_size=args.batch_size, seed=args.seed)
-    backbone = zoo.build(args.backbone, input_shape=bundle.input_shape, include_top=False, **kwargs)
-    if args.weights:
-        load_weights(backbone, args.weights, skip_mismatch=args.skip_mismatch)
-    model = replace_head(backbone, bundle.num_classes, dropout=args.dropout)
-    train, val = bundle.train, bundle.validation
-    unfreeze_arg = None if args.unfreeze == "none" else (int(args.unfreeze) if args.unfreeze.isdigit()
-                                                          else args.unfreeze)
-    os.makedirs(args.out, exist_ok=True)
-    if args.cache_features:
-        freeze(model)
-        h = train_head_on_features(model, train, val, epochs=args.head_epochs, learning_rate=args.head_lr,
-                                   batch_size=args.batch_size, seed=args.seed, verbose=2)
-        history, phases = h.history, [("head (cached features)", 0, args.head_epochs)]
-        training.compile_model(model)
-    else:
-        result = fine_tune(model, train, val, head_epochs=args.head_epochs, head_lr=args.head_lr,
-                           unfreeze=unfreeze_arg, ft_epochs=args.ft_epochs, ft_lr=args.ft_lr,
-                           batch_size=args.batch_size, seed=args.seed, verbose=2)
-        history, phases = result.history, result.phases
-    metrics = model.evaluate(bundle.test, verbose=0, return_dict=True) if bundle.test is not None else {}
-    model.save(os.path.join(args.out, "model.keras"))
-    bundle.save_class_map(os.path.join(args.out, "class_map.json"))
-    with open(os.path.join(args.out, "history.json"), "w") as f:
-        json.dump({"history": history, "phases": phases, "test": metrics, "data": bundle.provenance()}, f,
-                  indent=2, default=str)
-    print(trainability(model))
-    print(f"test: {', '.join(f'{k}={v:.4f}' for k, v in metrics.items())}; saved to {args.out}")
-    return 0
+                           batch_size=batch_size, seed=seed, verbose=verbose, **fit_kwargs).history
+    seconds["head"] = time.perf_counter() - start
+    history = {k: [float(v) for v in values] for k, values in history.items()}
+    monitor = "val_loss" if f_val is not None else "loss"
+    losses = np.asarray(history.get(monitor, []), dtype=float)
+    best_epoch = int(np.nanargmin(losses)) if np.isfinite(losses).any() else None
+    return TransferResult(history, [("head (cached features)", 0, epochs)], best_epoch,
+                          None if best_epoch is None else float(losses[best_epoch]), monitor, seconds)

@@ -20,14 +20,14 @@ Input paths (``input``):
   (:class:`zoo.training.DeviceArrays`), on TensorFlow ``tf.data`` sends them.
 
 Examples:
-    zoo bench resnet50 --size 224 --batch 256 --precision mixed_bfloat16 --peers torch,keras
-    python -m zoo.bench resnet18 --size 32 --batch 8 --steps 4 --epochs 2   # CPU smoke run
+    zoo bench resnet50 --image-size 224 --batch-size 256 --precision mixed_bfloat16 --peers torch,keras
+    python -m zoo.bench resnet18 --image-size 32 --batch-size 8 --steps 4 --epochs 2   # CPU smoke run
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
+import warnings
 import json
 import os
 import sys
@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 
-from zoo.training import PRECISIONS, resolve_precision
+from zoo.runtime import environment, is_out_of_memory, resolve_precision
 from zoo.utils import check_choice, check_int
 
 # keras.applications names of the zoo's reference layouts
@@ -45,7 +45,7 @@ KERAS_PEERS = {"resnet50": "ResNet50", "resnet101": "ResNet101", "resnet152": "R
 INPUTS = ("numpy", "device")
 
 __all__ = ["PeerUnavailable", "matmul_peak_flops", "bench_keras", "bench_torch", "run", "write_csv", "plot",
-           "speed_ratios", "add_cli_parser", "main"]
+           "speed_ratios"]
 
 
 def _sync(x):
@@ -61,7 +61,7 @@ def matmul_peak_flops(dtype="float32", n=None, repeats=10):
     """Measured FLOP/s of a square matmul in ``dtype`` on the default device (the MFU reference)."""
     import keras
 
-    from zoo.training import accelerator
+    from zoo.runtime import accelerator
 
     n = n or (8192 if accelerator()["platform"] != "cpu" else 2048)
     a = keras.random.normal((n, n), dtype=dtype, seed=0)
@@ -87,9 +87,9 @@ def matmul_peak_flops(dtype="float32", n=None, repeats=10):
     return 2 * n**3 / best
 
 
-def _make_data(n, size, num_classes, seed=0):
+def _make_data(n, image_size, num_classes, seed=0):
     rng = np.random.default_rng(seed)
-    x = rng.integers(0, 256, size=(n, size, size, 3), dtype=np.uint8)
+    x = rng.integers(0, 256, size=(n, image_size, image_size, 3), dtype=np.uint8)
     y = rng.integers(0, num_classes, size=(n,)).astype("int32")
     return x, y
 
@@ -98,7 +98,7 @@ class PeerUnavailable(RuntimeError):
     """A peer that cannot run here (missing framework, device or model); recorded as skipped."""
 
 
-def bench_keras(model_fn, *, label, size, batch, steps, epochs, precision, input_path, steps_per_execution=1,
+def bench_keras(model_fn, *, label, image_size, batch_size, steps, epochs, precision, input_path, steps_per_execution=1,
                 jit_compile="auto", num_classes=1000, inference=True):
     """Train a Keras model on random data for ``epochs`` x ``steps`` and time it.
 
@@ -117,12 +117,12 @@ def bench_keras(model_fn, *, label, size, batch, steps, epochs, precision, input
         params = model.count_params()
         if input_path == "device":  # the wrapper too: its Rescaling then runs in the compute dtype
             model = training.uint8_inputs(model)
-    x, y = _make_data(batch * steps, size, num_classes)
+    x, y = _make_data(batch_size * steps, image_size, num_classes)
     if input_path != "device":
         x = x.astype("float32") / 255.0
     timer = training.EpochTimer()
     # the shared training path, as comparisons and searches use it (no shuffling, like the peers)
-    training.fit(model, (x, y), epochs=epochs, batch_size=batch, seed=0, callbacks=[timer], verbose=0,
+    training.fit(model, (x, y), epochs=epochs, batch_size=batch_size, seed=0, callbacks=[timer], verbose=0,
                  shuffle=False, device_data=input_path == "device", optimizer="momentum", learning_rate=0.01,
                  task="multiclass", metrics=[], jit_compile=jit_compile, steps_per_execution=steps_per_execution)
     per_epoch = timer.seconds
@@ -130,17 +130,18 @@ def bench_keras(model_fn, *, label, size, batch, steps, epochs, precision, input
     result = {
         "label": label, "framework": f"keras-{keras.backend.backend()}", "input": input_path,
         "precision": training.resolve_precision(precision), "steps_per_execution": steps_per_execution,
-        "jit_compile": str(jit_compile), "batch": batch, "size": size, "params": params, "macs": macs,
+        "jit_compile": str(jit_compile), "batch_size": batch_size, "image_size": image_size, "params": params,
+        "macs": macs,
         "compile_seconds": max(0.0, per_epoch[0] - steady), "step_ms": steady / steps * 1e3,
-        "train_samples_per_second": batch * steps / steady,
+        "train_samples_per_second": batch_size * steps / steady,
     }
     if inference:
-        speed = zoo.measure_speed(model, batch_size=batch, iterations=5, warmup=2)
+        speed = zoo.measure_speed(model, batch_size=batch_size, iterations=5, warmup=2)
         result["inference_samples_per_second"] = speed["throughput"]
     return result
 
 
-def bench_torch(arch, *, size, batch, steps, epochs, num_classes=1000, mode=None, precision="mixed_bfloat16"):
+def bench_torch(arch, *, image_size, batch_size, steps, epochs, num_classes=1000, mode=None, precision="mixed_bfloat16"):
     """torchvision ``arch`` with ``torch.compile`` on CUDA, autocast to the precision's dtype.
 
     Raises:
@@ -160,7 +161,8 @@ def bench_torch(arch, *, size, batch, steps, epochs, num_classes=1000, mode=None
     model = getattr(torchvision.models, arch)(num_classes=num_classes).to(dev).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = torch.nn.CrossEntropyLoss()
-    x8, y = _make_data(batch * steps, size, num_classes)
+    batch = batch_size
+    x8, y = _make_data(batch * steps, image_size, num_classes)
     x8 = torch.from_numpy(x8).to(dev).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
     y = torch.from_numpy(y).long().to(dev)
 
@@ -185,38 +187,45 @@ def bench_torch(arch, *, size, batch, steps, epochs, num_classes=1000, mode=None
     return {"label": f"torchvision {arch} (torch.compile{', ' + mode if mode else ''})",
             "framework": f"torch-{torch.__version__}", "input": "device",
             "precision": f"autocast {autocast}" if autocast else "float32",
-            "batch": batch, "size": size, "compile_seconds": max(0.0, times[0] - steady),
+            "batch_size": batch, "image_size": image_size, "compile_seconds": max(0.0, times[0] - steady),
             "step_ms": steady / steps * 1e3, "train_samples_per_second": batch * steps / steady}
 
 
-def _with_oom_retry(fn, batch, **kwargs):
-    """Run ``fn(batch=...)``, halving the batch on out-of-memory until it fits."""
-    from tuning.trial import is_out_of_memory
-
+def _with_oom_retry(fn, batch_size, **kwargs):
+    """Run ``fn(batch_size=...)``, halving the batch on out-of-memory until it fits."""
     while True:
         try:
-            return fn(batch=batch, **kwargs)
+            return fn(batch_size=batch_size, **kwargs)
         except Exception as e:  # noqa: BLE001 - only out-of-memory is retried
-            if not is_out_of_memory(e) or batch <= 1:
+            if not is_out_of_memory(e) or batch_size <= 1:
                 raise
-            print(f"out of memory at batch {batch}; retrying with {batch // 2}", flush=True)
-            batch //= 2
+            print(f"out of memory at batch size {batch_size}; retrying with {batch_size // 2}", flush=True)
+            batch_size //= 2
 
 
-def run(models, *, size=224, batch=64, steps=20, epochs=3, precision="float32", inputs=("device",),
+def run(models, *, image_size=224, batch_size=64, steps=20, epochs=3, precision="float32", inputs=("device",),
         steps_per_execution=1, jit_compile="auto", peers=("keras",), num_classes=1000, zoo_kwargs=None,
-        torch_mode=None, out=None):
+        torch_mode=None, out=None, **deprecated):
     """Benchmark ``models`` (registry names) and their peers; returns the JSON payload (and writes ``out``).
 
     Arguments are checked, and every zoo model is built once with its
     arguments, before anything is timed. A measurement that fails for another
     reason than memory is recorded under ``failed`` and the run goes on.
+    ``size`` and ``batch`` are the deprecated names of ``image_size`` and ``batch_size``.
     """
     import keras
 
     import zoo
-    from tuning.records import environment
 
+    for old, new in (("size", "image_size"), ("batch", "batch_size")):
+        if old in deprecated:
+            warnings.warn(f"zoo.bench.run(`{old}`=) is deprecated; use `{new}`=", DeprecationWarning, stacklevel=2)
+            if new == "image_size":
+                image_size = deprecated.pop(old)
+            else:
+                batch_size = deprecated.pop(old)
+    if deprecated:
+        raise TypeError(f"run() got unexpected keyword argument(s) {sorted(deprecated)}")
     if isinstance(models, str):
         models = [models]
     if not models:
@@ -232,7 +241,7 @@ def run(models, *, size=224, batch=64, steps=20, epochs=3, precision="float32", 
         check_choice("input", inp, INPUTS)
     for peer in peers:
         check_choice("peers", peer, ("keras", "torch"))
-    size, batch = check_int("size", size), check_int("batch", batch)
+    image_size, batch_size = check_int("image_size", image_size), check_int("batch_size", batch_size)
     steps, epochs = check_int("steps", steps), check_int("epochs", epochs)
     check_int("steps_per_execution", steps_per_execution)
     check_int("num_classes", num_classes, minimum=2)
@@ -242,12 +251,12 @@ def run(models, *, size=224, batch=64, steps=20, epochs=3, precision="float32", 
         raise TypeError(f"`zoo_kwargs` must be a dict of builder arguments. Received: {zoo_kwargs!r}")
 
     def zoo_fn(name):
-        return zoo.build(name, input_shape=(size, size, 3), num_classes=num_classes, **(zoo_kwargs or {}))
+        return zoo.build(name, input_shape=(image_size, image_size, 3), num_classes=num_classes, **(zoo_kwargs or {}))
 
     for name in models:  # a builder refuses a bad size or argument here, before anything is timed
         zoo_fn(name)
         keras.backend.clear_session()
-    common = dict(size=size, steps=steps, epochs=epochs, precision=precision,
+    common = dict(image_size=image_size, steps=steps, epochs=epochs, precision=precision,
                   steps_per_execution=steps_per_execution, jit_compile=jit_compile, num_classes=num_classes)
     compute_dtype = keras.DTypePolicy(precision).compute_dtype
     peak = matmul_peak_flops(compute_dtype)
@@ -282,23 +291,23 @@ def run(models, *, size=224, batch=64, steps=20, epochs=3, precision="float32", 
     for name in models:
         for inp in inputs:
             label = f"zoo {name}"
-            report(measure(label, _with_oom_retry, bench_keras, batch, model=name,
+            report(measure(label, _with_oom_retry, bench_keras, batch_size, model=name,
                            model_fn=lambda n=name: zoo_fn(n), label=label, input_path=inp, **common), name)
         if "keras" in peers and name in KERAS_PEERS:
             app = getattr(keras.applications, KERAS_PEERS[name])
 
             def app_fn(app=app):
-                return app(weights=None, input_shape=(size, size, 3), classes=num_classes)
+                return app(weights=None, input_shape=(image_size, image_size, 3), classes=num_classes)
 
             label = f"keras.applications {KERAS_PEERS[name]}"
             for inp in inputs:
-                report(measure(label, _with_oom_retry, bench_keras, batch, model=name, model_fn=app_fn,
+                report(measure(label, _with_oom_retry, bench_keras, batch_size, model=name, model_fn=app_fn,
                                label=label, input_path=inp, **common), name)
         elif "keras" in peers:
             skip(name, "keras", f"keras.applications has no {name!r} (peers: {sorted(KERAS_PEERS)})")
         if "torch" in peers:
-            report(measure(f"torchvision {name}", bench_torch, name, model=name, peer="torch", size=size,
-                           batch=batch, steps=steps, epochs=epochs, num_classes=num_classes, mode=torch_mode,
+            report(measure(f"torchvision {name}", bench_torch, name, model=name, peer="torch", image_size=image_size,
+                           batch_size=batch_size, steps=steps, epochs=epochs, num_classes=num_classes, mode=torch_mode,
                            precision=precision), name)
     payload = {"command": " ".join(sys.argv), "matmul_peak_flops": peak, "compute_dtype": compute_dtype,
                "environment": environment(), "results": results, "skipped": skipped, "failed": failed}
@@ -351,13 +360,13 @@ def plot(payload, path):
     A measurement's reference is the torch.compile peer of the same model when
     there is one, else that model's first measurement. Returns ``path`` (a PNG).
     """
-    from tuning.report import _figure, _save
+    from zoo.plots import figure, save
 
     results = payload["results"]
     ratios = speed_ratios(results)
     labels = [f"{r['label']} ({r['input']})" for r in results]
     values = [r["train_samples_per_second"] for r in results]
-    fig = _figure(width=7.5, height=1.2 + 0.45 * len(results))
+    fig = figure(width=7.5, height=1.2 + 0.45 * len(results))
     ax = fig.add_subplot()
     colors = ["tab:orange" if r["framework"].startswith("torch") else
               "tab:blue" if r["label"].startswith("zoo") else "tab:gray" for r in results]
@@ -370,53 +379,5 @@ def plot(payload, path):
     ax.set_xlabel("training samples/s (higher is better)")
     env = payload["environment"]
     ax.set_title(f"{env['host'].get('device')}, Keras on {env['backend']}, {payload['compute_dtype']}, "
-                 f"batch {results[0]['batch']}, {results[0]['size']} px", fontsize=9)
-    return _save(fig, path)
-
-
-def _add_arguments(p):
-    p.add_argument("models", nargs="+", help="registered model names, e.g. resnet50 densenet121")
-    p.add_argument("--size", type=int, default=224)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--steps", type=int, default=20, help="steps per epoch")
-    p.add_argument("--epochs", type=int, default=3, help="the first is warm-up (compilation)")
-    p.add_argument("--precision", default="float32", choices=PRECISIONS)
-    p.add_argument("--input", default="device", choices=INPUTS + ("both",))
-    p.add_argument("--steps-per-execution", type=int, default=1)
-    p.add_argument("--jit", default="auto", choices=["auto", "true", "false"])
-    p.add_argument("--peers", default="keras", help="comma-separated: keras, torch, none")
-    p.add_argument("--torch-mode", default=None, help="torch.compile mode, e.g. reduce-overhead")
-    p.add_argument("--num-classes", type=int, default=1000)
-    p.add_argument("--zoo-kwargs", default="{}", help='JSON builder arguments, e.g. \'{"stem": "imagenet"}\'')
-    p.add_argument("--out", default=None, help="results file: writes BASE.json, BASE.csv and a bar chart BASE.png")
-    p.set_defaults(fn=_cli_bench)
-
-
-def _cli_bench(args):
-    inputs = INPUTS if args.input == "both" else (args.input,)
-    peers = tuple(s for s in args.peers.split(",") if s and s != "none")
-    payload = run(args.models, size=args.size, batch=args.batch, steps=args.steps, epochs=args.epochs,
-                  precision=args.precision, inputs=inputs, steps_per_execution=args.steps_per_execution,
-                  jit_compile={"auto": "auto", "true": True, "false": False}[args.jit], peers=peers,
-                  num_classes=args.num_classes, zoo_kwargs=json.loads(args.zoo_kwargs),
-                  torch_mode=args.torch_mode, out=args.out)
-    return 1 if payload["failed"] else 0
-
-
-def add_cli_parser(subparsers):
-    """Add ``zoo bench`` to the ``zoo`` command line."""
-    p = subparsers.add_parser("bench", help="training/inference speed of models and their peers",
-                              description=__doc__.splitlines()[0])
-    _add_arguments(p)
-    return p
-
-
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m zoo.bench", description=__doc__.splitlines()[0])
-    _add_arguments(p)
-    args = p.parse_args(argv)
-    return args.fn(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+                 f"batch {results[0]['batch_size']}, {results[0]['image_size']} px", fontsize=9)
+    return save(fig, path)

@@ -24,6 +24,7 @@ import numpy as np
 import zoo
 from tuning.records import append_record, finite, read_records
 from tuning.report import confusion_matrix, write_report
+from tuning.report.summary import primary_metric, select_field
 from tuning.trial import run_trial
 from zoo import training
 
@@ -49,9 +50,27 @@ class Comparison:
     paths: dict = field(default_factory=dict)
 
     @property
-    def best(self) -> dict | None:
-        """The best row (by mean validation metric), or ``None`` if nothing completed."""
+    def best_row(self) -> dict | None:
+        """The best summary row (by mean validation metric), or ``None`` if nothing completed."""
         return next((r for r in self.rows if r.get("best")), None)
+
+    @property
+    def best_record(self) -> dict | None:
+        """The best seed's record of the best configuration (by the validation metric), or ``None``."""
+        row = self.best_row
+        if row is None:
+            return None
+        metric, higher = primary_metric(self.records)
+        field = select_field(self.rows, metric)
+        pool = [r for r in self.records if r.get("id") in row["record_ids"] and finite(r.get(field))]
+        return (max if higher else min)(pool, key=lambda r: r[field]) if pool else None
+
+    @property
+    def best(self) -> dict | None:
+        """Deprecated: the best summary row; use :attr:`best_row` (or :attr:`best_record`, as on SearchResult)."""
+        warnings.warn("Comparison.best is deprecated: use best_row (the summary row) or best_record",
+                      DeprecationWarning, stacklevel=2)
+        return self.best_row
 
 
 def _seeds(seeds):

@@ -7,10 +7,11 @@ infeasible or NaN trials never enter a ranking.
 from __future__ import annotations
 
 import math
+import warnings
 
 from tuning.records import finite
 
-__all__ = ["pareto", "apply_constraints", "knee_point", "best_under", "CONSTRAINT_FIELDS"]
+__all__ = ["pareto", "apply_constraints", "check_constraints", "knee_point", "best_under", "CONSTRAINT_FIELDS"]
 
 # constraint name -> record field it bounds from above
 CONSTRAINT_FIELDS = {
@@ -21,6 +22,20 @@ CONSTRAINT_FIELDS = {
     "max_weight_bytes": "weight_bytes",
     "max_peak_memory_bytes": "peak_memory_bytes",
 }
+
+
+def check_constraints(constraints) -> dict:
+    """Validated upper bounds: known names of :data:`CONSTRAINT_FIELDS`, finite numbers (as floats)."""
+    constraints = dict(constraints or {})
+    unknown = set(constraints) - set(CONSTRAINT_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"Unknown constraint(s) {sorted(unknown)}; valid: {sorted(CONSTRAINT_FIELDS)}. "
+            f"Received: constraints={constraints!r}"
+        )
+    if not all(finite(v) for v in constraints.values()):
+        raise ValueError(f"Constraint bounds must be finite numbers. Received: constraints={constraints!r}")
+    return {k: float(v) for k, v in constraints.items()}
 
 
 def _names(value, arg):
@@ -79,12 +94,7 @@ def apply_constraints(record: dict, constraints: dict | None) -> dict:
     """
     if not constraints:
         return record
-    unknown = set(constraints) - set(CONSTRAINT_FIELDS)
-    if unknown:
-        raise ValueError(
-            f"Unknown constraint(s) {sorted(unknown)}; valid: {sorted(CONSTRAINT_FIELDS)}. "
-            f"Received: constraints={constraints!r}"
-        )
+    constraints = check_constraints(constraints)
     if record.get("status") != "completed":
         return record
     broken = [
@@ -130,21 +140,25 @@ def knee_point(records, *, maximize, minimize, log_scale=("params", "macs", "wei
     return min(front, key=distance)
 
 
-def best_under(records, *, objective="val_accuracy", mode="max", **constraints):
+def best_under(records, *, objective="val_accuracy", direction="max", mode=None, **constraints):
     """The best completed record that satisfies upper-bound constraints (``None`` if none).
+
+    ``mode`` is the deprecated name of ``direction``.
 
     Example:
         >>> best_under(records, objective="val_accuracy", max_params=100_000)
     """
-    if mode not in ("max", "min"):
-        raise ValueError(f"`mode` must be 'max' or 'min'. Received: mode={mode!r}")
-    unknown = set(constraints) - set(CONSTRAINT_FIELDS)
-    if unknown:
-        raise ValueError(f"Unknown constraint(s) {sorted(unknown)}; valid: {sorted(CONSTRAINT_FIELDS)}")
+    if mode is not None:
+        warnings.warn("best_under(mode=) is deprecated; use direction=", DeprecationWarning, stacklevel=2)
+        direction = mode
+    if direction not in ("max", "min"):
+        arg = "direction" if mode is None else "mode"
+        raise ValueError(f"`{arg}` must be 'max' or 'min'. Received: {arg}={direction!r}")
+    constraints = check_constraints(constraints)
     pool = [
         r for r in _eligible(records, (objective,))
         if all(finite(r.get(CONSTRAINT_FIELDS[c])) and r[CONSTRAINT_FIELDS[c]] <= b for c, b in constraints.items())
     ]
     if not pool:
         return None
-    return (max if mode == "max" else min)(pool, key=lambda r: r[objective])
+    return (max if direction == "max" else min)(pool, key=lambda r: r[objective])

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import time
 
+from zoo.cli.args import seeds as parse_seeds
+
 # (registry name, builder arguments): widths chosen so that every model trains
 # in well under a minute on 2 CPU cores at 32x32. (Models whose 1x1 stride-2
 # shortcut would see 8 input channels are avoided: TensorFlow 2.21's oneDNN
@@ -35,11 +37,11 @@ QUICK_BUDGET = {"epochs": 1, "seeds": 1, "batch_size": 64}
 FIT_KWARGS = {"optimizer": "adam", "learning_rate": 2e-3, "schedule": "cosine"}
 
 
-def main(quick: bool = False, out=None, epochs=None, seeds=None, fresh=False) -> int:
+def run(quick: bool = False, out=None, epochs=None, seeds=None, fresh=False) -> int:
     """Run the demo; returns the exit status (0 when at least one model trained)."""
     start = time.perf_counter()
     import zoo.data
-    from tuning.compare import compare
+    from tuning import compare
     from tuning.report import format_summary
 
     models, budget = (QUICK_MODELS, QUICK_BUDGET) if quick else (DEMO_MODELS, DEMO_BUDGET)
@@ -58,3 +60,21 @@ def main(quick: bool = False, out=None, epochs=None, seeds=None, fresh=False) ->
           f"in a browser (self-contained; no server needed). Regenerate it from the records with: zoo report {out}. "
           f"Run again: finished trials are reused (--fresh retrains); more seeds: --seeds 3.")
     return 0 if any(r["completed"] for r in result.rows) else 1
+
+
+def cmd_demo(args):
+    return run(quick=args.quick, out=args.out, epochs=args.epochs, seeds=args.seeds, fresh=args.fresh)
+
+
+def register(sub):
+    p = sub.add_parser(
+        "demo", help="architecture comparison on embedded digits (about 5 minutes on 2 CPU cores)",
+        description="Compare MLP, LeNet-5, AlexNet, ResNet-20, PreAct-ResNet-18, DenseNet-BC and VGG-11 "
+                    "(small widths) on the embedded digits at 32x32 and write a report.",
+    )
+    p.add_argument("--quick", action="store_true", help="two tiny models, one epoch (seconds; for CI)")
+    p.add_argument("--out", default=None, help="run folder (default runs/demo, runs/demo-quick with --quick)")
+    p.add_argument("--epochs", type=int, default=None, help="override the demo's epochs")
+    p.add_argument("--seeds", type=parse_seeds, default=None, help="override the demo's seeds (default 1)")
+    p.add_argument("--fresh", action="store_true", help="retrain everything (default: reuse finished trials)")
+    p.set_defaults(fn=cmd_demo)

@@ -1,0 +1,168 @@
+"""The house layout (../shared/DESIGN.md), read from the source: floors, no circles, argparse only in the CLI."""
+
+import ast
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PACKAGES = ("zoo", "tuning")
+# The only import circle allowed: the registry loads the model modules, which register themselves.
+ALLOWED_CYCLES = [{"zoo.registry", "zoo.models"}]
+
+
+def _module_name(path: pathlib.Path, root=ROOT) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: pathlib.Path, name: str) -> set:
+    """Modules of the two packages that ``path`` imports (anywhere in the file, lazy imports included)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            # `from zoo import data` imports the module zoo.data; `from zoo import __version__`, the package
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+            found.add(base)
+    return {m for m in found if m.split(".")[0] in PACKAGES}
+
+
+def import_graph(root=ROOT) -> dict:
+    """``{module: {imported modules}}`` over ``zoo/`` and ``tuning/``, with imports resolved to known modules."""
+    files = {}
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            files[_module_name(path, root)] = path
+    graph = {}
+    for name, path in files.items():
+        targets = set()
+        imported_all = _imports(path, name)
+        for imported in imported_all:
+            if imported in PACKAGES or imported in files and files[imported].name == "__init__.py":
+                # the bare package of a `from package import module` is not an import of its __init__
+                if any(other.startswith(imported + ".") and other in files for other in imported_all):
+                    continue
+            # the longest known module prefix (``from zoo.utils import check_int`` -> zoo.utils)
+            parts = imported.split(".")
+            while parts and ".".join(parts) not in files:
+                parts.pop()
+            if parts:
+                targets.add(".".join(parts))
+        targets.discard(name)
+        graph[name] = targets
+    return graph, files
+
+
+def violations(graph, files, root=ROOT) -> list:
+    """Every broken layout rule, as a sentence naming the file."""
+    out = []
+    for name, targets in graph.items():
+        path = files[name].relative_to(root)
+        in_cli = name == "zoo.cli" or name.startswith("zoo.cli.")
+        entry_point = files[name].name == "__main__.py"  # `python -m ...`: a command line of its own
+        for target in sorted(targets):
+            if name.startswith("zoo") and not in_cli and not entry_point and target.split(".")[0] == "tuning":
+                out.append(f"{path} imports {target}: nothing in zoo/ outside zoo/cli/ imports tuning")
+            if (target == "zoo.cli" or target.startswith("zoo.cli.")) and not in_cli and not entry_point:
+                out.append(f"{path} imports {target}: nothing imports the CLI")
+        text = files[name].read_text(encoding="utf-8")
+        if not in_cli and not entry_point and "argparse" in _stdlib_imports(text):
+            out.append(f"{path} imports argparse: argument parsing lives in zoo/cli/")
+    out += [f"import circle: {' -> '.join(cycle)}" for cycle in _cycles(graph)]
+    return out
+
+
+def _stdlib_imports(text) -> set:
+    names = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _collapse(name):
+    """Packages count as one node for circles: zoo.models.resnet is part of zoo.models."""
+    for prefix in ("zoo.models",):
+        if name == prefix or name.startswith(prefix + "."):
+            return prefix
+    return name
+
+
+def _cycles(graph) -> list:
+    """Strongly connected components of more than one module (Tarjan), minus the allowed ones."""
+    nodes = {}
+    for name, targets in graph.items():
+        nodes.setdefault(_collapse(name), set()).update(_collapse(t) for t in targets)
+    for name in nodes:
+        nodes[name].discard(name)
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(nodes.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(nodes):
+        if v not in index:
+            visit(v)
+    return [c for c in found if set(c) not in ALLOWED_CYCLES]
+
+
+def test_the_source_follows_the_layout_rules():
+    graph, files = import_graph()
+    assert "zoo.cli" in graph and "tuning.searches.engine" in graph  # the graph covers both packages
+    assert violations(graph, files) == []
+
+
+def test_keras_tuner_private_api_stays_in_the_engine():
+    users = sorted(str(p.relative_to(ROOT)) for package in PACKAGES for p in (ROOT / package).rglob("*.py")
+                   if "keras_tuner.src" in p.read_text(encoding="utf-8") or "_retry_queue" in p.read_text(
+                       encoding="utf-8"))
+    assert users == ["tuning/searches/engine.py"]
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("import tuning.report\n", "imports tuning.report: nothing in zoo/ outside zoo/cli/ imports tuning"),
+    ("from zoo.cli.args import parse_kwargs\n", "imports zoo.cli.args: nothing imports the CLI"),
+    ("import argparse\n", "imports argparse: argument parsing lives in zoo/cli/"),
+    ("from zoo import transfer\n", "import circle"),
+])
+def test_the_rules_catch_a_wrong_import(tmp_path, source, expected):
+    """A deliberately wrong import in a copy of the tree is reported, naming the file."""
+    import shutil
+
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    target = tmp_path / "zoo" / "training.py"
+    target.write_text(source + target.read_text(encoding="utf-8"), encoding="utf-8")
+    graph, files = import_graph(tmp_path)
+    found = violations(graph, files, tmp_path)
+    assert any(expected in v for v in found), found
+    assert all("training" in v for v in found if expected in v)

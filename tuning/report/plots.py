@@ -1,0 +1,155 @@
+"""The report's plots: metric vs cost trade-offs, training curves and confusion matrices (PNG files).
+
+Figures come from :mod:`zoo.plots` (a bare Agg figure, no ``pyplot``).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from tuning.records import finite
+from tuning.report.summary import pareto_front
+from zoo.plots import figure, save
+
+# cost field -> (axis label, log scale)
+AXES = {
+    "params": ("parameters", True),
+    "macs": ("MACs per sample", True),
+    "fit_seconds": ("training time (s)", False),
+    "latency_ms": ("latency at batch 1 (ms)", False),
+}
+
+
+def metric_title(metric):
+    """The words for a metric name on an axis: ``mae`` -> ``mean absolute error``."""
+    return {"accuracy": "accuracy", "mae": "mean absolute error", "loss": "loss"}.get(metric, metric)
+
+
+def plot_tradeoff(rows, path, *, x, y, direction="max", title=None, higher=None):
+    """Scatter mean ``y`` vs mean ``x`` per row (error bars: std over seeds), Pareto front marked.
+
+    Args:
+        rows: rows of :func:`summarize_records`.
+        x: a cost field (``params``, ``macs``, ``fit_seconds``, ``latency_ms``); sizes use a log axis.
+        y: a metric field, e.g. ``test_accuracy``.
+        direction: ``"max"`` when a higher ``y`` is better, ``"min"`` when a lower one is.
+        higher: deprecated, use ``direction``; ``True`` is ``"max"``, ``False`` is ``"min"``.
+    Returns:
+        ``path``.
+    """
+    if higher is not None:
+        warnings.warn("`higher` is deprecated and will be removed in the next release; use direction='max' "
+                      "(a higher y is better) or direction='min'.", DeprecationWarning, stacklevel=2)
+        direction = "max" if higher else "min"
+    if direction not in ("max", "min"):
+        raise ValueError(f"`direction` must be 'max' or 'min'. Received: direction={direction!r}")
+    xlabel, log = AXES.get(x, (x, False))
+    pts = [(r, r.get(f"{x}_mean"), r.get(f"{y}_mean")) for r in rows]
+    pts = [(r, a, b) for r, a, b in pts if a is not None and b is not None and (a > 0 or not log)]
+    front = pareto_front([r for r, _, _ in pts], x, y, direction)
+    fig = figure()
+    ax = fig.add_subplot()
+    for i, (r, a, b) in enumerate(pts):
+        on = i in front
+        ax.errorbar(a, b, xerr=r.get(f"{x}_std") or 0, yerr=r.get(f"{y}_std") or 0, fmt="o",
+                    color="tab:red" if on else "tab:blue", ecolor="0.6", capsize=3, markersize=7 if on else 5)
+        ax.annotate(r["label"], (a, b), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    if front:
+        f = sorted((pts[i][1], pts[i][2]) for i in front)
+        ax.step([p[0] for p in f], [p[1] for p in f], where="post", color="tab:red", alpha=0.6,
+                label="Pareto front (red points)")
+        ax.legend(loc="best", fontsize=8)
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel + (" (log scale)" if log else ""))
+    split, _, metric = y.partition("_")
+    ax.set_ylabel(f"{split} {metric_title(metric)} (mean ± std over seeds)")
+    ax.set_title(title or f"{split} {metric_title(metric)} vs {xlabel}")
+    ax.grid(True, alpha=0.3, which="both")
+    return save(fig, path)
+
+
+def _stack(histories, key):
+    """Mean and std per epoch of ``key`` over runs (runs of different lengths are NaN-padded)."""
+    curves = [[float(v) if finite(v) else np.nan for v in h.get(key, [])] for h in histories]
+    curves = [c for c in curves if c]
+    if not curves:
+        return None, None
+    n = max(len(c) for c in curves)
+    a = np.full((len(curves), n), np.nan)
+    for i, c in enumerate(curves):
+        a[i, : len(c)] = c
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(a, axis=0), (np.nanstd(a, axis=0) if len(curves) > 1 else np.zeros(n))
+
+
+def plot_curves(groups, path, *, metric="accuracy", title=None):
+    """Training and validation loss (left) and ``metric`` (right) per epoch, one row per group.
+
+    Args:
+        groups: ``[(label, [history, ...], subtitle), ...]``; several histories
+            (seeds) are drawn as mean with a ±std band. A single ``History.history``
+            dict is accepted too.
+        metric: the second column (``accuracy``, ``mae``, ...); omitted when absent.
+    Returns:
+        ``path``.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    if isinstance(groups, dict):
+        groups = [("model", [groups], "")]
+    groups = list(groups)
+    has_metric = any(h.get(metric) for _, hs, _ in groups for h in hs)
+    cols = 2 if has_metric else 1
+    fig = figure(4.2 * cols, 2.5 * max(1, len(groups)) + 0.4)
+    axes = fig.subplots(max(1, len(groups)), cols, squeeze=False)
+    for row, (label, histories, subtitle) in enumerate(groups):
+        for col, key in enumerate(["loss", metric][:cols]):
+            ax = axes[row][col]
+            for prefix, color, name in (("", "tab:blue", "training"), ("val_", "tab:orange", "validation")):
+                mean, std = _stack(histories, prefix + key)
+                if mean is None:
+                    continue
+                epochs = np.arange(1, len(mean) + 1)
+                ax.plot(epochs, mean, "o-" if len(mean) < 3 else "-", color=color, label=name, markersize=3)
+                if np.any(std > 0):
+                    ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2)
+            ax.set_title(f"{label}: {key}" + (f"\n{subtitle}" if subtitle and col == 0 else ""), fontsize=9)
+            ax.set_xlabel("epoch", fontsize=8)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.tick_params(labelsize=7)
+            ax.grid(True, alpha=0.3)
+            if row == 0:
+                ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return save(fig, path)
+
+
+def plot_confusion_matrix(cm, path, *, class_names=None, title="Confusion matrix"):
+    """Counts in each cell, colour by row-normalised rate (recall of each true class)."""
+    cm = np.asarray(cm, dtype=float)
+    k = cm.shape[0]
+    names = list(class_names) if class_names and len(class_names) == k else [str(i) for i in range(k)]
+    with np.errstate(all="ignore"):
+        rate = np.nan_to_num(cm / cm.sum(axis=1, keepdims=True))
+    size = min(12.0, 2.5 + 0.45 * k)
+    fig = figure(size + 1.0, size)
+    ax = fig.add_subplot()
+    im = ax.imshow(rate, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, label="fraction of the true class")
+    if k <= 30:
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=7 if k > 12 else 9,
+                        color="white" if rate[i, j] > 0.5 else "black")
+        ax.set_xticks(range(k), names, rotation=45 if max(len(n) for n in names) > 2 else 0, ha="right"
+                      if max(len(n) for n in names) > 2 else "center", fontsize=8)
+        ax.set_yticks(range(k), names, fontsize=8)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title, fontsize=10)
+    return save(fig, path)

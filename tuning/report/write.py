@@ -1,0 +1,393 @@
+"""Writing a report: the document's sections, its files, a rebuild from ``records.jsonl``, a text summary."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shlex
+
+import numpy as np
+
+from tuning.diagnosis import THRESHOLDS, rules
+from tuning.records import latest_records, read_records
+from tuning.report.plots import AXES, plot_confusion_matrix, plot_curves, plot_tradeoff
+from tuning.report.render import Document
+from tuning.report.summary import (
+    canonical,
+    format_value,
+    group_records,
+    infer_num_classes,
+    pareto_front,
+    primary_metric,
+    select_field,
+    summarize_records,
+    y_field,
+)
+
+META_FILE = "report_meta.json"
+MAX_CURVE_ROWS = 12  # curves of at most this many groups (the best ones) in one figure
+
+
+def write_report(records, out_dir, *, title, provenance=None, command=None, selection=None) -> dict:
+    """Write the report of ``records`` to ``out_dir``; returns ``{kind: path}``.
+
+    Args:
+        records: trial records (completed, failed or infeasible), from one or
+            several models and hyperparameter settings.
+        out_dir: folder for ``report.md``, ``report.html``, ``results.csv``,
+            ``results.json``, ``report_meta.json`` and ``plots/``.
+        title: first heading.
+        provenance: what produced the records, e.g. ``{"data": bundle.provenance(),
+            "seeds": [0, 1, 2], "epochs": 5, "fit_kwargs": {...}}``; versions,
+            backend and device are read from the records.
+        command: the command line (``sys.argv``) to show.
+        selection: record ids this report is about; kept in ``report_meta.json``
+            so that :func:`regenerate` picks the same records from a
+            ``records.jsonl`` shared with other runs. ``None``: all records.
+
+    Example:
+        >>> paths = write_report(read_records("runs/cmp/records.jsonl"), "runs/cmp", title="Comparison")
+        >>> paths["html"]
+        'runs/cmp/report.html'
+    """
+    records = latest_records(records, sort=False)
+    if not records:
+        raise ValueError(
+            f"No records to report on. Received: {len(records)} records for out_dir={os.fspath(out_dir)!r}")
+    out_dir = os.fspath(out_dir)
+    plot_dir = os.path.join(out_dir, "plots")
+    os.makedirs(plot_dir, exist_ok=True)
+    rows = summarize_records(records)
+    doc, paths = _build_document(records, rows, title=title, provenance=provenance, command=command,
+                                 plot_dir=plot_dir)
+    meta = {"title": title, "provenance": provenance, "command": command,
+            "selection": list(selection) if selection is not None else None}
+    paths.update(_write_files(out_dir, doc, rows, meta))
+    return paths
+
+
+def _build_document(records, rows, *, title, provenance, command, plot_dir):
+    """The report's document, and the paths of the plots drawn for it (under ``plot_dir``)."""
+    metric, higher = primary_metric(records)
+    direction = "max" if higher else "min"
+    by_label = {g["label"]: g for g in group_records(records)}
+    best = next((r for r in rows if r.get("best")), None)
+    doc, paths = Document(), {}
+    doc.add("h1", title)
+    _overview(doc, records, rows, best, metric)
+    _results(doc, rows, metric)
+    paths.update(_tradeoffs(doc, rows, metric, direction, plot_dir))
+    paths.update(_curves(doc, rows, by_label, metric, plot_dir))
+    _diagnosis(doc, rows, records)
+    if best:
+        paths.update(_confusion(doc, best, by_label[best["label"]]["records"], provenance, plot_dir))
+    failed = [r for r in records if r.get("status") != "completed"]
+    if failed:
+        doc.add("h2", "Failed and infeasible trials")
+        doc.add("table", ["id", "model", "status", "error"],
+                [[r.get("id"), r.get("model"), r.get("status"), str(r.get("error"))[:200]] for r in failed])
+    doc.add("h2", "Provenance")
+    doc.add("ul", _provenance_items(records, provenance, command))
+    return doc, paths
+
+
+# ----------------------------------------------------------------------------- sections
+
+def _overview(doc, records, rows, best, metric):
+    """What was compared, and the best model by the mean validation metric."""
+    done = [r for r in records if r.get("status") == "completed"]
+    datasets = sorted({str(r.get("dataset")) for r in records if r.get("dataset")})
+    epochs = sorted({r.get("epochs") for r in records if r.get("epochs")})
+    doc.add("p", (
+        f"{len(rows)} model configuration(s), {len(records)} trial(s) ({len(done)} completed) on "
+        f"{', '.join(f'`{d}`' for d in datasets) or 'unnamed data'}, {', '.join(map(str, epochs)) or '?'} epoch(s) "
+        f"each. Numbers are mean ± sample standard deviation over seeds; a single seed shows no ±."))
+    if not best:
+        return
+    select = select_field(rows, metric).split("_")[0]
+    kind = "acc" if metric == "accuracy" else "float"
+    details = ", ".join(
+        f"{name} {format_value(best.get(f + '_mean'), best.get(f + '_std'), kind=k)}"
+        for name, f, k in ((f"validation {metric}", f"val_{metric}", kind), (f"test {metric}", f"test_{metric}", kind),
+                           ("parameters", "params", "int"), ("training time (s)", "fit_seconds", "sec"))
+        if best.get(f + "_mean") is not None
+    )
+    doc.add("p", f"Best model by mean {'validation' if select == 'val' else select} {metric}: "
+                 f"**{best['label']}**: {details}; loss curves: {best['diagnosis']}.")
+
+
+def _results(doc, rows, metric):
+    """The results table, and each configuration's hyperparameters and record ids."""
+    doc.add("h2", "Results")
+    header, body = _results_table(rows, metric)
+    doc.add("table", header, body)
+    doc.add("p", "The same table, unrounded, with the record ids every number comes from: `results.csv`, "
+                 "`results.json`. Records: `records.jsonl` (one JSON object per trained model).")
+    if any(r["hyperparameters"] for r in rows):
+        doc.add("h3", "Configurations")
+        doc.add("table", ["model", "hyperparameters / builder arguments", "records"],
+                [[r["label"], "`" + json.dumps(r["hyperparameters"], sort_keys=True) + "`",
+                  ", ".join(r["record_ids"] + r["failed_ids"])] for r in rows])
+
+
+def _results_table(rows, metric):
+    kind = "acc" if metric == "accuracy" else "float"
+    have = lambda f: any(r.get(f"{f}_mean") is not None for r in rows)  # noqa: E731
+    cols = [(f"val {metric}", f"val_{metric}", kind), (f"test {metric}", f"test_{metric}", kind)]
+    if metric != "loss":
+        cols.append(("test loss" if have("test_loss") else "val loss",
+                     "test_loss" if have("test_loss") else "val_loss", "float"))
+    cols += [("params", "params", "int"), ("MACs", "macs", "int"), ("fit s", "fit_seconds", "sec"),
+             ("latency ms", "latency_ms", "sec"), ("samples/s", "throughput", "int")]
+    cols = [c for c in cols if have(c[1])]
+    header = ["model", *[c[0] for c in cols], "seeds", "diagnosis"]
+    body = []
+    for r in rows:
+        mark = " **(best)**" if r.get("best") else ""
+        seeds = f"{r['completed']}" + (f" (+{r['failed']} failed)" if r["failed"] else "")
+        body.append([f"{r['label']}{mark}",
+                     *[format_value(r.get(f"{f}_mean"), r.get(f"{f}_std"), kind=k) for _, f, k in cols],
+                     seeds, r["diagnosis"]])
+    return header, body
+
+
+def _tradeoffs(doc, rows, metric, direction, plot_dir) -> dict:
+    """One metric-vs-cost plot per recorded cost, and the models on each Pareto front."""
+    y = y_field(rows, metric)
+    if not any(r.get(f"{y}_mean") is not None for r in rows):
+        return {}
+    doc.add("h2", "Size, compute and speed trade-offs")
+    paths, fronts = {}, []
+    for x in ("params", "macs", "fit_seconds", "latency_ms"):
+        if not any(r.get(f"{x}_mean") is not None for r in rows):
+            continue
+        name = f"{metric}_vs_{x}"
+        paths[name] = plot_tradeoff(rows, os.path.join(plot_dir, f"{name}.png"), x=x, y=y, direction=direction)
+        doc.add("img", f"plots/{name}.png", f"{y.replace('_', ' ')} vs {AXES[x][0]}")
+        members = [rows[i]["label"] for i in sorted(pareto_front(rows, x, y, direction))]
+        fronts.append(f"{AXES[x][0]}: {', '.join(members)}")
+    doc.add("p", f"Pareto front, marked in red on each plot: the models that no other model beats on both "
+                 f"{y.replace('_', ' ')} and cost (at least as good on both, better on one):")
+    doc.add("ul", fronts)
+    return paths
+
+
+def _curves(doc, rows, by_label, metric, plot_dir) -> dict:
+    """Training curves of the best :data:`MAX_CURVE_ROWS` configurations that completed."""
+    curve_rows = [r for r in rows if r["completed"]][:MAX_CURVE_ROWS]
+    if not curve_rows:
+        return {}
+    doc.add("h2", "Training curves")
+    groups = [(r["label"], [rec.get("history") or {} for rec in by_label[r["label"]]["records"]
+                            if rec.get("status") == "completed"], r["diagnosis"]) for r in curve_rows]
+    path = plot_curves(groups, os.path.join(plot_dir, "curves.png"), metric=metric)
+    more = f" (the {MAX_CURVE_ROWS} best of {len(rows)} shown)" if len(rows) > len(curve_rows) else ""
+    doc.add("p", f"Training (blue) and validation (orange) loss and {metric} per epoch, mean over seeds with "
+                 f"a ±std band{more}.")
+    doc.add("img", "plots/curves.png", "training and validation curves per model")
+    return {"curves": path}
+
+
+def _diagnosis(doc, rows, records):
+    """Each configuration's loss-curve diagnosis, and the rules and thresholds behind it."""
+    doc.add("h2", "Loss-curve diagnosis")
+    doc.add("table", ["model", "diagnosis", "per seed", "why"],
+            [[r["label"], r["diagnosis"], ", ".join(r["diagnosis_per_seed"]) or "–", r["diagnosis_reason"]]
+             for r in rows])
+    doc.add("p", "Rules, checked in this order on each seed's curves (the first that matches gives the label; "
+                 "a model's label is the most frequent over its seeds):")
+    doc.add("ul", [f"**{label}**: {rule}" for label, rule in rules(infer_num_classes(records))])
+    doc.add("p", "Thresholds: `" + json.dumps(THRESHOLDS, sort_keys=True) + "` (`tuning.diagnosis.THRESHOLDS`).")
+
+
+def _confusion(doc, best, best_records, provenance, plot_dir) -> dict:
+    """The best model's confusion matrix summed over its seeds, when its records have one."""
+    cms = [r.get("confusion_matrix") for r in best_records
+           if r.get("status") == "completed" and r.get("confusion_matrix")]
+    if not cms:
+        return {}
+    cm = np.sum(np.asarray(cms, dtype=np.int64), axis=0)
+    source = next(r for r in best_records if r.get("confusion_matrix"))
+    names = source.get("class_names") or ((provenance or {}).get("data") or {}).get("class_names")
+    split = source.get("confusion_split", "test")
+    doc.add("h2", f"Confusion matrix of the best model ({best['label']})")
+    path = plot_confusion_matrix(cm, os.path.join(plot_dir, "confusion_matrix.png"), class_names=names,
+                                 title=f"{best['label']} on the {split} split, summed over {len(cms)} seed(s)")
+    doc.add("img", "plots/confusion_matrix.png", f"confusion matrix of {best['label']} ({split} split)")
+    diag = np.trace(cm) / max(1, cm.sum())
+    doc.add("p", f"Rows are true classes, columns predictions; {int(cm.sum())} {split} predictions "
+                 f"over {len(cms)} seed(s), {diag:.4f} correct.")
+    return {"confusion_matrix": path}
+
+
+def _environment(records):
+    keys = ("backend", "versions", "host")
+    envs = []
+    for r in records:
+        env = {k: r.get(k) for k in keys}
+        if env not in envs:
+            envs.append(env)
+    return envs
+
+
+def _provenance_items(records, provenance, command):
+    items = []
+    if command:
+        cmd = command if isinstance(command, str) else shlex.join(str(c) for c in command)
+        items.append(f"command: `{cmd}`")
+    prov = dict(provenance or {})
+    if "fingerprint" in prov and "source" in prov:  # a bare DataBundle.provenance()
+        prov = {"data": prov}
+    items += _data_items(prov.pop("data", None), records)
+    seeds = prov.pop("seeds", None)
+    if seeds is None:
+        seeds = sorted({r.get("seed") for r in records if r.get("seed") is not None})
+    items.append(f"seeds: {', '.join(str(s) for s in seeds) or '–'}")
+    epochs = prov.pop("epochs", None) or ", ".join(
+        map(str, sorted({r.get("epochs") for r in records if r.get("epochs")}))) or "?"
+    batch = prov.pop("batch_size", None) or ", ".join(
+        map(str, sorted({r.get("batch_size") for r in records if r.get("batch_size")}))) or "?"
+    items.append(f"budget: {epochs} epoch(s), batch size {batch}")
+    fit = prov.pop("fit_kwargs", None)
+    if fit is None:
+        fits = {canonical(r.get("fit_kwargs")) for r in records if r.get("fit_kwargs") is not None}
+        fit = json.loads(fits.pop()) if len(fits) == 1 else None
+    if fit is not None:
+        items.append(f"training: `{json.dumps(fit, sort_keys=True)}` (shared `zoo.training.fit`)")
+    for env in _environment(records):
+        host = env.get("host") or {}
+        versions = ", ".join(f"{k} {v}" for k, v in sorted((env.get("versions") or {}).items()))
+        items.append(f"backend: {env.get('backend')}; versions: {versions}")
+        items.append(f"device: {host.get('device')}; host: {host.get('platform')}, {host.get('cpu_count')} CPUs")
+    for key, value in sorted(prov.items()):
+        items.append(f"{key}: `{json.dumps(value, sort_keys=True, default=str)}`")
+    return items
+
+
+def _data_items(data, records):
+    """The data lines of the provenance: from a ``DataBundle.provenance()``, else from the records."""
+    if data:
+        sizes = ", ".join(f"{k} {v}" for k, v in (data.get("num_examples") or {}).items())
+        items = [
+            f"data: `{data.get('name')}` ({data.get('source')}, task {data.get('task')}, input shape "
+            f"{tuple(data.get('input_shape') or ())}, {data.get('num_classes')} classes; {sizes})",
+            f"data fingerprint: `{data.get('fingerprint')}`",
+        ]
+        if data.get("options"):
+            items.append(f"data options: `{json.dumps(data['options'], sort_keys=True)}`")
+        return items
+    items = []
+    prints = sorted({str(r.get("data")) for r in records if r.get("data")})
+    names = sorted({str(r.get("dataset")) for r in records if r.get("dataset")})
+    if names:
+        items.append(f"data: {', '.join(f'`{n}`' for n in names)}")
+    if prints:
+        items.append("data fingerprint: " + ", ".join(f"`{p}`" for p in prints))
+    return items
+
+
+# ----------------------------------------------------------------------------- files
+
+def _write_files(out_dir, doc, rows, meta) -> dict:
+    """``report.md``, ``report.html``, ``results.json``, ``results.csv`` and :data:`META_FILE`."""
+    paths = {"markdown": os.path.join(out_dir, "report.md"), "html": os.path.join(out_dir, "report.html"),
+             "json": os.path.join(out_dir, "results.json"), "csv": os.path.join(out_dir, "results.csv"),
+             "meta": os.path.join(out_dir, META_FILE)}
+    with open(paths["markdown"], "w", encoding="utf-8") as f:
+        f.write(doc.markdown())
+    with open(paths["html"], "w", encoding="utf-8") as f:
+        f.write(doc.html(out_dir, meta["title"]))
+    _write_json(paths["json"], rows)
+    flat = [_flat(r) for r in rows]
+    fields = list(dict.fromkeys(k for r in flat for k in r))
+    with open(paths["csv"], "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        for r in flat:
+            writer.writerow({k: ("" if v is None else (repr(v) if isinstance(v, float) else v)) for k, v in r.items()})
+    _write_json(paths["meta"], meta)
+    return paths
+
+
+def _write_json(path, value):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2, default=str)
+        f.write("\n")
+
+
+def _flat(row) -> dict:
+    out = {}
+    for k, v in row.items():
+        if isinstance(v, dict):
+            out[k] = json.dumps(v, sort_keys=True)
+        elif isinstance(v, list):
+            out[k] = ";".join(str(x) for x in v)
+        else:
+            out[k] = v
+    return out
+
+
+# ----------------------------------------------------------------------------- text summary and rebuild
+
+def format_summary(rows, paths=None) -> str:
+    """The headline table of a report as plain text (what the command line prints), and where its files are."""
+    metric = next((m for m in ("accuracy", "mae") if any(
+        r.get(f"val_{m}_mean") is not None or r.get(f"test_{m}_mean") is not None for r in rows)), "loss")
+
+    def ms(r, f):
+        m, s = r.get(f + "_mean"), r.get(f + "_std")
+        return "-" if m is None else f"{m:.4f}" + (f"±{s:.3f}" if s else "")
+
+    def num(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
+    lines = [f"{'model':<22} {'val ' + metric:>15} {'test ' + metric:>15} {'params':>10} {'MACs':>12} "
+             f"{'fit s':>7} {'latency ms':>10}  diagnosis"]
+    for r in rows:
+        label = r["label"] + (" *" if r.get("best") else "")
+        lines.append(
+            f"{label[:22]:<22} {ms(r, 'val_' + metric):>15} {ms(r, 'test_' + metric):>15} "
+            f"{num(r.get('params_mean'), ',.0f'):>10} {num(r.get('macs_mean'), ',.0f'):>12} "
+            f"{num(r.get('fit_seconds_mean'), '.1f'):>7} {num(r.get('latency_ms_mean'), '.2f'):>10}  {r['diagnosis']}"
+        )
+    if any(r.get("best") for r in rows):
+        lines.append("* best by mean validation " + metric)
+    if paths:
+        lines.append(f"\nReport:  {paths.get('html')}\n         {paths.get('markdown')}\nResults: {paths.get('csv')}")
+    return "\n".join(lines)
+
+
+def regenerate(run_dir, out_dir=None, *, title=None, all_records=False) -> dict:
+    """Rebuild a report from ``<run_dir>/records.jsonl`` (and ``report_meta.json`` if there), no training.
+
+    Args:
+        run_dir: a folder with ``records.jsonl``.
+        out_dir: where to write (default: where the stored report is, ``run_dir`` or
+            ``run_dir/report``; ``run_dir`` when there is none).
+        title: overrides the stored title.
+        all_records: ignore the stored selection of record ids.
+
+    Raises:
+        FileNotFoundError: no ``records.jsonl`` in ``run_dir``.
+    """
+    run_dir = os.fspath(run_dir)
+    path = os.path.join(run_dir, "records.jsonl")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No records.jsonl in {run_dir!r}. Received: run_dir={run_dir!r}")
+    records = read_records(path)
+    meta = {}
+    # a comparison keeps its report next to the records; a search in RUN_DIR/report
+    for folder in (run_dir, os.path.join(run_dir, "report")):
+        if os.path.isfile(os.path.join(folder, META_FILE)):
+            with open(os.path.join(folder, META_FILE), encoding="utf-8") as f:
+                meta = json.load(f)
+            out_dir = out_dir or folder
+            break
+    selection = None if all_records else meta.get("selection")
+    if selection is not None:
+        wanted = set(selection)
+        records = [r for r in records if r.get("id") in wanted]
+    title = title or meta.get("title") or f"Report of {os.path.basename(os.path.abspath(run_dir))}"
+    return write_report(records, out_dir or run_dir, title=title, provenance=meta.get("provenance"),
+                        command=meta.get("command"), selection=selection)

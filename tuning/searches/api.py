@@ -1,0 +1,271 @@
+"""``tuning.search``: KerasTuner searches that record size, accuracy and time of every trial, and lose nothing.
+
+Each trial goes through :func:`tuning.trial.run_trial` (build, profile, train
+with :mod:`zoo.training`, evaluate, time) and its record is appended to
+``<directory>/records.jsonl`` the moment the trial ends. How failures,
+resuming, distributed runs and budgets work: :mod:`tuning.searches.engine`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import warnings
+
+import keras_tuner as kt
+
+from tuning.fronts import check_constraints
+from tuning.hypermodels import ZooHyperModel, make_hypermodel
+from tuning.records import finite, latest_records, read_records
+from tuning.searches import engine
+from tuning.searches.result import SearchResult, load_search
+from tuning.searches.runner import Runner
+from tuning.searches.state import (
+    MANIFEST_FILE,
+    RECORDS_FILE,
+    check_keras_tuner_state,
+    make_manifest,
+    prepare_directory,
+    read_manifest,
+    repair_tail,
+    write_json_atomic,
+)
+from zoo.runtime import resolve_precision
+from zoo.training import metric_direction
+
+__all__ = ["ALGORITHMS", "search"]
+
+ALGORITHMS = ("random", "hyperband", "bayesian", "grid")
+
+
+def search(
+    models,
+    *,
+    data,
+    objective="val_accuracy",
+    direction=None,
+    algorithm="random",
+    max_trials=10,
+    epochs=3,
+    max_seconds=None,
+    directory="runs/search",
+    project_name="keras_tuner",
+    constraints=None,
+    overwrite=False,
+    seed=0,
+    executions=1,
+    training=None,
+    fixed=None,
+    tiny=False,
+    tune=None,
+    hyperparameters=None,
+    measure_speed=True,
+    hyperband_factor=3,
+    num_initial_points=None,
+    callbacks=(),
+    report=True,
+    verbose=1,
+    precision="float32",
+) -> SearchResult:
+    """Search architectures and training settings; record size, accuracy and time of every trial.
+
+    Args:
+        models: a pattern (``"resnet*"``), a family (``"resnet"``), a list of
+            names/patterns, or a ``keras_tuner.HyperModel``.
+        data: a :class:`zoo.data.DataBundle` (or an embedded data set name).
+        objective: a record field: ``val_accuracy``, ``val_loss``, ``test_*``,
+            ``params``, ``latency_ms``... ``direction`` is inferred when possible.
+        algorithm: ``"random"``, ``"hyperband"``, ``"bayesian"`` or ``"grid"``.
+        max_trials: trials in the whole search, recorded ones included
+            (``None``: until the grid/Hyperband schedule or ``max_seconds`` ends it).
+        epochs: training epochs per trial (Hyperband: the largest budget).
+        max_seconds: wall-clock budget of this call; no trial starts after it.
+        directory: where ``records.jsonl``, ``search.json`` and KerasTuner's
+            state (``<directory>/<project_name>``) live. An existing search there is resumed.
+        constraints: upper bounds such as ``{"max_params": 1e5, "max_latency_ms": 5}``;
+            a trial over a bound is recorded ``infeasible`` and the search goes on.
+        overwrite: start over (previous records are kept as a ``.bak`` file).
+        seed: seeds the oracle and every trial's initialisation.
+        executions: trainings per trial (seeds ``seed``, ``seed + 1``...), metrics averaged.
+        training: a :class:`tuning.hypermodels.TrainingSpace` (or dict) for the training hyperparameters.
+        fixed, tiny, tune: builder arguments fixed for every trial, the cards'
+            tiny test sizes, and the model hyperparameters to tune (zoo HyperModels).
+        hyperparameters: a ``keras_tuner.HyperParameters`` overriding parts of the space.
+        measure_speed: time latency/throughput after training (needed by latency constraints).
+        report: write the search report (``tuning.report.write_report``) to ``<directory>/report``.
+        verbose: 1 prints one line per trial; 0 is silent.
+        precision: ``float32``, ``mixed_float16``, ``mixed_bfloat16`` or ``auto``
+            (by device, see :func:`zoo.runtime.resolve_precision`): the dtype
+            policy every trial's model is built under; part of the search's identity.
+
+    Returns:
+        a :class:`SearchResult`.
+
+    Raises:
+        ValueError: bad arguments, or a different search already in ``directory``.
+
+    Example:
+        >>> result = search("mlp", data=zoo.data.load("moons"), max_trials=3, epochs=2, directory="runs/mlp")
+        >>> result.best_record["val_accuracy"], len(result.pareto())
+    """
+    began = time.perf_counter()
+    precision = resolve_precision(precision)
+    _check_budget(algorithm=algorithm, epochs=epochs, executions=executions, seed=seed,
+                  hyperband_factor=hyperband_factor, max_trials=max_trials, max_seconds=max_seconds,
+                  project_name=project_name)
+    constraints = check_constraints(constraints)
+    if not measure_speed and "max_latency_ms" in constraints:
+        raise ValueError("max_latency_ms needs measure_speed=True. Received: measure_speed=False")
+    data = _data(data)
+    objective_name, direction = _objective(objective, direction, data)
+    hypermodel = _hypermodel(models, data=data, fixed=fixed, tiny=tiny, training=training, tune=tune)
+
+    role = engine.role()
+    directory = os.fspath(directory)
+    os.makedirs(directory, exist_ok=True)
+    records_path = os.path.join(directory, RECORDS_FILE)
+    notes = []
+    space = engine.declared_space(hypermodel, hyperparameters)
+    described = hypermodel.get_config() if isinstance(hypermodel, ZooHyperModel) else {
+        "class": f"{type(hypermodel).__module__}.{type(hypermodel).__qualname__}", "name": hypermodel.name}
+    identity = {
+        "hypermodel": described, "space": space.get_config(),
+        "data": {"name": data.name, "fingerprint": data.fingerprint, "batch_size": data.batch_size},
+        "objective": {"name": objective_name, "direction": direction},
+        "algorithm": {"name": algorithm, "hyperband_factor": hyperband_factor if algorithm == "hyperband" else None,
+                      "num_initial_points": num_initial_points if algorithm == "bayesian" else None},
+        "epochs": epochs, "seed": seed, "executions": executions, "constraints": constraints, "precision": precision,
+    }
+    manifest = make_manifest(identity, project_name=project_name,
+                             provenance=data.provenance() if hasattr(data, "provenance") else None)
+    prepare_directory(directory, manifest, overwrite=overwrite, role=role, records_path=records_path, notes=notes)
+    known = _known_records(records_path, os.path.join(directory, project_name), role=role, notes=notes)
+
+    oracle = engine.make_oracle(algorithm, objective=kt.Objective(objective_name, direction), max_trials=max_trials,
+                                epochs=epochs, seed=seed, hyperparameters=hyperparameters,
+                                hyperband_factor=hyperband_factor, num_initial_points=num_initial_points)
+    oracle.verbose = 0  # one line per trial is printed by the runner instead
+    runner = Runner(
+        data=data, objective=objective_name, direction=direction, epochs=epochs, seed=seed, executions=executions,
+        constraints=constraints, records_path=records_path, measure_speed=measure_speed, callbacks=callbacks,
+        algorithm=algorithm, search_id=manifest["search"], verbose=verbose, known=known, max_trials=max_trials,
+        shared=role == "worker", precision=precision,
+    )
+    tuner = engine.SearchTuner(oracle, hypermodel, runner=runner, directory=directory, project_name=project_name)
+    if role != "worker":
+        if known:
+            replayed = engine.replay(tuner.oracle, known, objective_name, notes)
+            notes.insert(0, f"resumed: {replayed} recorded trial(s) replayed from {records_path}")
+        if not os.path.exists(os.path.join(directory, MANIFEST_FILE)):
+            write_json_atomic(os.path.join(directory, MANIFEST_FILE), manifest)
+        if max_seconds is not None:
+            tuner.oracle.deadline = time.monotonic() - (time.perf_counter() - began) + max_seconds
+    if verbose:
+        _announce(hypermodel, directory=directory, algorithm=algorithm, space=space, objective=objective_name,
+                  direction=direction, max_trials=max_trials, epochs=epochs, max_seconds=max_seconds, role=role,
+                  notes=notes)
+    tuner.search()
+
+    result = load_search(directory, objective=objective_name, direction=direction)
+    result.manifest = read_manifest(os.path.join(directory, MANIFEST_FILE)) or manifest
+    result.notes, result.seconds, result.tuner = notes, time.perf_counter() - began, tuner
+    if report and role != "worker" and result.records:
+        result.report = _write_report(result, data, project_name, notes)
+    if verbose and role != "worker":
+        print("[tune] " + result.summary().replace("\n", "\n[tune] "), flush=True)
+    return result
+
+
+def _check_budget(*, algorithm, epochs, executions, seed, hyperband_factor, max_trials, max_seconds, project_name):
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"`algorithm` must be one of {list(ALGORITHMS)}. Received: algorithm={algorithm!r}")
+    for name, value, minimum in (("epochs", epochs, 1), ("executions", executions, 1), ("seed", seed, 0),
+                                 ("hyperband_factor", hyperband_factor, 2)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise ValueError(f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}")
+    if max_trials is not None and (not isinstance(max_trials, int) or isinstance(max_trials, bool) or max_trials < 1):
+        raise ValueError(f"`max_trials` must be an int >= 1 or None. Received: max_trials={max_trials!r}")
+    if max_seconds is not None and (not finite(max_seconds) or max_seconds < 0):
+        raise ValueError(f"`max_seconds` must be a number >= 0 or None. Received: max_seconds={max_seconds!r}")
+    if max_trials is None and max_seconds is None and algorithm in ("random", "bayesian"):
+        raise ValueError(f"algorithm={algorithm!r} needs `max_trials` or `max_seconds` to end. Received: neither")
+    if not isinstance(project_name, str) or not project_name or os.sep in project_name:
+        raise ValueError(f"`project_name` must be a non-empty folder name. Received: project_name={project_name!r}")
+
+
+def _data(data):
+    if isinstance(data, str):
+        import zoo.data
+
+        data = zoo.data.load(data)
+    for attr in ("fingerprint", "input_shape", "splits", "arrays"):
+        if not hasattr(data, attr):
+            raise TypeError(f"`data` must be a zoo.data.DataBundle or a data set name. Received: {type(data).__name__}")
+    return data
+
+
+def _objective(objective, direction, data):
+    """(name, direction) of the objective; the split it reads must exist."""
+    if isinstance(objective, kt.Objective):
+        objective, direction = objective.name, objective.direction
+    if not isinstance(objective, str) or not objective:
+        raise TypeError(f"`objective` must be a record field name. Received: objective={objective!r}")
+    direction = direction or metric_direction(objective) or engine.infer_direction(objective)
+    if direction not in ("max", "min"):
+        raise ValueError(
+            f"Cannot tell whether to maximise or minimise {objective!r}; pass direction='max' or 'min'. "
+            f"Received: objective={objective!r}, direction={direction!r}"
+        )
+    split = objective.split("_", 1)[0]
+    if split in ("val", "test") and {"val": "validation", "test": "test"}[split] not in data.splits:
+        raise ValueError(f"objective={objective!r} needs a {split} split; {data.name!r} has {list(data.splits)}")
+    return objective, direction
+
+
+def _hypermodel(models, *, data, fixed, tiny, training, tune):
+    if callable(models) and not isinstance(models, kt.HyperModel):
+        models = engine.FunctionHyperModel(models)
+    if isinstance(models, kt.HyperModel):
+        if fixed or tiny or training or tune:
+            raise ValueError("`fixed`, `tiny`, `training` and `tune` apply to zoo models, not to a given HyperModel.")
+        return models
+    return make_hypermodel(models, data=data, fixed=fixed, tiny=tiny, training=training, tune=tune)
+
+
+def _known_records(records_path, project_dir, *, role, notes):
+    """The records so far; the chief (or a single process) repairs the file and drops KerasTuner's cache."""
+    if role == "worker":
+        return latest_records(read_records(records_path))
+    check_keras_tuner_state(project_dir, notes)
+    if os.path.isdir(project_dir):
+        shutil.rmtree(project_dir)  # a cache of records.jsonl, rebuilt by the replay
+    repair_tail(records_path, notes)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        known = latest_records(read_records(records_path))
+    notes += [str(w.message) for w in caught]
+    return known
+
+
+def _announce(hypermodel, *, directory, algorithm, space, objective, direction, max_trials, epochs, max_seconds, role,
+              notes):
+    names = (getattr(hypermodel, "models", None) or getattr(hypermodel, "variants", None)
+             or [hypermodel.name or type(hypermodel).__name__])
+    print(f"[tune] {directory}: {algorithm} search over {', '.join(map(str, names))} | {len(space.space)} "
+          f"hyperparameters | {objective} ({direction}) | max_trials={max_trials} epochs={epochs}"
+          + (f" max_seconds={max_seconds:g}" if max_seconds is not None else "") + f" | {role}", flush=True)
+    for note in notes:
+        print(f"[tune] {note}", flush=True)
+
+
+def _write_report(result, data, project_name, notes):
+    from tuning.report import write_report
+
+    try:
+        return write_report(result.records, os.path.join(result.directory, "report"), title=f"Search: {project_name}",
+                            provenance=data.provenance() if hasattr(data, "provenance") else None)
+    except Exception as e:  # noqa: BLE001 - a report problem must not fail a finished search
+        notes.append(f"report not written: {type(e).__name__}: {e}")
+        warnings.warn(f"tuning.report.write_report failed: {e}", stacklevel=2)
+        return None

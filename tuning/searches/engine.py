@@ -1,0 +1,355 @@
+"""The KerasTuner engine of :func:`tuning.search`: the one module that touches KerasTuner's private API.
+
+Design decisions (keras-tuner 1.4.8 read in ``engine/base_tuner.py``,
+``engine/oracle.py``, ``tuners/*.py``):
+
+* Failures. A failed trial (non-finite loss, out of memory, invalid
+  configuration) or an infeasible one (a constraint broken) is written as a
+  record, then reported to the oracle by raising ``FailedTrialError``: the
+  trial's status becomes ``FAILED``, so it never gets a score, never enters
+  ``get_best_trials`` nor the Gaussian process of BayesianOptimization (which
+  skips FAILED/INVALID trials), and Hyperband never promotes it. Reporting a
+  "worst" score instead would put fake numbers into the ranking and the
+  surrogate. KerasTuner would then abort the search after
+  ``max_consecutive_failed_trials`` (3) FAILED trials in a row - and abort again
+  at once on resume, since ``_check_consecutive_failures`` rescans the whole
+  history - so the oracles are created with that limit set to ``sys.maxsize``:
+  failures never stop a search; budgets do.
+* Resume. ``records.jsonl`` is the source of truth, KerasTuner's ``oracle.json``
+  and ``trial_*/trial.json`` are only a cache that may be stale (killed between
+  our append and the oracle's save) or truncated (killed mid-write; KerasTuner
+  does not write atomically). So a search never reloads them: it starts a fresh
+  oracle with the same seed and *replays* the recorded trials through it
+  (``create_trial`` then ``end_trial`` with the recorded outcome). The
+  deterministic oracles then propose exactly what they proposed before, so
+  Hyperband brackets and the grid order are rebuilt too; where a proposal
+  differs (e.g. trials that overlapped in a distributed run) the recorded
+  values win. A trial that was running when the process died has no record
+  and runs again, under the same id. A manifest (``search.json``: space, data
+  fingerprint, objective, algorithm, epochs, seed, constraints) detects a
+  changed search, refused unless ``overwrite=True``.
+* Distributed. With KerasTuner's environment variables (``KERASTUNER_TUNER_ID``,
+  ``KERASTUNER_ORACLE_IP``, ``KERASTUNER_ORACLE_PORT``) the chief serves the
+  oracle and the workers run trials; all of them append to the one shared
+  ``records.jsonl`` (``append_record`` takes an exclusive ``flock`` and writes
+  each line in one ``O_APPEND`` write).
+* Budgets: ``max_trials`` (total, recorded trials included), ``max_seconds``
+  (wall clock of this call: no trial starts after it), ``epochs`` per trial
+  (Hyperband: its largest budget; every trial trains from scratch for
+  ``tuner/epochs``, so every record describes one fully trained model).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import time
+import traceback
+
+import keras_tuner as kt
+from keras_tuner.src.distribute import utils as dist_utils
+from keras_tuner.src.engine import trial as trial_module
+
+from tuning.hypermodels import ZooHyperModel
+from tuning.trial import objective_value
+
+__all__ = ["FunctionHyperModel", "SearchTuner", "declared_space", "infer_direction", "make_oracle", "replay", "role"]
+
+STOPPED = trial_module.TrialStatus.STOPPED
+_IDLE = trial_module.TrialStatus.IDLE
+_RUNNING = trial_module.TrialStatus.RUNNING
+_COMPLETED = trial_module.TrialStatus.COMPLETED
+_FAILED = trial_module.TrialStatus.FAILED
+_REPLAY_TUNER = "replay"
+
+
+def infer_direction(metric):
+    """KerasTuner's guess of a metric's direction (``"max"``/``"min"``; ``None`` when it cannot tell)."""
+    from keras_tuner.src.engine.metrics_tracking import infer_metric_direction
+
+    try:  # KerasTuner knows "val_*" names only; a test metric goes the way of its validation twin
+        return infer_metric_direction("val_" + metric[5:] if metric.startswith("test_") else metric)
+    except Exception:  # noqa: BLE001 - unknown metric names raise various errors
+        return None
+
+
+class _BudgetMixin:
+    """Oracle additions: a wall-clock deadline after which no trial starts."""
+
+    deadline = None  # time.monotonic() value, or None
+
+    @kt.synchronized
+    def create_trial(self, tuner_id):
+        if (self.deadline is not None and time.monotonic() >= self.deadline
+                and tuner_id not in self.ongoing_trials):
+            self.tuner_ids.discard(tuner_id)
+            return trial_module.Trial(self.get_space(), status=STOPPED)
+        return super().create_trial(tuner_id)
+
+
+class RandomOracle(_BudgetMixin, kt.oracles.RandomSearchOracle):
+    pass
+
+
+class BayesianOracle(_BudgetMixin, kt.oracles.BayesianOptimizationOracle):
+    pass
+
+
+class HyperbandOracle(_BudgetMixin, kt.oracles.HyperbandOracle):
+    pass
+
+
+class GridOracle(_BudgetMixin, kt.oracles.GridSearchOracle):
+    pass
+
+
+def make_oracle(algorithm, *, objective, max_trials, epochs, seed, hyperparameters, hyperband_factor,
+                 num_initial_points):
+    common = dict(
+        objective=objective,
+        # keras-tuner treats seed=0 as "no seed"
+        seed=seed + 1,
+        hyperparameters=hyperparameters,
+        max_retries_per_trial=0,
+        # Failed trials must never abort a search (see the module docstring).
+        max_consecutive_failed_trials=sys.maxsize,
+    )
+    if algorithm == "random":
+        return RandomOracle(max_trials=max_trials, **common)
+    if algorithm == "bayesian":
+        return BayesianOracle(max_trials=max_trials, num_initial_points=num_initial_points, **common)
+    if algorithm == "grid":
+        return GridOracle(max_trials=max_trials, **common)
+    oracle = HyperbandOracle(max_epochs=epochs, factor=hyperband_factor, **common)
+    oracle.max_trials = max_trials  # Hyperband has no such argument; the base oracle honours the attribute
+    return oracle
+
+
+def replay(oracle, records, objective_name, notes):
+    """Rebuild the oracle's state from records (see the module docstring)."""
+    by_index = {}
+    for r in records:
+        rid = str(r.get("id"))
+        if rid.isdigit():
+            by_index[int(rid)] = r
+    if not by_index:
+        return 0
+    real_populate = oracle.populate_space
+    bayesian = isinstance(oracle, kt.oracles.BayesianOptimizationOracle)
+    current, differed = {}, []
+
+    def populate(trial_id):
+        record = current.get("record")
+        if record is not None and bayesian and _bayesian_fitted(oracle):
+            # the recorded values win anyway: skip fitting a Gaussian process per replayed trial
+            response = {"status": _RUNNING, "values": None}
+        else:
+            response = real_populate(trial_id)
+        if record is not None:
+            values = dict(record.get("hyperparameters") or {})
+            if response.get("status") != _RUNNING or response.get("values") != values:
+                if response.get("values") is not None:
+                    differed.append(trial_id)
+                response = {"status": _RUNNING, "values": values}
+        return response
+
+    saved = {name: getattr(oracle, name) for name in ("save", "_save_trial")}
+    verbose = oracle.verbose
+    oracle.populate_space = populate
+    oracle.save = oracle._save_trial = lambda *a, **k: None  # one save at the end, not two per trial
+    oracle.verbose = 0
+    rerun, replayed = [], 0
+    try:
+        for index in range(max(by_index) + 1):
+            record = current["record"] = by_index.get(index)
+            trial = oracle.create_trial(_REPLAY_TUNER)
+            if trial.status != _RUNNING:
+                break  # max_trials lowered since, or the space is exhausted
+            oracle.ongoing_trials.pop(_REPLAY_TUNER, None)
+            if record is None:
+                rerun.append(trial.trial_id)  # was running when the search stopped
+                continue
+            value = objective_value(record, objective_name)
+            if value is not None:
+                oracle.update_trial(trial.trial_id, {objective_name: value})
+                trial.status = _COMPLETED
+            else:
+                trial.status = _FAILED
+                trial.message = record.get("error")
+            oracle.ongoing_trials[_REPLAY_TUNER] = trial
+            oracle.end_trial(trial)
+            replayed += 1
+    finally:
+        current.clear()
+        del oracle.populate_space
+        for name in saved:
+            delattr(oracle, name)
+        oracle.verbose = verbose
+        oracle.tuner_ids.discard(_REPLAY_TUNER)
+        oracle.ongoing_trials.pop(_REPLAY_TUNER, None)
+    # KerasTuner's own reload puts unfinished trials in the retry queue: same here, after the replay.
+    oracle._retry_queue.extend(reversed(rerun))
+    for trial in oracle.trials.values():
+        oracle._save_trial(trial)
+    oracle.save()
+    if rerun:
+        notes.append(f"trial(s) {rerun} were running when the search stopped: they run again")
+    if differed:
+        notes.append(f"the oracle proposed other values than recorded for trial(s) {differed}: recorded values used")
+    return replayed
+
+
+def _bayesian_fitted(oracle):
+    completed = sum(t.status == _COMPLETED for t in oracle.trials.values())
+    dims = len(oracle.hyperparameters.space)
+    return completed >= (oracle.num_initial_points or max(3 * dims, 3))
+
+
+class FunctionHyperModel(kt.HyperModel):
+    """A ``build(hp)`` function used as a HyperModel (KerasTuner accepts those too), named after it."""
+
+    def __init__(self, build):
+        super().__init__(name=getattr(build, "__qualname__", None))
+        self._function = build
+
+    def build(self, hp):
+        return self._function(hp)
+
+
+class SearchTuner(kt.Tuner):
+    """A KerasTuner ``Tuner`` whose trials run through :func:`tuning.trial.run_trial` and are recorded."""
+
+    def __init__(self, oracle, hypermodel, *, runner, **kwargs):
+        self.runner = runner
+        super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+
+    # records.jsonl, not KerasTuner's files, is the state: see the module docstring.
+    def reload(self):
+        pass
+
+    def _activate_all_conditions(self):
+        explore_space(self.hypermodel, self.oracle)
+
+    def search(self, *args, **kwargs):
+        """KerasTuner's search loop, plus a pause when the oracle is busy and a faster chief."""
+        if dist_utils.is_chief_oracle():
+            self.save()
+            _serve_chief(self.oracle)
+            return
+        self.on_search_begin()
+        # Each trial ends with keras.backend.clear_session(), whose gc.collect() walks every object of
+        # the process (~0.3 s with TensorFlow loaded). Freezing what exists now (modules, data) keeps
+        # those collections to the trial's own objects; reference counting still frees the rest.
+        gc.collect()
+        gc.freeze()
+        try:
+            while True:
+                self.pre_create_trial()
+                trial = self.oracle.create_trial(self.tuner_id)
+                if trial.status == STOPPED:
+                    break
+                if trial.status == _IDLE:  # e.g. Hyperband waiting for other workers' trials
+                    time.sleep(0.2)
+                    continue
+                self.on_trial_begin(trial)
+                self._try_run_and_update_trial(trial, *args, **kwargs)
+                self.on_trial_end(trial)
+        finally:
+            gc.unfreeze()
+        self.on_search_end()
+
+    def _try_run_and_update_trial(self, trial, *args, **kwargs):
+        # KerasTuner prints a traceback for every failed trial (its config.DEBUG is True): a recorded
+        # failure is expected and its record says why, so only unexpected errors are printed.
+        try:
+            self._run_and_update_trial(trial, *args, **kwargs)
+            trial.status = _COMPLETED
+        except kt.errors.FailedTrialError as e:
+            trial.status = _FAILED
+            trial.message = str(e)
+        except Exception as e:  # noqa: BLE001 - same handling as KerasTuner's
+            if isinstance(e, kt.errors.FatalError):
+                raise
+            traceback.print_exc()
+            trial.status = trial_module.TrialStatus.INVALID
+            trial.message = traceback.format_exc()
+
+    def run_trial(self, trial, *args, **kwargs):
+        record = self.runner.run(trial, self.hypermodel, tuner_id=self.tuner_id)
+        value = objective_value(record, self.runner.objective)
+        if value is None:
+            raise kt.errors.FailedTrialError(record.get("error") or f"no finite {self.runner.objective}")
+        return {self.runner.objective: value}
+
+
+def _serve_chief(oracle, poll=0.2, linger=1.0):
+    """Serve the oracle to the workers until they have all been told to stop.
+
+    KerasTuner's ``oracle_chief.start_server`` checks every 20 s once a worker
+    has stopped; this is the same server with a shorter poll.
+    """
+    from concurrent import futures
+
+    import grpc
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute import oracle_chief
+
+    address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    servicer = oracle_chief.OracleServicer(oracle)
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    if not server.add_insecure_port(address):
+        raise RuntimeError(f"The chief cannot listen on {address} (KERASTUNER_ORACLE_IP/PORT): is the port free?")
+    server.start()
+    try:
+        while not (servicer.stop_triggered and oracle_chief.exit_chief(oracle)):
+            time.sleep(poll)
+        time.sleep(linger)  # answer "stopped" to a worker that asks late
+    finally:
+        server.stop(grace=1.0)
+
+
+def explore_space(hypermodel, oracle):
+    """Declare every conditional branch of ``hypermodel``'s space in ``oracle`` (KerasTuner's loop).
+
+    Same exploration as ``BaseTuner._activate_all_conditions``, except that zoo
+    HyperModels declare their space without building a model per branch (an
+    architecture choice would otherwise build every family once).
+    """
+    declare = hypermodel.configure if isinstance(hypermodel, ZooHyperModel) else hypermodel.build
+    seen, never = [], []
+    hp = oracle.get_space()
+    while True:
+        declare(hp)
+        oracle.update_space(hp)
+        for conditions in hp.active_scopes:
+            if conditions not in seen:
+                seen.append(list(conditions))
+            if conditions in never:
+                never.remove(conditions)
+        for conditions in hp.inactive_scopes:
+            if conditions not in seen and conditions not in never:
+                never.append(list(conditions))
+        if not never:
+            return
+        hp = oracle.get_space()
+        for condition in never[0]:
+            hp.values[condition.name] = condition.values[0]
+        hp.ensure_active_values()
+
+
+def declared_space(hypermodel, hyperparameters):
+    """The search space as the oracle will hold it (declared without training anything)."""
+    oracle = kt.oracles.RandomSearchOracle(hyperparameters=hyperparameters.copy() if hyperparameters else None)
+    hp = oracle.get_space()
+    hypermodel.declare_hyperparameters(hp)
+    oracle.update_space(hp)
+    explore_space(hypermodel, oracle)
+    return oracle.get_space()
+
+
+def role():
+    if not dist_utils.has_chief_oracle():
+        return "single"
+    return "chief" if dist_utils.is_chief_oracle() else "worker"

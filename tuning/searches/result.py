@@ -1,0 +1,146 @@
+"""The result view of a search: its records and the selections made from them (no training)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from tuning.fronts import best_under, knee_point, pareto
+from tuning.records import latest_records, read_records
+from tuning.searches.state import MANIFEST_FILE, RECORDS_FILE, read_manifest
+from tuning.trial import objective_value
+
+__all__ = ["SearchResult", "load_search"]
+
+
+@dataclasses.dataclass
+class SearchResult:
+    """The records of a search and the selections made from them.
+
+    Attributes:
+        directory: the search directory (``records.jsonl``, ``search.json``, KerasTuner state).
+        records: one record per trial (latest per id), ordered by trial id.
+        objective, direction: what the oracle optimised (``"max"`` or ``"min"``).
+        manifest: the search manifest.
+        notes: what happened on start-up (resumed trials, recovered files).
+        report: what ``tuning.report.write_report`` returned, if it ran.
+    """
+
+    directory: str
+    records: list
+    objective: str = "val_accuracy"
+    direction: str = "max"
+    manifest: dict = dataclasses.field(default_factory=dict)
+    notes: list = dataclasses.field(default_factory=list)
+    report: object = None
+    seconds: float | None = None
+    tuner: object = dataclasses.field(default=None, repr=False)
+
+    def _status(self, status):
+        return [r for r in self.records if r.get("status") == status]
+
+    @property
+    def completed(self) -> list:
+        return self._status("completed")
+
+    @property
+    def failed(self) -> list:
+        return self._status("failed")
+
+    @property
+    def infeasible(self) -> list:
+        return self._status("infeasible")
+
+    @property
+    def best(self):
+        """The best record: the same as :attr:`best_record` (as on :class:`tuning.comparison.Comparison`)."""
+        return self.best_record
+
+    @property
+    def best_record(self):
+        """The completed record with the best finite objective (``None`` if there is none)."""
+        pool = [r for r in self.records if objective_value(r, self.objective) is not None]
+        if not pool:
+            return None
+        pick = max if self.direction == "max" else min
+        return pick(pool, key=lambda r: r[self.objective])
+
+    def _objectives(self, maximize, minimize):
+        if maximize is None:
+            maximize = (self.objective,) if self.direction == "max" else ()
+        if self.direction == "min" and self.objective not in (minimize or ()):
+            minimize = (self.objective, *(minimize or ()))
+        return maximize, minimize
+
+    def pareto(self, *, maximize=None, minimize=("params", "fit_seconds")) -> list:
+        """Non-dominated completed records (see :func:`tuning.pareto`); the objective is included."""
+        maximize, minimize = self._objectives(maximize, minimize)
+        return pareto(self.records, maximize=maximize, minimize=minimize)
+
+    def knee(self, *, maximize=None, minimize=("params", "fit_seconds")):
+        """The knee of the Pareto front (see :func:`tuning.knee_point`)."""
+        maximize, minimize = self._objectives(maximize, minimize)
+        return knee_point(self.records, maximize=maximize, minimize=minimize)
+
+    def best_under(self, **constraints):
+        """The best completed record under upper bounds, e.g. ``best_under(max_params=1e5)``."""
+        return best_under(self.records, objective=self.objective, direction=self.direction, **constraints)
+
+    def summary(self, *, minimize=("params", "fit_seconds")) -> str:
+        """A few lines: counts, the best trial and the Pareto front."""
+        lines = [
+            f"{len(self.records)} trials in {self.directory}: {len(self.completed)} completed, "
+            f"{len(self.failed)} failed, {len(self.infeasible)} infeasible"
+        ]
+        best = self.best_record
+        lines.append("best: " + (_describe(best, self.objective) if best else f"none (no finite {self.objective})"))
+        front = self.pareto(minimize=minimize)
+        if front:
+            fields = [self.objective, *[m for m in minimize if m != self.objective]]
+            lines.append(f"Pareto front ({', '.join(fields)}):")
+            for r in sorted(front, key=lambda r: r.get(fields[1], 0) if len(fields) > 1 else 0):
+                lines.append("  " + _describe(r, self.objective, extra=fields[1:]))
+        for r in self.failed[:5]:
+            lines.append(f"failed trial {r['id']} ({r.get('model')}): {r.get('error')}")
+        if len(self.failed) > 5:
+            lines.append(f"... and {len(self.failed) - 5} more failed trials")
+        return "\n".join(lines)
+
+    def __repr__(self):
+        best = self.best_record
+        shown = f"{self.objective}={best[self.objective]:.4g} (trial {best['id']})" if best else "none"
+        return (f"SearchResult(directory={self.directory!r}, trials={len(self.records)}, "
+                f"completed={len(self.completed)}, failed={len(self.failed)}, "
+                f"infeasible={len(self.infeasible)}, best={shown})")
+
+
+def fmt(value):
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10_000:
+        return f"{value:,}"
+    return str(value)
+
+
+def _describe(record, objective, extra=("params", "fit_seconds")) -> str:
+    parts = [f"trial {record['id']}", str(record.get("model")), f"{objective}={fmt(record.get(objective))}"]
+    parts += [f"{f}={fmt(record.get(f))}" for f in extra if f != objective and record.get(f) is not None]
+    return "  ".join(parts)
+
+
+def load_search(directory, *, objective=None, direction=None) -> SearchResult:
+    """Read a search directory back (no training): its records and manifest.
+
+    Example:
+        >>> result = load_search("runs/s1"); result.pareto()
+    """
+    directory = os.fspath(directory)
+    manifest = read_manifest(os.path.join(directory, MANIFEST_FILE)) or {}
+    obj = manifest.get("objective", {})
+    return SearchResult(
+        directory=directory,
+        records=latest_records(read_records(os.path.join(directory, RECORDS_FILE))),
+        objective=objective or obj.get("name", "val_accuracy"),
+        direction=direction or obj.get("direction", "max"),
+        manifest=manifest,
+    )

@@ -1,0 +1,62 @@
+"""The ``zoo`` command line: the one place that imports both ``zoo`` and ``tuning``.
+
+One module per command group (``models``: list/info/profile; ``experiments``:
+compare/report/tune; ``transfer``; ``bench``; ``demo``), one module of argument
+helpers (``args``), and the command table below. Every sub-command prints one
+clear line on stderr and exits with status 2 on bad input: an unknown model or
+dataset name, an impossible budget, a run folder without records (set
+``ZOO_DEBUG=1`` for the traceback instead).
+
+Examples:
+    zoo list 'resnet*'
+    zoo info resnet20 --profile
+    zoo compare mlp lenet5 resnet20 --data digits --epochs 5 --seeds 3 --out runs/cmp
+    zoo report runs/cmp
+    zoo demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+
+from zoo.cli import bench, demo, experiments, models, transfer
+
+# The command groups, in the order `zoo --help` lists their commands; each adds its sub-parsers.
+COMMAND_GROUPS = (models, experiments, transfer, bench, demo)
+
+__all__ = ["COMMAND_GROUPS", "build_parser", "main"]
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="zoo", description="A Keras 3 model zoo: list, inspect, profile, compare architectures, report.",
+        epilog="Run 'zoo COMMAND --help' for a command's options. 'zoo demo' runs the architecture comparison demo.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in COMMAND_GROUPS:
+        group.register(sub)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    # Keras warns on every fit that `shuffle` is ignored for tf.data (the pipelines shuffle themselves).
+    warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
+    try:
+        return args.fn(args)
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        if os.environ.get("ZOO_DEBUG"):
+            raise
+        message = " ".join(str(e).split("\n")[0].split()) or type(e).__name__
+        print(f"zoo {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"zoo {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""``zoo compare``, ``zoo report``, ``zoo tune``: experiments over many models (the ``tuning`` package)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import tuning
+from zoo.cli.args import (
+    add_data_arguments,
+    add_precision_argument,
+    add_training_arguments,
+    fit_kwargs,
+    load_data,
+    parse_constraints,
+    parse_model_kwargs,
+)
+
+
+def _print_summary(rows, paths):
+    print("\n" + tuning.report.format_summary(rows, paths))
+
+
+def cmd_compare(args):
+    import zoo
+
+    names = args.models
+    model_kwargs = parse_model_kwargs(args.model_arg)
+    exact = [name for name in names if not any(c in name for c in "*?[")]
+    for name in exact:  # unknown names fail here, before any data is loaded
+        zoo.get_card(name)
+    data = load_data(args)
+    for name in exact:
+        tuning.comparison.check_compatible(name, data)
+    result = tuning.compare(
+        names, data=data, epochs=args.epochs, seeds=args.seeds, batch_size=args.batch_size,
+        fit_kwargs=fit_kwargs(args), out=args.out, model_kwargs=model_kwargs, title=args.title,
+        measure_speed=not args.no_speed, verbose=0 if args.quiet else 2, command=["zoo", *sys.argv[1:]],
+        resume=not args.fresh, precision=args.precision,
+    )
+    _print_summary(result.rows, result.paths)
+    return 0 if any(r["completed"] for r in result.rows) else 1
+
+
+def cmd_report(args):
+    paths = tuning.report.regenerate(args.run_dir, args.out, title=args.title, all_records=args.all_records)
+    with open(paths["json"], encoding="utf-8") as f:
+        rows = json.load(f)
+    _print_summary(rows, paths)
+    return 0
+
+
+def cmd_tune(args) -> int:
+    """Run or resume a search and print the best trial and the Pareto front."""
+    try:
+        result = tuning.search(
+            args.models if len(args.models) > 1 else args.models[0], data=load_data(args),
+            objective=args.objective, direction=args.direction, algorithm=args.algorithm,
+            max_trials=args.max_trials, epochs=args.epochs, max_seconds=args.max_seconds,
+            directory=args.directory, project_name=args.project_name,
+            constraints=parse_constraints(args.constraint), overwrite=args.overwrite, seed=args.seed,
+            executions=args.executions, tiny=args.tiny, report=not args.no_report,
+            verbose=0 if args.quiet else 1, precision=args.precision,
+        )
+    except RuntimeError as e:  # e.g. a chief that cannot listen; the other errors are handled by main()
+        raise ValueError(str(e)) from e
+    if args.quiet:
+        print(result.summary())
+    if not result.completed:
+        print(f"zoo tune: no trial completed ({len(result.failed)} failed, {len(result.infeasible)} infeasible)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def register(sub):
+    p = sub.add_parser(
+        "compare", help="train several models on the same data and budget; write a report",
+        description="Equal-budget architecture comparison: every model is trained on the same data, split, "
+                    "epochs and seeds; records go to OUT/records.jsonl, the report to OUT/report.html "
+                    "(self-contained), OUT/report.md, OUT/results.csv and OUT/plots/.",
+        epilog="Example: zoo compare mlp lenet5 resnet20 --data digits --epochs 5 --seeds 3 "
+               "--model-arg resnet20:width=0.5 --out runs/cmp",
+    )
+    p.add_argument("models", nargs="+", metavar="MODEL", help="registry names or patterns ('resnet2*')")
+    add_data_arguments(p)
+    add_training_arguments(p, epochs=5, seeds_default=3)
+    p.add_argument("--model-arg", action="append", metavar="NAME:KEY=VALUE",
+                   help="builder argument of one model, e.g. resnet20:width=0.5 (JSON value)")
+    p.add_argument("--out", default="runs/compare", help="run folder (default runs/compare)")
+    p.add_argument("--title", default=None, help="report title")
+    p.add_argument("--no-speed", action="store_true", help="skip latency/throughput measurement")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines (one line per trial only)")
+    p.add_argument("--fresh", action="store_true",
+                   help="retrain every trial (default: completed trials found in OUT/records.jsonl are reused)")
+    p.set_defaults(fn=cmd_compare)
+
+    p = sub.add_parser(
+        "report", help="regenerate a report from RUN_DIR/records.jsonl (no training)",
+        description="Regenerate report.md, report.html, results.csv/json and plots from the trial records "
+                    "of a comparison or search folder. Nothing is retrained.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="folder holding records.jsonl")
+    p.add_argument("--out", default=None, help="write the report here instead of RUN_DIR")
+    p.add_argument("--title", default=None, help="override the stored title")
+    p.add_argument("--all-records", action="store_true",
+                   help="use every record in records.jsonl, not only the stored selection")
+    p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser(
+        "tune", help="search architectures and training settings (KerasTuner), recording size, accuracy and time",
+        description="Run (or resume) a search; one record per trial goes to DIRECTORY/records.jsonl.",
+    )
+    p.add_argument("models", nargs="+", help="registered names, families or fnmatch patterns, e.g. 'resnet*'")
+    add_data_arguments(p, batch_size=32, data_seed=None)
+    p.add_argument("--epochs", type=int, default=3, help="epochs per trial (default 3)")
+    p.add_argument("--max-trials", type=int, default=10, help="trials in the whole search (default 10)")
+    p.add_argument("--max-seconds", type=float, default=None, help="wall-clock budget; no trial starts after it")
+    p.add_argument("--algorithm", choices=tuning.ALGORITHMS, default="random")
+    p.add_argument("--objective", default="val_accuracy")
+    p.add_argument("--direction", choices=("max", "min"), default=None)
+    p.add_argument("--directory", default="runs/tune")
+    p.add_argument("--project-name", default="keras_tuner")
+    p.add_argument("--constraint", action="append", metavar="NAME=VALUE",
+                   help=f"upper bound, repeatable: {', '.join(sorted(tuning.CONSTRAINT_FIELDS))}")
+    p.add_argument("--executions", type=int, default=1, help="trainings per trial, averaged")
+    p.add_argument("--seed", type=int, default=0, help="seed of the search and of every trial (default 0)")
+    add_precision_argument(p)
+    p.add_argument("--tiny", action="store_true", help="use each card's tiny test sizes (quick checks)")
+    p.add_argument("--overwrite", action="store_true", help="start over (old records kept as .bak)")
+    p.add_argument("--no-report", action="store_true", help="do not write the report")
+    p.add_argument("--quiet", action="store_true", help="no per-trial lines; print the summary only")
+    p.set_defaults(fn=cmd_tune)

@@ -1,0 +1,66 @@
+"""``zoo transfer``: build a backbone, load its weights, replace the head, train it, fine-tune."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from zoo.cli.args import add_data_arguments, load_data, parse_kwargs
+
+
+def cmd_transfer(args):
+    import zoo
+    from zoo import training
+
+    kwargs = parse_kwargs(args.arg)
+    zoo.get_card(args.backbone)  # unknown names fail before loading data
+    bundle = load_data(args)
+    backbone = zoo.build(args.backbone, input_shape=bundle.input_shape, include_top=False, **kwargs)
+    if args.weights:
+        zoo.load_weights(backbone, args.weights, skip_mismatch=args.skip_mismatch)
+    model = zoo.replace_head(backbone, bundle.num_classes, dropout=args.dropout)
+    train, val = bundle.train, bundle.validation
+    unfreeze = None if args.unfreeze == "none" else (int(args.unfreeze) if args.unfreeze.isdigit() else args.unfreeze)
+    os.makedirs(args.out, exist_ok=True)
+    if args.cache_features:
+        zoo.freeze(model)
+        result = zoo.train_head_on_features(model, train, val, epochs=args.head_epochs, learning_rate=args.head_lr,
+                                            batch_size=args.batch_size, seed=args.seed, verbose=2)
+        training.compile_model(model)
+    else:
+        result = zoo.fine_tune(model, train, val, head_epochs=args.head_epochs, head_lr=args.head_lr,
+                               unfreeze=unfreeze, ft_epochs=args.ft_epochs, ft_lr=args.ft_lr,
+                               batch_size=args.batch_size, seed=args.seed, verbose=2)
+    metrics = model.evaluate(bundle.test, verbose=0, return_dict=True) if bundle.test is not None else {}
+    model.save(os.path.join(args.out, "model.keras"))
+    bundle.save_class_map(os.path.join(args.out, "class_map.json"))
+    with open(os.path.join(args.out, "history.json"), "w") as f:
+        json.dump({"history": result.history, "phases": result.phases, "test": metrics, "data": bundle.provenance()},
+                  f, indent=2, default=str)
+    print(zoo.trainability(model))
+    print(f"test: {', '.join(f'{k}={v:.4f}' for k, v in metrics.items())}; saved to {args.out}")
+    return 0
+
+
+def register(sub):
+    p = sub.add_parser(
+        "transfer",
+        help="transfer a backbone to a new data set (train the head, then fine-tune)",
+        description="Build BACKBONE, load --weights, replace its head for --data, train the head with the "
+        "backbone frozen, then fine-tune the top blocks with a lower learning rate.",
+    )
+    p.add_argument("--backbone", required=True, help="registered model name, e.g. resnet20")
+    p.add_argument("--weights", default=None, help="a .keras checkpoint or .weights.h5 file of the backbone")
+    p.add_argument("--skip-mismatch", action="store_true", help="load what fits and report the rest")
+    add_data_arguments(p, data="shapes", batch_size=32, image_size=32, channels=3, data_seed=None)
+    p.add_argument("--head-epochs", type=int, default=3)
+    p.add_argument("--head-lr", type=float, default=1e-3)
+    p.add_argument("--ft-epochs", type=int, default=3)
+    p.add_argument("--ft-lr", type=float, default=1e-4)
+    p.add_argument("--unfreeze", default="last_block", help="last_block, N (blocks), a stage name, all or none")
+    p.add_argument("--cache-features", action="store_true", help="train the head on cached backbone features")
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--arg", action="append", metavar="KEY=VALUE", help="backbone builder argument (JSON value)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data and of training (default 0)")
+    p.add_argument("--out", default="runs/transfer", help="where the model, class map and history go")
+    p.set_defaults(fn=cmd_transfer)

@@ -1,0 +1,190 @@
+"""What this process runs on: the device, the precision policy, the environment stamp, memory.
+
+The bottom floor of the package: every other module asks here (one device
+query, one environment stamp) instead of querying the backend itself. Device
+and memory queries are best effort: anything unexpected reads as a CPU.
+
+Example:
+    >>> from zoo import runtime
+    >>> runtime.accelerator()["platform"], runtime.resolve_precision("auto")
+    ('cpu', 'float32')
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import resource
+import socket
+import sys
+from functools import lru_cache
+
+import keras
+
+from zoo.utils import check_choice
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
+
+__all__ = [
+    "PRECISIONS",
+    "accelerator",
+    "device_name",
+    "environment",
+    "global_policy",
+    "is_out_of_memory",
+    "peak_memory_bytes",
+    "precision_policy",
+    "resolve_precision",
+]
+
+
+def accelerator() -> dict:
+    """The backend's default device: ``{"platform": "cpu"|"gpu"|"tpu", "name", "compute_capability"}``.
+
+    ``compute_capability`` is ``(major, minor)`` for CUDA GPUs, else ``None``.
+    """
+    info = {"platform": "cpu", "name": platform.processor() or platform.machine(), "compute_capability": None}
+    backend = keras.backend.backend()
+    try:
+        if backend == "jax":
+            import jax
+
+            dev = jax.devices()[0]
+            if dev.platform != "cpu":
+                info.update(platform=dev.platform, name=getattr(dev, "device_kind", dev.platform))
+            cc = getattr(dev, "compute_capability", None)
+            if cc:
+                info["compute_capability"] = tuple(int(v) for v in str(cc).split(".")[:2])
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            if gpus:
+                details = tf.config.experimental.get_device_details(gpus[0])
+                info.update(platform="gpu", name=details.get("device_name", gpus[0].name),
+                            compute_capability=details.get("compute_capability"))
+        elif backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                info.update(platform="gpu", name=torch.cuda.get_device_name(0),
+                            compute_capability=tuple(torch.cuda.get_device_capability(0)))
+    except Exception:  # noqa: BLE001 - a failed query must not stop training
+        pass
+    if info["platform"] not in ("gpu", "tpu"):
+        info.update(platform="cpu", compute_capability=None)
+    return info
+
+
+def device_name() -> str:
+    """``platform:name`` of the default device, e.g. ``gpu:NVIDIA H100`` or ``cpu:x86_64``."""
+    dev = accelerator()
+    return f"{dev['platform']}:{dev['name']}"
+
+
+def resolve_precision(precision="float32") -> str:
+    """A Keras dtype-policy name for ``precision``; ``auto`` picks by device.
+
+    ``auto``: ``mixed_bfloat16`` on TPUs and on GPUs with bfloat16 tensor cores
+    (compute capability 8.0+: A100, H100, RTX 30xx and later), ``mixed_float16``
+    (with loss scaling, added by ``compile``) on older GPUs, ``float32`` on CPUs,
+    where mixed precision gains little (ResNet-18 training +4% on a 2-core
+    AVX-512-BF16 CPU with TensorFlow, BENCHMARKS.md) and costs accuracy of
+    the arithmetic.
+    """
+    check_choice("precision", precision, PRECISIONS)
+    if precision != "auto":
+        return precision
+    dev = accelerator()
+    if dev["platform"] == "tpu":
+        return "mixed_bfloat16"
+    if dev["platform"] == "gpu":
+        cc = dev["compute_capability"] or (0, 0)
+        return "mixed_bfloat16" if tuple(cc) >= (8, 0) else "mixed_float16"
+    return "float32"
+
+
+@contextlib.contextmanager
+def precision_policy(precision="float32"):
+    """Build models under a precision (``float32``, ``mixed_float16``, ``mixed_bfloat16``, ``auto``).
+
+    Keras fixes a layer's compute dtype when the layer is created, so the
+    policy must surround the *building*; the previous global policy comes back
+    afterwards. Variables stay float32 under the mixed policies, and the zoo's
+    classifier heads output float32 so that losses stay stable.
+
+    Example:
+        >>> with precision_policy("mixed_bfloat16"):
+        ...     model = zoo.build("resnet50")
+    """
+    with global_policy(resolve_precision(precision)) as policy:
+        yield policy
+
+
+@contextlib.contextmanager
+def global_policy(policy):
+    """Set Keras' global dtype policy (any name or ``DTypePolicy``) for a block, then restore it."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield keras.mixed_precision.global_policy().name
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+@lru_cache(maxsize=1)
+def environment() -> dict:
+    """Backend, library versions and host facts, stamped on every record and benchmark result."""
+    from zoo._version import __version__
+
+    versions = {"python": platform.python_version(), "keras": keras.__version__, "zoo": __version__}
+    for mod in ("tensorflow", "jax", "torch", "keras_tuner", "numpy"):
+        if mod in sys.modules or mod in ("numpy", "keras_tuner"):
+            try:
+                versions[mod] = __import__(mod).__version__
+            except Exception:  # noqa: BLE001 - an optional library that is absent or broken
+                pass
+    return {
+        "backend": keras.backend.backend(),
+        "versions": versions,
+        "host": {
+            "name": socket.gethostname(),
+            "platform": platform.platform(),
+            "machine": platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "device": device_name(),
+        },
+    }
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` says the host or the accelerator ran out of memory (any backend)."""
+    name = type(error).__name__
+    text = str(error).lower()
+    return isinstance(error, MemoryError) or "ResourceExhausted" in name or "out of memory" in text or "oom" in text.split()
+
+
+def peak_memory_bytes() -> int:
+    """Peak memory of this process so far: accelerator peak when there is one, else host RSS."""
+    backend = keras.backend.backend()
+    try:
+        if backend == "jax":
+            import jax
+
+            stats = jax.devices()[0].memory_stats() or {}
+            if "peak_bytes_in_use" in stats:
+                return int(stats["peak_bytes_in_use"])
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            if tf.config.list_physical_devices("GPU"):
+                return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+        elif backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                return int(torch.cuda.max_memory_allocated())
+    except Exception:  # noqa: BLE001 - memory queries are best effort
+        pass
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
