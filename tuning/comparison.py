@@ -25,8 +25,10 @@ import zoo
 from tuning.records import append_record, finite, read_records
 from tuning.report import confusion_matrix, write_report
 from tuning.report.summary import primary_metric, select_field
-from tuning.trial import run_trial
+from tuning.trial import data_kwargs, run_trial
 from zoo import training
+from zoo.runtime import resolve_precision
+from zoo.utils import check_int
 
 __all__ = ["Comparison", "compare", "check_compatible"]
 
@@ -131,19 +133,15 @@ def check_compatible(name, data):
 
 
 def _builder(name, data, kwargs):
-    kw = dict(kwargs)
-    params = inspect.signature(zoo.get_card(name).builder).parameters
-    if "task" in params and data.task != "multiclass":
-        kw.setdefault("task", data.task)
+    num_outputs = 1
     if data.task == "regression":
-        y = data.arrays("train")[1]
-        kw.setdefault("num_outputs", int(np.prod(y.shape[1:])) or 1)
-        num_classes = None
-    else:
-        num_classes = data.num_classes
+        num_outputs = int(np.prod(data.arrays("train")[1].shape[1:])) or 1
+    base = data_kwargs(name, input_shape=data.input_shape, task=data.task, num_classes=data.num_classes,
+                       num_outputs=num_outputs)
+    kw = {**base, **kwargs}
 
     def build():
-        return zoo.build(name, input_shape=data.input_shape, num_classes=num_classes, **kw)
+        return zoo.build(name, **kw)
 
     build.__name__ = name
     return build
@@ -243,9 +241,6 @@ def compare(
         >>> result.paths["html"]
         'runs/cmp/report.html'
     """
-    from zoo.training import resolve_precision
-    from zoo.utils import check_int
-
     precision = resolve_precision(precision)
     if isinstance(data, str):
         import zoo.data
@@ -266,6 +261,9 @@ def compare(
         if not isinstance(model_kwargs.get(name, {}), dict):
             raise TypeError(f"`model_kwargs[{name!r}]` must be a dict. Received: {model_kwargs[name]!r}")
     fit_kwargs = dict(fit_kwargs or {})
+    # the one training configuration of every trial; bad settings fail here, before any training
+    training_config = training.TrainingConfig.from_fit_kwargs(fit_kwargs, epochs=epochs, batch_size=batch_size,
+                                                              precision=precision)
     if out is None:
         raise ValueError("`out` must be a folder for records and the report. Received: out=None")
     out = os.fspath(out)
@@ -298,9 +296,8 @@ def compare(
                 warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
                 record = run_trial(
                     _builder(name, data, kwargs), data, trial_id=trial_id, model_name=name,
-                    hyperparameters=kwargs, epochs=epochs, batch_size=batch_size, seed=seed,
-                    fit_kwargs=fit_kwargs, measure_speed=measure_speed, speed_iterations=speed_iterations,
-                    verbose=verbose, on_trained=hook, precision=precision,
+                    hyperparameters=kwargs, config=training_config, seed=seed, measure_speed=measure_speed,
+                    speed_iterations=speed_iterations, verbose=verbose, on_trained=hook,
                 )
             append_record(path, record)
             records.append(record)

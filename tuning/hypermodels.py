@@ -23,7 +23,9 @@ from dataclasses import asdict, dataclass, field
 import keras_tuner as kt
 
 import zoo
+from tuning.trial import data_kwargs
 from zoo import training
+from zoo.training import TrainingConfig
 
 __all__ = [
     "TrainingSpace",
@@ -275,22 +277,8 @@ class TrialConfig:
 
     model: str
     builder_kwargs: dict
-    fit_kwargs: dict
-    batch_size: int
-    augmentation: str | None = None
-    augmentation_flip: str | None = None
-    warmup_epochs: float = 1.0
+    training: TrainingConfig  # epochs are the search's: set by the runner (``replace(epochs=...)``)
     values: dict = field(default_factory=dict)
-
-
-def _steps(train, batch_size) -> int:
-    """Batches per epoch of ``(x, y)`` arrays or a batched dataset (1 when unknown)."""
-    if isinstance(train, tuple):
-        return max(1, -(-len(train[0]) // batch_size))
-    try:
-        return max(1, int(train.cardinality()))
-    except (AttributeError, TypeError, ValueError):
-        return 1
 
 
 class ZooHyperModel(kt.HyperModel):
@@ -344,13 +332,8 @@ class ZooHyperModel(kt.HyperModel):
         if self.tiny:
             kwargs.update({k: v for k, v in zoo.get_card(name).test_kwargs.items() if k != "input_shape"})
         kwargs.update(self.fixed)
-        kwargs["input_shape"] = self.input_shape
-        if self.task == "regression":
-            if not _accepts(name, "task"):
-                raise ValueError(f"{name!r} has no regression head (its builder takes no `task`).")
-            kwargs.update(task="regression", num_outputs=kwargs.get("num_outputs", 1))
-        else:
-            kwargs["num_classes"] = self.num_classes
+        kwargs.update(data_kwargs(name, input_shape=self.input_shape, task=self.task, num_classes=self.num_classes,
+                                  num_outputs=kwargs.get("num_outputs", 1)))
         return kwargs
 
     def _declare_model(self, hp):
@@ -361,12 +344,13 @@ class ZooHyperModel(kt.HyperModel):
         """Declare the whole space in ``hp`` and return what its current values mean."""
         name, kwargs = self._declare_model(hp)
         train = self.training.declare(hp, batch_size=self.batch_size, image=self.image)
-        fit_kwargs = {k: train[k] for k in ("optimizer", "learning_rate", "schedule", "weight_decay")}
-        return TrialConfig(
-            model=name, builder_kwargs=kwargs, fit_kwargs=fit_kwargs, batch_size=train["batch_size"],
+        config = TrainingConfig(
+            optimizer=train["optimizer"], learning_rate=train["learning_rate"], schedule=train["schedule"],
+            weight_decay=train["weight_decay"], batch_size=train["batch_size"],
             augmentation=train.get("augmentation"), augmentation_flip=self.training.augmentation_flip,
-            warmup_epochs=self.training.warmup_epochs, values=dict(hp.values),
+            warmup_epochs=self.training.warmup_epochs,
         )
+        return TrialConfig(model=name, builder_kwargs=kwargs, training=config, values=dict(hp.values))
 
     def build(self, hp):
         """Declare the search space and build the chosen zoo model (uncompiled)."""
@@ -376,19 +360,14 @@ class ZooHyperModel(kt.HyperModel):
     def fit(self, hp, model, x=None, y=None, *, validation_data=None, epochs=1, callbacks=(), verbose=0,
             **kwargs):
         """Train ``model`` with the hp-chosen training settings through :func:`zoo.training.fit`."""
-        config = self.configure(hp)
+        config = self.configure(hp).training.replace(epochs=epochs)
         train = (x, y) if y is not None else x
         if config.augmentation is not None and hasattr(train, "map"):
             import zoo.data
 
             train = zoo.data.augment(train, config.augmentation, flip=config.augmentation_flip)
-        fit_kwargs = dict(config.fit_kwargs)
-        if fit_kwargs["schedule"] == "warmup":
-            fit_kwargs["warmup_steps"] = max(1, round(config.warmup_epochs * _steps(train, config.batch_size)))
-        return training.fit(
-            model, train, validation_data, epochs=epochs, batch_size=config.batch_size,
-            callbacks=list(callbacks), verbose=verbose, **fit_kwargs, **kwargs,
-        )
+        return training.fit(model, train, validation_data, config=config, callbacks=list(callbacks),
+                            verbose=verbose, **kwargs)
 
     def get_config(self) -> dict:
         """The fixed constraints, for the search manifest (what makes two searches the same)."""

@@ -9,6 +9,8 @@ records with a reason instead of exceptions, so a search goes on.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import inspect
 import math
 import re
 import time
@@ -16,12 +18,13 @@ import time
 import keras
 
 import zoo
+import zoo.data
 from tuning.records import finite, new_record
 from zoo import training
 from zoo.runtime import is_out_of_memory, peak_memory_bytes
-from zoo.training import EpochTimer
+from zoo.training import EpochTimer, TrainingConfig
 
-__all__ = ["EpochTimer", "run_trial", "peak_memory_bytes", "is_out_of_memory"]
+__all__ = ["EpochTimer", "data_kwargs", "is_out_of_memory", "objective_value", "peak_memory_bytes", "run_trial"]
 
 
 def _first_line(error: BaseException) -> str:
@@ -68,17 +71,18 @@ def run_trial(
     data,
     *,
     trial_id,
+    config=None,
     model_name=None,
     hyperparameters=None,
-    epochs=5,
-    batch_size=None,
     seed=0,
-    fit_kwargs=None,
     callbacks=(),
     measure_speed=True,
     speed_iterations=10,
     verbose=0,
     on_trained=None,
+    epochs=None,
+    batch_size=None,
+    fit_kwargs=None,
     precision=None,
 ) -> dict:
     """Build, train and measure one model; never raises for a failed trial.
@@ -87,35 +91,41 @@ def run_trial(
         build: a registry name, or a callable returning a ``keras.Model``.
         data: a :class:`zoo.data.DataBundle`.
         trial_id: identifier stored in the record.
+        config: a :class:`zoo.training.TrainingConfig`: epochs, batch size
+            (default: the bundle's), optimizer, schedule, precision (``None``
+            keeps the global dtype policy), augmentation of the training split.
         model_name: name stored in the record (default: the registry name).
         hyperparameters: stored in the record as given.
-        epochs, batch_size, seed: training budget (``batch_size`` defaults to the bundle's).
-        fit_kwargs: optimizer, learning_rate, schedule, ... for :func:`zoo.training.fit`.
+        seed: seeds the initialisation and the data order.
         callbacks: extra Keras callbacks.
         measure_speed: time batch-1 latency and batch throughput after training.
         on_trained: optional ``callable(model) -> dict`` run after evaluation on the
             trained model; its JSON-friendly fields are added to the record (e.g. a
             confusion matrix), so that reports never need the model again.
-        precision: dtype policy the model is built under (``float32``,
-            ``mixed_float16``, ``mixed_bfloat16``, ``auto``); ``None`` keeps the
-            global one. The policy used is stored in the record.
+        epochs, batch_size, precision: override the config's (or make one,
+            with ``fit_kwargs``: optimizer, learning_rate, ... for :func:`zoo.training.fit`).
 
     Returns:
-        A record (see :mod:`tuning.records`) with status ``completed`` or ``failed``.
+        A record (see :mod:`tuning.records`) with status ``completed`` or ``failed``; an invalid
+        training configuration is a ``failed`` record too.
     """
-    batch_size = batch_size or data.batch_size
-    policy = keras.mixed_precision.global_policy().name if precision is None else training.resolve_precision(precision)
     name = model_name or (build if isinstance(build, str) else getattr(build, "__name__", "model"))
-    base = dict(
-        id=trial_id, model=name, hyperparameters=hyperparameters or {}, seed=seed, epochs=epochs,
-        batch_size=batch_size, data=data.fingerprint, dataset=data.name, precision=policy,
-    )
+    base = dict(id=trial_id, model=name, hyperparameters=hyperparameters or {}, seed=seed,
+                epochs=epochs if config is None else config.epochs, data=data.fingerprint, dataset=data.name)
+    try:
+        config = _config(config, epochs=epochs, batch_size=batch_size, fit_kwargs=fit_kwargs, precision=precision)
+        batch_size = config.batch_size or data.batch_size
+        policy = (keras.mixed_precision.global_policy().name if config.precision is None
+                  else training.resolve_precision(config.precision))
+    except (ValueError, TypeError) as e:
+        return new_record(status="failed", error=f"invalid configuration: {e}", **base)
+    base.update(epochs=config.epochs, batch_size=batch_size, precision=policy)
     timings = {}  # seconds per phase, so that the time spent around model.fit can be measured
     base["timings"] = timings
     training.set_seed(seed)
     clock = time.perf_counter()
     try:
-        with training.precision_policy(policy) if precision is not None else contextlib.nullcontext():
+        with training.precision_policy(policy) if config.precision is not None else contextlib.nullcontext():
             model = zoo.build(build, input_shape=data.input_shape, num_classes=data.num_classes) if isinstance(
                 build, str) else build()
     except (ValueError, TypeError) as e:
@@ -133,16 +143,20 @@ def run_trial(
         base.update(params=p.params, trainable_params=p.trainable_params, macs=p.macs, flops=p.flops,
                     weight_bytes=p.weight_bytes)
         timings["profile"] = time.perf_counter() - clock
+        if config.augmentation is not None and data.train is not None:
+            train = zoo.data.augment(data.train, config.augmentation, seed=seed, flip=config.augmentation_flip)
+            data = dataclasses.replace(data, train=train)
         train, val, test = _splits(data, batch_size)
-        fit_kwargs = dict(fit_kwargs or {})
-        if data.task == "regression" and fit_kwargs.get("compile", True):
-            # several linear outputs are not logits here (compile=False takes no compile arguments)
-            fit_kwargs.setdefault("task", "regression")
+        config = config.replace(batch_size=batch_size, steps_per_epoch=training.steps_per_epoch(
+            train, batch_size, num_examples=data.num_examples.get("train")))
+        overrides = {}
+        if data.task == "regression" and config.options.get("compile", True) and "task" not in config.options:
+            overrides["task"] = "regression"  # several linear outputs are not logits here
         timer = EpochTimer()
         start = time.perf_counter()
         hist = training.fit(
-            model, train, val, epochs=epochs, batch_size=batch_size, seed=seed,
-            callbacks=[timer, keras.callbacks.TerminateOnNaN(), *callbacks], verbose=verbose, **fit_kwargs,
+            model, train, val, config=config, seed=seed, verbose=verbose,
+            callbacks=[timer, keras.callbacks.TerminateOnNaN(), *callbacks], **overrides,
         )
         fit_seconds = time.perf_counter() - start
         timings["fit"] = fit_seconds
@@ -182,6 +196,40 @@ def run_trial(
     finally:
         del model
         keras.backend.clear_session()  # free_memory=True: it runs gc.collect() itself (a second one cost ~0.3 s)
+
+
+def data_kwargs(name, *, input_shape, task="multiclass", num_classes=None, num_outputs=1) -> dict:
+    """The builder arguments a registered model takes from its data (one rule for comparisons and searches).
+
+    Input shape always; the classes for classification; ``task`` when the data
+    are not multi-class and the builder has such a head (binary: one sigmoid
+    unit); ``num_outputs`` for regression, which needs a builder with ``task``.
+
+    Raises:
+        ValueError: regression data for a model without a regression head.
+    """
+    kwargs = {"input_shape": tuple(input_shape)}
+    accepts_task = "task" in inspect.signature(zoo.get_card(name).builder).parameters
+    if task == "regression":
+        if not accepts_task:
+            raise ValueError(f"{name!r} has no regression head (its builder takes no `task`).")
+        return {**kwargs, "task": "regression", "num_outputs": num_outputs}
+    kwargs["num_classes"] = num_classes
+    if task != "multiclass" and accepts_task:
+        kwargs["task"] = task
+    return kwargs
+
+
+def _config(config, *, epochs, batch_size, fit_kwargs, precision):
+    """The trial's TrainingConfig: ``config`` with the shorthand arguments applied, or one made from them."""
+    if config is None:
+        return TrainingConfig.from_fit_kwargs(fit_kwargs, epochs=5 if epochs is None else epochs,
+                                              batch_size=batch_size, precision=precision)
+    if not isinstance(config, TrainingConfig):
+        raise TypeError(f"`config` must be a zoo.training.TrainingConfig. Received: config={config!r}")
+    if fit_kwargs:
+        raise TypeError("Pass the training settings in `config` or in `fit_kwargs`, not both.")
+    return config.replace(epochs=epochs, batch_size=batch_size, precision=precision)
 
 
 def objective_value(record, objective="val_accuracy"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import time
 import warnings
@@ -12,6 +11,7 @@ from tuning.hypermodels import ZooHyperModel
 from tuning.records import append_record, finite, latest_records, new_record, read_records
 from tuning.searches.result import fmt
 from tuning.trial import objective_value, run_trial
+from zoo.training import TrainingConfig
 
 __all__ = ["Runner", "merge_executions"]
 
@@ -40,44 +40,18 @@ class Runner:
         self.max_trials = max_trials
         self.shared = shared
 
-    def _config(self, hypermodel, hp):
-        if isinstance(hypermodel, ZooHyperModel):
-            return hypermodel.configure(hp)
-        return None
-
-    def _data_for(self, config, seed):
-        if config is None or config.augmentation is None or self.data.train is None:
-            return self.data
-        import zoo.data
-
-        train = zoo.data.augment(self.data.train, config.augmentation, seed=seed, flip=config.augmentation_flip)
-        return dataclasses.replace(self.data, train=train)
-
     def _once(self, trial, hypermodel, seed):
         hp = trial.hyperparameters
-        config = self._config(hypermodel, hp)
         epochs = int(hp.values.get("tuner/epochs", self.epochs))
-        fit_kwargs = dict(config.fit_kwargs) if config else {}
-        batch_size = config.batch_size if config else None
-        if config:
-            # from the data's size: a rebatched or augmented pipeline may not know its length
-            steps = -(-max(1, self.data.num_examples.get("train", 1)) // batch_size)
-            fit_kwargs["total_steps"] = steps * epochs
-            if fit_kwargs.get("schedule") == "warmup":
-                fit_kwargs["warmup_steps"] = max(1, round(config.warmup_epochs * steps))
-
-        def build():
-            model = hypermodel.build(hp)
-            if config is None and getattr(model, "compiled", False):
-                # a HyperModel that compiles its own model keeps its optimizer and loss
-                fit_kwargs["compile"] = False
-            return model
-
+        if isinstance(hypermodel, ZooHyperModel):
+            trial_config = hypermodel.configure(hp)
+            config, model_name = trial_config.training.replace(epochs=epochs), trial_config.model
+        else:  # a HyperModel that compiles its own model keeps its optimizer and loss
+            config, model_name = TrainingConfig(epochs=epochs, options={"compile": "if_needed"}), None
         return run_trial(
-            build, self._data_for(config, seed), trial_id=trial.trial_id,
-            model_name=config.model if config else None, hyperparameters=dict(hp.values),
-            epochs=epochs, batch_size=batch_size, seed=seed, fit_kwargs=fit_kwargs,
-            callbacks=self.callbacks, measure_speed=self.measure_speed, precision=self.precision,
+            lambda: hypermodel.build(hp), self.data, trial_id=trial.trial_id, model_name=model_name,
+            hyperparameters=dict(hp.values), config=config.replace(precision=self.precision), seed=seed,
+            callbacks=self.callbacks, measure_speed=self.measure_speed,
         )
 
     def run(self, trial, hypermodel, *, tuner_id):
