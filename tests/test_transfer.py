@@ -8,6 +8,9 @@ from conftest import random_batch, tiny_kwargs
 import zoo
 from zoo import training
 from zoo import transfer as T
+from zoo.transfer.heads import _feature_layer
+from zoo.transfer.recipes import _head_model
+from zoo.transfer.stages import _learnable, _units
 from zoo.data import make_shapes
 
 
@@ -31,10 +34,10 @@ def test_freeze_unfreeze_counts_per_family(name):
     head = _expected_trainable(model, {"head"})
     summary = T.freeze(model)
     assert summary.trainable == _trainable_count(model) == head
-    units = T._units(model)
+    units = _units(model)
     T.freeze(model, until="stage1")  # no-op on top of the full freeze
     T.unfreeze(model, last_blocks=2)
-    learnable = [u for u in units if T._learnable(model, u)]
+    learnable = [u for u in units if _learnable(model, u)]
     top = set(units[units.index(learnable[-2]):]) | {"head"}
     assert _trainable_count(model) == _expected_trainable(model, top)
     T.unfreeze(model, stages="all", train_bn=True)
@@ -48,7 +51,7 @@ def test_freeze_unfreeze_counts_per_family(name):
 
 def test_fraction_never_cuts_through_a_block():
     model = zoo.build("resnet20", **tiny_kwargs("resnet20"))
-    units = T._units(model)
+    units = _units(model)
     for fraction in (0.1, 0.35, 0.5, 0.8):
         T.unfreeze(model, stages="all", train_bn=True)
         T.freeze(model, fraction=fraction)
@@ -84,7 +87,7 @@ def test_replace_head_on_zoo_models_and_wrappers(name):
     x, _ = random_batch(model, n=2)
     assert np.asarray(new.predict_on_batch(x)).shape == (2, 5)
     # the backbone is shared: its weights are the same objects
-    feat = T._feature_layer(model)
+    feat = _feature_layer(model)
     assert new.get_layer(feat.name) is feat
     binary = T.replace_head(model, 2, task="binary")
     assert binary.output.shape[-1] == 1
@@ -184,7 +187,7 @@ def test_cached_features_train_the_grafted_head():
         np.testing.assert_array_equal(a, b)
     # the grafted model predicts with the head trained on the features
     features = T.feature_extractor(model).predict(x, verbose=0)
-    head = T._head_model(model, T._feature_layer(model))
+    head = _head_model(model, _feature_layer(model))
     np.testing.assert_allclose(model.predict(x, verbose=0), head.predict(features, verbose=0), rtol=1e-5, atol=1e-6)
 
 

@@ -25,6 +25,7 @@ import keras_tuner as kt
 import zoo
 from tuning.trial import data_kwargs
 from zoo import training
+from zoo.data import AUGMENTATION_PRESETS
 from zoo.training import TrainingConfig
 
 __all__ = [
@@ -225,18 +226,11 @@ class TrainingSpace:
             raise ValueError("Every TrainingSpace field needs at least one choice.")
         if self.batch_size is not None and not all(isinstance(b, int) and b > 0 for b in self.batch_size):
             raise ValueError(f"`batch_size` must hold positive ints. Received: batch_size={self.batch_size!r}")
-        presets = self._presets()
         for preset in self.augmentation:
-            if preset is not None and presets is not None and preset not in presets:
-                raise ValueError(f"`augmentation` must be None or one of {sorted(presets)}. Received: {preset!r}")
+            if preset is not None and preset not in AUGMENTATION_PRESETS:
+                raise ValueError(
+                    f"`augmentation` must be None or one of {sorted(AUGMENTATION_PRESETS)}. Received: {preset!r}")
 
-    @staticmethod
-    def _presets():
-        try:
-            from zoo.data import AUGMENTATION_PRESETS
-        except ImportError:  # zoo.data without augmentation: only None is offered
-            return None
-        return AUGMENTATION_PRESETS
 
     @classmethod
     def coerce(cls, value) -> TrainingSpace:

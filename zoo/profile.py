@@ -17,6 +17,7 @@ import keras
 import numpy as np
 from keras import layers as L
 
+from zoo.graph import graph_calls
 from zoo.layers import AdaptiveAveragePooling2D
 
 __all__ = ["LayerProfile", "Profile", "profile", "measure_speed"]
@@ -97,23 +98,6 @@ def _itemsize(dtype) -> int:
     return np.dtype(keras.backend.standardize_dtype(dtype)).itemsize
 
 
-def _graph_calls(model):
-    """Yield ``(layer, input_tensors, output_tensors)`` for each call in ``model``'s graph."""
-    if isinstance(model, keras.Sequential):
-        model = model._functional if getattr(model, "_functional", None) is not None else model
-    by_depth = getattr(model, "_nodes_by_depth", None)
-    if by_depth is None:
-        raise TypeError(
-            f"`model` must be a built functional or Sequential keras.Model. Received: {type(model).__name__}"
-        )
-    for depth in sorted(by_depth, reverse=True):
-        for node in by_depth[depth]:
-            op = node.operation
-            if isinstance(op, L.InputLayer):
-                continue
-            yield op, list(node.input_tensors), list(node.output_tensors)
-
-
 _ZERO_COST = (
     L.Flatten, L.Reshape, L.Permute, L.ZeroPadding1D, L.ZeroPadding2D, L.ZeroPadding3D,
     L.Cropping1D, L.Cropping2D, L.Cropping3D, L.Dropout, L.SpatialDropout1D, L.SpatialDropout2D,
@@ -191,7 +175,7 @@ def _layer_cost(layer, inputs, outputs):
 
 
 def _walk(model, rows, uncounted):
-    for layer, inputs, outputs in _graph_calls(model):
+    for layer, inputs, outputs in graph_calls(model):
         if isinstance(layer, keras.Model):
             _walk(layer, rows, uncounted)
             continue

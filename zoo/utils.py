@@ -39,6 +39,8 @@ INITIALIZERS = {
 }
 
 POOLINGS = (None, "avg", "max")
+# What a model predicts; heads and losses are chosen from it.
+TASKS = ("multiclass", "binary", "regression")
 
 
 def check_int(name: str, value, *, minimum: int | None = 1, allow_none: bool = False):

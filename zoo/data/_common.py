@@ -11,21 +11,11 @@ import numpy as np
 from zoo.utils import check_choice, check_float, check_int
 
 SPLITS = ("train", "validation", "test")
-TASKS = ("multiclass", "binary", "regression")
 CHANNELS = (1, 3, 4)
 MIN_IMAGE_SIZE = 8
 # ITU-R BT.601 luma weights, as tf.image.rgb_to_grayscale and PIL's "L" mode use.
 LUMA = (0.299, 0.587, 0.114)
 FINGERPRINT_VERSION = "zoo.data/1"
-
-
-def tf_or_none():
-    """The ``tensorflow`` module, or ``None`` when it is not installed."""
-    try:
-        import tensorflow as tf
-    except ImportError:  # pragma: no cover - TensorFlow is an install requirement
-        return None
-    return tf
 
 
 # ---------------------------------------------------------------------------
@@ -256,7 +246,8 @@ class Fingerprint:
 
 def batch_dataset(ds, *, batch_size, shuffle, seed, num_examples, cache=False):
     """Cache (optionally), shuffle (training), batch and prefetch a tf.data pipeline."""
-    tf = tf_or_none()
+    import tensorflow as tf
+
     if cache:
         ds = ds.cache()
     if shuffle:

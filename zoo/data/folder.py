@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from zoo.data._common import Fingerprint, convert_channels, split_indices, tf_or_none
+from zoo.data._common import Fingerprint, convert_channels, split_indices
 from zoo.data.tfds_source import DatasetNotAvailableError
 
 __all__ = ["IMAGE_EXTENSIONS", "BadDataError", "FolderReport", "scan_folder", "load_folder"]
@@ -167,7 +167,8 @@ def scan_folder(root, *, validation_dir=None, extensions=IMAGE_EXTENSIONS):
     Example:
         >>> print(scan_folder("photos").summary())
     """
-    tf = tf_or_none()
+    import tensorflow as tf
+
     root = os.fspath(root)
     for name, folder in (("path", root), ("validation_dir", validation_dir)):
         if folder is not None and not os.path.isdir(folder):
@@ -249,7 +250,8 @@ def load_folder(path, *, validation_dir, on_bad_file, image_size, channels, vali
     Raises:
         BadDataError: any problem, all listed (bad files only when ``on_bad_file="error"``).
     """
-    tf = tf_or_none()
+    import tensorflow as tf
+
     report = scan_folder(path, validation_dir=validation_dir)
     _check_policies(report, image_size, channels)
     fatal = report.empty_classes or report.errors or (report.bad_files and on_bad_file == "error")

@@ -19,7 +19,6 @@ from zoo.data._common import (
     check_image_size,
     check_seed,
     split_indices,
-    tf_or_none,
 )
 from zoo.data.bundle import DataBundle
 from zoo.data.folder import ON_BAD_FILE, load_folder
@@ -153,7 +152,8 @@ def _shuffled_batches(x, y, *, batch_size, seed):
     global seed at the time the pipeline is built, the k-th epoch's order here
     depends only on ``seed``, so runs are reproducible whatever ran before.
     """
-    tf = tf_or_none()
+    import tensorflow as tf
+
     rng = np.random.default_rng(seed)
     n = len(x)
 
@@ -170,9 +170,8 @@ def _shuffled_batches(x, y, *, batch_size, seed):
 
 
 def _datasets_from_arrays(arrays, *, batch_size, seed):
-    tf = tf_or_none()
-    if tf is None:
-        return {}
+    import tensorflow as tf
+
     out = {}
     for split, (x, y) in arrays.items():
         if not len(x):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from zoo.data._common import Fingerprint, convert_channels, tf_or_none
+from zoo.data._common import Fingerprint, convert_channels
 
 __all__ = ["DatasetNotAvailableError", "default_data_dir", "resolve_builder", "load_tfds"]
 
@@ -113,7 +113,8 @@ def load_tfds(name, *, data_dir, split, image_size, channels, validation_split, 
         unknown); ``meta`` task, class names and input shape; ``options`` the
         resolved data_dir, version, split plan and caching.
     """
-    tf = tf_or_none()
+    import tensorflow as tf
+
     builder, data_dir = resolve_builder(name, data_dir)
     info = builder.info
     keys = info.supervised_keys

@@ -1,0 +1,268 @@
+"""Training shared by everything that trains (comparisons, tuning, transfer): one ``fit``.
+
+One place decides optimizers, learning-rate schedules, losses and seeds, so that
+two models compared by the package are trained the same way: ``compile``
+(optimizers, schedules, losses, metrics), ``device`` (data on the
+accelerator, uint8 inputs), and here :class:`TrainingConfig` and :func:`fit`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+import keras
+
+from zoo.runtime import PRECISIONS, accelerator, precision_policy, resolve_precision
+from zoo.training.compile import (
+    OPTIMIZERS,
+    REGRESSION_LOSSES,
+    SCHEDULES,
+    compile_model,
+    infer_task,
+    make_loss,
+    make_optimizer,
+    make_schedule,
+    metric_direction,
+    outputs_logits,
+)
+from zoo.training.device import DeviceArrays, to_device, uint8_inputs
+from zoo.utils import TASKS, check_choice, check_float, check_int
+
+__all__ = [
+    "OPTIMIZERS",
+    "PRECISIONS",
+    "REGRESSION_LOSSES",
+    "SCHEDULES",
+    "TASKS",
+    "DeviceArrays",
+    "EpochTimer",
+    "TrainingConfig",
+    "accelerator",
+    "compile_model",
+    "fit",
+    "infer_task",
+    "make_loss",
+    "make_optimizer",
+    "make_schedule",
+    "metric_direction",
+    "outputs_logits",
+    "precision_policy",
+    "resolve_precision",
+    "set_seed",
+    "steps_per_epoch",
+    "to_device",
+    "uint8_inputs",
+]
+
+
+def set_seed(seed):
+    """Seed Python, NumPy and the backend (``keras.utils.set_random_seed``)."""
+    if seed is not None:
+        keras.utils.set_random_seed(check_int("seed", seed, minimum=0))
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall-clock seconds of each epoch (training and validation) in ``self.seconds``."""
+
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def steps_per_epoch(data, batch_size, *, num_examples=None):
+    """Batches per epoch: from ``num_examples`` when given (a rebatched or augmented pipeline may not
+    know its length), else from ``(x, y)`` arrays, a dataset's cardinality or a ``PyDataset``'s length;
+    ``None`` when unknown."""
+    if num_examples:
+        return max(1, -(-int(num_examples) // batch_size))
+    if isinstance(data, (tuple, list)):
+        return max(1, -(-len(data[0]) // batch_size))
+    try:
+        n = int(data.cardinality())
+        return n if n > 0 else None
+    except (AttributeError, TypeError):
+        try:
+            return len(data)
+        except TypeError:
+            return None
+
+
+# The arguments of compile_model that TrainingConfig holds as fields; any other goes to `options`.
+_CONFIG_FIT_FIELDS = ("optimizer", "learning_rate", "schedule", "weight_decay")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How a model is trained: the one set of training settings that comparisons, searches and
+    ``run_trial`` hand to :func:`fit`.
+
+    Attributes:
+        epochs: training epochs.
+        batch_size: ``None`` takes the data's.
+        optimizer, learning_rate, schedule, weight_decay: see :func:`compile_model`.
+        warmup_epochs: length of the ``warmup`` schedule's ramp, in epochs (turned into steps from the data).
+        steps_per_epoch: batches per epoch for the schedules (``None``: counted from the data).
+        precision: dtype policy the model is built under (``None`` keeps the global one).
+        augmentation: a ``zoo.data.augmentation`` preset applied to the training split, or ``None``;
+            ``augmentation_flip`` is the flip it uses.
+        options: more :func:`fit`/:func:`compile_model` arguments (``loss``, ``momentum``,
+            ``label_smoothing``, ``compile=False``...).
+
+    Example:
+        >>> config = TrainingConfig(epochs=5, optimizer="momentum", learning_rate=0.05, schedule="cosine")
+        >>> history = fit(model, (x, y), config=config)
+    """
+
+    epochs: int = 5
+    batch_size: int | None = None
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    schedule: str = "constant"
+    weight_decay: float = 0.0
+    warmup_epochs: float = 1.0
+    steps_per_epoch: int | None = None
+    precision: str | None = None
+    augmentation: str | None = None
+    augmentation_flip: str | None = "horizontal"
+    options: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        check_int("epochs", self.epochs)
+        check_int("batch_size", self.batch_size, allow_none=True)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        lr = check_float("learning_rate", self.learning_rate, minimum=0.0)
+        if not lr > 0 or not math.isfinite(lr):
+            raise ValueError(f"`learning_rate` must be a finite number > 0. Received: learning_rate={lr!r}")
+        check_float("weight_decay", self.weight_decay, minimum=0.0)
+        check_float("warmup_epochs", self.warmup_epochs, minimum=0.0)
+        check_int("steps_per_epoch", self.steps_per_epoch, allow_none=True)
+        if self.precision is not None:
+            check_choice("precision", self.precision, PRECISIONS)
+        if not isinstance(self.options, dict):
+            raise TypeError(f"`options` must be a dict of fit arguments. Received: options={self.options!r}")
+        clash = sorted(set(self.options) & set(asdict(self)))
+        if clash:
+            raise ValueError(f"`options` may not repeat TrainingConfig fields. Received: {clash}")
+
+    @classmethod
+    def from_fit_kwargs(cls, fit_kwargs=None, **fields) -> TrainingConfig:
+        """A config from ``fit`` keyword arguments (``optimizer=``, ``learning_rate=``, ``loss=``...) and fields."""
+        kwargs = dict(fit_kwargs or {})
+        known = {k: kwargs.pop(k) for k in _CONFIG_FIT_FIELDS if k in kwargs}
+        return cls(**known, **fields, options=kwargs)
+
+    def replace(self, **changes) -> TrainingConfig:
+        """A copy with some fields changed (``None`` values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def fit_kwargs(self, steps_per_epoch=None) -> dict:
+        """The :func:`fit` keyword arguments besides epochs and batch size; with the data's steps per
+        epoch, the schedule's ``total_steps`` and the warm-up's ``warmup_steps`` too."""
+        kwargs = {k: getattr(self, k) for k in _CONFIG_FIT_FIELDS}
+        if not self.options.get("compile", True):
+            kwargs = {}  # a model compiled by its maker keeps its optimizer and loss
+        elif steps_per_epoch:
+            kwargs["total_steps"] = steps_per_epoch * self.epochs
+            if self.schedule == "warmup":
+                kwargs["warmup_steps"] = max(1, round(self.warmup_epochs * steps_per_epoch))
+        return {**kwargs, **self.options}
+
+
+def fit(
+    model,
+    train,
+    validation=None,
+    *,
+    epochs=10,
+    batch_size=32,
+    seed=0,
+    callbacks=(),
+    verbose="auto",
+    compile=True,
+    shuffle=True,
+    device_data=False,
+    config=None,
+    **compile_kwargs,
+):
+    """Seed, compile (unless ``compile=False``) and fit; returns the ``History``.
+
+    Args:
+        model: a ``keras.Model``.
+        train: ``(x, y)`` arrays or a batched ``tf.data.Dataset``/PyDataset.
+        validation: same kinds, or ``None``.
+        epochs: training epochs.
+        batch_size: used for array inputs (datasets come batched).
+        compile: ``True``, ``False`` (the model is compiled already), or
+            ``"if_needed"`` (compile only a model that is not compiled yet).
+        seed: seeds Python, NumPy and the backend before compiling.
+        device_data: put array data (``(x, y)`` tuples) on the accelerator once
+            so that no batch is copied from the host during training (JAX:
+            :class:`DeviceArrays`; PyTorch: :func:`to_device`; TensorFlow feeds
+            arrays through ``tf.data`` on the host, which prefetches); for data
+            that fits in accelerator memory.
+        compile_kwargs: forwarded to :func:`compile_model` (optimizer,
+            learning_rate, schedule, weight_decay, loss, ``jit_compile``,
+            ``steps_per_execution``, ...). ``total_steps``
+            for schedules is derived from the data when possible.
+        config: a :class:`TrainingConfig`: its epochs, batch size (when set) and
+            training settings replace the arguments above (explicit
+            ``compile_kwargs`` still win).
+
+    Mixed precision is chosen when the model is built
+    (:func:`precision_policy`, or ``zoo.build(..., precision=...)``).
+
+    Example:
+        >>> history = fit(model, (x, y), epochs=2, optimizer="sgd", learning_rate=0.1)
+    """
+    if config is not None:
+        if not isinstance(config, TrainingConfig):
+            raise TypeError(f"`config` must be a TrainingConfig. Received: config={type(config).__name__}")
+        epochs, batch_size = config.epochs, config.batch_size or batch_size
+        settings = config.fit_kwargs(config.steps_per_epoch or steps_per_epoch(train, batch_size))
+        compile = settings.pop("compile", compile)
+        shuffle = settings.pop("shuffle", shuffle)
+        device_data = settings.pop("device_data", device_data)
+        compile_kwargs = {**settings, **compile_kwargs}
+    if compile == "if_needed":  # a model its maker compiled keeps its optimizer and loss
+        compile = not getattr(model, "compiled", False)
+        compile_kwargs = compile_kwargs if compile else {}
+    epochs = check_int("epochs", epochs)
+    batch_size = check_int("batch_size", batch_size)
+    if isinstance(train, list):
+        train = tuple(train)
+    if isinstance(train, tuple) and len(train) != 2:
+        raise ValueError(f"`train` must be (x, y) or a dataset. Received a tuple of length {len(train)}")
+    set_seed(seed)
+    if compile:
+        steps = steps_per_epoch(train, batch_size)
+        if steps and "total_steps" not in compile_kwargs:
+            compile_kwargs["total_steps"] = steps * epochs
+        compile_model(model, **compile_kwargs)
+    elif compile_kwargs:
+        raise TypeError(f"compile=False takes no compile arguments. Received: {sorted(compile_kwargs)}")
+    if isinstance(validation, list):
+        validation = tuple(validation)
+    if device_data and keras.backend.backend() == "jax":
+        if isinstance(train, tuple):
+            train = DeviceArrays(*train, batch_size=batch_size, shuffle=shuffle, seed=seed)
+        if isinstance(validation, tuple):
+            validation = DeviceArrays(*validation, batch_size=batch_size, shuffle=False)
+    elif device_data:  # PyTorch slices device tensors in place; TensorFlow feeds tf.data from the host
+        train = to_device(train) if isinstance(train, tuple) else train
+        validation = to_device(validation) if isinstance(validation, tuple) else validation
+    kw = dict(epochs=epochs, validation_data=validation, callbacks=list(callbacks), verbose=verbose)
+    if isinstance(train, DeviceArrays):
+        return model.fit(train, shuffle=False, **kw)  # it shuffles itself, on the device
+    if isinstance(train, tuple):
+        x, y = train
+        return model.fit(x, y, batch_size=batch_size, shuffle=shuffle, **kw)
+    # datasets shuffle themselves (zoo.data reshuffles its training split every epoch)
+    return model.fit(train, shuffle=False, **kw)
