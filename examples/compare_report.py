@@ -37,7 +37,7 @@ def main(argv=None) -> int:
                      fit_kwargs={"optimizer": "adam", "learning_rate": 2e-3}, verbose=0,
                      title="Classic vs modern CNNs on digits")
     print("\n" + format_summary(result.rows, result.paths))
-    best = result.best
+    best = result.best_row
     print(f"\nBest by validation accuracy: {best['label']} ({best['params_mean']:,.0f} parameters), "
           f"from records {', '.join(best['record_ids'])}")
 

@@ -62,7 +62,12 @@ def test_every_result_row_traces_to_records(run):
         assert row["diagnosis"] in ("still improving", "good fit", "underfitting", "overfitting", "unstable",
                                     "unrepresentative validation")
     assert json.load(open(os.path.join(out, "results.json")))[0]["best"] is True
-    assert result.best["label"] in MODELS
+    assert result.best_row["label"] in MODELS
+    best = result.best_record  # the best seed of the best configuration, as SearchResult.best_record is a record
+    assert best["id"] in result.best_row["record_ids"]
+    assert best["val_accuracy"] == max(by_id[i]["val_accuracy"] for i in result.best_row["record_ids"])
+    with pytest.warns(DeprecationWarning, match="best_row"):
+        assert result.best == result.best_row  # the old name, for one release
 
 
 def test_html_is_self_contained_with_every_plot(run):

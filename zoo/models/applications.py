@@ -22,8 +22,8 @@ from typing import Callable
 import keras
 
 from zoo import blocks
-from zoo.registry import register_model
-from zoo.utils import check_common, snake_case
+from zoo.models._variants import keras_params, register_variant
+from zoo.utils import check_input_shape, snake_case
 
 
 class WeightsDownloadError(OSError):
@@ -158,46 +158,27 @@ def _download_error(model_name, error):
     )
 
 
-def _application(model_name, *, input_shape, num_classes, include_top, pooling, classifier_activation,
+def _application(*, model_name, input_shape, num_classes, include_top, pooling, classifier_activation,
                  weights, name):
     spec = APPLICATIONS[model_name]
-    shape, num_classes = check_common(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        weights=weights,
-        default_input_shape=DEFAULT_INPUT_SHAPE,
-        min_size=MIN_INPUT_SIZE,
-        channels=3 if weights == "imagenet" else None,
-        allow_imagenet=True,
-    )
     imagenet = weights == "imagenet"
+    if imagenet:  # the pretrained backbones take RGB
+        check_input_shape(input_shape, default=input_shape, channels=3)
     try:
         backbone = spec.constructor(include_top=False, weights="imagenet" if imagenet else None,
-                                    input_shape=shape)
+                                    input_shape=input_shape)
     except Exception as e:
         if "URL fetch failure" in str(e):
             raise _download_error(model_name, e) from None
         raise
-    inputs = keras.Input(shape=shape, name="input")
+    inputs = keras.Input(shape=input_shape, name="input")
     staged = _staged(backbone, inputs, STAGE_RULES[spec.rules], copy_weights=imagenet)
     x = blocks.classifier_head(staged.output, num_classes=num_classes, include_top=include_top,
                                pooling=pooling, classifier_activation=classifier_activation)
     return blocks.finish(inputs, x, name=name, weights=None if imagenet else weights)
 
 
-def _make_builder(model_name, spec):
-    def builder(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-                classifier_activation="softmax", weights=None, name=model_name):
-        return _application(model_name, input_shape=input_shape, num_classes=num_classes,
-                            include_top=include_top, pooling=pooling,
-                            classifier_activation=classifier_activation, weights=weights, name=name)
-
-    app = spec.constructor.__name__
-    builder.__name__ = builder.__qualname__ = model_name
-    builder.__doc__ = f"""``keras.applications.{app}`` backbone with a zoo head and stage-prefixed layer names.
+_DOC = """``keras.applications.{app}`` backbone with a zoo head and stage-prefixed layer names.
 
     Args:
         weights: ``None`` (random), ``"imagenet"`` (the backbone's pretrained weights,
@@ -216,17 +197,20 @@ def _make_builder(model_name, spec):
     Example:
         >>> model = {model_name}(input_shape=(32, 32, 3), num_classes=10)
     """
-    return builder
-
 
 for _name, _spec in APPLICATIONS.items():
-    globals()[_name] = register_model(
-        family="keras_applications",
-        default_input_shape=DEFAULT_INPUT_SHAPE,
-        min_input_size=MIN_INPUT_SIZE,
-        reference=f"keras.applications.{_spec.constructor.__name__} (include_top=False) + zoo head",
-        tags=("image", "pooling", "stages", "imagenet", "keras_applications", "pretrained")
-        + _spec.tags + (("slow",) if _spec.slow else ()),
-        test_kwargs={"input_shape": (32, 32, 3)},
-        preprocess_input=_spec.module.preprocess_input,
-    )(_make_builder(_name, _spec))
+    _app = _spec.constructor.__name__
+    globals()[_name] = register_variant(
+        _name, _application, params=keras_params(1000), fixed={"model_name": _name},
+        checks={"allow_imagenet": True}, doc=_DOC.format(app=_app, model_name=_name),
+        card=dict(
+            family="keras_applications",
+            default_input_shape=DEFAULT_INPUT_SHAPE,
+            min_input_size=MIN_INPUT_SIZE,
+            reference=f"keras.applications.{_app} (include_top=False) + zoo head",
+            tags=("image", "pooling", "stages", "imagenet", "keras_applications", "pretrained")
+            + _spec.tags + (("slow",) if _spec.slow else ()),
+            test_kwargs={"input_shape": (32, 32, 3)},
+            preprocess_input=_spec.module.preprocess_input,
+        ),
+    )

@@ -8,13 +8,13 @@ from __future__ import annotations
 import keras
 
 from zoo import blocks
-from zoo.registry import register_model
+from zoo.models._variants import register_variant
 from zoo.utils import (
     check_activation,
     check_bool,
     check_choice,
-    check_common,
     check_float,
+    check_input_shape,
     check_int,
     check_int_sequence,
     check_width,
@@ -22,51 +22,8 @@ from zoo.utils import (
 )
 
 
-@register_model(
-    family="convnet",
-    default_input_shape=(32, 32, 3),
-    min_input_size=4,  # two 2x2 pools with the default two stages
-    reference="CS231n pattern INPUT->[[CONV->RELU]*N->POOL?]*M->[FC->RELU]*K->FC",
-    tags=("image", "pooling", "stages", "width"),
-    test_kwargs={"input_shape": (16, 16, 3), "filters": (8, 16), "dense_units": (16,), "batch_norm": True},
-)
-def convnet(
-    *,
-    input_shape=None,
-    num_classes=10,
-    filters=(32, 64),
-    convs_per_stage=2,
-    kernel_size=3,
-    activation="relu",
-    pool="max",
-    batch_norm=False,
-    dropout=0.0,
-    dense_units=(128,),
-    flatten=True,
-    width=1.0,
-    include_top=True,
-    pooling=None,
-    classifier_activation="softmax",
-    weights=None,
-    name="convnet",
-):
-    """A plain ConvNet: M stages of N (conv -> [BN] -> act), each followed by a 2x2 pool.
-
-    Args:
-        filters: filters of each stage (its length is M).
-        convs_per_stage: N, conv layers per stage.
-        kernel_size: square kernel size of every conv.
-        activation: activation after each conv and hidden FC layer.
-        pool: ``"max"``, ``"avg"`` or ``None`` (no pooling) after each stage.
-        batch_norm: BatchNorm between each conv and its activation.
-        dropout: rate after each hidden FC layer.
-        dense_units: units of the K hidden FC layers.
-        flatten: ``True`` flattens the last feature map, ``False`` global-average-pools it.
-        width: multiplier on the filters and hidden units.
-
-    Example:
-        >>> model = convnet(filters=(16, 32), convs_per_stage=1, dense_units=(64,))
-    """
+def _convnet(*, input_shape, num_classes, filters, convs_per_stage, kernel_size, activation, pool, batch_norm,
+             dropout, dense_units, flatten, width, include_top, pooling, classifier_activation, weights, name):
     filters = check_int_sequence("filters", filters, allow_empty=False)
     n = check_int("convs_per_stage", convs_per_stage)
     k = check_int("kernel_size", kernel_size)
@@ -77,18 +34,8 @@ def convnet(
     dropout = check_float("dropout", dropout, minimum=0.0, maximum=1.0, max_inclusive=False)
     dense_units = check_int_sequence("dense_units", dense_units)
     width = check_width(width)
-    min_size = 2 ** len(filters) if pool else 1
-    shape, num_classes = check_common(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        weights=weights,
-        default_input_shape=(32, 32, 3),
-        min_size=min_size,
-    )
-    inputs = keras.Input(shape=shape, name="input")
+    check_input_shape(input_shape, default=input_shape, min_size=2 ** len(filters) if pool else 1)
+    inputs = keras.Input(shape=input_shape, name="input")
     x = inputs
     for m, f in enumerate(filters, start=1):
         for i in range(1, n + 1):
@@ -107,3 +54,42 @@ def convnet(
         dropout=dropout,
     )
     return blocks.finish(inputs, x, name=name, weights=weights)
+
+
+_DOC = """A plain ConvNet: M stages of N (conv -> [BN] -> act), each followed by a 2x2 pool.
+
+    Args:
+        filters: filters of each stage (its length is M).
+        convs_per_stage: N, conv layers per stage.
+        kernel_size: square kernel size of every conv.
+        activation: activation after each conv and hidden FC layer.
+        pool: ``"max"``, ``"avg"`` or ``None`` (no pooling) after each stage.
+        batch_norm: BatchNorm between each conv and its activation.
+        dropout: rate after each hidden FC layer.
+        dense_units: units of the K hidden FC layers.
+        flatten: ``True`` flattens the last feature map, ``False`` global-average-pools it.
+        width: multiplier on the filters and hidden units.
+
+    Example:
+        >>> model = convnet(filters=(16, 32), convs_per_stage=1, dense_units=(64,))
+    """
+
+convnet = register_variant(
+    "convnet",
+    _convnet,
+    card=dict(
+        family="convnet",
+        default_input_shape=(32, 32, 3),
+        min_input_size=4,  # two 2x2 pools with the default two stages
+        reference="CS231n pattern INPUT->[[CONV->RELU]*N->POOL?]*M->[FC->RELU]*K->FC",
+        tags=("image", "pooling", "stages", "width"),
+        test_kwargs={"input_shape": (16, 16, 3), "filters": (8, 16), "dense_units": (16,), "batch_norm": True},
+    ),
+    # The minimum input size follows `filters` and `pool`: _convnet checks it once they are checked.
+    checks={"min_size": None},
+    params=(("input_shape", None), ("num_classes", 10), ("filters", (32, 64)), ("convs_per_stage", 2),
+            ("kernel_size", 3), ("activation", "relu"), ("pool", "max"), ("batch_norm", False), ("dropout", 0.0),
+            ("dense_units", (128,)), ("flatten", True), ("width", 1.0), ("include_top", True), ("pooling", None),
+            ("classifier_activation", "softmax"), ("weights", None)),
+    doc=_DOC,
+)

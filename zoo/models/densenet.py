@@ -12,9 +12,8 @@ from __future__ import annotations
 import keras
 
 from zoo import blocks
-from zoo.registry import register_model
+from zoo.models._variants import STAGED_DOC_TAIL, keras_params, register_variant
 from zoo.utils import (
-    check_common,
     check_float,
     check_input_shape,
     check_int,
@@ -23,16 +22,20 @@ from zoo.utils import (
     scaled,
 )
 
-# torchvision's (growth_rate, block_config, num_init_features).
+# torchvision's (growth_rate, block_config, num_init_features), and the parameters for 1000 classes.
 DENSENET_SPECS = {
-    "densenet121": (32, (6, 12, 24, 16), 64),
-    "densenet169": (32, (6, 12, 32, 32), 64),
-    "densenet201": (32, (6, 12, 48, 32), 64),
+    "densenet121": (32, (6, 12, 24, 16), 64, 7_978_856),
+    "densenet169": (32, (6, 12, 32, 32), 64, 14_149_480),
+    "densenet201": (32, (6, 12, 48, 32), 64, 20_013_928),
 }
 BN_SIZE = 4  # bottleneck width = BN_SIZE * growth_rate
 COMPRESSION = 0.5
-# DenseNet-BC for CIFAR: (depth, growth rate) of the registered variants.
-DENSENET_BC_SPECS = {"densenet_bc_40": (40, 12), "densenet_bc_100": (100, 12)}
+# DenseNet-BC for CIFAR: (depth, growth rate, the end of the docstring's first line) of the
+# registered variants of fixed depth.
+DENSENET_BC_SPECS = {
+    "densenet_bc_40": (40, 12, ": a small DenseNet for quick experiments."),
+    "densenet_bc_100": (100, 12, ", 0.8M parameters in the paper's table 2."),
+}
 
 
 def min_input_size(stem, num_blocks):
@@ -42,26 +45,16 @@ def min_input_size(stem, num_blocks):
     return 4 * (after_stem - 1) + 1 if stem == "imagenet" else after_stem
 
 
-def _densenet(*, growth_rate, block_config, init_features, stem, compression, default_input_shape,
+def _densenet(*, growth_rate, block_config, init_features, stem, compression,
               input_shape, num_classes, include_top, pooling, classifier_activation, width, weights, name):
-    shape, num_classes = check_common(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        weights=weights,
-        default_input_shape=default_input_shape,
-        min_size=None,
-    )
     width = check_width(width)
     compression = check_float("compression", compression, minimum=0.0, maximum=1.0)
     if compression == 0.0:
         raise ValueError(f"`compression` must be > 0. Received: compression={compression!r}")
-    stem = check_stem(stem, shape)
-    check_input_shape(shape, default=shape, min_size=min_input_size(stem, len(block_config)))
+    stem = check_stem(stem, input_shape)
+    check_input_shape(input_shape, default=input_shape, min_size=min_input_size(stem, len(block_config)))
     growth_rate = scaled(growth_rate, width)
-    inputs = keras.Input(shape=shape, name="input")
+    inputs = keras.Input(shape=input_shape, name="input")
     features = scaled(init_features, width)
     # Dense layers start with BN-ReLU, so the small-image stem is a bare conv.
     x = blocks.stem(inputs, features, kind=stem, activate=stem == "imagenet")
@@ -77,13 +70,8 @@ def _densenet(*, growth_rate, block_config, init_features, stem, compression, de
     return blocks.finish(inputs, x, name=name, weights=weights)
 
 
-def _imagenet_densenet(variant, **kwargs):
-    growth_rate, block_config, init_features = DENSENET_SPECS[variant]
-    return _densenet(growth_rate=growth_rate, block_config=block_config, init_features=init_features,
-                     default_input_shape=(224, 224, 3), **kwargs)
-
-
 def _densenet_bc(*, depth, growth_rate, **kwargs):
+    """DenseNet-BC's parameterisation of ``_densenet``: L = 6n + 4 and k give the blocks and stem."""
     depth = check_int("depth", depth, minimum=10)
     growth_rate = check_int("growth_rate", growth_rate)
     if (depth - 4) % 6:
@@ -92,7 +80,7 @@ def _densenet_bc(*, depth, growth_rate, **kwargs):
         )
     n = (depth - 4) // 6
     return _densenet(growth_rate=growth_rate, block_config=(n, n, n), init_features=2 * growth_rate,
-                     stem="cifar", default_input_shape=(32, 32, 3), **kwargs)
+                     stem="cifar", **kwargs)
 
 
 _TAGS = ("image", "pooling", "stages", "dense_connections", "batch_norm", "width")
@@ -127,15 +115,7 @@ _ARGS_DOC = """
         stem: ``"imagenet"`` (conv7x7/2-BN-ReLU + max-pool), ``"cifar"`` (a bare
             conv3x3/1, no pool) or ``None``: ``"cifar"`` for inputs smaller than 64 pixels.
         compression: fraction of channels each transition keeps (0.5, "C" in DenseNet-BC).
-        input_shape, num_classes, include_top, pooling, classifier_activation, weights, name:
-            as in ``keras.applications``; ``weights`` is ``None`` or a local weights file.
-
-    Returns:
-        A functional ``keras.Model`` with ``stem_*``, ``stage1_*`` ... and ``head_*`` layers.
-
-    Example:
-        >>> model = {name}(input_shape=(32, 32, 3), num_classes=10, width=0.25)
-"""
+""" + STAGED_DOC_TAIL
 
 _BC_ARGS_DOC = """
     Args:
@@ -152,83 +132,34 @@ _BC_ARGS_DOC = """
 """
 
 
-@register_model(**_IMAGENET_CARD)
-def densenet121(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-                classifier_activation="softmax", width=1.0, stem=None, compression=COMPRESSION, weights=None,
-                name="densenet121"):
-    """DenseNet-121, layer for layer as torchvision's ``densenet121`` (7,978,856 parameters)."""
-    return _imagenet_densenet("densenet121", input_shape=input_shape, num_classes=num_classes,
-                              include_top=include_top, pooling=pooling,
-                              classifier_activation=classifier_activation, width=width, stem=stem,
-                              compression=compression, weights=weights, name=name)
-
-
-@register_model(**_IMAGENET_CARD)
-def densenet169(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-                classifier_activation="softmax", width=1.0, stem=None, compression=COMPRESSION, weights=None,
-                name="densenet169"):
-    """DenseNet-169, layer for layer as torchvision's ``densenet169`` (14,149,480 parameters)."""
-    return _imagenet_densenet("densenet169", input_shape=input_shape, num_classes=num_classes,
-                              include_top=include_top, pooling=pooling,
-                              classifier_activation=classifier_activation, width=width, stem=stem,
-                              compression=compression, weights=weights, name=name)
-
-
-@register_model(**_IMAGENET_CARD)
-def densenet201(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-                classifier_activation="softmax", width=1.0, stem=None, compression=COMPRESSION, weights=None,
-                name="densenet201"):
-    """DenseNet-201, layer for layer as torchvision's ``densenet201`` (20,013,928 parameters)."""
-    return _imagenet_densenet("densenet201", input_shape=input_shape, num_classes=num_classes,
-                              include_top=include_top, pooling=pooling,
-                              classifier_activation=classifier_activation, width=width, stem=stem,
-                              compression=compression, weights=weights, name=name)
-
-
-for _fn in (densenet121, densenet169, densenet201):
-    _fn.__doc__ += _ARGS_DOC.format(name=_fn.__name__)
-
-
-@register_model(**{**_BC_CARD, "test_kwargs": {"input_shape": (16, 16, 3), "depth": 10, "growth_rate": 4}})
-def densenet_bc(*, depth=100, growth_rate=12, input_shape=None, num_classes=10, include_top=True,
-                pooling=None, classifier_activation="softmax", width=1.0, compression=COMPRESSION,
-                weights=None, name="densenet_bc"):
-    """DenseNet-BC for CIFAR of any depth 6n + 4 and growth rate k (default: L=100, k=12, 0.8M parameters).
+_BC_DOC = """DenseNet-BC for CIFAR of any depth 6n + 4 and growth rate k (default: L=100, k=12, 0.8M parameters).
 
     Args:
         depth: total depth L = 6n + 4, n bottleneck layers per each of the 3 dense blocks.
         growth_rate: k, channels each layer adds (the stem has 2k).
     """
-    return _densenet_bc(depth=depth, growth_rate=growth_rate, input_shape=input_shape,
-                        num_classes=num_classes, include_top=include_top, pooling=pooling,
-                        classifier_activation=classifier_activation, width=width, compression=compression,
-                        weights=weights, name=name)
+# Every builder checks its minimum input size after its stem is known.
+_CHECKS = {"min_size": None}
 
+for _name, (_growth_rate, _block_config, _init_features, _params) in DENSENET_SPECS.items():
+    globals()[_name] = register_variant(
+        _name, _densenet, card=_IMAGENET_CARD, checks=_CHECKS,
+        params=keras_params(1000, ("width", 1.0), ("stem", None), ("compression", COMPRESSION)),
+        fixed=dict(growth_rate=_growth_rate, block_config=_block_config, init_features=_init_features),
+        doc=f"DenseNet-{_name.removeprefix('densenet')}, layer for layer as torchvision's ``{_name}`` "
+            f"({_params:,} parameters)." + _ARGS_DOC.format(name=_name),
+    )
 
-@register_model(**{**_BC_CARD, "tags": _BC_CARD["tags"] + ("slow",)})
-def densenet_bc_100(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
-                    classifier_activation="softmax", width=1.0, compression=COMPRESSION, weights=None,
-                    name="densenet_bc_100"):
-    """DenseNet-BC (L=100, k=12) for CIFAR, 0.8M parameters in the paper's table 2."""
-    depth, growth_rate = DENSENET_BC_SPECS["densenet_bc_100"]
-    return _densenet_bc(depth=depth, growth_rate=growth_rate, input_shape=input_shape,
-                        num_classes=num_classes, include_top=include_top, pooling=pooling,
-                        classifier_activation=classifier_activation, width=width, compression=compression,
-                        weights=weights, name=name)
-
-
-@register_model(**{**_BC_CARD, "tags": _BC_CARD["tags"] + ("slow",)})
-def densenet_bc_40(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
-                   classifier_activation="softmax", width=1.0, compression=COMPRESSION, weights=None,
-                   name="densenet_bc_40"):
-    """DenseNet-BC (L=40, k=12) for CIFAR: a small DenseNet for quick experiments."""
-    depth, growth_rate = DENSENET_BC_SPECS["densenet_bc_40"]
-    return _densenet_bc(depth=depth, growth_rate=growth_rate, input_shape=input_shape,
-                        num_classes=num_classes, include_top=include_top, pooling=pooling,
-                        classifier_activation=classifier_activation, width=width, compression=compression,
-                        weights=weights, name=name)
-
-
-densenet_bc.__doc__ += _BC_ARGS_DOC.format(name="densenet_bc")
-for _fn in (densenet_bc_100, densenet_bc_40):
-    _fn.__doc__ += _BC_ARGS_DOC.format(name=_fn.__name__)
+_BC_PARAMS = keras_params(10, ("width", 1.0), ("compression", COMPRESSION))
+densenet_bc = register_variant(
+    "densenet_bc", _densenet_bc, checks=_CHECKS,
+    card={**_BC_CARD, "test_kwargs": {"input_shape": (16, 16, 3), "depth": 10, "growth_rate": 4}},
+    params=(("depth", 100), ("growth_rate", 12)) + _BC_PARAMS,
+    doc=_BC_DOC + _BC_ARGS_DOC.format(name="densenet_bc"),
+)
+for _name, (_depth, _growth_rate, _note) in DENSENET_BC_SPECS.items():
+    globals()[_name] = register_variant(
+        _name, _densenet_bc, card={**_BC_CARD, "tags": _BC_CARD["tags"] + ("slow",)}, checks=_CHECKS,
+        params=_BC_PARAMS, fixed=dict(depth=_depth, growth_rate=_growth_rate),
+        doc=f"DenseNet-BC (L={_depth}, k={_growth_rate}) for CIFAR{_note}" + _BC_ARGS_DOC.format(name=_name),
+    )

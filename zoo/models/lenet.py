@@ -10,8 +10,8 @@ import keras
 from keras import layers
 
 from zoo import blocks
-from zoo.registry import register_model
-from zoo.utils import check_choice, check_common
+from zoo.models._variants import keras_params, register_variant
+from zoo.utils import check_choice
 
 # The 1998 network: C1 6@5x5 -> S2 -> C3 16@5x5 -> S4 -> C5 120@5x5 -> F6 84 -> output.
 LENET_LAYERS = {"c1": 6, "c3": 16, "c5": 120, "f6": 84}
@@ -26,20 +26,10 @@ MIN_SIZE = 28
 
 def _lenet(*, variant, input_shape, num_classes, include_top, pooling, classifier_activation, weights, name):
     variant = check_choice("variant", variant, tuple(LENET_VARIANTS))
-    shape, num_classes = check_common(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        weights=weights,
-        default_input_shape=(DESIGN_SIZE, DESIGN_SIZE, 1),
-        min_size=MIN_SIZE,
-    )
     act, kind = LENET_VARIANTS[variant]["activation"], LENET_VARIANTS[variant]["pool"]
-    inputs = keras.Input(shape=shape, name="input")
+    inputs = keras.Input(shape=input_shape, name="input")
     x = inputs
-    h, w = shape[0] or DESIGN_SIZE, shape[1] or DESIGN_SIZE
+    h, w = input_shape[0] or DESIGN_SIZE, input_shape[1] or DESIGN_SIZE
     if h < DESIGN_SIZE or w < DESIGN_SIZE:
         ph, pw = max(0, DESIGN_SIZE - h), max(0, DESIGN_SIZE - w)
         x = layers.ZeroPadding2D(((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)), name="stem_pad")(x)
@@ -66,7 +56,7 @@ def _lenet(*, variant, input_shape, num_classes, include_top, pooling, classifie
 
 _CARD = dict(
     family="lenet",
-    default_input_shape=(32, 32, 1),
+    default_input_shape=(DESIGN_SIZE, DESIGN_SIZE, 1),
     min_input_size=MIN_SIZE,
     reference="LeCun et al., Gradient-based learning applied to document recognition, Proc. IEEE 1998",
     tags=("image", "pooling", "stages", "classic"),
@@ -74,10 +64,7 @@ _CARD = dict(
 )
 
 
-@register_model(**_CARD)
-def lenet5(*, variant="classic", input_shape=None, num_classes=10, include_top=True, pooling=None,
-           classifier_activation="softmax", weights=None, name="lenet5"):
-    """LeNet-5 as published: tanh and average pooling (61,706 parameters for 10 classes).
+_LENET5_DOC = """LeNet-5 as published: tanh and average pooling (61,706 parameters for 10 classes).
 
     Args:
         variant: ``"classic"`` (tanh, average pooling) or ``"modern"`` (ReLU, max pooling).
@@ -91,13 +78,10 @@ def lenet5(*, variant="classic", input_shape=None, num_classes=10, include_top=T
         >>> model.count_params()
         61706
     """
-    return _lenet(variant=variant, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-                  pooling=pooling, classifier_activation=classifier_activation, weights=weights, name=name)
 
-
-@register_model(**_CARD)
-def lenet5_modern(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
-                  classifier_activation="softmax", weights=None, name="lenet5_modern"):
-    """LeNet-5 with ReLU and max pooling (same layout and parameter count as the classic one)."""
-    return _lenet(variant="modern", input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-                  pooling=pooling, classifier_activation=classifier_activation, weights=weights, name=name)
+lenet5 = register_variant("lenet5", _lenet, card=_CARD, doc=_LENET5_DOC,
+                          params=keras_params(10, before=(("variant", "classic"),)))
+lenet5_modern = register_variant(
+    "lenet5_modern", _lenet, card=_CARD, params=keras_params(10), fixed={"variant": "modern"},
+    doc="LeNet-5 with ReLU and max pooling (same layout and parameter count as the classic one).",
+)

@@ -13,30 +13,27 @@ from __future__ import annotations
 import keras
 
 from zoo import blocks
+from zoo.models._variants import STAGED_DOC_TAIL, keras_params, register_variant
 from zoo.models.resnet import MIN_INPUT_SIZE, RESNET_LAYERS, SLOW_DEPTHS, STAGE_FILTERS, STEM_FILTERS
-from zoo.registry import register_model
-from zoo.utils import check_common, check_stem, check_width, scaled
+from zoo.utils import check_stem, check_width, scaled
 
+# The registered variants: name -> depth (a key of ``RESNET_LAYERS``).
+PREACT_RESNET_SPECS = {
+    "preact_resnet18": 18,
+    "preact_resnet34": 34,
+    "preact_resnet50": 50,
+    "preact_resnet101": 101,
+    "preact_resnet152": 152,
+}
 BLOCKS = {"basic": blocks.preact_basic_block, "bottleneck": blocks.preact_bottleneck_block}
 
 
-def _preact_resnet(depth, *, input_shape, num_classes, include_top, pooling, classifier_activation, width,
-                   stem, weights, name):
-    shape, num_classes = check_common(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        weights=weights,
-        default_input_shape=(224, 224, 3),
-        min_size=MIN_INPUT_SIZE,
-    )
+def _preact_resnet(*, block, stage_blocks, input_shape, num_classes, include_top, pooling, classifier_activation,
+                   width, stem, weights, name):
     width = check_width(width)
-    stem = check_stem(stem, shape)
-    block, stage_blocks = RESNET_LAYERS[depth]
+    stem = check_stem(stem, input_shape)
     block_fn = BLOCKS[block]
-    inputs = keras.Input(shape=shape, name="input")
+    inputs = keras.Input(shape=input_shape, name="input")
     # The paper puts the first activation right after conv1, before the split
     # into two paths: the ImageNet stem ends with BN-ReLU (+ max-pool), so its
     # first block skips its own pre-activation; after the CIFAR stem's bare
@@ -72,63 +69,14 @@ _ARGS_DOC = """
         width: multiplier on every channel count (1.0 is the reference).
         stem: ``"imagenet"`` (conv7x7/2-BN-ReLU + max-pool), ``"cifar"`` (a bare
             conv3x3/1, no pool) or ``None``: ``"cifar"`` for inputs smaller than 64 pixels.
-        input_shape, num_classes, include_top, pooling, classifier_activation, weights, name:
-            as in ``keras.applications``; ``weights`` is ``None`` or a local weights file.
+""" + STAGED_DOC_TAIL
 
-    Returns:
-        A functional ``keras.Model`` with ``stem_*``, ``stage1_*`` ... and ``head_*`` layers.
-
-    Example:
-        >>> model = {name}(input_shape=(32, 32, 3), num_classes=10, width=0.25)
-"""
-
-
-@register_model(**_card(18))
-def preact_resnet18(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-                    classifier_activation="softmax", width=1.0, stem=None, weights=None, name="preact_resnet18"):
-    """Pre-activation ResNet-18 (basic blocks 2-2-2-2)."""
-    return _preact_resnet(18, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-                          pooling=pooling, classifier_activation=classifier_activation, width=width,
-                          stem=stem, weights=weights, name=name)
-
-
-@register_model(**_card(34))
-def preact_resnet34(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-                    classifier_activation="softmax", width=1.0, stem=None, weights=None, name="preact_resnet34"):
-    """Pre-activation ResNet-34 (basic blocks 3-4-6-3)."""
-    return _preact_resnet(34, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-                          pooling=pooling, classifier_activation=classifier_activation, width=width,
-                          stem=stem, weights=weights, name=name)
-
-
-@register_model(**_card(50))
-def preact_resnet50(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-                    classifier_activation="softmax", width=1.0, stem=None, weights=None, name="preact_resnet50"):
-    """Pre-activation ResNet-50 (bottleneck blocks 3-4-6-3)."""
-    return _preact_resnet(50, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-                          pooling=pooling, classifier_activation=classifier_activation, width=width,
-                          stem=stem, weights=weights, name=name)
-
-
-@register_model(**_card(101))
-def preact_resnet101(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-                     classifier_activation="softmax", width=1.0, stem=None, weights=None,
-                     name="preact_resnet101"):
-    """Pre-activation ResNet-101 (bottleneck blocks 3-4-23-3)."""
-    return _preact_resnet(101, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-                          pooling=pooling, classifier_activation=classifier_activation, width=width,
-                          stem=stem, weights=weights, name=name)
-
-
-@register_model(**_card(152))
-def preact_resnet152(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-                     classifier_activation="softmax", width=1.0, stem=None, weights=None,
-                     name="preact_resnet152"):
-    """Pre-activation ResNet-152 (bottleneck blocks 3-8-36-3)."""
-    return _preact_resnet(152, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-                          pooling=pooling, classifier_activation=classifier_activation, width=width,
-                          stem=stem, weights=weights, name=name)
-
-
-for _fn in (preact_resnet18, preact_resnet34, preact_resnet50, preact_resnet101, preact_resnet152):
-    _fn.__doc__ += _ARGS_DOC.format(name=_fn.__name__)
+for _name, _depth in PREACT_RESNET_SPECS.items():
+    _block, _stage_blocks = RESNET_LAYERS[_depth]
+    globals()[_name] = register_variant(
+        _name, _preact_resnet, card=_card(_depth),
+        params=keras_params(1000, ("width", 1.0), ("stem", None)),
+        fixed=dict(block=_block, stage_blocks=_stage_blocks),
+        doc=f"Pre-activation ResNet-{_depth} ({_block} blocks {'-'.join(map(str, _stage_blocks))})."
+            + _ARGS_DOC.format(name=_name),
+    )

@@ -12,8 +12,8 @@ from __future__ import annotations
 import keras
 
 from zoo import blocks
-from zoo.registry import register_model
-from zoo.utils import check_choice, check_common, check_stem, check_width, scaled
+from zoo.models._variants import STAGED_DOC_TAIL, keras_params, register_variant
+from zoo.utils import check_choice, check_stem, check_width, scaled
 
 # depth -> (block, blocks per stage), torchvision's ``_resnet(block, layers)``.
 RESNET_LAYERS = {
@@ -25,9 +25,25 @@ RESNET_LAYERS = {
 }
 STAGE_FILTERS = (64, 128, 256, 512)
 STEM_FILTERS = 64
+# The registered ImageNet variants: name -> (depth, parameters for 1000 classes).
+RESNET_SPECS = {
+    "resnet18": (18, 11_689_512),
+    "resnet34": (34, 21_797_672),
+    "resnet50": (50, 25_557_032),
+    "resnet101": (101, 44_549_160),
+    "resnet152": (152, 60_192_808),
+}
 # He et al. 2016, sec. 4.2: depth 6n + 2, three stages of n basic blocks at 16/32/64 filters.
 CIFAR_STAGE_FILTERS = (16, 32, 64)
 CIFAR_STEM_FILTERS = 16
+# The registered CIFAR variants: name -> (depth, parameters in the paper's table 6).
+CIFAR_RESNET_SPECS = {
+    "resnet20": (20, "0.27M"),
+    "resnet32": (32, "0.46M"),
+    "resnet44": (44, "0.66M"),
+    "resnet56": (56, "0.85M"),
+    "resnet110": (110, "1.7M"),
+}
 BLOCKS = {"basic": blocks.basic_block, "bottleneck": blocks.bottleneck_block}
 SHORTCUTS = ("A", "B")
 # Every conv pads enough to keep a 1x1 map alive, so any input size builds.
@@ -37,23 +53,13 @@ MIN_INPUT_SIZE = 1
 SLOW_DEPTHS = frozenset({32, 34, 44, 50, 56, 101, 110, 152})
 
 
-def _resnet(*, block, stage_blocks, stage_filters, stem_filters, stem, shortcut, default_input_shape,
+def _resnet(*, block, stage_blocks, stage_filters, stem_filters, stem, shortcut,
             input_shape, num_classes, include_top, pooling, classifier_activation, width, weights, name):
-    shape, num_classes = check_common(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        weights=weights,
-        default_input_shape=default_input_shape,
-        min_size=MIN_INPUT_SIZE,
-    )
     width = check_width(width)
-    stem = check_stem(stem, shape)
+    stem = check_stem(stem, input_shape)
     check_choice("shortcut", shortcut, SHORTCUTS)
     block_fn = BLOCKS[block]
-    inputs = keras.Input(shape=shape, name="input")
+    inputs = keras.Input(shape=input_shape, name="input")
     x = blocks.stem(inputs, scaled(stem_filters, width), kind=stem)
     for s, (n, filters) in enumerate(zip(stage_blocks, stage_filters), start=1):
         for b in range(1, n + 1):
@@ -65,44 +71,29 @@ def _resnet(*, block, stage_blocks, stage_filters, stem_filters, stem, shortcut,
     return blocks.finish(inputs, x, name=name, weights=weights)
 
 
-def _imagenet_resnet(depth, *, stem, **kwargs):
-    block, stage_blocks = RESNET_LAYERS[depth]
-    return _resnet(block=block, stage_blocks=stage_blocks, stage_filters=STAGE_FILTERS,
-                   stem_filters=STEM_FILTERS, stem=stem, shortcut="B", default_input_shape=(224, 224, 3),
-                   **kwargs)
-
-
-def _cifar_resnet(depth, *, shortcut, **kwargs):
-    n = (depth - 2) // 6
-    return _resnet(block="basic", stage_blocks=(n, n, n), stage_filters=CIFAR_STAGE_FILTERS,
-                   stem_filters=CIFAR_STEM_FILTERS, stem="cifar", shortcut=shortcut,
-                   default_input_shape=(32, 32, 3), **kwargs)
-
-
 _TAGS = ("image", "pooling", "stages", "residual", "batch_norm", "width")
-_TEST_KWARGS = {"input_shape": (32, 32, 3), "width": 0.125}
-
-def _imagenet_card(depth):
-    return dict(
-        family="resnet",
+# The two kinds of variant; each name is also a card tag.
+_KINDS = {
+    "imagenet": dict(
         default_input_shape=(224, 224, 3),
-        min_input_size=MIN_INPUT_SIZE,
         reference="He et al., Deep Residual Learning for Image Recognition, CVPR 2016; torchvision resnet "
                   "layout (v1.5: bottleneck stride on the 3x3 conv; projection shortcuts, option B)",
-        tags=_TAGS + ("imagenet",) + (("slow",) if depth in SLOW_DEPTHS else ()),
-        test_kwargs=_TEST_KWARGS,
-    )
-
-
-def _cifar_card(depth):
-    return dict(
-        family="resnet",
+    ),
+    "cifar": dict(
         default_input_shape=(32, 32, 3),
-        min_input_size=MIN_INPUT_SIZE,
         reference="He et al., Deep Residual Learning for Image Recognition, CVPR 2016, sec. 4.2 (CIFAR-10); "
                   "shortcut option A by default: strided identity with zero-padded channels, parameter-free",
-        tags=_TAGS + ("cifar",) + (("slow",) if depth in SLOW_DEPTHS else ()),
-        test_kwargs=_TEST_KWARGS,
+    ),
+}
+
+
+def _card(kind, depth):
+    return dict(
+        family="resnet",
+        min_input_size=MIN_INPUT_SIZE,
+        tags=_TAGS + (kind,) + (("slow",) if depth in SLOW_DEPTHS else ()),
+        test_kwargs={"input_shape": (32, 32, 3), "width": 0.125},
+        **_KINDS[kind],
     )
 
 
@@ -111,125 +102,32 @@ _ARGS_DOC = """
         width: multiplier on every channel count (1.0 is the reference).
         stem: ``"imagenet"`` (conv7x7/2 + max-pool), ``"cifar"`` (conv3x3/1, no pool)
             or ``None``: ``"cifar"`` for inputs smaller than 64 pixels.
-        input_shape, num_classes, include_top, pooling, classifier_activation, weights, name:
-            as in ``keras.applications``; ``weights`` is ``None`` or a local weights file.
-
-    Returns:
-        A functional ``keras.Model`` with ``stem_*``, ``stage1_*`` ... and ``head_*`` layers.
-
-    Example:
-        >>> model = {name}(input_shape=(32, 32, 3), num_classes=10, width=0.25)
-"""
-
-
-@register_model(**_imagenet_card(18))
-def resnet18(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-             classifier_activation="softmax", width=1.0, stem=None, weights=None, name="resnet18"):
-    """ResNet-18, layer for layer as torchvision's ``resnet18`` (11,689,512 parameters)."""
-    return _imagenet_resnet(18, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-                            pooling=pooling, classifier_activation=classifier_activation, width=width,
-                            stem=stem, weights=weights, name=name)
-
-
-@register_model(**_imagenet_card(34))
-def resnet34(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-             classifier_activation="softmax", width=1.0, stem=None, weights=None, name="resnet34"):
-    """ResNet-34, layer for layer as torchvision's ``resnet34`` (21,797,672 parameters)."""
-    return _imagenet_resnet(34, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-                            pooling=pooling, classifier_activation=classifier_activation, width=width,
-                            stem=stem, weights=weights, name=name)
-
-
-@register_model(**_imagenet_card(50))
-def resnet50(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-             classifier_activation="softmax", width=1.0, stem=None, weights=None, name="resnet50"):
-    """ResNet-50 v1.5, layer for layer as torchvision's ``resnet50`` (25,557,032 parameters)."""
-    return _imagenet_resnet(50, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-                            pooling=pooling, classifier_activation=classifier_activation, width=width,
-                            stem=stem, weights=weights, name=name)
-
-
-@register_model(**_imagenet_card(101))
-def resnet101(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-              classifier_activation="softmax", width=1.0, stem=None, weights=None, name="resnet101"):
-    """ResNet-101 v1.5, layer for layer as torchvision's ``resnet101`` (44,549,160 parameters)."""
-    return _imagenet_resnet(101, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-                            pooling=pooling, classifier_activation=classifier_activation, width=width,
-                            stem=stem, weights=weights, name=name)
-
-
-@register_model(**_imagenet_card(152))
-def resnet152(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-              classifier_activation="softmax", width=1.0, stem=None, weights=None, name="resnet152"):
-    """ResNet-152 v1.5, layer for layer as torchvision's ``resnet152`` (60,192,808 parameters)."""
-    return _imagenet_resnet(152, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-                            pooling=pooling, classifier_activation=classifier_activation, width=width,
-                            stem=stem, weights=weights, name=name)
-
-
-for _fn in (resnet18, resnet34, resnet50, resnet101, resnet152):
-    _fn.__doc__ += _ARGS_DOC.format(name=_fn.__name__)
+""" + STAGED_DOC_TAIL
 
 _CIFAR_ARGS_DOC = """
     Args:
         shortcut: ``"A"`` (strided identity + zero channels, parameter-free, the paper's
             CIFAR choice) or ``"B"`` (1x1 conv + BN projection when the shape changes).
         width: multiplier on every channel count (1.0 is the reference).
-        input_shape, num_classes, include_top, pooling, classifier_activation, weights, name:
-            as in ``keras.applications``; ``weights`` is ``None`` or a local weights file.
+""" + STAGED_DOC_TAIL
 
-    Returns:
-        A functional ``keras.Model`` with ``stem_*``, ``stage1_*`` ... and ``head_*`` layers.
+for _name, (_depth, _params) in RESNET_SPECS.items():
+    _block, _stage_blocks = RESNET_LAYERS[_depth]
+    globals()[_name] = register_variant(
+        _name, _resnet, card=_card("imagenet", _depth),
+        params=keras_params(1000, ("width", 1.0), ("stem", None)),
+        fixed=dict(block=_block, stage_blocks=_stage_blocks, stage_filters=STAGE_FILTERS,
+                   stem_filters=STEM_FILTERS, shortcut="B"),
+        doc=f"ResNet-{_depth}{' v1.5' if _block == 'bottleneck' else ''}, layer for layer as torchvision's "
+            f"``{_name}`` ({_params:,} parameters)." + _ARGS_DOC.format(name=_name),
+    )
 
-    Example:
-        >>> model = {name}(input_shape=(32, 32, 3), num_classes=10, width=0.25)
-"""
-
-
-@register_model(**_cifar_card(20))
-def resnet20(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
-             classifier_activation="softmax", width=1.0, shortcut="A", weights=None, name="resnet20"):
-    """ResNet-20 for CIFAR-10 (n=3; 0.27M parameters)."""
-    return _cifar_resnet(20, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-                         pooling=pooling, classifier_activation=classifier_activation, width=width,
-                         shortcut=shortcut, weights=weights, name=name)
-
-
-@register_model(**_cifar_card(32))
-def resnet32(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
-             classifier_activation="softmax", width=1.0, shortcut="A", weights=None, name="resnet32"):
-    """ResNet-32 for CIFAR-10 (n=5; 0.46M parameters)."""
-    return _cifar_resnet(32, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-                         pooling=pooling, classifier_activation=classifier_activation, width=width,
-                         shortcut=shortcut, weights=weights, name=name)
-
-
-@register_model(**_cifar_card(44))
-def resnet44(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
-             classifier_activation="softmax", width=1.0, shortcut="A", weights=None, name="resnet44"):
-    """ResNet-44 for CIFAR-10 (n=7; 0.66M parameters)."""
-    return _cifar_resnet(44, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-                         pooling=pooling, classifier_activation=classifier_activation, width=width,
-                         shortcut=shortcut, weights=weights, name=name)
-
-
-@register_model(**_cifar_card(56))
-def resnet56(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
-             classifier_activation="softmax", width=1.0, shortcut="A", weights=None, name="resnet56"):
-    """ResNet-56 for CIFAR-10 (n=9; 0.85M parameters)."""
-    return _cifar_resnet(56, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-                         pooling=pooling, classifier_activation=classifier_activation, width=width,
-                         shortcut=shortcut, weights=weights, name=name)
-
-
-@register_model(**_cifar_card(110))
-def resnet110(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
-              classifier_activation="softmax", width=1.0, shortcut="A", weights=None, name="resnet110"):
-    """ResNet-110 for CIFAR-10 (n=18; 1.7M parameters)."""
-    return _cifar_resnet(110, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-                         pooling=pooling, classifier_activation=classifier_activation, width=width,
-                         shortcut=shortcut, weights=weights, name=name)
-
-
-for _fn in (resnet20, resnet32, resnet44, resnet56, resnet110):
-    _fn.__doc__ += _CIFAR_ARGS_DOC.format(name=_fn.__name__)
+for _name, (_depth, _params) in CIFAR_RESNET_SPECS.items():
+    _n = (_depth - 2) // 6
+    globals()[_name] = register_variant(
+        _name, _resnet, card=_card("cifar", _depth),
+        params=keras_params(10, ("width", 1.0), ("shortcut", "A")),
+        fixed=dict(block="basic", stage_blocks=(_n, _n, _n), stage_filters=CIFAR_STAGE_FILTERS,
+                   stem_filters=CIFAR_STEM_FILTERS, stem="cifar"),
+        doc=f"ResNet-{_depth} for CIFAR-10 (n={_n}; {_params} parameters)." + _CIFAR_ARGS_DOC.format(name=_name),
+    )

@@ -12,8 +12,8 @@ import keras
 
 from zoo import blocks
 from zoo.layers import AdaptiveAveragePooling2D
-from zoo.registry import register_model
-from zoo.utils import check_common, check_float, check_width, scaled
+from zoo.models._variants import keras_params, register_variant
+from zoo.utils import check_float, check_width, scaled
 
 # torchvision's ``cfgs``: conv widths, "M" = 2x2/2 max-pool ending a stage.
 VGG_CONFIGS = {
@@ -23,29 +23,30 @@ VGG_CONFIGS = {
     "E": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
 }
 VGG_DEPTHS = {11: "A", 13: "B", 16: "D", 19: "E"}
+# The registered variants: name -> (depth, BatchNorm after each conv, parameters for 1000 classes).
+VGG_SPECS = {
+    "vgg11": (11, False, 132_863_336),
+    "vgg13": (13, False, 133_047_848),
+    "vgg16": (16, False, 138_357_544),
+    "vgg19": (19, False, 143_667_240),
+    "vgg11_bn": (11, True, 132_868_840),
+    "vgg13_bn": (13, True, 133_053_736),
+    "vgg16_bn": (16, True, 138_365_992),
+    "vgg19_bn": (19, True, 143_678_248),
+}
 POOLED_SIZE = 7  # torchvision's AdaptiveAvgPool2d((7, 7)) before the classifier
 HIDDEN_UNITS = (4096, 4096)
 MIN_INPUT_SIZE = 32  # five 2x2 max-pools
 
 
-def _vgg(depth, *, batch_norm, input_shape, num_classes, include_top, pooling, classifier_activation,
+def _vgg(*, config, batch_norm, input_shape, num_classes, include_top, pooling, classifier_activation,
          dropout, width, weights, name):
-    shape, num_classes = check_common(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        weights=weights,
-        default_input_shape=(224, 224, 3),
-        min_size=MIN_INPUT_SIZE,
-    )
     dropout = check_float("dropout", dropout, minimum=0.0, maximum=1.0, max_inclusive=False)
     width = check_width(width)
-    inputs = keras.Input(shape=shape, name="input")
+    inputs = keras.Input(shape=input_shape, name="input")
     x = inputs
     stage, conv = 1, 1
-    for v in VGG_CONFIGS[VGG_DEPTHS[depth]]:
+    for v in config:
         if v == "M":
             x = blocks.pool(x, "max", pool_size=2, strides=2, name=f"stage{stage}")
             stage, conv = stage + 1, 1
@@ -96,78 +97,13 @@ _ARGS_DOC = """
         >>> model = {name}(input_shape=(32, 32, 3), num_classes=10, width=0.25)
 """
 
-
-@register_model(**_card(False))
-def vgg11(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-          classifier_activation="softmax", dropout=0.5, width=1.0, weights=None, name="vgg11"):
-    """VGG-11 (configuration A), as torchvision's ``vgg11`` (132,863,336 parameters)."""
-    return _vgg(11, batch_norm=False, input_shape=input_shape, num_classes=num_classes,
-                include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-                dropout=dropout, width=width, weights=weights, name=name)
-
-
-@register_model(**_card(False, slow=True))
-def vgg13(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-          classifier_activation="softmax", dropout=0.5, width=1.0, weights=None, name="vgg13"):
-    """VGG-13 (configuration B), as torchvision's ``vgg13`` (133,047,848 parameters)."""
-    return _vgg(13, batch_norm=False, input_shape=input_shape, num_classes=num_classes,
-                include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-                dropout=dropout, width=width, weights=weights, name=name)
-
-
-@register_model(**_card(False, slow=True))
-def vgg16(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-          classifier_activation="softmax", dropout=0.5, width=1.0, weights=None, name="vgg16"):
-    """VGG-16 (configuration D), as torchvision's ``vgg16`` (138,357,544 parameters)."""
-    return _vgg(16, batch_norm=False, input_shape=input_shape, num_classes=num_classes,
-                include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-                dropout=dropout, width=width, weights=weights, name=name)
-
-
-@register_model(**_card(False, slow=True))
-def vgg19(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-          classifier_activation="softmax", dropout=0.5, width=1.0, weights=None, name="vgg19"):
-    """VGG-19 (configuration E), as torchvision's ``vgg19`` (143,667,240 parameters)."""
-    return _vgg(19, batch_norm=False, input_shape=input_shape, num_classes=num_classes,
-                include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-                dropout=dropout, width=width, weights=weights, name=name)
-
-
-@register_model(**_card(True))
-def vgg11_bn(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-             classifier_activation="softmax", dropout=0.5, width=1.0, weights=None, name="vgg11_bn"):
-    """VGG-11 with BatchNorm, as torchvision's ``vgg11_bn`` (132,868,840 parameters)."""
-    return _vgg(11, batch_norm=True, input_shape=input_shape, num_classes=num_classes,
-                include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-                dropout=dropout, width=width, weights=weights, name=name)
-
-
-@register_model(**_card(True, slow=True))
-def vgg13_bn(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-             classifier_activation="softmax", dropout=0.5, width=1.0, weights=None, name="vgg13_bn"):
-    """VGG-13 with BatchNorm, as torchvision's ``vgg13_bn`` (133,053,736 parameters)."""
-    return _vgg(13, batch_norm=True, input_shape=input_shape, num_classes=num_classes,
-                include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-                dropout=dropout, width=width, weights=weights, name=name)
-
-
-@register_model(**_card(True, slow=True))
-def vgg16_bn(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-             classifier_activation="softmax", dropout=0.5, width=1.0, weights=None, name="vgg16_bn"):
-    """VGG-16 with BatchNorm, as torchvision's ``vgg16_bn`` (138,365,992 parameters)."""
-    return _vgg(16, batch_norm=True, input_shape=input_shape, num_classes=num_classes,
-                include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-                dropout=dropout, width=width, weights=weights, name=name)
-
-
-@register_model(**_card(True, slow=True))
-def vgg19_bn(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-             classifier_activation="softmax", dropout=0.5, width=1.0, weights=None, name="vgg19_bn"):
-    """VGG-19 with BatchNorm, as torchvision's ``vgg19_bn`` (143,678,248 parameters)."""
-    return _vgg(19, batch_norm=True, input_shape=input_shape, num_classes=num_classes,
-                include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-                dropout=dropout, width=width, weights=weights, name=name)
-
-
-for _fn in (vgg11, vgg13, vgg16, vgg19, vgg11_bn, vgg13_bn, vgg16_bn, vgg19_bn):
-    _fn.__doc__ += _ARGS_DOC.format(name=_fn.__name__)
+for _name, (_depth, _batch_norm, _params) in VGG_SPECS.items():
+    _config = VGG_DEPTHS[_depth]
+    _layout = "with BatchNorm" if _batch_norm else f"(configuration {_config})"
+    globals()[_name] = register_variant(
+        _name, _vgg, card=_card(_batch_norm, slow=_depth > 11),
+        params=keras_params(1000, ("dropout", 0.5), ("width", 1.0)),
+        fixed=dict(config=VGG_CONFIGS[_config], batch_norm=_batch_norm),
+        doc=f"VGG-{_depth} {_layout}, as torchvision's ``{_name}`` ({_params:,} parameters)."
+            + _ARGS_DOC.format(name=_name),
+    )

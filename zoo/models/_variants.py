@@ -1,0 +1,87 @@
+"""Registered variants as data: one helper turns a row of a family's table into a builder.
+
+Every zoo builder takes keyword arguments only, as ``keras.applications`` do. A family
+module lists its variants in tables and registers each through :func:`register_variant`,
+which makes a builder with
+
+* an explicit keyword-only signature (``inspect.signature``, ``help`` and the tuning
+  code read its arguments and defaults; ``name`` defaults to the variant's name) and
+  its own ``__name__``, ``__qualname__``, ``__module__`` and docstring;
+* the prologue every builder shares: the keras.applications arguments
+  (:data:`COMMON_ARGS`) are checked once, by :func:`zoo.utils.check_common` against the
+  card's default input shape and minimum input size, before anything is built;
+
+and then calls the family's private builder with the checked ``input_shape`` and
+``num_classes``, the caller's other arguments and the variant's fixed ones. A limit
+that depends on another argument (DenseNet's minimum size follows its stem) is left
+to the family builder, which checks it after that argument.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from zoo.registry import register_model
+from zoo.utils import check_common
+
+COMMON_ARGS = ("input_shape", "num_classes", "include_top", "pooling", "classifier_activation", "weights")
+# How the docstrings of the staged CNN families with a `width` end (``{name}``: the builder's).
+STAGED_DOC_TAIL = """\
+        input_shape, num_classes, include_top, pooling, classifier_activation, weights, name:
+            as in ``keras.applications``; ``weights`` is ``None`` or a local weights file.
+
+    Returns:
+        A functional ``keras.Model`` with ``stem_*``, ``stage1_*`` ... and ``head_*`` layers.
+
+    Example:
+        >>> model = {name}(input_shape=(32, 32, 3), num_classes=10, width=0.25)
+"""
+
+
+def keras_params(num_classes, *extra, before=()):
+    """``(argument, default)`` pairs in the keras.applications order: ``before``, ``input_shape``,
+    ``num_classes``, ``include_top``, ``pooling``, ``classifier_activation``, ``extra``, ``weights``
+    (:func:`register_variant` appends ``name``)."""
+    return (*before, ("input_shape", None), ("num_classes", num_classes), ("include_top", True),
+            ("pooling", None), ("classifier_activation", "softmax"), *extra, ("weights", None))
+
+
+def register_variant(name, build, *, card, params, doc, fixed=None, checks=None):
+    """Register model ``name`` with a builder that runs the shared prologue, then ``build``.
+
+    Args:
+        name: registry name, also the builder's ``__name__`` and its ``name`` default.
+        build: the family's private builder; its module becomes the builder's.
+        card: keyword arguments of :func:`zoo.registry.register_model`.
+        params: the builder's ``(argument, default)`` pairs in signature order, without
+            ``name``; they include every argument of :data:`COMMON_ARGS`.
+        doc: the builder's docstring.
+        fixed: arguments of ``build`` that this variant fixes (its row of a table).
+        checks: overrides of :func:`zoo.utils.check_common`'s settings
+            (``default_input_shape`` and ``min_size`` are the card's).
+
+    Returns:
+        The builder, for the family module to bind under ``name``.
+    """
+    defaults = dict(params, name=name)
+    fixed = dict(fixed or {})
+    if set(COMMON_ARGS) - defaults.keys() or fixed.keys() & defaults.keys():
+        raise ValueError(f"{name}: `params` must hold {COMMON_ARGS} and no argument of `fixed`.")
+    checks = {"default_input_shape": card["default_input_shape"], "min_size": card["min_input_size"],
+              **(checks or {})}
+
+    def builder(**kwargs):
+        for key in kwargs:
+            if key not in defaults:
+                raise TypeError(f"{name}() got an unexpected keyword argument {key!r}")
+        args = {**defaults, **kwargs}
+        args["input_shape"], args["num_classes"] = check_common(**{k: args[k] for k in COMMON_ARGS}, **checks)
+        return build(**fixed, **args)
+
+    builder.__name__ = builder.__qualname__ = name
+    builder.__module__ = build.__module__
+    builder.__doc__ = doc
+    builder.__signature__ = inspect.Signature(
+        [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in defaults.items()]
+    )
+    return register_model(**card)(builder)
