@@ -12,7 +12,7 @@ Example:
     >>> tuning.pareto(result.records, maximize="val_accuracy", minimize=("params", "fit_seconds"))
 """
 
-from tuning import comparison, diagnosis, fronts, hypermodels, records, report, searches, trial
+from tuning import comparison, diagnosis, fronts, hypermodels, records, report, searches, spaces, trial
 from tuning.comparison import Comparison, compare
 from tuning.fronts import CONSTRAINT_FIELDS, apply_constraints, best_under, check_constraints, knee_point, pareto
 from tuning.records import append_record, latest_records, new_record, read_records
@@ -47,6 +47,7 @@ __all__ = [
     "run_trial",
     "search",
     "searches",
+    "spaces",
     "trial",
     "write_report",
 ]

@@ -23,8 +23,8 @@ from zoo.utils import (
     check_weights,
 )
 
-# task -> (output activation, number of units taken from)
-TASKS = {
+# the output activation of each task (zoo.utils.TASKS, plus "logits": a linear head)
+TASK_ACTIVATIONS = {
     "multiclass": "softmax",
     "binary": "sigmoid",
     "regression": None,
@@ -107,7 +107,7 @@ def mlp(
     else:
         rank = 1
     shape = check_input_shape(input_shape, default=(784,), rank=rank)
-    task = check_choice("task", task, tuple(TASKS))
+    task = check_choice("task", task, tuple(TASK_ACTIVATIONS))
     num_classes = check_int("num_classes", num_classes, allow_none=True)
     num_outputs = check_int("num_outputs", num_outputs, allow_none=True)
     hidden_units = check_int_sequence("hidden_units", hidden_units)
@@ -125,7 +125,7 @@ def mlp(
             "task='binary' has one sigmoid output; `num_classes` must be 2 (or None). "
             f"Received: num_classes={num_classes}"
         )
-    out_act = TASKS[task] if classifier_activation is None else classifier_activation
+    out_act = TASK_ACTIVATIONS[task] if classifier_activation is None else classifier_activation
     if classifier_activation is not None:
         check_choice("classifier_activation", classifier_activation, ("softmax", "sigmoid", "linear"))
     units = {"binary": 1, "regression": num_outputs or 1}.get(task, num_classes or 10)
