@@ -1,6 +1,7 @@
 """zoo: a Keras 3 model zoo with profiling, data and transfer learning."""
 
 from zoo import data, runtime, training, transfer
+from zoo._version import __version__
 from zoo.profile import Profile, measure_speed, profile
 from zoo.registry import ModelCard, build, get_card, list_models, register_model
 from zoo.transfer import (
@@ -14,9 +15,8 @@ from zoo.transfer import (
     unfreeze,
 )
 
-from zoo._version import __version__  # noqa: E402
-
 __all__ = [
+    "__version__",
     "ModelCard",
     "Profile",
     "build",
