@@ -1,6 +1,6 @@
 """zoo: a Keras 3 model zoo with profiling, data and transfer learning."""
 
-from zoo import data, runtime, training, transfer
+from zoo import data, runtime, training, transfer, weights
 from zoo._version import __version__
 from zoo.profile import Profile, measure_speed, profile
 from zoo.registry import ModelCard, build, get_card, list_models, register_model
@@ -14,6 +14,7 @@ from zoo.transfer import (
     trainability,
     unfreeze,
 )
+from zoo.weights import decode_predictions
 
 __all__ = [
     "__version__",
@@ -37,4 +38,6 @@ __all__ = [
     "training",
     "transfer",
     "unfreeze",
+    "weights",
+    "decode_predictions",
 ]

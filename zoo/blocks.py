@@ -152,9 +152,18 @@ def predictions(x, units, classifier_activation, *, name="head"):
 
 
 def finish(inputs, outputs, *, name, weights=None):
-    """Wrap into a functional model and load ``weights`` (a local file) if given."""
+    """Wrap into a functional model and load ``weights`` (a local file) if given.
+
+    A torch or safetensors checkpoint (``.pth``, ``.pt``, ``.bin``, ``.safetensors``) is
+    converted by :func:`zoo.weights.load_state_dict`; other files go to ``load_weights``.
+    """
     model = keras.Model(inputs, outputs, name=name)
     if weights is not None:
+        from zoo import weights as pretrained
+
+        if pretrained.is_checkpoint(weights):
+            pretrained.load_state_dict(model, weights)
+            return model
         try:
             model.load_weights(weights)
         except Exception as e:  # keras raises several types; report one clear error

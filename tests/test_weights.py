@@ -1,0 +1,209 @@
+"""zoo.weights: torch/safetensors readers without torch, exact conversion from torchvision and timm keys.
+
+The fixtures (tests/fixtures/weights) were made by tools/make_weight_fixtures.py in a side
+venv with torch, torchvision and timm: tiny networks with torchvision's module structure and
+key names, random weights and BatchNorm statistics, and their logits on fixed inputs.
+"""
+
+import json
+import os
+import pickle
+import re
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+
+import zoo
+from zoo.weights import CheckpointError, UnsafeCheckpointError, load_state_dict, read_checkpoint
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "weights")
+INDEX = json.load(open(os.path.join(FIXTURES, "index.json")))["fixtures"]
+FULL_SIZE_KEYS = json.load(open(os.path.join(FIXTURES, "full_size_keys.json")))
+
+
+def _fixture_model(name, **kwargs):
+    info = INDEX[name]
+    args = dict(input_shape=(info["input_size"],) * 2 + (3,), num_classes=info["num_classes"],
+                classifier_activation=None, **info["kwargs"])
+    return zoo.build(info["model"], **{**args, **kwargs})
+
+
+def _max_relative_error(model, name):
+    io = np.load(os.path.join(FIXTURES, f"{name}_io.npz"))
+    out = np.asarray(model(io["inputs"], training=False))
+    return float(np.abs(out - io["logits"]).max() / np.abs(io["logits"]).max())
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+@pytest.mark.parametrize("name", sorted(INDEX))
+def test_converted_fixture_gives_the_torch_logits(name, suffix):
+    # Basic-block and bottleneck ResNet, VGG-BN, DenseNet, AlexNet (torchvision keys), VGG (timm keys).
+    model = _fixture_model(name)
+    report = load_state_dict(model, os.path.join(FIXTURES, name + suffix))
+    assert report.key_style == INDEX[name]["keys"]
+    assert len(report.loaded) == sum(1 for layer in model.layers if layer.weights)
+    assert _max_relative_error(model, name) <= 1e-5
+
+
+def test_builder_weights_argument_converts_a_checkpoint():
+    info = INDEX["resnet18_basic"]
+    path = os.path.join(FIXTURES, "resnet18_basic.safetensors")
+    model = zoo.build("resnet18", input_shape=(64, 64, 3), num_classes=10, classifier_activation=None,
+                      weights=path, **info["kwargs"])
+    assert _max_relative_error(model, "resnet18_basic") <= 1e-5
+
+
+def test_legacy_torch_format_reads_the_same_tensors():
+    zipped = read_checkpoint(os.path.join(FIXTURES, "resnet18_basic.pth"))
+    legacy = read_checkpoint(os.path.join(FIXTURES, "resnet18_basic_legacy.pth"))
+    assert list(zipped) == list(legacy) and len(zipped) == INDEX["resnet18_basic"]["tensors"]
+    for key in zipped:
+        np.testing.assert_array_equal(zipped[key], legacy[key])
+
+
+def test_views_strides_offsets_and_dtypes_are_rebuilt():
+    tensors = read_checkpoint(os.path.join(FIXTURES, "views.pth"))
+    expected = np.load(os.path.join(FIXTURES, "views.npz"))
+    assert set(tensors) == set(expected.files)
+    for key in expected.files:
+        np.testing.assert_array_equal(tensors[key].astype(expected[key].dtype), expected[key])
+    assert tensors["half"].dtype == np.float16 and tensors["bf16"].dtype == np.float32
+    assert tensors["transposed"].shape == (4, 3) and tensors["transposed"].flags["C_CONTIGUOUS"]
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_malicious_pickle_is_refused_and_nothing_runs(tmp_path):
+    marker = tmp_path / "ran"
+    payload = pickle.dumps({"conv1.weight": _RunsCode(marker)}, protocol=2)
+    zipped = tmp_path / "evil.pth"
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr("evil/data.pkl", payload)
+        z.writestr("evil/version", "3\n")
+    legacy = tmp_path / "evil_legacy.pt"
+    legacy.write_bytes(payload)
+    for path in (zipped, legacy):
+        with pytest.raises(UnsafeCheckpointError, match=re.escape(str(path)) + ".*(posix|os).system"):
+            read_checkpoint(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors", "_legacy.pth"])
+def test_a_truncated_checkpoint_gives_one_error_naming_the_file(tmp_path, suffix):
+    source = os.path.join(FIXTURES, "resnet18_basic" + suffix)
+    data = open(source, "rb").read()
+    path = tmp_path / ("cut" + suffix)
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=re.escape(str(path))):
+        read_checkpoint(path)
+
+
+def test_not_a_checkpoint(tmp_path):
+    path = tmp_path / "notes.pth"
+    path.write_text("hello")
+    with pytest.raises(CheckpointError, match="notes.pth"):
+        read_checkpoint(path)
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        read_checkpoint(tmp_path / "missing.pth")
+
+
+def test_unmatched_tensors_on_either_side_are_listed_and_nothing_is_assigned():
+    state = read_checkpoint(os.path.join(FIXTURES, "resnet18_basic.pth"))
+    model = _fixture_model("resnet18_basic")
+    before = [w.copy() for w in model.get_layer("stem_conv").get_weights()]
+    broken = dict(state)
+    del broken["layer2.1.bn2.running_var"]
+    broken["layer5.0.conv1.weight"] = np.zeros((3, 3, 3, 3), np.float32)
+    with pytest.raises(ValueError) as info:
+        load_state_dict(model, broken)
+    message = str(info.value)
+    assert "stage2_block2_bn2 (needs layer2.1.bn2.running_var)" in message
+    assert "layer5.0.conv1.weight" in message
+    np.testing.assert_array_equal(model.get_layer("stem_conv").get_weights()[0], before[0])
+
+
+def test_a_different_head_needs_new_head_and_keeps_the_backbone():
+    path = os.path.join(FIXTURES, "resnet18_basic.pth")
+    model = _fixture_model("resnet18_basic", num_classes=3)
+    with pytest.raises(ValueError, match="new_head=True"):
+        load_state_dict(model, path)
+    head = [w.copy() for w in model.get_layer("head_predictions").get_weights()]
+    report = load_state_dict(model, path, new_head=True)
+    state = read_checkpoint(path)
+    np.testing.assert_array_equal(model.get_layer("stem_conv").get_weights()[0],
+                                  state["conv1.weight"].transpose(2, 3, 1, 0))
+    np.testing.assert_array_equal(model.get_layer("head_predictions").get_weights()[0], head[0])
+    assert {k for k, why in report.dropped if why == "new_head=True"} == {"fc.weight", "fc.bias"}
+    # include_top=False drops the classifier; the backbone's features are torch's.
+    backbone = _fixture_model("resnet18_basic", include_top=False, pooling="avg")
+    report = load_state_dict(backbone, path)
+    assert {k for k, why in report.dropped if why == "include_top=False"} == {"fc.weight", "fc.bias"}
+
+
+def test_old_densenet_keys_load_too():
+    # torchvision's 2017 DenseNet files name 'norm1' 'norm.1' (its own _load_state_dict rule).
+    state = read_checkpoint(os.path.join(FIXTURES, "densenet121.pth"))
+    old = {re.sub(r"(denselayer\d+\.(?:norm|conv))([12])\.", r"\1.\2.", k): v for k, v in state.items()}
+    assert any(".norm.1." in k for k in old)
+    model = _fixture_model("densenet121")
+    load_state_dict(model, old)
+    assert _max_relative_error(model, "densenet121") <= 1e-5
+
+
+# Assigning full-size weights is checked end to end on these; the rest only match names and shapes.
+ASSIGNED = ("torchvision:alexnet", "torchvision:resnet18", "torchvision:densenet121")
+
+
+@pytest.mark.parametrize("arch", sorted(FULL_SIZE_KEYS))
+def test_full_size_key_mapping_is_complete(arch):
+    # State dicts generated in NumPy with torchvision's (and timm's) full-size key names and
+    # shapes, recorded from the libraries: every tensor used once, every zoo weight filled once.
+    style, name = arch.split(":")
+    assign = arch in ASSIGNED
+    rng = np.random.default_rng(0)
+    state = {k: (rng.standard_normal(s, dtype=np.float32) if assign else np.zeros(s, np.float32))
+             for k, s in FULL_SIZE_KEYS[arch]}
+    model = zoo.build(name)
+    report = load_state_dict(model, state, assign=assign)
+    # timm's ResNet and DenseNet keys are torchvision's; its VGG classifier differs.
+    assert report.key_style == ("timm" if style == "timm" and name.startswith("vgg") else "torchvision")
+    assert len(report.loaded) == sum(1 for layer in model.layers if layer.weights)
+    assert {k for k, _ in report.dropped} == {k for k in state if k.endswith("num_batches_tracked")}
+    assert model.count_params() == sum(v.size for k, v in state.items() if not k.endswith("num_batches_tracked"))
+    if assign:  # the first conv and the classifier, end to end
+        first = model.get_layer("stage1_conv" if name == "alexnet" else "stem_conv")
+        key = FULL_SIZE_KEYS[arch][0][0]
+        np.testing.assert_array_equal(first.get_weights()[0], state[key].transpose(2, 3, 1, 0))
+        head = "classifier.6" if name == "alexnet" else "classifier" if "densenet" in name else "fc"
+        np.testing.assert_array_equal(model.get_layer("head_predictions").get_weights()[0],
+                                      state[f"{head}.weight"].T)
+
+
+def test_decode_predictions():
+    preds = np.zeros((2, 1000), np.float32)
+    preds[0, [1, 207, 5]] = [0.5, 0.3, 0.2]
+    preds[1, 999] = 1.0
+    top = zoo.decode_predictions(preds, top=3)
+    assert [(i, n) for i, n, _ in top[0]] == [(1, "goldfish"), (207, "golden retriever"), (5, "electric ray")]
+    assert top[1][0][:2] == (999, "toilet tissue")
+    assert len(zoo.weights.imagenet_classes()) == 1000
+    with pytest.raises(ValueError, match="top"):
+        zoo.decode_predictions(preds, top=0)
+    with pytest.raises(ValueError, match="class_names"):
+        zoo.decode_predictions(np.zeros((1, 10)))
+    assert zoo.decode_predictions(np.array([[0.1, 0.9]]), top=1, class_names=("cat", "dog")) == [[(1, "dog", 0.9)]]
+
+
+def test_checkpoint_file_for_a_model_without_torch_counterpart(tmp_path):
+    path = tmp_path / "lenet.safetensors"
+    shutil.copy(os.path.join(FIXTURES, "resnet18_basic.safetensors"), path)
+    with pytest.raises(ValueError, match="no torchvision counterpart"):
+        zoo.build("lenet5", weights=str(path))

@@ -1,0 +1,169 @@
+"""Make the committed fixtures of tests/test_weights.py (run with PyTorch, never in CI).
+
+Tiny networks with torchvision's (and timm's) exact module structure and key names,
+random weights and batch-norm statistics, saved with ``torch.save`` (zip and legacy
+formats) and as safetensors, with their logits on fixed inputs. How it was run here
+(a side venv of about 8 GB, outside the project; ``pip`` took about 80 s):
+
+    python3 -m venv /tmp/side
+    /tmp/side/bin/pip install torch==2.14.1 torchvision==0.29.1 safetensors timm
+    /tmp/side/bin/python tools/make_weight_fixtures.py tests/fixtures/weights
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+import safetensors.torch
+import timm
+import torch
+import torchvision
+from torch import nn
+from torchvision.models.resnet import BasicBlock, Bottleneck
+
+
+class TinyResNet(torchvision.models.ResNet):
+    """torchvision's ResNet (its _make_layer and forward) with `width` stem channels."""
+
+    def __init__(self, block, layers, width, num_classes):
+        nn.Module.__init__(self)
+        self._norm_layer, self.inplanes, self.dilation, self.groups, self.base_width = nn.BatchNorm2d, width, 1, 1, 64
+        self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(block, width, layers[0])
+        self.layer2 = self._make_layer(block, width * 2, layers[1], stride=2)
+        self.layer3 = self._make_layer(block, width * 4, layers[2], stride=2)
+        self.layer4 = self._make_layer(block, width * 8, layers[3], stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(width * 8 * block.expansion, num_classes)
+
+
+class TinyVGG(torchvision.models.VGG):
+    """torchvision's VGG (make_layers, forward) with scaled widths."""
+
+    def __init__(self, cfg, batch_norm, hidden, num_classes):
+        nn.Module.__init__(self)
+        self.features = torchvision.models.vgg.make_layers(cfg, batch_norm=batch_norm)
+        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+        last = [v for v in cfg if v != "M"][-1]
+        self.classifier = nn.Sequential(
+            nn.Linear(last * 49, hidden), nn.ReLU(True), nn.Dropout(),
+            nn.Linear(hidden, hidden), nn.ReLU(True), nn.Dropout(), nn.Linear(hidden, num_classes))
+
+
+class TinyAlexNet(torchvision.models.AlexNet):
+    """torchvision's AlexNet (forward, module indices) with scaled widths."""
+
+    def __init__(self, c, hidden, num_classes):
+        nn.Module.__init__(self)
+        self.features = nn.Sequential(
+            nn.Conv2d(3, c[0], 11, stride=4, padding=2), nn.ReLU(True), nn.MaxPool2d(3, 2),
+            nn.Conv2d(c[0], c[1], 5, padding=2), nn.ReLU(True), nn.MaxPool2d(3, 2),
+            nn.Conv2d(c[1], c[2], 3, padding=1), nn.ReLU(True),
+            nn.Conv2d(c[2], c[3], 3, padding=1), nn.ReLU(True),
+            nn.Conv2d(c[3], c[4], 3, padding=1), nn.ReLU(True), nn.MaxPool2d(3, 2))
+        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+        self.classifier = nn.Sequential(
+            nn.Dropout(), nn.Linear(c[4] * 36, hidden), nn.ReLU(True),
+            nn.Dropout(), nn.Linear(hidden, hidden), nn.ReLU(True), nn.Linear(hidden, num_classes))
+
+
+def randomise_batch_norm(model):
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            n = m.num_features
+            m.weight.data = 0.5 + torch.rand(n, generator=g)
+            m.bias.data = 0.2 * torch.randn(n, generator=g)
+            m.running_mean.data = 0.2 * torch.randn(n, generator=g)
+            m.running_var.data = 0.5 + torch.rand(n, generator=g)
+            m.num_batches_tracked.fill_(7)
+    return model.eval()
+
+
+# (timm's ResNet and DenseNet keys are torchvision's: full_size_keys.json shows it; timm's ResNet
+# also fixes its plain stem at 64 channels, so no tiny timm ResNet matches a zoo width.)
+# name -> (zoo model and its builder arguments, key style, torch module, input size)
+VGG_A = [2, "M", 4, "M", 8, 8, "M", 16, 16, "M", 16, 16, "M"]  # cfg "A" at width 1/32
+FIXTURES = {
+    "resnet18_basic": ("resnet18", {"width": 0.125}, "torchvision",
+                       lambda: TinyResNet(BasicBlock, [2, 2, 2, 2], 8, 10), 64),
+    "resnet50_bottleneck": ("resnet50", {"width": 0.0625}, "torchvision",
+                            lambda: TinyResNet(Bottleneck, [3, 4, 6, 3], 4, 10), 64),
+    "vgg11_bn": ("vgg11_bn", {"width": 0.03125}, "torchvision", lambda: TinyVGG(VGG_A, True, 128, 10), 64),
+    "densenet121": ("densenet121", {"width": 0.125}, "torchvision",
+                    lambda: torchvision.models.DenseNet(4, (6, 12, 24, 16), 8, num_classes=10), 64),
+    "alexnet": ("alexnet", {"width": 0.03125}, "torchvision", lambda: TinyAlexNet([2, 6, 12, 8, 8], 128, 10), 127),
+}
+
+
+def main(out):
+    os.makedirs(out, exist_ok=True)
+    index = {}
+    for name, (model_name, kwargs, keys, make, size) in FIXTURES.items():
+        torch.manual_seed(0)
+        model = randomise_batch_norm(make())
+        x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(2))
+        with torch.no_grad():
+            logits = model(x).numpy()
+        sd = model.state_dict()
+        torch.save(sd, os.path.join(out, f"{name}.pth"))
+        safetensors.torch.save_file({k: v.contiguous() for k, v in sd.items()}, os.path.join(out, f"{name}.safetensors"))
+        np.savez_compressed(os.path.join(out, f"{name}_io.npz"), inputs=x.permute(0, 2, 3, 1).numpy(), logits=logits)
+        index[name] = {"model": model_name, "kwargs": kwargs, "keys": keys, "input_size": size,
+                       "num_classes": 10, "tensors": len(sd)}
+    # timm's VGG: the torchvision fixture's weights through timm's own key filter, at 224 px
+    # (7x7 features, where timm's conv 'pre_logits' equals torchvision's Linear classifier).
+    torch.manual_seed(0)
+    vgg = randomise_batch_norm(TinyVGG(VGG_A, False, 128, 10))
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        logits = vgg(x).numpy()
+    # timm.models.vgg._filter_fn's renames and reshapes (it hard-codes the full-size 512 channels).
+    names = {"classifier.0": "pre_logits.fc1", "classifier.3": "pre_logits.fc2", "classifier.6": "head.fc"}
+    sd = {}
+    for k, v in vgg.state_dict().items():
+        module, _, leaf = k.rpartition(".")
+        if k == "classifier.0.weight":
+            v = v.reshape(-1, 16, 7, 7)
+        elif k == "classifier.3.weight":
+            v = v.reshape(v.shape[0], -1, 1, 1)
+        sd[f"{names.get(module, module)}.{leaf}"] = v
+    sd = {k: v.contiguous() for k, v in sd.items()}
+    torch.save(sd, os.path.join(out, "timm_vgg11.pth"))
+    safetensors.torch.save_file(sd, os.path.join(out, "timm_vgg11.safetensors"))
+    np.savez_compressed(os.path.join(out, "timm_vgg11_io.npz"), inputs=x.permute(0, 2, 3, 1).numpy(), logits=logits)
+    index["timm_vgg11"] = {"model": "vgg11", "kwargs": {"width": 0.03125}, "keys": "timm", "input_size": 224,
+                           "num_classes": 10, "tensors": len(sd)}
+    # torch's legacy (pre-1.6, non-zip) format, and tensors that are views with strides and offsets.
+    sd = torch.load(os.path.join(out, "resnet18_basic.pth"))
+    torch.save(sd, os.path.join(out, "resnet18_basic_legacy.pth"), _use_new_zipfile_serialization=False)
+    base = torch.arange(24, dtype=torch.float32)
+    views = {"transposed": base[:12].reshape(3, 4).t(), "offset": base[5:9], "half": base[:6].half(),
+             "bf16": base[:6].bfloat16(), "int64": torch.arange(3), "strided": base[::3]}
+    torch.save(views, os.path.join(out, "views.pth"))
+    np.savez(os.path.join(out, "views.npz"), **{k: v.float().numpy() if v.is_floating_point() else v.numpy()
+                                                 for k, v in views.items()})
+    # Full-size key names and shapes (no weights) of every torchvision architecture the zoo has, and timm's.
+    shapes = {}
+    for arch in ["alexnet"] + [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")] + \
+            [f"resnet{d}" for d in (18, 34, 50, 101, 152)] + [f"densenet{d}" for d in (121, 169, 201)]:
+        sd = getattr(torchvision.models, arch)(weights=None).state_dict()
+        shapes[f"torchvision:{arch}"] = [[k, list(v.shape)] for k, v in sd.items()]
+    for arch in ("resnet18", "resnet50", "densenet121", "vgg16_bn"):
+        sd = timm.create_model(arch, pretrained=False).state_dict()
+        shapes[f"timm:{arch}"] = [[k, list(v.shape)] for k, v in sd.items()]
+    with open(os.path.join(out, "full_size_keys.json"), "w") as f:
+        json.dump(shapes, f, separators=(",", ":"))
+    with open(os.path.join(out, "index.json"), "w") as f:
+        json.dump({"made_with": {"torch": torch.__version__, "torchvision": torchvision.__version__,
+                                 "timm": timm.__version__}, "fixtures": index}, f, indent=1)
+    with open(os.path.join(out, "imagenet_classes.txt"), "w") as f:
+        f.write("\n".join(torchvision.models._meta._IMAGENET_CATEGORIES) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/weights")
