@@ -80,16 +80,7 @@ class ConversionReport:
 
 
 def infer_family(model):
-    """The torch family of a zoo model (``resnet``, ``densenet``, ``vgg`` or ``alexnet``): its registry
-    card's, or for a model renamed by its ``name`` argument, the family its layer names follow."""
-    from zoo.registry import _REGISTRY  # a model keeping its registry name says its family
-
-    card = _REGISTRY.get(model.name)
-    if card is not None:
-        if card.family in FAMILIES:
-            return card.family
-        raise ValueError(f"Model {model.name!r} ({card.family}) has no torchvision counterpart: torch "
-                         f"checkpoints load into the zoo's {', '.join(FAMILIES)} families only.")
+    """The torch family a zoo model's layer names follow (``resnet``, ``densenet``, ``vgg`` or ``alexnet``)."""
     names = {layer.name for layer in model.layers}
     if any(n.endswith("_transition_conv") for n in names):
         return "densenet"
@@ -97,7 +88,7 @@ def infer_family(model):
         return "resnet"
     if any(re.fullmatch(r"stage\d+_block\d+_conv", n) for n in names):
         return "vgg"
-    if any(re.fullmatch(r"stage\d+_conv", n) for n in names):
+    if {f"stage{i}_conv" for i in range(1, 6)} <= names:  # AlexNet's five conv stages (LeNet has two)
         return "alexnet"
     raise ValueError(f"Model {model.name!r} has no torchvision counterpart: torch checkpoints load into the "
                      f"zoo's {', '.join(FAMILIES)} families only.")
