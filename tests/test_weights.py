@@ -207,3 +207,73 @@ def test_checkpoint_file_for_a_model_without_torch_counterpart(tmp_path):
     shutil.copy(os.path.join(FIXTURES, "resnet18_basic.safetensors"), path)
     with pytest.raises(ValueError, match="no torchvision counterpart"):
         zoo.build("lenet5", weights=str(path))
+
+
+# --- the weights table, the cache and the builders' weights="torchvision" --------------------------
+
+def _no_network(monkeypatch):
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise OSError("network blocked by the test")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+def test_the_table_names_every_torchvision_architecture_and_its_defaults():
+    table = zoo.weights.weights_table()
+    archs = {name.split(":")[1] for name in FULL_SIZE_KEYS if name.startswith("torchvision:")}
+    assert {r["model"] for r in table if r["source"] == "torchvision"} == archs
+    for arch in archs:  # one default per source and model, and the file name carries the hash prefix
+        assert sum(r["default"] for r in table if r["model"] == arch and r["source"] == "torchvision") == 1
+    for r in table:
+        if r["source"] == "torchvision":  # torchvision's published count is the recorded state dict's
+            shapes = FULL_SIZE_KEYS[f"torchvision:{r['model']}"]
+            assert r["num_params"] == sum(int(np.prod(s)) for k, s in shapes if not k.endswith(("num_batches_tracked", "running_mean", "running_var")))
+            assert r["sha256_prefix"] in r["file_name"] and r["url"].endswith(r["file_name"])
+    assert zoo.weights.resolve("resnet18", "torchvision")["tag"] == "IMAGENET1K_V1"
+    assert zoo.weights.resolve("resnet50", "torchvision")["tag"] == "IMAGENET1K_V2"  # torchvision's DEFAULT
+    assert zoo.weights.resolve("resnet50", "timm:a1_in1k")["top1"] == 80.382
+    assert zoo.weights.resolve("resnet50", "resnet50.a1_in1k") == zoo.weights.resolve("resnet50", "a1_in1k")
+    with pytest.raises(ValueError, match="Available.*torchvision:IMAGENET1K_V1"):
+        zoo.weights.resolve("resnet18", "IMAGENET1K_V9")
+
+
+def test_offline_weights_fail_naming_file_url_and_folder(monkeypatch):
+    _no_network(monkeypatch)
+    with pytest.raises(zoo.weights.WeightsDownloadError) as info:
+        zoo.build("resnet18", weights="torchvision")
+    message = str(info.value)
+    assert "resnet18-f37072fd.pth" in message and "https://download.pytorch.org/models/resnet18-f37072fd.pth" in message
+    assert zoo.weights.cache_dir() in message
+
+
+def test_pretrained_weights_need_their_head_or_a_new_one():
+    with pytest.raises(ValueError, match="num_classes=1000.*new_head=True"):
+        zoo.build("resnet18", weights="torchvision", num_classes=10)
+    with pytest.raises(ValueError, match="No pretrained weights"):
+        zoo.build("resnet18", weights="nope")
+
+
+def test_a_cached_file_is_used_without_network_and_its_hash_checked(monkeypatch, tmp_path):
+    # A table entry for the tiny fixture: its file sits in the cache folder under its published name.
+    import hashlib
+
+    source = os.path.join(FIXTURES, "resnet18_basic.safetensors")
+    digest = hashlib.sha256(open(source, "rb").read()).hexdigest()
+    name = f"resnet18_basic-{digest[:8]}.safetensors"
+    shutil.copy(source, tmp_path / name)
+    entry = {**zoo.weights.resolve("resnet18", "torchvision"), "file_name": name, "sha256_prefix": digest[:8],
+             "url": f"https://example.invalid/{name}"}
+    monkeypatch.setattr(zoo.weights.hub, "weights_table", lambda: (entry,))
+    _no_network(monkeypatch)
+    model = _fixture_model("resnet18_basic")
+    loaded, report = zoo.weights.load_pretrained(model, "torchvision", model_name="resnet18", directory=str(tmp_path))
+    assert loaded["file_name"] == name and len(report.loaded) == 41
+    assert _max_relative_error(model, "resnet18_basic") <= 1e-5
+    data = bytearray((tmp_path / name).read_bytes())
+    data[-1] ^= 1
+    (tmp_path / name).write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=re.escape(name) + ".*SHA-256"):
+        zoo.weights.load_pretrained(model, "torchvision", model_name="resnet18", directory=str(tmp_path))

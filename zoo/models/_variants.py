@@ -46,6 +46,25 @@ def keras_params(num_classes, *extra, before=()):
             ("pooling", None), ("classifier_activation", "softmax"), *extra, ("weights", None))
 
 
+def _pretrained_entry(name, card, args):
+    """The weights-table entry that ``args["weights"]`` names (``"torchvision"``, a tag...), or ``None``
+    for a file or no weights; ``args["weights"]`` becomes ``None`` then, for the shared checks."""
+    from zoo import weights as pretrained
+
+    spec = args["weights"]
+    if not pretrained.is_weights_spec(spec) or card["family"] not in pretrained.FAMILIES:
+        return None
+    entry = pretrained.resolve(name, spec)
+    if args["include_top"] and args["num_classes"] != 1000:
+        raise ValueError(
+            f"weights={spec!r} with include_top=True needs num_classes=1000 (the checkpoint's head). Received: "
+            f"num_classes={args['num_classes']!r}. For another task build with include_top=False, or call "
+            f"zoo.weights.load_pretrained(model, {spec!r}, new_head=True) to keep the backbone and a new head."
+        )
+    args["weights"] = None
+    return entry
+
+
 def register_variant(name, build, *, card, params, doc, fixed=None, checks=None):
     """Register model ``name`` with a builder that runs the shared prologue, then ``build``.
 
@@ -75,8 +94,16 @@ def register_variant(name, build, *, card, params, doc, fixed=None, checks=None)
             if key not in defaults:
                 raise TypeError(f"{name}() got an unexpected keyword argument {key!r}")
         args = {**defaults, **kwargs}
+        entry = _pretrained_entry(name, card, args)
         args["input_shape"], args["num_classes"] = check_common(**{k: args[k] for k in COMMON_ARGS}, **checks)
-        return build(**fixed, **args)
+        if entry is None:
+            return build(**fixed, **args)
+        from zoo import weights as pretrained
+
+        path = pretrained.fetch(entry)  # before building: offline, this fails within a second
+        model = build(**fixed, **{**args, "weights": None})
+        pretrained.load_state_dict(model, path, source=path)
+        return model
 
     builder.__name__ = builder.__qualname__ = name
     builder.__module__ = build.__module__

@@ -14,7 +14,6 @@ Reference: the Keras Applications (https://keras.io/api/applications/).
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -24,10 +23,7 @@ import keras
 from zoo import blocks
 from zoo.models._variants import keras_params, register_variant
 from zoo.utils import check_input_shape, snake_case
-
-
-class WeightsDownloadError(OSError):
-    """Pretrained weights are neither in the Keras cache nor downloadable."""
+from zoo.weights.hub import WeightsDownloadError, keras_cache_dir  # noqa: F401 (re-exported)
 
 
 # Stage rules per backbone family: (regex matched at the start of a Keras layer
@@ -90,19 +86,6 @@ APPLICATIONS = {
 }
 DEFAULT_INPUT_SHAPE = (224, 224, 3)
 MIN_INPUT_SIZE = 32  # keras.applications refuse smaller inputs
-
-
-def keras_cache_dir():
-    """Where ``keras.utils.get_file`` caches application weights: ``$KERAS_HOME/models``,
-    ``~/.keras/models`` by default (Keras reads ``KERAS_HOME`` once, at import)."""
-    try:
-        from keras.src.backend.config import keras_home
-    except ImportError:  # private in Keras 3; mirror its rule if it moves
-        base = os.path.expanduser("~")
-        home = os.environ.get("KERAS_HOME") or os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
-    else:
-        home = keras_home()
-    return os.path.join(os.path.expanduser(home), "models")
 
 
 def _stage_names(layers_, rules):

@@ -5,6 +5,9 @@
 * :func:`load_state_dict`: copy a torchvision or timm state dict into the zoo ResNet,
   VGG, DenseNet or AlexNet of the same architecture, by name, every tensor exactly once.
   Builders do this for you: ``zoo.build("resnet18", weights="resnet18-f37072fd.pth")``.
+* :func:`load_pretrained` and the builders' ``weights="torchvision"`` (or ``"timm"``, a tag such
+  as ``"IMAGENET1K_V2"``/``"a1_in1k"``): an entry of :func:`weights_table`, fetched into the
+  Keras cache once (offline: one clear error within a second), hash-checked and converted.
 * :func:`imagenet_classes` and :func:`decode_predictions`: the 1,000 ImageNet-1k class
   names (torchvision's list) and the top classes of a batch of predictions.
 """
@@ -17,6 +20,7 @@ import os
 import numpy as np
 
 from zoo.weights.convert import FAMILIES, ConversionReport, infer_family, load_state_dict
+from zoo.weights.hub import WeightsDownloadError, cache_dir, fetch, is_weights_spec, resolve, verify, weights_table
 from zoo.weights.readers import CheckpointError, UnsafeCheckpointError, read_checkpoint
 
 __all__ = [
@@ -25,6 +29,14 @@ __all__ = [
     "ConversionReport",
     "FAMILIES",
     "UnsafeCheckpointError",
+    "WeightsDownloadError",
+    "cache_dir",
+    "fetch",
+    "is_weights_spec",
+    "load_pretrained",
+    "resolve",
+    "verify",
+    "weights_table",
     "decode_predictions",
     "imagenet_classes",
     "infer_family",
@@ -75,3 +87,21 @@ def decode_predictions(preds, top=5, class_names=None):
         raise ValueError(f"`class_names` has {len(class_names)} names for {preds.shape[1]} classes.")
     order = np.argsort(-preds, axis=1, kind="stable")[:, :top]
     return [[(int(i), class_names[i], float(row[i])) for i in idx] for row, idx in zip(preds, order)]
+
+
+def load_pretrained(model, spec, *, model_name=None, new_head=False, directory=None):
+    """Load the table's pretrained weights ``spec`` into ``model`` (a zoo model of that architecture).
+
+    Args:
+        model: e.g. ``zoo.build("resnet18", num_classes=5)``.
+        spec: ``"torchvision"``, ``"timm"``, a tag or ``"source:tag"`` (see :func:`resolve`).
+        model_name: the registry name; ``model.name`` by default.
+        new_head: keep the model's new prediction layer (a different number of classes).
+        directory: the cache folder; the Keras cache by default.
+
+    Returns:
+        ``(entry, report)``: the table entry and the :class:`ConversionReport`.
+    """
+    entry = resolve(model_name or model.name, spec)
+    path = fetch(entry, directory=directory)
+    return entry, load_state_dict(model, path, new_head=new_head, source=path)

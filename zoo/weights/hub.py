@@ -1,0 +1,144 @@
+"""The pretrained-weights table (``table.json``) and fetching its files into the Keras cache.
+
+``table.json`` is data, written by ``tools/make_weights_table.py`` from torchvision's
+``Weights`` enums and timm's pretrained configs: per checkpoint its model, source, tag,
+URL, file name (torchvision's carries the first hex digits of the file's SHA-256),
+licence, published ImageNet top-1/top-5, preprocessing and categories.
+
+A weights *spec* names an entry: ``"torchvision"`` or ``"timm"`` (that source's default
+for the model), a tag (``"IMAGENET1K_V2"``, ``"tv_in1k"``), or ``"source:tag"``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+import socket
+import urllib.parse
+from types import MappingProxyType
+
+__all__ = ["WeightsDownloadError", "keras_cache_dir", "weights_table", "resolve", "fetch", "verify", "is_weights_spec", "cache_dir"]
+
+SOURCES = ("torchvision", "timm")
+CONNECT_TIMEOUT_S = 1.0  # an offline machine fails this fast instead of hanging in a download
+
+
+class WeightsDownloadError(OSError):
+    """A weights file is neither in the cache nor downloadable."""
+
+
+@functools.lru_cache(maxsize=1)
+def weights_table() -> tuple:
+    """Every pretrained-weights entry, as read-only mappings, in the table's order."""
+    with open(os.path.join(os.path.dirname(__file__), "table.json"), encoding="utf-8") as f:
+        rows = json.load(f)["weights"]
+    return tuple(MappingProxyType(r) for r in rows)
+
+
+def cache_dir():
+    """Where ``keras.utils.get_file`` caches application weights: ``$KERAS_HOME/models``,
+    ``~/.keras/models`` by default (Keras reads ``KERAS_HOME`` once, at import)."""
+    try:
+        from keras.src.backend.config import keras_home
+    except ImportError:  # private in Keras 3; mirror its rule if it moves
+        base = os.path.expanduser("~")
+        home = os.environ.get("KERAS_HOME") or os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
+    else:
+        home = keras_home()
+    return os.path.join(os.path.expanduser(home), "models")
+
+
+keras_cache_dir = cache_dir
+
+
+def is_weights_spec(weights) -> bool:
+    """Whether ``weights`` names a table entry rather than a file (no path separator, no suffix)."""
+    if not isinstance(weights, str) or weights == "imagenet" or os.sep in weights or "/" in weights:
+        return False
+    return not os.path.splitext(weights)[1] or weights.startswith(SOURCES)
+
+
+def resolve(model_name, spec):
+    """The table entry that ``spec`` names for ``model_name``.
+
+    Raises:
+        ValueError: no such entry, listing the model's available specs.
+    """
+    rows = [r for r in weights_table() if r["model"] == model_name]
+    source, _, tag = spec.partition(":") if ":" in spec else (None, None, spec)
+    if tag in SOURCES and source is None:
+        source, tag = tag, None
+    if tag and tag.startswith(f"{model_name}."):
+        tag = tag[len(model_name) + 1:]
+    hits = [r for r in rows if (source is None or r["source"] == source)
+            and (r["tag"] == tag if tag else r["default"])]
+    if len(hits) != 1:
+        available = [f"{r['source']}:{r['tag']}" for r in rows]
+        raise ValueError(
+            f"No pretrained weights {spec!r} for {model_name!r}. "
+            + (f"Available: 'torchvision', 'timm', or one of {available}." if rows else
+               "Pretrained weights exist for the zoo's alexnet, vgg*, resnet18-152 and densenet121-201.")
+            + f" Received: weights={spec!r}"
+        )
+    return hits[0]
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(path, entry=None):
+    """Check a weights file's SHA-256 against the table (its file name's prefix, or the entry's).
+
+    Returns:
+        The file's full SHA-256.
+
+    Raises:
+        ValueError: the digest differs (the file is damaged or not the published one).
+    """
+    digest = _sha256(path)
+    expected = entry and (entry["sha256"] or entry["sha256_prefix"])
+    if expected is None:
+        match = re.search(r"-([a-f0-9]{6,})\.", os.path.basename(path))
+        expected = match.group(1) if match else None
+    if expected and not digest.startswith(expected):
+        raise ValueError(f"Weights file {path!r} has SHA-256 {digest[:16]}..., expected {expected}...: it is "
+                         f"damaged or not the published file. Delete it and fetch it again.")
+    return digest
+
+
+def fetch(entry, *, directory=None):
+    """The local path of ``entry``'s file: from the cache if there (no network), else downloaded.
+
+    Raises:
+        WeightsDownloadError: not cached and not downloadable (offline), naming the file,
+            its URL and the folder to put it in.
+    """
+    directory = directory or cache_dir()
+    path = os.path.join(directory, entry["file_name"])
+    if os.path.exists(path):
+        verify(path, entry)
+        return path
+    host = urllib.parse.urlparse(entry["url"]).hostname
+    try:
+        socket.create_connection((host, 443), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        raise WeightsDownloadError(
+            f"Cannot download {entry['file_name']!r} ({entry['source']} {entry['tag']} weights of "
+            f"{entry['model']!r}) from {entry['url']}: {e}. Without network access, fetch the file elsewhere "
+            f"and put it in {directory!r} (the Keras cache, $KERAS_HOME/models), or pass its path as weights=."
+        ) from None
+    import keras
+
+    os.makedirs(directory, exist_ok=True)
+    downloaded = keras.utils.get_file(entry["file_name"], origin=entry["url"], cache_dir=os.path.dirname(directory),
+                                      cache_subdir=os.path.basename(directory))
+    verify(downloaded, entry)
+    return downloaded
