@@ -435,6 +435,23 @@ def test_keras_wrapper_builds_with_stage_names_and_zoo_head():
         None, 2, 2, 2048)
 
 
+@pytest.mark.parametrize("name,application", [("keras_mobilenetv2", "MobileNetV2"), ("keras_vgg16", "VGG16")])
+def test_keras_wrapper_with_1000_classes_keeps_the_imagenet_classifier(name, application):
+    # weights=None, include_top=True, num_classes=1000: the very layout of Keras' ImageNet model,
+    # so its weights load one to one and give the same outputs; the classifier is the `head` stage.
+    model = zoo.build(name, input_shape=(32, 32, 3))
+    reference = getattr(keras.applications, application)(weights=None, input_shape=(32, 32, 3))
+    assert [w.shape for w in model.weights] == [w.shape for w in reference.weights]
+    model.set_weights(reference.get_weights())
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(model(x)), np.asarray(reference(x)), atol=1e-6)
+    assert model.layers[-1].name == "head_predictions" and model.output_shape == (None, 1000)
+    new = zoo.replace_head(model, 5)  # the Keras classifier is replaced as a zoo head is
+    assert new.output_shape == (None, 5) and not any(la.name.startswith("head_fc") for la in new.layers)
+    with pytest.raises(ValueError, match=r"input_shape=\(224, 224, 3\)"):
+        zoo.build(name, input_shape=(32, 32, 3), weights="imagenet")  # refused before any download
+
+
 def test_keras_wrapper_names_are_deterministic():
     # EfficientNet has auto-named layers (rescaling, normalization) whose Keras
     # names depend on what the session built before.

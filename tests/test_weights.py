@@ -277,3 +277,73 @@ def test_a_cached_file_is_used_without_network_and_its_hash_checked(monkeypatch,
     (tmp_path / name).write_bytes(bytes(data))
     with pytest.raises(ValueError, match=re.escape(name) + ".*SHA-256"):
         zoo.weights.load_pretrained(model, "torchvision", model_name="resnet18", directory=str(tmp_path))
+    # The conversion is kept beside the checkpoint and used by the next load, whole or without the head.
+    (tmp_path / name).write_bytes(open(source, "rb").read())
+    kept = tmp_path / name.replace(".safetensors", ".zoo.weights.h5")
+    assert str(kept) == zoo.weights.converted_path(str(tmp_path / name)) and kept.exists()
+    _, report = zoo.weights.load_pretrained(model, "torchvision", model_name="resnet18", directory=str(tmp_path))
+    assert report.key_style == "torchvision"  # the checkpoint is newer than the kept file: converted again
+    fresh = _fixture_model("resnet18_basic")
+    _, report = zoo.weights.load_pretrained(fresh, "torchvision", model_name="resnet18", directory=str(tmp_path))
+    assert report.key_style == "converted" and report.source == str(kept)
+    assert _max_relative_error(fresh, "resnet18_basic") <= 1e-5
+    body = _fixture_model("resnet18_basic", include_top=False, pooling="avg")
+    _, report = zoo.weights.load_pretrained(body, "torchvision", model_name="resnet18", directory=str(tmp_path))
+    assert report.key_style == "converted"
+    np.testing.assert_array_equal(body.get_layer("stem_conv").kernel, fresh.get_layer("stem_conv").kernel)
+    kept.write_bytes(kept.read_bytes()[:1000])  # a damaged kept file: ignored, converted again, rewritten
+    with pytest.warns(UserWarning, match="Ignoring the converted weights"):
+        _, report = zoo.weights.load_pretrained(_fixture_model("resnet18_basic"), "torchvision",
+                                                model_name="resnet18", directory=str(tmp_path))
+    assert report.key_style == "torchvision" and kept.stat().st_size > 1000
+
+
+def test_the_table_urls_name_their_files():
+    for r in zoo.weights.weights_table():
+        if r["source"] == "timm":
+            assert r["url"] == f"https://huggingface.co/timm/{r['model']}.{r['tag']}/resolve/main/model.safetensors"
+        else:
+            assert r["url"] == f"https://download.pytorch.org/models/{r['file_name']}"
+        p = r["preprocessing"]
+        assert p["crop"] <= p["resize"] and len(p["mean"]) == len(p["std"]) == 3
+
+
+def _write_png(path, image):
+    import tensorflow as tf
+
+    tf.io.write_file(str(path), tf.io.encode_png(np.asarray(image, dtype=np.uint8)))
+
+
+def test_read_images_resizes_the_shorter_side_and_crops_the_centre(tmp_path):
+    wide = np.zeros((32, 64, 3), np.uint8)
+    wide[:, :32, 0] = 255  # left half red, right half blue
+    wide[:, 32:, 2] = 255
+    tall = np.transpose(wide, (1, 0, 2))  # top half red, bottom half blue
+    _write_png(tmp_path / "wide.png", wide)
+    _write_png(tmp_path / "tall.png", tall)
+    out = zoo.weights.read_images([tmp_path / "wide.png", tmp_path / "tall.png"], resize=32, crop=16)
+    assert out.shape == (2, 16, 16, 3) and out.dtype == np.float32
+    # 64x32 stays 64x32 (shorter side already 32); the centre 16 columns are 24..40: 8 red, then 8 blue.
+    np.testing.assert_allclose(out[0, :, :8], np.broadcast_to([1.0, 0.0, 0.0], (16, 8, 3)), atol=1e-6)
+    np.testing.assert_allclose(out[0, :, 8:], np.broadcast_to([0.0, 0.0, 1.0], (16, 8, 3)), atol=1e-6)
+    np.testing.assert_allclose(out[1], np.transpose(out[0], (1, 0, 2)), atol=1e-6)
+    half = zoo.weights.read_images(tmp_path / "wide.png", resize=16, crop=16)  # 32x64 -> 16x32, crop 8..24
+    np.testing.assert_allclose(half[0, :, :4], np.broadcast_to([1.0, 0.0, 0.0], (16, 4, 3)), atol=1e-6)
+    assert zoo.weights.read_images(tmp_path / "wide.png", resize=None, crop=8).shape == (1, 8, 8, 3)
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="bad.jpg"):
+        zoo.weights.read_images([tmp_path / "bad.jpg"])
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        zoo.weights.read_images([tmp_path / "wide.png", tmp_path / "missing.png"])
+    with pytest.raises(ValueError, match="crop"):
+        zoo.weights.read_images(tmp_path / "wide.png", resize=16, crop=0)
+
+
+def test_normalization_is_the_entrys_mean_and_std():
+    entry = zoo.weights.resolve("resnet18", "torchvision")
+    layer = zoo.weights.normalization(entry)
+    x = np.full((1, 2, 2, 3), 0.5, np.float32)
+    expected = (0.5 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    np.testing.assert_allclose(np.asarray(layer(x))[0, 0, 0], expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="entry"):
+        zoo.weights.normalization({"model": "resnet18"})

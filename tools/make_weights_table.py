@@ -51,7 +51,7 @@ def main(results_csv, out):
             r = results[(f"{arch}.{tag}", crop)]
             rows.append({
                 "model": arch, "source": "timm", "tag": tag, "default": i == 0,
-                "url": f"https://huggingface.co/{cfg['hf_hub_id']}{arch}.{tag}/resolve/main/model.safetensors",
+                "url": f"https://huggingface.co/{cfg['hf_hub_id']}/resolve/main/model.safetensors",
                 "file_name": f"{arch}.{tag}.safetensors", "sha256_prefix": None, "sha256": None,
                 "license": cfg["license"], "top1": float(r["top1"]), "top5": float(r["top5"]),
                 "num_params": None, "file_size_mb": None, "gflops": None,

@@ -102,7 +102,7 @@ def register_variant(name, build, *, card, params, doc, fixed=None, checks=None)
 
         path = pretrained.fetch(entry)  # before building: offline, this fails within a second
         model = build(**fixed, **{**args, "weights": None})
-        pretrained.load_state_dict(model, path, source=path)
+        pretrained.load_converted(model, path)
         return model
 
     builder.__name__ = builder.__qualname__ = name

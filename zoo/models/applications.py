@@ -6,8 +6,12 @@ Each wrapper builds the application without its top, clones it onto a
 ``stage2_conv3_block1_1_conv``) and adds the zoo's ``head_*`` classifier
 (global average pool + dense), so that freezing and head replacement work
 by name as on the zoo's own families. ``weights="imagenet"`` loads the
-backbone's pretrained weights (downloaded by Keras on first use); the head
-is always freshly initialised.
+backbone's pretrained weights (downloaded by Keras on first use).
+
+With ``include_top=True`` and ``num_classes=1000`` the wrapper keeps Keras' own
+ImageNet classifier instead (its layers named ``head_*``: e.g. VGG's ``head_fc1``,
+``head_fc2``, ``head_predictions``), so ``weights="imagenet"`` classifies photos
+out of the box and ``weights=None`` has the very layout of the ImageNet model.
 
 Reference: the Keras Applications (https://keras.io/api/applications/).
 """
@@ -29,7 +33,8 @@ from zoo.weights.hub import WeightsDownloadError, keras_cache_dir  # noqa: F401 
 # Stage rules per backbone family: (regex matched at the start of a Keras layer
 # name, stage). A stage is a name, or a function of the regex's first group.
 # Unmatched layers (Keras' auto-named padding/rescaling layers) join the stage
-# of the layer before them.
+# of the layer before them. Keras' ImageNet classifier layers form the head.
+HEAD_RULE = (r"(flatten|fc1|fc2|avg_pool|top_dropout|predictions|global_average_pooling2d)$", "head")
 _MOBILENETV2_BLOCK_STAGE = (1, 2, 2, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 6, 6, 6, 7)  # (t, c, n, s) table rows
 STAGE_RULES = {
     "vgg": ((r"block(\d+)_", lambda i: f"stage{i}"),),
@@ -93,7 +98,7 @@ def _stage_names(layers_, rules):
     on how many layers the session created before) become ``{stage}_{kind}[_k]``."""
     stage, seen, names = "stem", {}, {}
     for layer in layers_:
-        for pattern, rule in rules:
+        for pattern, rule in (HEAD_RULE, *rules):
             match = re.match(pattern, layer.name)
             if match:
                 stage = rule if isinstance(rule, str) else rule(int(match.group(1)))
@@ -147,15 +152,23 @@ def _application(*, model_name, input_shape, num_classes, include_top, pooling, 
     imagenet = weights == "imagenet"
     if imagenet:  # the pretrained backbones take RGB
         check_input_shape(input_shape, default=input_shape, channels=3)
+    keras_top = include_top and num_classes == 1000  # Keras' own ImageNet classifier
+    if keras_top and imagenet and tuple(input_shape) != DEFAULT_INPUT_SHAPE:
+        raise ValueError(f"{model_name} with weights='imagenet' and its ImageNet classifier (include_top=True, "
+                         f"num_classes=1000) takes input_shape={DEFAULT_INPUT_SHAPE}. Received: "
+                         f"input_shape={tuple(input_shape)}. Use include_top=False for other sizes.")
+    top = {"classifier_activation": classifier_activation} if keras_top else {}
     try:
-        backbone = spec.constructor(include_top=False, weights="imagenet" if imagenet else None,
-                                    input_shape=input_shape)
+        backbone = spec.constructor(include_top=keras_top, weights="imagenet" if imagenet else None,
+                                    input_shape=input_shape, **top)
     except Exception as e:
         if "URL fetch failure" in str(e):
             raise _download_error(model_name, e) from None
         raise
     inputs = keras.Input(shape=input_shape, name="input")
     staged = _staged(backbone, inputs, STAGE_RULES[spec.rules], copy_weights=imagenet)
+    if keras_top:
+        return blocks.finish(inputs, staged.output, name=name, weights=None if imagenet else weights)
     x = blocks.classifier_head(staged.output, num_classes=num_classes, include_top=include_top,
                                pooling=pooling, classifier_activation=classifier_activation)
     return blocks.finish(inputs, x, name=name, weights=None if imagenet else weights)
@@ -164,9 +177,11 @@ def _application(*, model_name, input_shape, num_classes, include_top, pooling, 
 _DOC = """``keras.applications.{app}`` backbone with a zoo head and stage-prefixed layer names.
 
     Args:
-        weights: ``None`` (random), ``"imagenet"`` (the backbone's pretrained weights,
-            downloaded by Keras on first use; the head stays random) or a local file
-            saved from this model.
+        weights: ``None`` (random), ``"imagenet"`` (Keras' pretrained weights, downloaded
+            on first use) or a local file saved from this model. With ``include_top=True``
+            and ``num_classes=1000`` the model keeps Keras' ImageNet classifier (pretrained
+            with ``"imagenet"``, which then needs 224x224 inputs); otherwise the head is
+            the zoo's, freshly initialised.
         input_shape, num_classes, include_top, pooling, classifier_activation, name:
             as in ``keras.applications``.
 

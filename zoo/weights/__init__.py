@@ -8,19 +8,21 @@
 * :func:`load_pretrained` and the builders' ``weights="torchvision"`` (or ``"timm"``, a tag such
   as ``"IMAGENET1K_V2"``/``"a1_in1k"``): an entry of :func:`weights_table`, fetched into the
   Keras cache once (offline: one clear error within a second), hash-checked and converted.
+  The conversion runs once: its result is kept beside the checkpoint as
+  ``NAME.zoo.weights.h5`` (:func:`converted_path`), which later builds load instead.
 * :func:`imagenet_classes` and :func:`decode_predictions`: the 1,000 ImageNet-1k class
-  names (torchvision's list) and the top classes of a batch of predictions.
+  names (torchvision's list) and the top classes of a batch of predictions;
+  :func:`read_images` and :func:`normalization`: the weights' preprocessing.
 """
 
 from __future__ import annotations
 
-import functools
 import os
-
-import numpy as np
+import warnings
 
 from zoo.weights.convert import FAMILIES, ConversionReport, infer_family, load_state_dict
 from zoo.weights.hub import WeightsDownloadError, cache_dir, fetch, is_weights_spec, resolve, verify, weights_table
+from zoo.weights.imagenet import decode_predictions, imagenet_classes, normalization, read_images
 from zoo.weights.readers import CheckpointError, UnsafeCheckpointError, read_checkpoint
 
 __all__ = [
@@ -31,9 +33,13 @@ __all__ = [
     "UnsafeCheckpointError",
     "WeightsDownloadError",
     "cache_dir",
+    "converted_path",
     "fetch",
     "is_weights_spec",
+    "load_converted",
     "load_pretrained",
+    "normalization",
+    "read_images",
     "resolve",
     "verify",
     "weights_table",
@@ -47,46 +53,62 @@ __all__ = [
 
 # Files that builders' ``weights=`` converts (anything else goes to Keras' ``load_weights``).
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
-
-
+CONVERTED_SUFFIX = ".zoo.weights.h5"
 def is_checkpoint(path) -> bool:
     """Whether ``path`` names a torch or safetensors checkpoint (by its suffix)."""
     return isinstance(path, (str, os.PathLike)) and os.fspath(path).lower().endswith(CHECKPOINT_SUFFIXES)
 
 
-@functools.lru_cache(maxsize=1)
-def imagenet_classes() -> tuple:
-    """The 1,000 ImageNet-1k class names in index order (torchvision's ``_IMAGENET_CATEGORIES``)."""
-    path = os.path.join(os.path.dirname(__file__), "imagenet_classes.txt")
-    with open(path, encoding="utf-8") as f:
-        names = tuple(line.rstrip("\n") for line in f if line.strip())
-    if len(names) != 1000:
-        raise RuntimeError(f"{path} holds {len(names)} class names, not 1000: the installation is damaged.")
-    return names
+def converted_path(path) -> str:
+    """Where the converted Keras weights of checkpoint ``path`` are kept: beside it, as
+    ``NAME.zoo.weights.h5`` (``resnet18-f37072fd.pth`` -> ``resnet18-f37072fd.zoo.weights.h5``)."""
+    base = os.fspath(path)
+    for suffix in CHECKPOINT_SUFFIXES:
+        if base.lower().endswith(suffix):
+            base = base[: -len(suffix)]
+            break
+    return base + CONVERTED_SUFFIX
 
 
-def decode_predictions(preds, top=5, class_names=None):
-    """The ``top`` classes of each row of ``preds`` as ``[(index, name, score), ...]`` lists.
+def _save_atomically(model, path):
+    temporary = f"{path[: -len('.weights.h5')]}.tmp{os.getpid()}.weights.h5"
+    try:
+        model.save_weights(temporary)
+        os.replace(temporary, path)
+    except OSError as e:  # a read-only cache only costs the next build a conversion
+        warnings.warn(f"Could not keep the converted weights in {path!r}: {e}", stacklevel=3)
+        if os.path.exists(temporary):
+            os.remove(temporary)
 
-    Args:
-        preds: ``(batch, classes)`` probabilities or logits (e.g. ``model.predict(x)``).
-        top: how many classes per row, best first.
-        class_names: names by index; ImageNet-1k's for 1,000 classes by default.
+
+def load_converted(model, path, *, new_head=False):
+    """Load checkpoint ``path`` into ``model``, converting it only the first time.
+
+    The first call converts with :func:`load_state_dict` and, for a whole model (its
+    ImageNet head included), keeps the result as :func:`converted_path` ``(path)``; later
+    calls load that file with Keras' ``load_weights``. A converted file that is older
+    than the checkpoint or does not fit the model is ignored (with a warning) and the
+    checkpoint converted again.
+
+    Returns:
+        A :class:`ConversionReport`; ``key_style`` is ``"converted"`` when it came from the kept file.
     """
-    preds = np.asarray(preds)
-    if preds.ndim != 2:
-        raise ValueError(f"`preds` must have shape (batch, classes). Received: preds.shape={preds.shape}")
-    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or not 1 <= top <= preds.shape[1]:
-        raise ValueError(f"`top` must be an integer from 1 to {preds.shape[1]}. Received: top={top!r}")
-    if class_names is None:
-        if preds.shape[1] != 1000:
-            raise ValueError(f"Without `class_names`, `preds` must have the 1000 ImageNet classes. "
-                             f"Received: preds.shape={preds.shape}")
-        class_names = imagenet_classes()
-    if len(class_names) != preds.shape[1]:
-        raise ValueError(f"`class_names` has {len(class_names)} names for {preds.shape[1]} classes.")
-    order = np.argsort(-preds, axis=1, kind="stable")[:, :top]
-    return [[(int(i), class_names[i], float(row[i])) for i in idx] for row, idx in zip(preds, order)]
+    path = os.fspath(path)
+    keep = os.path.join(os.path.dirname(path) or ".", os.path.basename(converted_path(path)))
+    whole = not new_head and any(layer.name == "head_predictions" for layer in model.layers)
+    if not new_head and os.path.exists(keep) and os.path.getmtime(keep) >= os.path.getmtime(path):
+        try:
+            model.load_weights(keep)
+        except Exception as e:  # Keras raises several types; the checkpoint is the reference
+            warnings.warn(f"Ignoring the converted weights {keep!r} ({str(e).splitlines()[0][:200]}); "
+                          f"converting {path!r} again.", stacklevel=2)
+        else:
+            return ConversionReport(source=keep, family=infer_family(model), key_style="converted",
+                                    loaded=[layer.name for layer in model.layers if layer.weights])
+    report = load_state_dict(model, path, new_head=new_head, source=path)
+    if whole:
+        _save_atomically(model, keep)
+    return report
 
 
 def load_pretrained(model, spec, *, model_name=None, new_head=False, directory=None):
@@ -104,4 +126,4 @@ def load_pretrained(model, spec, *, model_name=None, new_head=False, directory=N
     """
     entry = resolve(model_name or model.name, spec)
     path = fetch(entry, directory=directory)
-    return entry, load_state_dict(model, path, new_head=new_head, source=path)
+    return entry, load_converted(model, path, new_head=new_head)
