@@ -486,7 +486,7 @@ def test_imagenet_weights_offline_give_a_clear_error_quickly(monkeypatch):
     monkeypatch.setattr(file_utils, "get_file", offline)
     start = time.perf_counter()
     with pytest.raises(applications.WeightsDownloadError) as info:
-        zoo.build("keras_resnet50", weights="imagenet", input_shape=(32, 32, 3))
+        zoo.build("keras_resnet50", weights="imagenet", input_shape=(32, 32, 3), include_top=False)
     assert time.perf_counter() - start < 20
     message = str(info.value)
     assert "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5" in message
@@ -513,6 +513,22 @@ def test_imagenet_weights_reach_the_staged_backbone(monkeypatch, tmp_path):
     for layer in body:
         for a, b in zip(layer.weights, model.get_layer(names[layer.name]).weights):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_imagenet_weights_with_the_keras_classifier_predict_as_keras_does(monkeypatch, tmp_path):
+    # weights="imagenet", include_top=True, num_classes=1000: Keras' whole ImageNet model, classifier included.
+    from keras.src.utils import file_utils
+
+    reference = keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3))
+    for i, w in enumerate(reference.weights):
+        w.assign(np.random.default_rng(i).normal(0, 0.1, w.shape).astype("float32"))
+    path = str(tmp_path / "mobilenet_v2.weights.h5")
+    reference.save_weights(path)
+    monkeypatch.setattr(file_utils, "get_file", lambda *args, **kwargs: path)
+    model = zoo.build("keras_mobilenetv2", weights="imagenet")
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 224, 224, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(model(x)), np.asarray(reference(x)), atol=1e-6)
+    assert model.get_layer("head_predictions").units == 1000
 
 
 def test_keras_wrapper_loads_local_weights(tmp_path):

@@ -15,7 +15,8 @@ EXAMPLES = {
     # names the data it used: prepared CIFAR-10, or the embedded stand-in
     "t4_cifar10_cnn.py": (["t4_curves.png", "t4_confusion_matrix.png", "t4_predictions.png"], "Data: CIFAR-10 "),
     "compare_report.py": (["report.html", "report.md", "results.csv", "plots/curves.png"], "Regenerated from"),
-    "t5_transfer.py": (["t5_phases.png"], "test accuracy with"),
+    # names the recipe it ran: ImageNet ResNet-18 on cats vs dogs, or the embedded stand-in
+    "t5_transfer.py": (["t5_phases.png"], "recipe: "),
     "tuning_search.py": (["report/report.html"], "Pareto front"),
 }
 NO_DIAGNOSIS = {"compare_report.py", "tuning_search.py"}

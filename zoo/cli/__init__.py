@@ -1,6 +1,7 @@
 """The ``zoo`` command line: the one place that imports both ``zoo`` and ``tuning``.
 
-One module per command group (``models``: list/info/profile; ``experiments``:
+One module per command group (``models``: list/info/profile; ``weights``:
+weights list/convert/fetch/verify and predict; ``experiments``:
 compare/report/tune; ``transfer``; ``bench``; ``demo``), one module of argument
 helpers (``args``), and the command table below. Every sub-command prints one
 clear line on stderr and exits with status 2 on bad input: an unknown model or
@@ -12,6 +13,8 @@ Examples:
     zoo info resnet20 --profile
     zoo compare mlp lenet5 resnet20 --data digits --epochs 5 --seeds 3 --out runs/cmp
     zoo report runs/cmp
+    zoo weights list 'resnet*'
+    zoo predict resnet50 photo.jpg --weights IMAGENET1K_V2
     zoo demo
 """
 
@@ -22,10 +25,11 @@ import os
 import sys
 import warnings
 
-from zoo.cli import bench, demo, experiments, models, transfer
+from zoo.cli import bench, demo, experiments, models, transfer, weights
+from zoo.weights.hub import WeightsDownloadError
 
 # The command groups, in the order `zoo --help` lists their commands; each adds its sub-parsers.
-COMMAND_GROUPS = (models, experiments, transfer, bench, demo)
+COMMAND_GROUPS = (models, weights, experiments, transfer, bench, demo)
 
 __all__ = ["COMMAND_GROUPS", "build_parser", "main"]
 
@@ -47,7 +51,7 @@ def main(argv=None):
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
     try:
         return args.fn(args)
-    except (ValueError, TypeError, FileNotFoundError) as e:
+    except (ValueError, TypeError, FileNotFoundError, WeightsDownloadError) as e:
         if os.environ.get("ZOO_DEBUG"):
             raise
         message = " ".join(str(e).split("\n")[0].split()) or type(e).__name__

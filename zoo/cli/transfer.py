@@ -8,18 +8,46 @@ import os
 from zoo.cli.args import add_data_arguments, load_data, parse_kwargs
 
 
+def _pretrained(args):
+    """The weights-table entry behind ``--weights`` (a spec, or a torch checkpoint of a table model), else ``None``."""
+    from zoo import weights as pretrained
+
+    if not args.weights or not (pretrained.is_weights_spec(args.weights) or pretrained.is_checkpoint(args.weights)):
+        return None
+    if pretrained.is_weights_spec(args.weights):
+        return pretrained.resolve(args.backbone, args.weights)
+    defaults = [r for r in pretrained.weights_table() if r["model"] == args.backbone and r["default"]]
+    return defaults[0] if defaults else None  # its preprocessing (ImageNet's mean and std)
+
+
 def cmd_transfer(args):
     import zoo
     from zoo import training
+    from zoo import weights as pretrained
 
     kwargs = parse_kwargs(args.arg)
     zoo.get_card(args.backbone)  # unknown names fail before loading data
+    entry = _pretrained(args)
+    if args.image_size is None:  # pretrained weights: the size they were trained at (224 for ImageNet)
+        args.image_size = entry["preprocessing"]["crop"] if entry else 32
+    if entry and args.channels not in (None, 3):
+        raise ValueError(f"ImageNet weights take RGB images. Received: --channels={args.channels}")
+    args.channels = 3 if entry or args.channels is None else args.channels
     bundle = load_data(args)
     backbone = zoo.build(args.backbone, input_shape=bundle.input_shape, include_top=False, **kwargs)
-    if args.weights:
+    if entry and pretrained.is_weights_spec(args.weights):
+        entry, report = pretrained.load_pretrained(backbone, args.weights, model_name=args.backbone)
+        print(f"weights: {entry['source']}:{entry['tag']} (ImageNet top-1 {entry['top1']}%), {report}")
+    elif args.weights and pretrained.is_checkpoint(args.weights):
+        print(f"weights: {pretrained.load_converted(backbone, args.weights)}")
+    elif args.weights:
         zoo.load_weights(backbone, args.weights, skip_mismatch=args.skip_mismatch)
     model = zoo.replace_head(backbone, bundle.num_classes, dropout=args.dropout)
-    train, val = bundle.train, bundle.validation
+    train, val, test = bundle.train, bundle.validation, bundle.test
+    if entry:
+        train, val, test = (pretrained.normalize_dataset(d, entry) for d in (train, val, test))
+        print(f"inputs: {bundle.input_shape[0]}x{bundle.input_shape[1]} RGB in [0, 1], normalised with mean "
+              f"{entry['preprocessing']['mean']} and std {entry['preprocessing']['std']}")
     unfreeze = None if args.unfreeze == "none" else (int(args.unfreeze) if args.unfreeze.isdigit() else args.unfreeze)
     os.makedirs(args.out, exist_ok=True)
     if args.cache_features:
@@ -31,8 +59,14 @@ def cmd_transfer(args):
         result = zoo.fine_tune(model, train, val, head_epochs=args.head_epochs, head_lr=args.head_lr,
                                unfreeze=unfreeze, ft_epochs=args.ft_epochs, ft_lr=args.ft_lr,
                                batch_size=args.batch_size, seed=args.seed, verbose=2)
-    metrics = model.evaluate(bundle.test, verbose=0, return_dict=True) if bundle.test is not None else {}
-    model.save(os.path.join(args.out, "model.keras"))
+    metrics = model.evaluate(test, verbose=0, return_dict=True) if test is not None else {}
+    saved = model
+    if entry:  # the saved model takes images in [0, 1]: its normalisation goes inside, as a plain Keras layer
+        import keras
+
+        inputs = keras.Input(shape=bundle.input_shape, name="image")
+        saved = keras.Model(inputs, model(pretrained.normalization(entry)(inputs)), name=model.name)
+    saved.save(os.path.join(args.out, "model.keras"))
     bundle.save_class_map(os.path.join(args.out, "class_map.json"))
     with open(os.path.join(args.out, "history.json"), "w") as f:
         json.dump({"history": result.history, "phases": result.phases, "test": metrics, "data": bundle.provenance()},
@@ -50,9 +84,11 @@ def register(sub):
         "backbone frozen, then fine-tune the top blocks with a lower learning rate.",
     )
     p.add_argument("--backbone", required=True, help="registered model name, e.g. resnet20")
-    p.add_argument("--weights", default=None, help="a .keras checkpoint or .weights.h5 file of the backbone")
+    p.add_argument("--weights", default=None,
+                   help="pretrained weights: 'torchvision', 'timm', a tag (see 'zoo weights list'), a torch "
+                        ".pth/.safetensors checkpoint, or a .keras/.weights.h5 file of the backbone")
     p.add_argument("--skip-mismatch", action="store_true", help="load what fits and report the rest")
-    add_data_arguments(p, data="shapes", batch_size=32, image_size=32, channels=3, data_seed=None)
+    add_data_arguments(p, data="shapes", batch_size=32, image_size=None, channels=None, data_seed=None)
     p.add_argument("--head-epochs", type=int, default=3)
     p.add_argument("--head-lr", type=float, default=1e-3)
     p.add_argument("--ft-epochs", type=int, default=3)

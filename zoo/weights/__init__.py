@@ -22,7 +22,7 @@ import warnings
 
 from zoo.weights.convert import FAMILIES, ConversionReport, infer_family, load_state_dict
 from zoo.weights.hub import WeightsDownloadError, cache_dir, fetch, is_weights_spec, resolve, verify, weights_table
-from zoo.weights.imagenet import decode_predictions, imagenet_classes, normalization, read_images
+from zoo.weights.imagenet import decode_predictions, imagenet_classes, normalization, normalize_dataset, read_images
 from zoo.weights.readers import CheckpointError, UnsafeCheckpointError, read_checkpoint
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "load_converted",
     "load_pretrained",
     "normalization",
+    "normalize_dataset",
     "read_images",
     "resolve",
     "verify",

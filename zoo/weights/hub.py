@@ -20,7 +20,7 @@ import socket
 import urllib.parse
 from types import MappingProxyType
 
-__all__ = ["WeightsDownloadError", "keras_cache_dir", "weights_table", "resolve", "fetch", "verify", "is_weights_spec", "cache_dir"]
+__all__ = ["WeightsDownloadError", "keras_cache_dir", "weights_table", "resolve", "fetch", "verify", "expected_sha256", "is_weights_spec", "cache_dir"]
 
 SOURCES = ("torchvision", "timm")
 CONNECT_TIMEOUT_S = 1.0  # an offline machine fails this fast instead of hanging in a download
@@ -94,6 +94,16 @@ def _sha256(path):
     return digest.hexdigest()
 
 
+def expected_sha256(path, entry=None):
+    """The published SHA-256 (or its first hex digits) of a weights file: the entry's, else the one
+    its file name carries (torchvision's ``NAME-HASH.pth``); ``None`` when nothing is published."""
+    expected = entry and (entry["sha256"] or entry["sha256_prefix"])
+    if not expected:
+        match = re.search(r"-([a-f0-9]{6,})\.", os.path.basename(path))
+        expected = match.group(1) if match else None
+    return expected
+
+
 def verify(path, entry=None):
     """Check a weights file's SHA-256 against the table (its file name's prefix, or the entry's).
 
@@ -104,10 +114,7 @@ def verify(path, entry=None):
         ValueError: the digest differs (the file is damaged or not the published one).
     """
     digest = _sha256(path)
-    expected = entry and (entry["sha256"] or entry["sha256_prefix"])
-    if expected is None:
-        match = re.search(r"-([a-f0-9]{6,})\.", os.path.basename(path))
-        expected = match.group(1) if match else None
+    expected = expected_sha256(path, entry)
     if expected and not digest.startswith(expected):
         raise ValueError(f"Weights file {path!r} has SHA-256 {digest[:16]}..., expected {expected}...: it is "
                          f"damaged or not the published file. Delete it and fetch it again.")

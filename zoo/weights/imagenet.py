@@ -5,7 +5,8 @@ Every table entry states how its network saw images in training and evaluation
 to ``resize``, centre-crop ``crop``, scale to [0, 1], subtract ``mean``, divide by
 ``std``). :func:`read_images` does the resize and crop of image files;
 :func:`normalization` is the last step as a plain Keras layer (``Normalization``,
-loadable without the zoo), for images already in [0, 1].
+loadable without the zoo), for images already in [0, 1]; :func:`normalize_dataset` the
+same step on a ``tf.data`` pipeline of ``(images, labels)``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 
 import numpy as np
 
-__all__ = ["decode_predictions", "imagenet_classes", "normalization", "read_images"]
+__all__ = ["decode_predictions", "imagenet_classes", "normalization", "normalize_dataset", "read_images"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -70,6 +71,19 @@ def normalization(entry, *, name="normalize"):
     import keras
 
     return keras.layers.Normalization(mean=list(p["mean"]), variance=[float(s) ** 2 for s in p["std"]], name=name)
+
+
+def normalize_dataset(dataset, entry):
+    """``dataset`` (``tf.data`` of ``(images in [0, 1], labels)``) with images normalised as ``entry``'s
+    network expects, ``(x - mean) / std``, in plain TensorFlow ops (a Keras layer cannot run inside
+    ``Dataset.map``). ``None`` stays ``None`` (an empty split)."""
+    p = _preprocessing(entry)
+    if dataset is None:
+        return None
+    import tensorflow as tf
+
+    mean, std = tf.constant(p["mean"], tf.float32), tf.constant(p["std"], tf.float32)
+    return dataset.map(lambda x, y: ((tf.cast(x, tf.float32) - mean) / std, y), num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def read_images(paths, *, resize=256, crop=224):

@@ -1,0 +1,109 @@
+"""`zoo weights`, `zoo predict` and `zoo transfer --weights` on the committed torchvision-layout fixtures."""
+
+import hashlib
+import json
+import os
+import shutil
+
+import keras
+import numpy as np
+
+import zoo
+from test_weights import FIXTURES, _fixture_model, _max_relative_error, _no_network, _write_png
+from zoo.cli import main
+
+FIXTURE = os.path.join(FIXTURES, "resnet18_basic.pth")
+TINY = ["--arg", "width=0.125", "--image-size", "64"]
+
+
+def _run(capsys, argv, code=0):
+    assert main(argv) == code, capsys.readouterr().err
+    captured = capsys.readouterr()
+    return captured.out if code == 0 else captured.err
+
+
+def _fixture_entry(monkeypatch, tmp_path):
+    """A table entry for the tiny fixture, cached in tmp_path under a hash-carrying name."""
+    digest = hashlib.sha256(open(FIXTURE, "rb").read()).hexdigest()
+    name = f"resnet18_basic-{digest[:8]}.pth"
+    shutil.copy(FIXTURE, tmp_path / name)
+    entry = {**zoo.weights.resolve("resnet18", "torchvision"), "file_name": name, "sha256_prefix": digest[:8],
+             "url": f"https://example.invalid/{name}"}
+    monkeypatch.setattr(zoo.weights.hub, "weights_table", lambda: (entry,))
+    monkeypatch.setattr(zoo.weights.hub, "cache_dir", lambda: str(tmp_path))
+    _no_network(monkeypatch)
+    return entry, tmp_path / name
+
+
+def test_weights_list_shows_the_table(capsys):
+    out = _run(capsys, ["weights", "list", "vgg16*"])
+    rows = out.splitlines()[1:]
+    assert {r.split()[1] for r in rows} == {"torchvision:IMAGENET1K_V1", "torchvision:IMAGENET1K_FEATURES",
+                                            "timm:tv_in1k"} and len(rows) == 5
+    assert "71.59" in out and "73.36" in out  # torchvision's published vgg16 and vgg16_bn top-1
+    assert "No pretrained weights match" in _run(capsys, ["weights", "list", "lenet*"], code=2)
+
+
+def test_weights_convert_writes_keras_weights_that_give_the_torch_logits(capsys, tmp_path):
+    out_file = tmp_path / "r18.weights.h5"
+    out = _run(capsys, ["weights", "convert", FIXTURE, "--model", "resnet18", "--num-classes", "10", *TINY,
+                        "--out", str(out_file)])
+    assert "41 layers loaded" in out and out_file.exists()
+    model = _fixture_model("resnet18_basic", weights=str(out_file))
+    assert _max_relative_error(model, "resnet18_basic") <= 1e-5
+    err = _run(capsys, ["weights", "convert", FIXTURE, "--num-classes", "10"], code=2)
+    assert "Cannot tell the model from the file name" in err
+
+
+def test_weights_verify_and_fetch(capsys, monkeypatch, tmp_path):
+    entry, cached = _fixture_entry(monkeypatch, tmp_path)
+    assert "OK, SHA-256" in _run(capsys, ["weights", "verify", str(cached)])
+    assert str(cached) in _run(capsys, ["weights", "fetch", "resnet18"])  # cached: no network needed
+    wrong = tmp_path / "resnet18-00000000.pth"
+    shutil.copy(FIXTURE, wrong)
+    assert "expected 00000000" in _run(capsys, ["weights", "verify", str(wrong)], code=2)
+    os.remove(cached)
+    err = _run(capsys, ["weights", "fetch", "resnet18"], code=2)
+    assert entry["file_name"] in err and entry["url"] in err and str(tmp_path) in err
+
+
+def test_predict_with_a_checkpoint_prints_the_top_classes(capsys, tmp_path):
+    image = np.random.default_rng(0).integers(0, 256, (80, 100, 3))
+    _write_png(tmp_path / "photo.png", image)
+    out = _run(capsys, ["predict", "resnet18", str(tmp_path / "photo.png"), "--weights", FIXTURE,
+                        "--num-classes", "10", "--top", "3", *TINY])
+    lines = out.splitlines()
+    assert lines[0] == str(tmp_path / "photo.png") and len(lines) == 4
+    # The same prediction by hand: the weights' preprocessing (resize 73, crop 64, ImageNet mean/std).
+    entry = zoo.weights.resolve("resnet18", "torchvision")
+    x = zoo.weights.normalization(entry)(zoo.weights.read_images(tmp_path / "photo.png", resize=73, crop=64))
+    probs = np.asarray(_fixture_model("resnet18_basic", weights=FIXTURE, classifier_activation="softmax")(x))[0]
+    best = np.argsort(-probs)[:3]
+    assert [int(line.split()[1]) for line in lines[1:]] == best.tolist()
+    assert lines[1].split()[0] == f"{probs[best[0]]:.2%}"
+    assert "No such image file" in _run(capsys, ["predict", "resnet18", str(tmp_path / "nope.png")], code=2)
+
+
+def test_transfer_with_torchvision_weights_then_predict_with_class_names(capsys, monkeypatch, tmp_path):
+    entry, _ = _fixture_entry(monkeypatch, tmp_path)
+    rng = np.random.default_rng(1)
+    for cls, channel in (("cat", 0), ("dog", 2)):  # a photo folder: reddish cats, bluish dogs
+        os.makedirs(tmp_path / "photos" / cls)
+        for i in range(8):
+            image = rng.integers(0, 80, (40, 48, 3))
+            image[..., channel] += 150
+            _write_png(tmp_path / "photos" / cls / f"{i}.png", image)
+    out_dir = tmp_path / "run"
+    out = _run(capsys, ["transfer", "--backbone", "resnet18", "--weights", "torchvision", "--arg", "width=0.125",
+                        "--data", f"folder:{tmp_path / 'photos'}", "--image-size", "64", "--head-epochs", "1",
+                        "--ft-epochs", "1", "--batch-size", "4", "--out", str(out_dir)])
+    assert "weights: torchvision:IMAGENET1K_V1" in out and "normalised with mean [0.485, 0.456, 0.406]" in out
+    # The backbone started from the checkpoint: its frozen stem is the fixture's, converted.
+    reference = _fixture_model("resnet18_basic", weights=FIXTURE)
+    saved = keras.saving.load_model(str(out_dir / "model.keras"))
+    backbone = next(la for la in saved.layers if isinstance(la, keras.Model))
+    np.testing.assert_array_equal(backbone.get_layer("stem_conv").kernel, reference.get_layer("stem_conv").kernel)
+    assert json.load(open(out_dir / "class_map.json"))["class_names"] == ["cat", "dog"]
+    out = _run(capsys, ["predict", str(out_dir / "model.keras"), str(tmp_path / "photos" / "dog" / "0.png"),
+                        "--top", "2"])
+    assert {line.split()[-1] for line in out.splitlines()[1:]} == {"cat", "dog"}

@@ -1,0 +1,233 @@
+"""``zoo weights list|convert|fetch|verify`` and ``zoo predict``: pretrained weights and ImageNet inference."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+
+import numpy as np
+
+from zoo.cli.args import parse_kwargs
+
+
+def _model_for_file(path):
+    """The table's model a checkpoint file name starts with (``vgg16_bn-6c64b313.pth`` -> ``vgg16_bn``)."""
+    from zoo.weights import weights_table
+
+    base = os.path.basename(path).lower()
+    names = sorted({r["model"] for r in weights_table()}, key=len, reverse=True)
+    for name in names:
+        if base.startswith(name) and base[len(name): len(name) + 1] in ("-", "."):
+            return name
+    raise ValueError(f"Cannot tell the model from the file name {os.path.basename(path)!r}; pass --model. "
+                     f"Received: file={path!r}")
+
+
+def _entry_for_file(path):
+    from zoo.weights import weights_table
+
+    hits = [r for r in weights_table() if r["file_name"] == os.path.basename(path)]
+    return hits[0] if hits else None
+
+
+def _default_spec(model_name):
+    from zoo.weights import weights_table
+
+    sources = [r["source"] for r in weights_table() if r["model"] == model_name and r["default"]]
+    if not sources:
+        raise ValueError(f"No pretrained weights for {model_name!r} in the table (see 'zoo weights list'); "
+                         f"pass --weights FILE. Received: model={model_name!r}")
+    return "torchvision" if "torchvision" in sources else sources[0]
+
+
+def cmd_list(args):
+    from zoo import weights as pretrained
+
+    rows = [r for r in pretrained.weights_table() if fnmatch.fnmatchcase(r["model"], args.pattern)
+            and (args.source is None or r["source"] == args.source)]
+    if not rows:
+        raise ValueError(f"No pretrained weights match. Received: pattern={args.pattern!r}, source={args.source!r}")
+    cache = pretrained.cache_dir()
+    print(f"{'model':<12} {'weights':<26} {'top-1':>6} {'top-5':>6} {'MB':>6}  file (* default, + in {cache})")
+    for r in rows:
+        size = f"{r['file_size_mb']:.0f}" if r["file_size_mb"] else "?"
+        flags = ("*" if r["default"] else " ") + ("+" if os.path.exists(os.path.join(cache, r["file_name"])) else " ")
+        print(f"{r['model']:<12} {r['source'] + ':' + r['tag']:<26} {r['top1']:>6.2f} {r['top5']:>6.2f} "
+              f"{size:>6}  {flags} {r['file_name']}")
+    return 0
+
+
+def _build_for_checkpoint(args, path):
+    import zoo
+
+    name = args.model or _model_for_file(path)
+    kwargs = parse_kwargs(args.arg)
+    if args.image_size:
+        kwargs["input_shape"] = (args.image_size, args.image_size, 3)
+    return zoo.build(name, num_classes=args.num_classes, **kwargs), name
+
+
+def cmd_convert(args):
+    from zoo import weights as pretrained
+
+    if not os.path.isfile(args.file):
+        raise FileNotFoundError(f"No such checkpoint file: {args.file!r}")
+    if not pretrained.is_checkpoint(args.file):
+        raise ValueError(f"`file` must be a {'/'.join(pretrained.CHECKPOINT_SUFFIXES)} checkpoint. "
+                         f"Received: file={args.file!r}")
+    out = args.out or pretrained.converted_path(args.file)
+    if not out.endswith(".weights.h5"):
+        raise ValueError(f"`--out` must end with .weights.h5. Received: --out={out!r}")
+    entry = _entry_for_file(args.file)
+    if entry is not None:
+        pretrained.verify(args.file, entry)
+    model, name = _build_for_checkpoint(args, args.file)
+    report = pretrained.load_state_dict(model, args.file, source=args.file)
+    print(report)
+    if os.path.dirname(out):
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+    model.save_weights(out)
+    print(f"wrote {out}: load it with zoo.build({name!r}, num_classes={args.num_classes}, weights={out!r})")
+    return 0
+
+
+def cmd_fetch(args):
+    from zoo import weights as pretrained
+
+    entry = pretrained.resolve(args.model, args.weights or _default_spec(args.model))
+    print(pretrained.fetch(entry, directory=args.dir))
+    return 0
+
+
+def cmd_verify(args):
+    from zoo import weights as pretrained
+    from zoo.weights.hub import expected_sha256
+
+    if not os.path.isfile(args.file):
+        raise FileNotFoundError(f"No such weights file: {args.file!r}")
+    entry = pretrained.resolve(args.model, args.weights) if args.model and args.weights else _entry_for_file(args.file)
+    expected = expected_sha256(args.file, entry)
+    digest = pretrained.verify(args.file, entry)
+    if expected:
+        print(f"{args.file}: OK, SHA-256 {digest} matches the published {expected}")
+    else:
+        print(f"{args.file}: SHA-256 {digest}; no published hash to compare with "
+              f"({'timm publishes none in its file names' if entry else 'not a file of the table'})")
+    return 0
+
+
+def _class_names(model_file, classes):
+    """Class names for a saved model: its ``class_map.json`` (from ``zoo transfer``), ImageNet's, or indices."""
+    from zoo import weights as pretrained
+
+    path = os.path.join(os.path.dirname(os.path.abspath(model_file)), "class_map.json") if model_file else None
+    if path and os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            names = json.load(f).get("class_names")
+        if isinstance(names, list) and len(names) == classes:
+            return tuple(str(n) for n in names)
+    return pretrained.imagenet_classes() if classes == 1000 else tuple(f"class {i}" for i in range(classes))
+
+
+def _predict_inputs(args):
+    """``(model, images, class names)`` for a registry name or a saved ``.keras`` file."""
+    import keras
+
+    import zoo
+    from zoo import weights as pretrained
+
+    if args.model.endswith(".keras"):
+        if not os.path.isfile(args.model):
+            raise FileNotFoundError(f"No such model file: {args.model!r}")
+        model = keras.saving.load_model(args.model)
+        height, width = model.input_shape[1:3]
+        if height != width or height is None:
+            raise ValueError(f"{args.model!r} takes {model.input_shape[1:]} inputs; zoo predict needs square images.")
+        images = pretrained.read_images(args.images, resize=None, crop=int(height))  # as the data loaders resize
+        return model, images, _class_names(args.model, model.output_shape[-1])
+    card = zoo.get_card(args.model)
+    size = args.image_size
+    if card.family == "keras_applications":
+        size = size or 224
+        model = zoo.build(args.model, weights=args.weights or "imagenet", num_classes=args.num_classes,
+                          input_shape=(size, size, 3), **parse_kwargs(args.arg))
+        images = card.preprocess_input(pretrained.read_images(args.images, resize=round(size * 256 / 224),
+                                                              crop=size) * 255.0)
+        return model, images, _class_names(None, model.output_shape[-1])
+    spec = args.weights or _default_spec(args.model)
+    local = os.path.splitext(spec)[1] != "" and not pretrained.is_weights_spec(spec)
+    entry = pretrained.resolve(args.model, _default_spec(args.model) if local else spec)
+    p = entry["preprocessing"]
+    crop = size or p["crop"]
+    resize = round(crop * p["resize"] / p["crop"])
+    model = zoo.build(args.model, weights=spec, num_classes=args.num_classes, input_shape=(crop, crop, 3),
+                      **parse_kwargs(args.arg))
+    images = np.asarray(pretrained.normalization(entry)(pretrained.read_images(args.images, resize=resize, crop=crop)))
+    return model, images, _class_names(None, model.output_shape[-1])
+
+
+def cmd_predict(args):
+    from zoo import weights as pretrained
+
+    if args.top < 1:
+        raise ValueError(f"`--top` must be at least 1. Received: --top={args.top}")
+    missing = [p for p in args.images if not os.path.isfile(p)]
+    if missing:  # before building or downloading anything
+        raise FileNotFoundError(f"No such image file: {', '.join(map(repr, missing))}")
+    model, images, names = _predict_inputs(args)
+    scores = np.asarray(model.predict(images, verbose=0), dtype=np.float64)
+    if (scores < 0).any() or not np.allclose(scores.sum(axis=1), 1.0, atol=1e-3):  # logits
+        scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+        scores /= scores.sum(axis=1, keepdims=True)
+    top = min(args.top, scores.shape[1])
+    for path, row in zip(args.images, pretrained.decode_predictions(scores, top=top, class_names=names)):
+        print(path)
+        for index, name, score in row:
+            print(f"  {score:7.2%}  {index:>4}  {name}")
+    return 0
+
+
+def _model_arguments(p, *, num_classes=1000):
+    p.add_argument("--num-classes", type=int, default=num_classes, help=f"the head's classes (default {num_classes})")
+    p.add_argument("--image-size", type=int, default=None, help="input size (default: the weights' crop, 224)")
+    p.add_argument("--arg", action="append", metavar="KEY=VALUE", help="builder argument (JSON value)")
+
+
+def register(sub):
+    p = sub.add_parser("weights", help="pretrained weights: list, convert, fetch, verify",
+                       description="The pretrained-weights table (torchvision and timm checkpoints of the zoo's "
+                       "ResNet, VGG, DenseNet and AlexNet) and its files.")
+    wsub = p.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
+    q = wsub.add_parser("list", help="the weights table: model, weights, published top-1/top-5, file")
+    q.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern of model names, e.g. 'resnet*'")
+    q.add_argument("--source", choices=("torchvision", "timm"), default=None)
+    q.set_defaults(fn=cmd_list)
+    q = wsub.add_parser("convert", help="convert a .pth/.safetensors checkpoint to Keras .weights.h5",
+                        description="Convert a torchvision or timm checkpoint into the zoo model's .weights.h5.")
+    q.add_argument("file", help="the checkpoint, e.g. resnet18-f37072fd.pth")
+    q.add_argument("--model", default=None, help="registry name (default: from the file name)")
+    _model_arguments(q)
+    q.add_argument("--out", default=None, help="output .weights.h5 (default: NAME.zoo.weights.h5 beside the file)")
+    q.set_defaults(fn=cmd_convert)
+    q = wsub.add_parser("fetch", help="download a checkpoint into the Keras cache (online)")
+    q.add_argument("model", help="registry name, e.g. resnet18")
+    q.add_argument("--weights", default=None, help="'torchvision' (default), 'timm', a tag or source:tag")
+    q.add_argument("--dir", default=None, help="cache folder (default: the Keras cache, $KERAS_HOME/models)")
+    q.set_defaults(fn=cmd_fetch)
+    q = wsub.add_parser("verify", help="check a checkpoint's SHA-256 against the table")
+    q.add_argument("file")
+    q.add_argument("--model", default=None, help="with --weights: the entry to check against")
+    q.add_argument("--weights", default=None, help="with --model: e.g. IMAGENET1K_V2")
+    q.set_defaults(fn=cmd_verify)
+
+    p = sub.add_parser("predict", help="classify images with a pretrained or saved model (top-5 classes)",
+                       description="Print the top classes of each IMAGE. MODEL is a registry name (with --weights: "
+                       "'torchvision' by default, 'timm', a tag, or a checkpoint file; keras_* wrappers use "
+                       "'imagenet') or a saved .keras file (class names from the class_map.json beside it).")
+    p.add_argument("model", help="e.g. resnet18, keras_resnet50 or runs/transfer/model.keras")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--weights", default=None, help="weights spec or file (see 'zoo weights list')")
+    p.add_argument("--top", type=int, default=5, help="classes per image (default 5)")
+    _model_arguments(p)
+    p.set_defaults(fn=cmd_predict)
