@@ -28,7 +28,9 @@ COMMON_ARGS = ("input_shape", "num_classes", "include_top", "pooling", "classifi
 # How the docstrings of the staged CNN families with a `width` end (``{name}``: the builder's).
 STAGED_DOC_TAIL = """\
         input_shape, num_classes, include_top, pooling, classifier_activation, weights, name:
-            as in ``keras.applications``; ``weights`` is ``None`` or a local weights file.
+            as in ``keras.applications``; ``weights`` is ``None``, a local weights file
+            (``.weights.h5``, or a torch/safetensors checkpoint, converted) or, for the
+            torchvision architectures, ``"torchvision"``, ``"timm"`` or a tag (``zoo weights list``).
 
     Returns:
         A functional ``keras.Model`` with ``stem_*``, ``stage1_*`` ... and ``head_*`` layers.

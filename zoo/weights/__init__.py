@@ -54,7 +54,9 @@ __all__ = [
 
 # Files that builders' ``weights=`` converts (anything else goes to Keras' ``load_weights``).
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
-CONVERTED_SUFFIX = ".zoo.weights.h5"
+CONVERTED_SUFFIX = ".zoo.weights.h5"  # the kept conversion beside a checkpoint
+
+
 def is_checkpoint(path) -> bool:
     """Whether ``path`` names a torch or safetensors checkpoint (by its suffix)."""
     return isinstance(path, (str, os.PathLike)) and os.fspath(path).lower().endswith(CHECKPOINT_SUFFIXES)
