@@ -193,6 +193,9 @@ def test_cached_features_train_the_grafted_head():
 
 def test_transfer_beats_training_from_scratch_with_few_labels():
     """Pre-train on four shapes, transfer to four others with 20 labels per class (3 seeds)."""
+    # The pre-trained model's initial weights come from Keras' global seed: fixed here, so the result does not
+    # depend on which tests ran before in the same process (seeds 0, 1, 2: transfer 0.65-0.74, scratch 0.48).
+    keras.utils.set_random_seed(0)
     source, target = ("circle", "square", "triangle", "cross"), ("ring", "star", "ellipse", "crescent")
     kw = dict(input_shape=(24, 24, 3), filters=(16, 32), dense_units=(), batch_norm=True, flatten=False, num_classes=4)
     xs, ys = make_shapes(classes=source, samples_per_class=300, image_size=24, seed=1)[:2]
