@@ -277,13 +277,16 @@ def test_vgg_classifier_in_torchvision_order():
 
 def test_option_a_shortcut_is_subsample_plus_zero_channels():
     model = zoo.build("resnet20", width=0.5)
-    pad = model.get_layer("stage2_block1_shortcut_pad")
-    assert isinstance(pad, blocks.ChannelZeroPadding) and pad.padding == (4, 4)
-    sub = producer(pad)
+    pad = model.get_layer("stage2_block1_shortcut_pad")  # built-in layers only: plain Keras loads the model
+    assert isinstance(pad, layers.ZeroPadding3D) and pad.padding == ((0, 0), (0, 0), (4, 4))
+    sub = producer(producer(pad))
     assert sub.name == "stage2_block1_shortcut_subsample" and sub.strides == (2, 2) and sub.pool_size == (1, 1)
     x = np.arange(2 * 4 * 4 * 3, dtype="float32").reshape(2, 4, 4, 3)
-    y = keras.ops.convert_to_numpy(blocks.ChannelZeroPadding((1, 2))(x))
-    assert y.shape == (2, 4, 4, 6) and np.array_equal(y[..., 1:4], x) and not y[..., [0, 4, 5]].any()
+    inputs = keras.Input((4, 4, 3))
+    for padded in (keras.Model(inputs, blocks.zero_channels(inputs, (1, 2), name="pad")),
+                   blocks.ChannelZeroPadding((1, 2))):  # the custom layer that models saved before use
+        y = keras.ops.convert_to_numpy(padded(x))
+        assert y.shape == (2, 4, 4, 6) and np.array_equal(y[..., 1:4], x) and not y[..., [0, 4, 5]].any()
     b = zoo.build("resnet20", width=0.5, shortcut="B")
     assert trainable_params(b) > trainable_params(model)
 
@@ -300,10 +303,15 @@ def test_adaptive_average_pooling_matches_torch_also_when_upsampling():
         return y
 
     rng = np.random.default_rng(0)
-    for h, w in [(1, 1), (2, 3), (5, 9), (14, 14), (15, 7)]:
+    for h, w in [(1, 1), (2, 3), (5, 9), (7, 7), (8, 13), (14, 14), (15, 7), (17, 23)]:
         x = rng.random((2, h, w, 3), dtype="float32")
         inputs = keras.Input((h, w, 3))
         model = keras.Model(inputs, AdaptiveAveragePooling2D(7)(inputs))
+        np.testing.assert_allclose(model.predict(x, verbose=0), torch_reference(x, 7), atol=1e-6)
+        # what the builders use: Keras' built-in layer (same bins) wherever the map is at least 7x7
+        model = keras.Model(inputs, blocks.adaptive_avg_pool(inputs, 7, name="pool"))
+        builtin = h >= 7 and w >= 7
+        assert isinstance(model.get_layer("pool"), layers.AdaptiveAveragePooling2D) == builtin
         np.testing.assert_allclose(model.predict(x, verbose=0), torch_reference(x, 7), atol=1e-6)
     layer = AdaptiveAveragePooling2D.from_config(AdaptiveAveragePooling2D((6, 7)).get_config())
     assert layer.output_size == (6, 7)

@@ -9,6 +9,7 @@ import pytest
 from conftest import model_params, random_batch, tiny_kwargs
 
 import zoo
+import zoo.layers
 
 NUM_CLASSES = 3
 
@@ -75,6 +76,12 @@ def test_keras_save_load_round_trip(name, tmp_path):
     loaded = keras.saving.load_model(path)
     np.testing.assert_allclose(np.asarray(loaded.predict_on_batch(x)), expected, rtol=1e-6, atol=1e-6)
     assert [w.path for w in loaded.weights] == [w.path for w in model.weights]
+    # Built-in layers only, so that plain Keras loads the file without `import zoo`; the one exception
+    # is torchvision's adaptive pooling on a map smaller than its output (Keras' layer refuses that).
+    custom = [layer for layer in model.layers if type(layer).__module__.startswith("zoo")]
+    for layer in custom:
+        assert isinstance(layer, zoo.layers.AdaptiveAveragePooling2D), type(layer)
+        assert layer.input.shape[1] < layer.output_size[0] or layer.input.shape[2] < layer.output_size[1]
 
 
 @pytest.mark.parametrize("name", model_params())

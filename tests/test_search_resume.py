@@ -81,7 +81,7 @@ def test_kill_9_at_a_random_trial_then_resume_keeps_every_trial(tmp_path):
 
     result = _search(directory, max_trials=4, verbose=0)
     after = {r["id"]: r for r in result.records}
-    assert sorted(after) == ["0", "1", "2", "3"]  # the final count is reached
+    assert sorted(after) == ["0000", "0001", "0002", "0003"]  # the final count is reached
     for rid, record in before.items():  # completed trials are kept, not re-run
         assert after[rid] == record
     assert len(read_records(records_path)) == 4  # and nothing was recorded twice
@@ -100,16 +100,16 @@ def test_damaged_state_is_rebuilt_and_changed_searches_are_refused(tmp_path, cap
     project = directory / "keras_tuner"
     oracle_json = (project / "oracle.json").read_text()
     (project / "oracle.json").write_text(oracle_json[: len(oracle_json) // 2])  # truncated mid-write
-    (project / "trial_0" / "trial.json").write_text("{garbage")
+    (project / "trial_0000" / "trial.json").write_text("{garbage")
     with open(directory / "records.jsonl", "a") as f:
         f.write('{"id": "7", "model": "ml')  # a record cut short by a crash
     capsys.readouterr()
 
     second = _search(directory, max_trials=3)
     out = capsys.readouterr().out
-    assert "oracle.json is unreadable" in out and "trial_0/trial.json is unreadable" in out
+    assert "oracle.json is unreadable" in out and "trial_0000/trial.json is unreadable" in out
     assert "records.jsonl.partial" in out
-    assert [r["id"] for r in second.records] == ["0", "1", "2"]
+    assert [r["id"] for r in second.records] == ["0000", "0001", "0002"]
     assert second.records[:2] == first.records
     assert {r["precision"] for r in second.records} == {"float32"}
     assert len(read_records(directory / "records.jsonl", strict=True)) == 3  # the cut line is gone
@@ -181,8 +181,34 @@ def test_distributed_chief_and_two_workers_record_every_trial(tmp_path, monkeypa
     assert all(w.returncode == 0 for w in workers), outputs
     assert all("DONE" in out for out in outputs)
     records = read_records(directory / "records.jsonl", strict=True)
-    assert sorted(r["id"] for r in records) == ["0", "1", "2", "3"]
+    assert sorted(r["id"] for r in records) == ["0000", "0001", "0002", "0003"]
     assert all(r["status"] == "completed" for r in records)
     assert {r["tuner_id"] for r in records} <= {"tuner0", "tuner1"}
     result = box["result"]
-    assert [r["id"] for r in result.records] == ["0", "1", "2", "3"] and result.best is not None
+    assert [r["id"] for r in result.records] == ["0000", "0001", "0002", "0003"] and result.best is not None
+
+
+def test_damaged_records_are_moved_aside_and_their_trials_run_again(tmp_path):
+    # Non-UTF-8 bytes, a record without a status, and a record whose hyperparameters are a list.
+    directory = str(tmp_path / "s")
+    _search(directory, max_trials=3)
+    path = os.path.join(directory, "records.jsonl")
+    lines = open(path, "rb").read().splitlines()
+    damaged = json.loads(lines[1])
+    damaged["hyperparameters"] = list(damaged["hyperparameters"].items())
+    lines[1] = json.dumps(damaged).encode()
+    with open(path, "wb") as f:
+        f.write(b"\n".join(lines) + b"\n" + b'{"id": "7"}\n' + b"\xff\xfe garbage\n")
+    with pytest.warns(UserWarning, match=r"records.jsonl: set aside 3 damaged line\(s\)"):
+        assert len(read_records(path)) == 2  # reading alone never fails, and keeps the others
+    result = _search(directory, max_trials=3)
+    ids = [r["id"] for r in result.records]
+    assert len(ids) == 3 and len(set(ids)) == 3 and all(r["status"] == "completed" for r in result.records)
+    assert damaged["id"] in ids  # its trial ran again
+    rejects = [json.loads(line) for line in open(os.path.join(directory, "records.rejected.jsonl"))]
+    assert [r["line"] for r in rejects] == [2, 4, 5]
+    assert "hyperparameters" in rejects[0]["reason"] and "status" in rejects[1]["reason"]
+    assert "not UTF-8" in rejects[2]["reason"] and rejects[2]["raw"].startswith("\\xff\\xfe")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the file is clean again
+        assert len(read_records(path)) == 3

@@ -135,14 +135,15 @@ def test_concurrent_appends_merge_into_one_readable_file(tmp_path):
         from tuning.records import append_record
         w = int(sys.argv[1])
         for i in range(40):
-            append_record({str(path)!r}, {{"id": f"{{w}}-{{i}}", "status": "completed", "payload": "x" * 20000}})
+            append_record({str(path)!r}, {{"id": f"{{w}}-{{i}}", "status": "completed", "model": "mlp",
+                                           "hyperparameters": {{}}, "payload": "x" * 20000}})
     """)
     procs = [subprocess.Popen([sys.executable, "-c", script, str(w)]) for w in range(4)]
     assert all(p.wait(timeout=120) == 0 for p in procs)
     with open(path, "a") as f:
         f.write('{"id": "cut-short", "sta')  # a writer killed mid-line
-    append_record(path, {"id": "after", "status": "completed"})
-    with pytest.warns(UserWarning, match="unreadable line"):
+    append_record(path, {"id": "after", "status": "completed", "model": "mlp", "hyperparameters": {}})
+    with pytest.warns(UserWarning, match="damaged line.*line 161: not JSON"):
         records = read_records(path)
     ids = [r["id"] for r in records]
     assert len(ids) == len(set(ids)) == 161 and "after" in ids
@@ -224,7 +225,7 @@ def test_search_records_every_field(moons, tmp_path, capsys):
     result = tuning.search("mlp", data=moons, algorithm="bayesian", num_initial_points=2, max_trials=3, epochs=2,
                            directory=tmp_path, training=QUICK, report=False, seed=1)
     out = capsys.readouterr().out
-    assert len(result.records) == 3 and [r["id"] for r in result.records] == ["0", "1", "2"]
+    assert len(result.records) == 3 and [r["id"] for r in result.records] == ["0000", "0001", "0002"]
     assert len(read_records(tmp_path / "records.jsonl")) == 3
     for r in result.records:
         assert r["status"] == "completed" and r["error"] is None and r["model"] == "mlp"
@@ -294,7 +295,7 @@ def test_cli_tune_with_hyperband_and_bad_input(tmp_path, capsys):
     assert main(["tune", "mlp", "--data", "moons", "--epochs", "3", "--max-trials", "2", "--algorithm",
                  "hyperband", "--directory", str(tmp_path), "--constraint", "max_params=1e9", "--no-report"]) == 0
     out = capsys.readouterr().out
-    assert "trial 0 completed" in out and "best: trial" in out and "Pareto front" in out
+    assert "trial 0000 completed" in out and "best: trial" in out and "Pareto front" in out
     records = read_records(tmp_path / "records.jsonl")
     assert len(records) == 2 and all(r["hyperparameters"]["tuner/epochs"] == r["epochs"] == 1 for r in records)
     for bad, message in ((["--constraint", "max_parms=3"], "Unknown constraint"),

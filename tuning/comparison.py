@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import zoo
-from tuning.records import append_record, finite, read_records
+from tuning.records import append_record, finite, read_records, reject_bad_lines
 from tuning.report import confusion_matrix, write_report
 from tuning.report.summary import primary_metric, select_field
-from tuning.trial import data_kwargs, run_trial
+from tuning.trial import check_build, data_kwargs, run_trial
 from zoo import training
-from zoo.runtime import resolve_precision
+from zoo.runtime import names_full_disk, resolve_precision
 from zoo.utils import check_int
 
 __all__ = ["Comparison", "compare", "check_compatible"]
@@ -185,6 +185,7 @@ def _say(progress, text):
         print(text, flush=True)
 
 
+@names_full_disk("out")
 def compare(
     models,
     *,
@@ -266,9 +267,15 @@ def compare(
                                                               precision=precision)
     if out is None:
         raise ValueError("`out` must be a folder for records and the report. Received: out=None")
+    for name in names:  # a bad builder argument fails here, once, not in every trial
+        check_build(_builder(name, data, dict(model_kwargs.get(name, {}))),
+                    what=f"{name} with model_kwargs {model_kwargs.get(name, {})}")
     out = os.fspath(out)
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, "records.jsonl")
+    notes = []
+    if resume:
+        reject_bad_lines(path, notes)  # damaged lines move aside; their trials run again
     existing = {r["id"]: r for r in read_records(path)} if resume else {}
     config = {"epochs": epochs, "batch_size": batch_size, "fit_kwargs": fit_kwargs, "data": data.fingerprint}
     if precision != "float32":  # absent for float32, so that earlier records keep their ids
@@ -279,6 +286,8 @@ def compare(
     records, i = [], 0
     _say(progress, f"Comparing {len(names)} model(s) x {len(seeds)} seed(s) on {data.name!r} "
                    f"{tuple(data.input_shape)}, {epochs} epoch(s), batch {batch_size}; records -> {path}")
+    for note in notes:
+        _say(progress, note)
     start_all = time.perf_counter()
     for name in names:
         kwargs = dict(model_kwargs.get(name, {}))

@@ -85,6 +85,20 @@ def pareto(records, *, maximize=(), minimize=()) -> list[dict]:
     return [r for i, r in enumerate(pool) if not any(_dominates(q, points[i]) for q in points)]
 
 
+# Known as soon as the model is built: a trial over one of these bounds is never trained.
+BUILD_TIME_CONSTRAINTS = ("max_params", "max_macs", "max_weight_bytes")
+
+
+def broken_constraints(record: dict, constraints: dict, names=None) -> list:
+    """``["params=123 > 100.0", ...]``: the bounds of ``constraints`` (or of its ``names``) that ``record`` breaks."""
+    return [
+        f"{CONSTRAINT_FIELDS[name]}={record.get(CONSTRAINT_FIELDS[name])} > {bound}"
+        for name, bound in constraints.items()
+        if (names is None or name in names)
+        and finite(record.get(CONSTRAINT_FIELDS[name])) and record[CONSTRAINT_FIELDS[name]] > bound
+    ]
+
+
 def apply_constraints(record: dict, constraints: dict | None) -> dict:
     """Mark a completed record ``infeasible`` if it breaks a constraint; returns the record.
 
@@ -97,11 +111,7 @@ def apply_constraints(record: dict, constraints: dict | None) -> dict:
     constraints = check_constraints(constraints)
     if record.get("status") != "completed":
         return record
-    broken = [
-        f"{CONSTRAINT_FIELDS[name]}={record.get(CONSTRAINT_FIELDS[name])} > {bound}"
-        for name, bound in constraints.items()
-        if finite(record.get(CONSTRAINT_FIELDS[name])) and record[CONSTRAINT_FIELDS[name]] > bound
-    ]
+    broken = broken_constraints(record, constraints)
     if broken:
         record["status"] = "infeasible"
         record["error"] = "constraint violated: " + ", ".join(broken)

@@ -46,7 +46,12 @@ RECORD_FIELDS = (
     "host",
 )
 
-__all__ = ["STATUSES", "RECORD_FIELDS", "new_record", "append_record", "read_records", "environment", "finite"]
+__all__ = ["STATUSES", "RECORD_FIELDS", "new_record", "append_record", "read_records", "check_record",
+           "reject_bad_lines", "environment", "finite"]
+
+# Numeric fields: a finite number or None (``_clean`` writes NaN/Inf as None).
+NUMERIC_FIELDS = ("epochs", "params", "trainable_params", "macs", "weight_bytes", "fit_seconds", "seconds_per_epoch",
+                  "latency_ms", "throughput", "peak_memory_bytes")
 
 
 def finite(value) -> bool:
@@ -114,35 +119,135 @@ def append_record(path, record: dict) -> None:
         os.close(fd)
 
 
-def read_records(path, *, strict: bool = False) -> list[dict]:
-    """Read every complete record of a ``records.jsonl`` file (missing file: ``[]``).
+def check_record(record) -> str | None:
+    """What is wrong with a parsed record (``None`` when it follows the schema).
 
-    A line cut short by a crash is skipped with a warning naming the file and
-    line (``strict=True`` raises ``ValueError`` instead).
+    Checked: an object with a non-empty ``id`` (string or integer), a ``status`` of
+    :data:`STATUSES`, ``hyperparameters`` an object, ``model`` and ``error`` strings or
+    null, ``history`` an object or null, the numeric fields finite numbers or null,
+    and a ``model`` for every completed trial.
+    """
+    if not isinstance(record, dict):
+        return f"not a JSON object but {type(record).__name__}"
+    rid = record.get("id")
+    if isinstance(rid, bool) or not isinstance(rid, (str, int)) or rid == "":
+        return f"`id` must be a non-empty string. Received: id={rid!r}"
+    status = record.get("status")
+    if status not in STATUSES:
+        return f"`status` must be one of {list(STATUSES)}. Received: status={status!r}"
+    if not isinstance(record.get("hyperparameters"), dict):
+        return f"`hyperparameters` must be an object. Received: {type(record.get('hyperparameters')).__name__}"
+    for key in ("model", "error"):
+        if record.get(key) is not None and not isinstance(record[key], str):
+            return f"`{key}` must be a string or null. Received: {key}={record[key]!r}"
+    if status == "completed" and not record.get("model"):
+        return "a completed trial needs its `model`"
+    if record.get("history") is not None and not isinstance(record["history"], dict):
+        return f"`history` must be an object or null. Received: {type(record['history']).__name__}"
+    for key in NUMERIC_FIELDS:
+        if record.get(key) is not None and not finite(record[key]):
+            return f"`{key}` must be a finite number or null. Received: {key}={record[key]!r}"
+    return None
+
+
+def _scan(data: bytes):
+    """``(records, bad)`` of a records file's bytes; ``bad`` holds ``(line number, raw bytes, reason)``."""
+    records, bad = [], []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            bad.append((number, raw, f"not UTF-8 ({e.reason} at byte {e.start})"))
+            continue
+        except json.JSONDecodeError as e:
+            bad.append((number, raw, f"not JSON ({e.msg})"))
+            continue
+        problem = check_record(record)
+        if problem:
+            bad.append((number, raw, problem))
+        else:
+            records.append(record)
+    return records, bad
+
+
+def _bad_message(path, bad):
+    listed = "; ".join(f"line {n}: {why}" for n, _, why in bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+    return f"{path}: set aside {len(bad)} damaged line(s), whose trials run again ({listed})"
+
+
+def read_records(path, *, strict: bool = False) -> list[dict]:
+    """Read every valid record of a ``records.jsonl`` file (missing file: ``[]``).
+
+    The file is read as bytes, line by line: a line that is not UTF-8, not JSON, or
+    not a record (:func:`check_record`) is skipped with one warning naming the file
+    and the lines (``strict=True`` raises ``ValueError`` instead); every other record
+    is kept. A line cut short by a crash is one such line.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
         return []
-    records, bad = [], []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                bad.append(number)
-                continue
-            if isinstance(record, dict) and "id" in record:
-                records.append(record)
-            else:
-                bad.append(number)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ValueError(f"Cannot read the records file {path!r}: {e}") from None
+    records, bad = _scan(data)
     if bad:
-        message = f"{path}: skipped unreadable line(s) {bad} (a crash mid-write leaves one)"
+        message = _bad_message(path, bad)
         if strict:
             raise ValueError(message)
         warnings.warn(message, stacklevel=2)
     return records
+
+
+def rejects_path(path) -> str:
+    """Where :func:`reject_bad_lines` moves damaged lines: ``records.rejected.jsonl`` beside ``records.jsonl``."""
+    base, ext = os.path.splitext(os.fspath(path))
+    return f"{base}.rejected{ext or '.jsonl'}"
+
+
+def reject_bad_lines(path, notes=None) -> int:
+    """Move the damaged lines of a records file into :func:`rejects_path`, keeping every valid record.
+
+    Each rejected line is kept as a JSON object ``{"file", "line", "reason", "raw"}``
+    (``raw``: the bytes, undecodable ones as ``\\xNN``). The records file is rewritten
+    atomically (temporary file, then rename) under the writers' lock. Returns how many
+    lines were moved; a note naming the file and lines goes to ``notes``.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        return 0
+    fd = os.open(path, os.O_RDWR)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        with open(path, "rb") as f:
+            data = f.read()
+        _, bad = _scan(data)
+        if not bad:
+            return 0
+        numbers = {n for n, _, _ in bad}
+        kept = [raw for n, raw in enumerate(data.split(b"\n"), start=1) if n not in numbers and raw.strip()]
+        with open(rejects_path(path), "ab") as out:
+            for number, raw, why in bad:
+                entry = {"file": path, "line": number, "reason": why,
+                         "raw": raw.decode("utf-8", errors="backslashreplace")}
+                out.write((json.dumps(entry) + "\n").encode("utf-8"))
+            out.flush()
+            os.fsync(out.fileno())
+        temporary = f"{path}.tmp{os.getpid()}"
+        with open(temporary, "wb") as f:
+            f.write(b"".join(raw + b"\n" for raw in kept))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    finally:
+        os.close(fd)
+    if notes is not None:
+        notes.append(_bad_message(path, bad).replace("set aside", "moved") + f"; kept in {rejects_path(path)}")
+    return len(bad)
 
 
 def latest_records(records, *, sort: bool = True) -> list[dict]:

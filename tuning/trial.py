@@ -19,12 +19,13 @@ import keras
 
 import zoo
 import zoo.data
+from tuning.fronts import BUILD_TIME_CONSTRAINTS, broken_constraints, check_constraints
 from tuning.records import finite, new_record
 from zoo import training
-from zoo.runtime import is_out_of_memory, peak_memory_bytes
+from zoo.runtime import is_disk_full, is_out_of_memory, peak_memory_bytes
 from zoo.training import EpochTimer, TrainingConfig
 
-__all__ = ["EpochTimer", "data_kwargs", "is_out_of_memory", "objective_value", "peak_memory_bytes", "run_trial"]
+__all__ = ["EpochTimer", "check_build", "data_kwargs", "is_out_of_memory", "objective_value", "peak_memory_bytes", "run_trial"]
 
 
 def _first_line(error: BaseException) -> str:
@@ -84,6 +85,7 @@ def run_trial(
     batch_size=None,
     fit_kwargs=None,
     precision=None,
+    constraints=None,
 ) -> dict:
     """Build, train and measure one model; never raises for a failed trial.
 
@@ -104,11 +106,14 @@ def run_trial(
             confusion matrix), so that reports never need the model again.
         epochs, batch_size, precision: override the config's (or make one,
             with ``fit_kwargs``: optimizer, learning_rate, ... for :func:`zoo.training.fit`).
+        constraints: upper bounds (``{"max_params": 1e5}``); a model over a bound known once it
+            is built (parameters, MACs, weight bytes) is not trained: its record is ``infeasible``.
 
     Returns:
         A record (see :mod:`tuning.records`) with status ``completed`` or ``failed``; an invalid
         training configuration is a ``failed`` record too.
     """
+    constraints = check_constraints(constraints) if constraints else None
     name = model_name or (build if isinstance(build, str) else getattr(build, "__name__", "model"))
     base = dict(id=trial_id, model=name, hyperparameters=hyperparameters or {}, seed=seed,
                 epochs=epochs if config is None else config.epochs, data=data.fingerprint, dataset=data.name)
@@ -143,6 +148,10 @@ def run_trial(
         base.update(params=p.params, trainable_params=p.trainable_params, macs=p.macs, flops=p.flops,
                     weight_bytes=p.weight_bytes)
         timings["profile"] = time.perf_counter() - clock
+        broken = broken_constraints(base, constraints, BUILD_TIME_CONSTRAINTS) if constraints else []
+        if broken:  # known before training: no time is spent on it
+            return new_record(status="infeasible", error="constraint violated: " + ", ".join(broken),
+                              constraints=dict(constraints), **base)
         if config.augmentation is not None and data.train is not None:
             train = zoo.data.augment(data.train, config.augmentation, seed=seed, flip=config.augmentation_flip)
             data = dataclasses.replace(data, train=train)
@@ -190,12 +199,25 @@ def run_trial(
             base.update(extra)
         return new_record(status="completed", peak_memory_bytes=peak_memory_bytes(), **metrics, **base)
     except Exception as e:  # noqa: BLE001 - every failure becomes a record; the search goes on
+        if is_disk_full(e):
+            raise  # not the trial's fault: the run stops (resumable) with one message naming the folder
         reason = "out of memory" if is_out_of_memory(e) else type(e).__name__
         return new_record(status="failed", error=f"{reason}: {_first_line(e)}",
                           peak_memory_bytes=peak_memory_bytes(), **base)
     finally:
         del model
         keras.backend.clear_session()  # free_memory=True: it runs gc.collect() itself (a second one cost ~0.3 s)
+
+
+def check_build(build, *, what):
+    """Build once before any trial, so that a bad builder argument fails the whole run at once
+    (a ``ValueError``/``TypeError`` prefixed with ``what``) instead of every trial one by one."""
+    try:
+        build()
+    except (ValueError, TypeError) as e:
+        raise type(e)(f"{what}: {e}") from None
+    finally:
+        keras.backend.clear_session()
 
 
 def data_kwargs(name, *, input_shape, task="multiclass", num_classes=None, num_outputs=1) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from zoo.layers import AdaptiveAveragePooling2D
 from zoo.utils import check_activation
 
 # torchvision's BatchNorm defaults (eps=1e-5, momentum=0.1 <=> Keras momentum 0.9),
@@ -218,6 +219,32 @@ class ChannelZeroPadding(layers.Layer):
         return {**super().get_config(), "padding": self.padding}
 
 
+def zero_channels(x, padding, *, name):
+    """Append ``padding=(before, after)`` zero channels with built-in layers only.
+
+    ``Reshape`` to ``(h, w, c, 1)``, ``ZeroPadding3D`` on the channel axis (named ``name``), ``Reshape`` back:
+    a saved model then loads in plain Keras, without ``import zoo`` (:class:`ChannelZeroPadding`, the
+    same as one custom layer, is kept so that models saved before still load).
+    """
+    h, w, c = x.shape[1:]
+    x = layers.Reshape((h, w, c, 1), name=f"{name}_expand")(x)
+    x = layers.ZeroPadding3D(((0, 0), (0, 0), tuple(padding)), name=name)(x)
+    return layers.Reshape((h, w, c + sum(padding)), name=f"{name}_squeeze")(x)
+
+
+def adaptive_avg_pool(x, output_size, *, name):
+    """Average-pool to ``output_size`` with torch's adaptive bins (``nn.AdaptiveAvgPool2d``).
+
+    Keras' built-in ``AdaptiveAveragePooling2D`` (same bins; a saved model loads without ``import zoo``)
+    when the map is at least the output's size, :class:`zoo.layers.AdaptiveAveragePooling2D` when it is
+    smaller (torchvision's VGG/AlexNet heads on small inputs repeat cells; the built-in refuses that).
+    """
+    size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+    if x.shape[1] >= size[0] and x.shape[2] >= size[1]:
+        return layers.AdaptiveAveragePooling2D(size, name=name)(x)
+    return AdaptiveAveragePooling2D(size, name=name)(x)
+
+
 def shortcut(x, filters, *, stride=1, kind="B", name):
     """A residual shortcut: identity when the shape is kept, otherwise
 
@@ -232,7 +259,7 @@ def shortcut(x, filters, *, stride=1, kind="B", name):
             x = layers.AveragePooling2D(1, strides=stride, name=f"{name}_shortcut_subsample")(x)
         pad = filters - x.shape[-1]
         if pad:
-            x = ChannelZeroPadding((pad // 2, pad - pad // 2), name=f"{name}_shortcut_pad")(x)
+            x = zero_channels(x, (pad // 2, pad - pad // 2), name=f"{name}_shortcut_pad")
         return x
     x = conv2d(x, filters, 1, strides=stride, name=f"{name}_shortcut_conv")
     return batch_norm(x, name=f"{name}_shortcut_bn")

@@ -3,14 +3,38 @@
 Keras 3 has no public API for "which layer produced this tensor" or "the calls
 of a model in order"; these helpers read ``_nodes_by_depth``,
 ``_inbound_nodes``, ``_keras_history`` and ``Sequential._functional`` here
-only, so that a change in Keras is mended in one place.
+only, so that a change in Keras is mended in one place. :func:`dry_weight_count`
+likewise is the one user of Keras' list of deferred variables.
 """
 
 from __future__ import annotations
 
+import math
+
 import keras
 
-__all__ = ["graph_calls", "inbound_layers", "producer"]
+__all__ = ["dry_weight_count", "graph_calls", "inbound_layers", "producer"]
+
+
+def dry_weight_count(build):
+    """How many weights ``build()`` would create, found without allocating any of them.
+
+    Inside ``keras.StatelessScope(initialize_variables=False)`` Keras creates every variable
+    without its value and keeps it in a global list of deferred variables, to be initialised
+    later; the model is built there, its weights' shapes counted, and the variables it left in that
+    list dropped, so that none is ever initialised. Building a ResNet-152 at width 64 (2.4e11
+    weights) this way takes well under a second and no memory.
+    """
+    from keras.src.backend.common import global_state
+
+    pending = global_state.get_global_attribute("uninitialized_variables", [], set_to_default=True)
+    before = len(pending)
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            model = build()
+        return sum(math.prod(v.shape) for v in model.weights)
+    finally:
+        del pending[before:]
 
 
 def graph_calls(model):

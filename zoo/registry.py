@@ -6,6 +6,7 @@ registered with a decorator, listed with fnmatch patterns and built by name.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import fnmatch
 from dataclasses import dataclass, field
@@ -169,9 +170,14 @@ def build(name: str, *, precision=None, **kwargs):
         >>> fast = build("resnet50", precision="mixed_bfloat16")
     """
     card = get_card(name)
-    if precision is None:
-        return card.builder(**kwargs)
-    from zoo.runtime import precision_policy
+    from zoo.runtime import is_out_of_memory, precision_policy
 
-    with precision_policy(precision):
-        return card.builder(**kwargs)
+    try:
+        with precision_policy(precision) if precision is not None else contextlib.nullcontext():
+            return card.builder(**kwargs)
+    except Exception as e:  # noqa: BLE001 - only running out of memory is rewritten
+        if not is_out_of_memory(e) or isinstance(e, (ValueError, TypeError)):
+            raise
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "its defaults"
+        raise ValueError(f"{name} with {given}: its weights do not fit in memory ({type(e).__name__}); "
+                         "choose a smaller input_shape, num_classes or width") from None

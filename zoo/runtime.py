@@ -13,6 +13,9 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
+import inspect
 import os
 import platform
 import resource
@@ -32,7 +35,10 @@ __all__ = [
     "device_name",
     "environment",
     "global_policy",
+    "disk_full_error",
+    "is_disk_full",
     "is_out_of_memory",
+    "names_full_disk",
     "peak_memory_bytes",
     "precision_policy",
     "resolve_precision",
@@ -158,8 +164,56 @@ def environment() -> dict:
     }
 
 
+def is_disk_full(error: BaseException) -> bool:
+    """Whether ``error`` says a disk (or quota) is full: ``OSError`` ENOSPC/EDQUOT, or TensorFlow's
+    ``ResourceExhaustedError`` from a file write ("No space left on device")."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(error).lower()
+    return "no space left on device" in text or "disk quota exceeded" in text
+
+
+@contextlib.contextmanager
+def disk_full_error(folder):
+    """Turn a full disk met inside the block into one ``OSError(ENOSPC)`` that names ``folder``.
+
+    What was written before stays (records are appended atomically), so the same call resumes
+    once space is freed; the message says so. Other errors pass unchanged.
+    """
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 - only a full disk is rewritten, everything else re-raised as is
+        if not is_disk_full(e):
+            raise
+        folder = os.path.abspath(os.fspath(folder))
+        raise OSError(errno.ENOSPC, f"No space left on the device of {folder} ({type(e).__name__}: "
+                      f"{' '.join(str(e).split())[:200]}). Free some space there, then run the same command "
+                      "again: finished trials are kept and the run resumes") from None
+
+
+def names_full_disk(argument):
+    """Decorator: a full disk met by the call becomes :func:`disk_full_error`'s one ``OSError``,
+    naming the folder the call's ``argument`` (e.g. ``out``, ``directory``) gives."""
+
+    def decorate(function):
+        signature = inspect.signature(function)
+
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            bound = signature.bind_partial(*args, **kwargs)
+            bound.apply_defaults()
+            with disk_full_error(bound.arguments.get(argument) or os.curdir):
+                return function(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
 def is_out_of_memory(error: BaseException) -> bool:
-    """Whether ``error`` says the host or the accelerator ran out of memory (any backend)."""
+    """Whether ``error`` says the host or the accelerator ran out of memory (any backend); a full disk is not."""
+    if is_disk_full(error):
+        return False
     name = type(error).__name__
     text = str(error).lower()
     return isinstance(error, MemoryError) or "ResourceExhausted" in name or "out of memory" in text or "oom" in text.split()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import re
@@ -43,20 +44,56 @@ POOLINGS = (None, "avg", "max")
 TASKS = ("multiclass", "binary", "regression")
 
 
-def check_int(name: str, value, *, minimum: int | None = 1, allow_none: bool = False):
-    """Return ``value`` if it is an int >= ``minimum``; raise otherwise."""
+def check_int(name: str, value, *, minimum: int | None = 1, maximum: int | None = None, allow_none: bool = False):
+    """Return ``value`` if it is an int in ``[minimum, maximum]``; raise otherwise."""
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"`{name}` must be an integer. Received: {name}={value!r}")
     if minimum is not None and value < minimum:
         raise ValueError(f"`{name}` must be >= {minimum}. Received: {name}={value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"`{name}` must be <= {maximum:,}. Received: {name}={value!r}")
     return int(value)
 
 
-def check_float(name: str, value, *, minimum=None, maximum=None, max_inclusive=True):
+# Past these, weights or a single sample no longer fit in any memory: refused before anything is built.
+MAX_CLASSES = 1_000_000  # the largest public label sets (e.g. ImageNet-21k, 21,841) are far below
+MAX_INPUT_SIDE = 65_536
+MAX_INPUT_VALUES = 2**28  # values in one sample (1 GiB in float32)
+
+
+def memory_bytes() -> int:
+    """This machine's physical memory in bytes (0 when the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+# Bytes a float32 weight needs while it is trained: itself, its gradient and Adam's two moments
+# (initialising it takes temporaries of the same order).
+TRAINING_BYTES_PER_WEIGHT = 16
+
+
+def check_weights_fit(params, *, what):
+    """Refuse a model whose ``params`` weights could not be trained in this machine's memory
+    (:data:`TRAINING_BYTES_PER_WEIGHT` each), before a weight is created. ``what`` names the
+    arguments that made it so, with their values."""
+    total = memory_bytes()
+    if total and params * TRAINING_BYTES_PER_WEIGHT > total:
+        raise ValueError(
+            f"{what} would have about {params:,.0f} weights ({params * 4 / 2**30:,.1f} GiB in float32; about "
+            f"{params * TRAINING_BYTES_PER_WEIGHT / 2**30:,.1f} GiB to train with their gradients and Adam's "
+            f"moments), more than this machine's {total / 2**30:,.1f} GiB of memory: choose smaller values")
+
+
+def check_float(name: str, value, *, minimum=None, maximum=None, max_inclusive=True, allow_inf=False):
+    """A real number within the bounds; NaN is always refused, infinities unless ``allow_inf``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"`{name}` must be a number. Received: {name}={value!r}")
+    if math.isnan(value) or (math.isinf(value) and not allow_inf):
+        raise ValueError(f"`{name}` must be a finite number. Received: {name}={value!r}")
     if minimum is not None and value < minimum:
         raise ValueError(f"`{name}` must be >= {minimum}. Received: {name}={value!r}")
     if maximum is not None and (value > maximum or (not max_inclusive and value >= maximum)):
@@ -79,18 +116,25 @@ def check_bool(name: str, value):
     return value
 
 
-def check_int_sequence(name: str, value, *, minimum: int = 1, allow_empty: bool = True):
+MAX_UNITS = 2**20  # units or filters of one layer
+MAX_LAYERS = 1_000  # layers (or stages) a sequence argument may describe
+
+
+def check_int_sequence(name: str, value, *, minimum: int = 1, maximum: int = MAX_UNITS, allow_empty: bool = True):
+    """A tuple of at most :data:`MAX_LAYERS` ints in ``[minimum, maximum]`` (one int is a 1-tuple)."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         value = (value,)
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
         raise TypeError(f"`{name}` must be a sequence of integers. Received: {name}={value!r}")
     value = tuple(value)
     if not value and not allow_empty:
         raise ValueError(f"`{name}` must not be empty. Received: {name}={value!r}")
+    if len(value) > MAX_LAYERS:
+        raise ValueError(f"`{name}` must have at most {MAX_LAYERS:,} entries. Received {len(value):,}")
     for v in value:
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < minimum:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not minimum <= v <= maximum:
             raise ValueError(
-                f"`{name}` must contain integers >= {minimum}. Received: {name}={value!r}"
+                f"`{name}` must contain integers from {minimum} to {maximum:,}. Received: {name}={value!r}"
             )
     return tuple(int(v) for v in value)
 
@@ -171,6 +215,11 @@ def check_input_shape(input_shape, *, default, min_size=None, rank=3, channels=N
             raise ValueError(
                 f"`input_shape` must contain positive integers. Received: input_shape={shape!r}"
             )
+        if v is not None and v > MAX_INPUT_SIDE and rank == 3:
+            raise ValueError(f"`input_shape` axes must be <= {MAX_INPUT_SIDE:,}. Received: input_shape={shape!r}")
+    if None not in shape and math.prod(shape) > MAX_INPUT_VALUES:
+        raise ValueError(f"`input_shape` must hold at most {MAX_INPUT_VALUES:,} values per sample. "
+                         f"Received: input_shape={shape!r}")
     if rank == 3:
         h, w, c = shape
         if c is None:
@@ -208,7 +257,7 @@ def check_common(
         input_shape, default=default_input_shape, min_size=min_size, rank=rank, channels=channels
     )
     check_bool("include_top", include_top)
-    num_classes = check_int("num_classes", num_classes)
+    num_classes = check_int("num_classes", num_classes, maximum=MAX_CLASSES)
     check_choice("pooling", pooling, POOLINGS)
     check_classifier_activation(classifier_activation)
     check_weights(weights, allow_imagenet=allow_imagenet)
@@ -220,8 +269,11 @@ def scaled(channels: int, width: float, *, minimum: int = 1) -> int:
     return max(minimum, int(round(channels * width)))
 
 
+MAX_WIDTH = 64.0  # 64x the reference channels: past any model that fits in memory
+
+
 def check_width(width):
-    return check_float("width", width, minimum=1e-6)
+    return check_float("width", width, minimum=1e-6, maximum=MAX_WIDTH)
 
 
 STEMS = ("imagenet", "cifar")

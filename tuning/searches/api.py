@@ -17,10 +17,11 @@ import keras_tuner as kt
 
 from tuning.fronts import check_constraints
 from tuning.hypermodels import ZooHyperModel, make_hypermodel
-from tuning.records import finite, latest_records, read_records
+from tuning.records import finite, latest_records, read_records, reject_bad_lines
 from tuning.searches import engine
 from tuning.searches.result import SearchResult, load_search
 from tuning.searches.runner import Runner
+from tuning.trial import check_build
 from tuning.searches.state import (
     MANIFEST_FILE,
     RECORDS_FILE,
@@ -31,7 +32,7 @@ from tuning.searches.state import (
     repair_tail,
     write_json_atomic,
 )
-from zoo.runtime import resolve_precision
+from zoo.runtime import names_full_disk, resolve_precision
 from zoo.training import metric_direction
 
 __all__ = ["ALGORITHMS", "search"]
@@ -39,6 +40,7 @@ __all__ = ["ALGORITHMS", "search"]
 ALGORITHMS = ("random", "hyperband", "bayesian", "grid")
 
 
+@names_full_disk("directory")
 def search(
     models,
     *,
@@ -120,6 +122,8 @@ def search(
     data = _data(data)
     objective_name, direction = _objective(objective, direction, data)
     hypermodel = _hypermodel(models, data=data, fixed=fixed, tiny=tiny, training=training, tune=tune)
+    if fixed:  # a bad fixed builder argument fails here, once, not in every trial
+        check_build(lambda: hypermodel.build(kt.HyperParameters()), what=f"`fixed` builder arguments {fixed}")
 
     role = engine.role()
     directory = os.fspath(directory)
@@ -241,6 +245,7 @@ def _known_records(records_path, project_dir, *, role, notes):
     if os.path.isdir(project_dir):
         shutil.rmtree(project_dir)  # a cache of records.jsonl, rebuilt by the replay
     repair_tail(records_path, notes)
+    reject_bad_lines(records_path, notes)  # damaged lines move aside; their trials run again
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         known = latest_records(read_records(records_path))

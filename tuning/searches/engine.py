@@ -53,6 +53,7 @@ from keras_tuner.src.engine import trial as trial_module
 
 from tuning.hypermodels import ZooHyperModel
 from tuning.trial import objective_value
+from zoo.runtime import is_disk_full
 
 __all__ = ["FunctionHyperModel", "SearchTuner", "declared_space", "infer_direction", "make_oracle", "replay", "role"]
 
@@ -104,8 +105,25 @@ class GridOracle(_BudgetMixin, kt.oracles.GridSearchOracle):
     pass
 
 
+ID_WIDTH = 4  # trial ids "0000", "0001", ...: their text order is their numeric order up to 9,999 trials
+
+
+class _TrialBudget(int):
+    """``max_trials`` whose ``str`` is at least :data:`ID_WIDTH` digits wide.
+
+    KerasTuner pads each trial id to ``len(str(max_trials))`` digits, so a resumed search
+    that raises ``max_trials`` from 9 to 20 would follow trial "8" with "09", and text order
+    would no longer be trial order. Every other use of the budget sees a plain int.
+    """
+
+    def __str__(self):
+        return format(int(self), f"0{ID_WIDTH}d")
+
+
 def make_oracle(algorithm, *, objective, max_trials, epochs, seed, hyperparameters, hyperband_factor,
                  num_initial_points):
+    if max_trials is not None:  # None pads to len("None") == ID_WIDTH already
+        max_trials = _TrialBudget(max_trials)
     common = dict(
         objective=objective,
         # keras-tuner treats seed=0 as "no seed"
@@ -269,8 +287,8 @@ class SearchTuner(kt.Tuner):
             trial.status = _FAILED
             trial.message = str(e)
         except Exception as e:  # noqa: BLE001 - same handling as KerasTuner's
-            if isinstance(e, kt.errors.FatalError):
-                raise
+            if isinstance(e, kt.errors.FatalError) or is_disk_full(e):
+                raise  # a full disk stops the search (tuning.search names the folder); it is no failed trial
             traceback.print_exc()
             trial.status = trial_module.TrialStatus.INVALID
             trial.message = traceback.format_exc()

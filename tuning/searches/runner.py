@@ -11,6 +11,7 @@ from tuning.hypermodels import ZooHyperModel
 from tuning.records import append_record, finite, latest_records, new_record, read_records
 from tuning.searches.result import fmt
 from tuning.trial import objective_value, run_trial
+from zoo.runtime import is_disk_full
 from zoo.training import TrainingConfig
 
 __all__ = ["Runner", "merge_executions"]
@@ -51,7 +52,7 @@ class Runner:
         return run_trial(
             lambda: hypermodel.build(hp), self.data, trial_id=trial.trial_id, model_name=model_name,
             hyperparameters=dict(hp.values), config=config.replace(precision=self.precision), seed=seed,
-            callbacks=self.callbacks, measure_speed=self.measure_speed,
+            callbacks=self.callbacks, measure_speed=self.measure_speed, constraints=self.constraints,
         )
 
     def run(self, trial, hypermodel, *, tuner_id):
@@ -65,6 +66,8 @@ class Runner:
                     break
             record = merge_executions(runs)
         except Exception as e:  # noqa: BLE001 - a trial that fails outside run_trial still gets its record
+            if is_disk_full(e):
+                raise
             reason = "invalid configuration" if isinstance(e, (ValueError, TypeError)) else type(e).__name__
             record = new_record(id=trial.trial_id, model=None, hyperparameters=dict(trial.hyperparameters.values),
                                 seed=self.seed, status="failed", error=f"{reason}: {e}")

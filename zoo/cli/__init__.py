@@ -5,7 +5,7 @@ weights list/convert/fetch/verify and predict; ``experiments``:
 compare/report/tune; ``transfer``; ``bench``; ``demo``), one module of argument
 helpers (``args``), and the command table below. Every sub-command prints one
 clear line on stderr and exits with status 2 on bad input: an unknown model or
-dataset name, an impossible budget, a run folder without records (set
+dataset name, an impossible budget, a run folder without records, a full disk (set
 ``ZOO_DEBUG=1`` for the traceback instead).
 
 Examples:
@@ -26,6 +26,7 @@ import sys
 import warnings
 
 from zoo.cli import bench, demo, experiments, models, transfer, weights
+from zoo.runtime import is_disk_full
 from zoo.weights.hub import WeightsDownloadError
 
 # The command groups, in the order `zoo --help` lists their commands; each adds its sub-parsers.
@@ -51,8 +52,9 @@ def main(argv=None):
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
     try:
         return args.fn(args)
-    except (ValueError, TypeError, FileNotFoundError, WeightsDownloadError) as e:
-        if os.environ.get("ZOO_DEBUG"):
+    except (ValueError, TypeError, OSError, WeightsDownloadError) as e:
+        expected = not isinstance(e, OSError) or isinstance(e, (FileNotFoundError, WeightsDownloadError)) or is_disk_full(e)
+        if os.environ.get("ZOO_DEBUG") or not expected:
             raise
         message = " ".join(str(e).split("\n")[0].split()) or type(e).__name__
         print(f"zoo {args.command}: error: {message}", file=sys.stderr)

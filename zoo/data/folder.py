@@ -222,7 +222,12 @@ def scan_folder(root, *, validation_dir=None, extensions=IMAGE_EXTENSIONS):
 
 
 def _check_policies(report, image_size, channels):
-    """Add errors for mixed channel counts / sizes that no explicit option resolves."""
+    """Add errors for a single class and for mixed channel counts / sizes that no explicit option resolves."""
+    if len(report.class_names) == 1:
+        report.errors.append(
+            f"only one class folder ({report.class_names[0]!r}): a classifier needs at least two classes, "
+            "each in its own sub-folder (a single class would score 100% whatever the model)"
+        )
     files = [f for fs in report.files.values() for f in fs]
     if channels is None and len(report.channel_counts) > 1:
         examples = {}

@@ -20,9 +20,12 @@ to the family builder, which checks it after that argument.
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
 
+from zoo.graph import dry_weight_count
 from zoo.registry import register_model
-from zoo.utils import check_common
+from zoo.utils import check_common, check_weights_fit
 
 COMMON_ARGS = ("input_shape", "num_classes", "include_top", "pooling", "classifier_activation", "weights")
 # How the docstrings of the staged CNN families with a `width` end (``{name}``: the builder's).
@@ -67,6 +70,24 @@ def _pretrained_entry(name, card, args):
     return entry
 
 
+def _looks_large(args, defaults, default_input_shape, factor=4):
+    """Whether the weights are worth a dry count (:func:`zoo.graph.dry_weight_count`) before building:
+    the input, the classes or a size argument (``width``, ``growth_rate``...) is over ``factor``
+    times the reference's. Everything else builds at once."""
+    shape = [v or d for v, d in zip(args["input_shape"], default_input_shape)]
+    if math.prod(shape) > factor * math.prod(default_input_shape) or args["num_classes"] > 10_000:
+        return True
+    for key, value in args.items():
+        default = defaults.get(key)
+        if isinstance(value, tuple) and isinstance(default, tuple):
+            numeric = all(isinstance(v, numbers.Real) for v in (*value, *default))
+            value, default = (max(value, default=0), max(default, default=0)) if numeric else (None, None)
+        if (isinstance(value, numbers.Real) and isinstance(default, numbers.Real) and not isinstance(value, bool)
+                and default > 0 and value > factor * default):
+            return True
+    return False
+
+
 def register_variant(name, build, *, card, params, doc, fixed=None, checks=None):
     """Register model ``name`` with a builder that runs the shared prologue, then ``build``.
 
@@ -98,6 +119,10 @@ def register_variant(name, build, *, card, params, doc, fixed=None, checks=None)
         args = {**defaults, **kwargs}
         entry = _pretrained_entry(name, card, args)
         args["input_shape"], args["num_classes"] = check_common(**{k: args[k] for k in COMMON_ARGS}, **checks)
+        if _looks_large(args, defaults, card["default_input_shape"]):
+            given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k != "weights")
+            check_weights_fit(dry_weight_count(lambda: build(**fixed, **{**args, "weights": None})),
+                              what=f"{name} with {given}")
         if entry is None:
             return build(**fixed, **args)
         from zoo import weights as pretrained

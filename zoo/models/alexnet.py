@@ -10,7 +10,6 @@ from __future__ import annotations
 import keras
 
 from zoo import blocks
-from zoo.layers import AdaptiveAveragePooling2D
 from zoo.models._variants import keras_params, register_variant
 from zoo.utils import check_float, check_width, scaled
 
@@ -52,7 +51,7 @@ def _alexnet(*, convs, pooled_size, hidden_units, input_shape, num_classes, incl
         if max_pool:
             x = blocks.pool(x, "max", pool_size=3, strides=2, name=f"stage{i}")
     if include_top and pooled_size:
-        x = AdaptiveAveragePooling2D(pooled_size, name="head_adaptive_avgpool")(x)
+        x = blocks.adaptive_avg_pool(x, pooled_size, name="head_adaptive_avgpool")
     x = blocks.classifier_head(
         x,
         num_classes=num_classes,

@@ -17,6 +17,9 @@ from zoo.utils import (
     check_input_shape,
     check_int,
     check_int_sequence,
+    MAX_INPUT_SIDE,
+    MAX_LAYERS,
+    check_weights_fit,
     check_width,
     scaled,
 )
@@ -25,8 +28,8 @@ from zoo.utils import (
 def _convnet(*, input_shape, num_classes, filters, convs_per_stage, kernel_size, activation, pool, batch_norm,
              dropout, dense_units, flatten, width, include_top, pooling, classifier_activation, weights, name):
     filters = check_int_sequence("filters", filters, allow_empty=False)
-    n = check_int("convs_per_stage", convs_per_stage)
-    k = check_int("kernel_size", kernel_size)
+    n = check_int("convs_per_stage", convs_per_stage, maximum=MAX_LAYERS)
+    k = check_int("kernel_size", kernel_size, maximum=MAX_INPUT_SIDE)
     act = check_activation("activation", activation)
     check_choice("pool", pool, ("max", "avg", None))
     check_bool("batch_norm", batch_norm)
@@ -35,6 +38,12 @@ def _convnet(*, input_shape, num_classes, filters, convs_per_stage, kernel_size,
     dense_units = check_int_sequence("dense_units", dense_units)
     width = check_width(width)
     check_input_shape(input_shape, default=input_shape, min_size=2 ** len(filters) if pool else 1)
+    if len(filters) * n > MAX_LAYERS:
+        raise ValueError(f"`filters` and `convs_per_stage` give {len(filters) * n:,} conv layers, more than "
+                         f"{MAX_LAYERS:,}. Received: filters={filters}, convs_per_stage={n}")
+    channels = [input_shape[-1]] + [scaled(f, width) for f in filters for _ in range(n)]
+    check_weights_fit(k * k * sum(a * b for a, b in zip(channels, channels[1:])),
+                      what=f"filters={filters}, convs_per_stage={n}, kernel_size={k} and width={width}")
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs
     for m, f in enumerate(filters, start=1):

@@ -14,6 +14,8 @@ import keras
 from zoo import blocks
 from zoo.models._variants import STAGED_DOC_TAIL, keras_params, register_variant
 from zoo.utils import (
+    MAX_LAYERS,
+    MAX_UNITS,
     check_float,
     check_input_shape,
     check_int,
@@ -72,8 +74,8 @@ def _densenet(*, growth_rate, block_config, init_features, stem, compression,
 
 def _densenet_bc(*, depth, growth_rate, **kwargs):
     """DenseNet-BC's parameterisation of ``_densenet``: L = 6n + 4 and k give the blocks and stem."""
-    depth = check_int("depth", depth, minimum=10)
-    growth_rate = check_int("growth_rate", growth_rate)
+    depth = check_int("depth", depth, minimum=10, maximum=MAX_LAYERS)
+    growth_rate = check_int("growth_rate", growth_rate, maximum=MAX_UNITS)
     if (depth - 4) % 6:
         raise ValueError(
             f"`depth` of a DenseNet-BC must be 6n + 4 (e.g. 40, 100, 190, 250). Received: depth={depth!r}"

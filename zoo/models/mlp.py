@@ -6,6 +6,8 @@ back-propagating errors", Nature 1986.
 
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import layers
 
@@ -20,7 +22,9 @@ from zoo.utils import (
     check_input_shape,
     check_int,
     check_int_sequence,
+    MAX_CLASSES,
     check_weights,
+    check_weights_fit,
 )
 
 # the output activation of each task (zoo.utils.TASKS, plus "logits": a linear head)
@@ -108,8 +112,8 @@ def mlp(
         rank = 1
     shape = check_input_shape(input_shape, default=(784,), rank=rank)
     task = check_choice("task", task, tuple(TASK_ACTIVATIONS))
-    num_classes = check_int("num_classes", num_classes, allow_none=True)
-    num_outputs = check_int("num_outputs", num_outputs, allow_none=True)
+    num_classes = check_int("num_classes", num_classes, maximum=MAX_CLASSES, allow_none=True)
+    num_outputs = check_int("num_outputs", num_outputs, maximum=MAX_CLASSES, allow_none=True)
     hidden_units = check_int_sequence("hidden_units", hidden_units)
     act = check_activation("activation", activation)
     init = check_initializer("kernel_initializer", kernel_initializer)
@@ -129,6 +133,9 @@ def mlp(
     if classifier_activation is not None:
         check_choice("classifier_activation", classifier_activation, ("softmax", "sigmoid", "linear"))
     units = {"binary": 1, "regression": num_outputs or 1}.get(task, num_classes or 10)
+    widths = [math.prod(shape) if None not in shape else 1, *hidden_units, units if include_top else 0]
+    check_weights_fit(sum(a * b for a, b in zip(widths, widths[1:])),
+                      what=f"input_shape={shape}, hidden_units={hidden_units} and {units} output(s)")
 
     regularizer = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
     inputs = keras.Input(shape=shape, name="input")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import keras
 
 from zoo import blocks
-from zoo.layers import AdaptiveAveragePooling2D
 from zoo.models._variants import keras_params, register_variant
 from zoo.utils import check_float, check_width, scaled
 
@@ -55,7 +54,7 @@ def _vgg(*, config, batch_norm, input_shape, num_classes, include_top, pooling, 
                                name=f"stage{stage}_block{conv}")
         conv += 1
     if include_top:
-        x = AdaptiveAveragePooling2D(POOLED_SIZE, name="head_adaptive_avgpool")(x)
+        x = blocks.adaptive_avg_pool(x, POOLED_SIZE, name="head_adaptive_avgpool")
     # torchvision: Linear-ReLU-Dropout, Linear-ReLU-Dropout, Linear.
     x = blocks.classifier_head(
         x,

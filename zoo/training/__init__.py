@@ -13,6 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 
 import keras
+import numpy as np
 
 from zoo.runtime import PRECISIONS, accelerator, precision_policy, resolve_precision
 from zoo.training.compile import (
@@ -176,6 +177,38 @@ class TrainingConfig:
         return {**kwargs, **self.options}
 
 
+def _first_bad(name, array):
+    values = np.asarray(array)
+    if not np.issubdtype(values.dtype, np.floating):
+        return None
+    finite = np.isfinite(values)
+    if finite.all():
+        return None
+    bad = values[~finite]
+    return (f"`{name}` holds {bad.size} of {values.size} values that are NaN or infinite (e.g. {bad.flat[0]}): "
+            f"training on them gives a meaningless loss. Clean or impute the data first.")
+
+
+def check_finite_data(data, name="train"):
+    """Refuse NaN/Inf in ``(x, y)`` arrays, or in the first batch of a ``tf.data.Dataset``, naming the split."""
+    if isinstance(data, tuple) and len(data) == 2:
+        parts = [(f"{name}[0] (x)", data[0]), (f"{name}[1] (y)", data[1])]
+    elif hasattr(data, "take") and hasattr(data, "element_spec"):
+        batch = next(iter(data.take(1)), None)
+        if batch is None:
+            return
+        batch = batch if isinstance(batch, (tuple, list)) else (batch,)
+        parts = [(f"the first batch of {name} ({'x' if i == 0 else 'y'})", b) for i, b in enumerate(batch[:2])]
+    else:
+        return
+    for label, array in parts:
+        if isinstance(array, dict) or array is None:
+            continue
+        problem = _first_bad(label, array)
+        if problem:
+            raise ValueError(problem)
+
+
 def fit(
     model,
     train,
@@ -240,6 +273,9 @@ def fit(
         train = tuple(train)
     if isinstance(train, tuple) and len(train) != 2:
         raise ValueError(f"`train` must be (x, y) or a dataset. Received a tuple of length {len(train)}")
+    check_finite_data(train, "train")
+    if validation is not None:
+        check_finite_data(tuple(validation) if isinstance(validation, list) else validation, "validation")
     set_seed(seed)
     if compile:
         steps = steps_per_epoch(train, batch_size)

@@ -10,7 +10,7 @@ trainability), ``heads`` (feature extractor, replace_head), ``checkpoints``
 (load_weights), ``recipes`` (fine_tune, train_head_on_features).
 """
 
-from zoo.transfer.checkpoints import LoadReport, load_weights
+from zoo.transfer.checkpoints import LoadReport, load_model, load_weights
 from zoo.transfer.heads import HEAD_TASKS, feature_extractor, replace_head
 from zoo.transfer.recipes import FineTuneResult, TransferResult, fine_tune, train_head_on_features
 from zoo.transfer.stages import Trainability, freeze, list_stages, stage_of, trainability, unfreeze, unit_of
@@ -25,6 +25,7 @@ __all__ = [
     "fine_tune",
     "freeze",
     "list_stages",
+    "load_model",
     "load_weights",
     "replace_head",
     "stage_of",

@@ -172,7 +172,10 @@ def freeze(model, *, until=None, stages=None, pattern=None, fraction=None, verbo
     if pattern is not None:
         if not isinstance(pattern, str):
             raise TypeError(f"`pattern` must be a regex string. Received: pattern={pattern!r}")
-        regex = re.compile(pattern)
+        try:
+            regex = re.compile(pattern)
+        except re.error as e:
+            raise ValueError(f"`pattern` is not a valid regex ({e}). Received: pattern={pattern!r}") from None
         chosen = [layer for layer in _layers(model) if regex.search(layer.name)]
         if not chosen:
             raise ValueError(
@@ -234,6 +237,9 @@ def unfreeze(model, *, last_blocks=None, from_layer=None, stages=None, train_bn=
     elif last_blocks is not None:
         n = check_int("last_blocks", last_blocks, minimum=0)
         learnable = [u for u in units if _learnable(model, u)]
+        if n > len(learnable):
+            raise ValueError(f"`last_blocks` must be at most {len(learnable)} (the blocks with weights of "
+                             f"{model.name!r}; stages='all' unfreezes everything). Received: last_blocks={n}")
         keep = set(units[units.index(learnable[-n]):]) if n and learnable else set()
     else:
         names = [layer.name for layer in _layers(model)]
