@@ -94,6 +94,7 @@ def test_report_regenerated_from_records_equals_the_first(run, tmp_path, capsys)
     copy.mkdir()
     for name in ("records.jsonl", "report_meta.json"):
         shutil.copy(os.path.join(out, name), copy / name)
+    shutil.copytree(os.path.join(out, "models"), copy / "models")  # the report links the saved models
     assert cli_main(["report", str(copy)]) == 0
     assert "Report:" in capsys.readouterr().out
     for name in ("report.md", "report.html", "results.csv", "results.json", "plots/curves.png"):

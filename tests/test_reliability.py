@@ -157,8 +157,8 @@ def test_a_bad_builder_argument_fails_once_before_any_trial(tmp_path, capsys):
     assert not os.path.exists(tmp_path / "s" / "records.jsonl")
     out = str(tmp_path / "c")
     argv = ["compare", "mlp", "--data", "moons", "--epochs", "1", "--seeds", "1", "--out", out]
-    for bad, word in ([["--model-arg", "mlp:hidden_units=-3"], "hidden_units"], [["--learning-rate", "-1"], "learning_rate"],
-                      [["--optimizer", "nope"], "optimizer"]):
+    for bad, word in ([["--model-arg", "mlp:hidden_units=-3"], "hidden_units"],
+                      [["--learning-rate", "-1"], "learning_rate"], [["--optimizer", "nope"], "optimizer"]):
         assert main(argv + bad) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and word in err[0], err
@@ -186,3 +186,34 @@ def test_a_full_disk_stops_the_run_with_one_message_naming_the_folder(tmp_path, 
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(out) in err[0] and "No space left" in err[0], err
+
+
+def test_models_whose_weights_would_not_fit_are_refused_before_building(monkeypatch):
+    import zoo.utils
+
+    with pytest.raises(ValueError, match=r"`num_classes` must be <= 1,000,000. Received: num_classes=1000000000"):
+        zoo.build("resnet18", num_classes=10**9)
+    with pytest.raises(ValueError, match=r"`input_shape` must hold at most .* values per sample"):
+        zoo.build("resnet20", input_shape=(60_000, 60_000, 3))
+    monkeypatch.setattr(zoo.utils, "memory_bytes", lambda: 2**30)  # a 1 GiB machine
+    # resnet20 at width 16: about 70M weights, 1.0 GiB to train; counted without allocating them
+    with pytest.raises(ValueError, match=r"resnet20 with width=16 would have about 6\d,\d{3},\d{3} weights.*"
+                                         r"more than this machine's 1.0 GiB"):
+        zoo.build("resnet20", width=16)
+    with pytest.raises(ValueError, match=r"input_shape=\(100000,\), hidden_units=\(4096,\) .* would have about"):
+        zoo.build("mlp", input_shape=(100_000,), hidden_units=(4096,))
+    assert zoo.build("resnet20", width=0.25, num_classes=3).count_params() < 20_000  # small models still build
+
+
+def test_is_disk_full_knows_tensorflows_error_and_it_is_no_out_of_memory():
+    import errno
+
+    import tensorflow as tf
+
+    from zoo.runtime import is_disk_full, is_out_of_memory
+
+    tf_error = tf.errors.ResourceExhaustedError(None, None, "runs/x/trial.json; No space left on device")
+    assert is_disk_full(tf_error) and not is_out_of_memory(tf_error)
+    assert is_disk_full(OSError(errno.ENOSPC, "full")) and is_disk_full(OSError(errno.EDQUOT, "quota"))
+    assert not is_disk_full(OSError(errno.EACCES, "denied")) and not is_disk_full(MemoryError())
+    assert is_out_of_memory(tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor"))

@@ -235,6 +235,11 @@ def test_the_table_names_every_torchvision_architecture_and_its_defaults():
     assert zoo.weights.resolve("resnet18", "torchvision")["tag"] == "IMAGENET1K_V1"
     assert zoo.weights.resolve("resnet50", "torchvision")["tag"] == "IMAGENET1K_V2"  # torchvision's DEFAULT
     assert zoo.weights.resolve("resnet50", "timm:a1_in1k")["top1"] == 80.382
+    # strict JSON (no NaN): weights without a classifier have no published accuracy, null
+    path = os.path.join(os.path.dirname(zoo.weights.__file__), "table.json")
+    with open(path, encoding="utf-8") as f:
+        json.load(f, parse_constant=lambda constant: pytest.fail(f"table.json holds {constant}"))
+    assert zoo.weights.resolve("vgg16", "IMAGENET1K_FEATURES")["top1"] is None
     assert zoo.weights.resolve("resnet50", "resnet50.a1_in1k") == zoo.weights.resolve("resnet50", "a1_in1k")
     with pytest.raises(ValueError, match="Available.*torchvision:IMAGENET1K_V1"):
         zoo.weights.resolve("resnet18", "IMAGENET1K_V9")

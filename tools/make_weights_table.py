@@ -8,6 +8,7 @@ timm's published ImageNet results (results/results-imagenet.csv in timm's reposi
 
 import csv
 import json
+import math
 import re
 import sys
 
@@ -24,6 +25,11 @@ TIMM_TAGS = {"resnet18": ("tv_in1k", "a1_in1k"), "resnet34": ("tv_in1k", "a1_in1
              **{f"vgg{d}{bn}": ("tv_in1k",) for d in (11, 13, 16, 19) for bn in ("", "_bn")}}
 
 
+
+def _published(value):
+    """A published accuracy, or None where there is none (strict JSON has no NaN)."""
+    return None if value is None or math.isnan(value) else float(value)
+
 def main(results_csv, out):
     with open(results_csv) as f:
         results = {(r["model"], int(r["img_size"])): r for r in csv.DictReader(f)}
@@ -38,7 +44,9 @@ def main(results_csv, out):
                 "url": w.url, "file_name": file_name,
                 "sha256_prefix": re.search(r"-([a-f0-9]+)\.", file_name).group(1), "sha256": None,
                 "license": "BSD-3-Clause (torchvision); trained on ImageNet-1k, whose terms of access apply",
-                "top1": w.meta["_metrics"]["ImageNet-1K"]["acc@1"], "top5": w.meta["_metrics"]["ImageNet-1K"]["acc@5"],
+                # torchvision writes NaN for weights without an ImageNet classifier (vgg16 FEATURES): null here
+                "top1": _published(w.meta["_metrics"]["ImageNet-1K"]["acc@1"]),
+                "top5": _published(w.meta["_metrics"]["ImageNet-1K"]["acc@5"]),
                 "num_params": w.meta["num_params"], "file_size_mb": w.meta["_file_size"], "gflops": w.meta["_ops"],
                 "preprocessing": {"resize": t.resize_size[0], "crop": t.crop_size[0],
                                   "interpolation": t.interpolation.value, "mean": list(t.mean), "std": list(t.std)},

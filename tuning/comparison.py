@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import zoo
+from tuning.artifacts import TrialFiles, check_save_models, load_saved_model, prune_saved_models
 from tuning.records import append_record, finite, read_records, reject_bad_lines
 from tuning.report import confusion_matrix, write_report
 from tuning.report.summary import primary_metric, select_field
@@ -67,12 +68,39 @@ class Comparison:
         pool = [r for r in self.records if r.get("id") in row["record_ids"] and finite(r.get(field))]
         return (max if higher else min)(pool, key=lambda r: r[field]) if pool else None
 
+    def load(self, label=None, *, compile=True):
+        """The saved model of a configuration's best seed: ``label`` is a summary row's label
+        (e.g. ``"resnet20"``), ``None`` the best configuration. Raises
+        :class:`tuning.artifacts.ModelFileError` when its file is missing, altered or was not kept."""
+        rows = [r for r in self.rows if label is None and r.get("best") or r.get("label") == label]
+        if not rows:
+            labels = [r.get("label") for r in self.rows]
+            raise ValueError(f"No configuration labelled {label!r} in {self.out}. Labels: {labels}")
+        record = best_seed([r for r in self.records if r.get("id") in rows[0]["record_ids"]])
+        if record is None:
+            raise ValueError(f"Configuration {rows[0].get('label')!r} has no completed trial in {self.out}")
+        return load_saved_model(self.out, record, compile=compile)
+
     @property
     def best(self) -> dict | None:
         """Deprecated: the best summary row; use :attr:`best_row` (or :attr:`best_record`, as on SearchResult)."""
         warnings.warn("Comparison.best is deprecated: use best_row (the summary row) or best_record",
                       DeprecationWarning, stacklevel=2)
         return self.best_row
+
+
+def best_seed(records):
+    """The completed record with the best validation metric (accuracy, else MAE, else loss), or ``None``.
+
+    Test metrics never decide; without validation data the last training loss does."""
+    done = [r for r in records if r.get("status") == "completed"]
+    if not done:
+        return None
+    metric, higher = primary_metric(done)
+    pool = [r for r in done if finite(r.get(f"val_{metric}"))]
+    if pool:
+        return (max if higher else min)(pool, key=lambda r: r[f"val_{metric}"])
+    return min(done, key=lambda r: ((r.get("history") or {}).get("loss") or [float("inf")])[-1])
 
 
 def _seeds(seeds):
@@ -205,6 +233,11 @@ def compare(
     progress=True,
     command=None,
     precision="float32",
+    patience=None,
+    min_delta=0.0,
+    save_models="best",
+    log_dir=None,
+    checkpoint=True,
 ) -> Comparison:
     """Train each model on the same data, split and budget over several seeds, then write a report.
 
@@ -228,6 +261,17 @@ def compare(
         command: command line shown in the report (default ``sys.argv``).
         precision: ``float32``, ``mixed_float16``, ``mixed_bfloat16`` or ``auto``
             (by device): the dtype policy every model is built under.
+        patience, min_delta: early stopping on the comparison's metric on validation
+            (``val_accuracy``, or ``val_loss`` for regression), restoring the best epoch's
+            weights; ``epochs`` is then the budget's maximum. Records hold ``best_epoch`` and
+            ``stopped_epoch``.
+        save_models: ``"best"`` keeps the best seed's trained model of every configuration (by
+            the validation metric), ``"all"`` every model, ``None`` none: ``OUT/models/ID.keras``
+            with a JSON card beside it, referenced from the record (``model_path``,
+            ``model_sha256``); :meth:`Comparison.load` loads one.
+        log_dir: write TensorBoard scalars and a ``log.csv`` per trial to ``log_dir/ID``.
+        checkpoint: leave a checkpoint after each epoch, so that a killed comparison resumes a
+            trial from its last finished epoch (the record notes ``resumed_from_epoch``).
 
     Returns:
         a :class:`Comparison` (records, summary rows, report paths).
@@ -262,11 +306,15 @@ def compare(
         if not isinstance(model_kwargs.get(name, {}), dict):
             raise TypeError(f"`model_kwargs[{name!r}]` must be a dict. Received: {model_kwargs[name]!r}")
     fit_kwargs = dict(fit_kwargs or {})
+    if patience is not None:  # part of the trial ids only when used, so earlier runs keep theirs
+        monitor = fit_kwargs.get("monitor") or ("val_loss" if data.task == "regression" else "val_accuracy")
+        fit_kwargs.update(patience=patience, min_delta=min_delta, monitor=monitor)
     # the one training configuration of every trial; bad settings fail here, before any training
     training_config = training.TrainingConfig.from_fit_kwargs(fit_kwargs, epochs=epochs, batch_size=batch_size,
                                                               precision=precision)
     if out is None:
         raise ValueError("`out` must be a folder for records and the report. Received: out=None")
+    check_save_models(save_models, ("best", "all", None))
     for name in names:  # a bad builder argument fails here, once, not in every trial
         check_build(_builder(name, data, dict(model_kwargs.get(name, {}))),
                     what=f"{name} with model_kwargs {model_kwargs.get(name, {})}")
@@ -291,14 +339,20 @@ def compare(
     start_all = time.perf_counter()
     for name in names:
         kwargs = dict(model_kwargs.get(name, {}))
+        group = []
         for seed in seeds:
             i += 1
             trial_id = _trial_id(name, kwargs, seed, config)
             old = existing.get(trial_id)
             if old is not None and old.get("status") == "completed":
                 records.append(old)
-                _say(progress, f"[{i}/{total}] {name} seed={seed}: reused from {path} ({_summary(old)})")
+                group.append(old)
+                missing = old.get("model_path") and not os.path.exists(os.path.join(out, old["model_path"]))
+                _say(progress, f"[{i}/{total}] {name} seed={seed}: reused from {path} ({_summary(old)})"
+                               + (f"; its model file {old['model_path']} is missing (not retrained)" if missing else ""))
                 continue
+            files = TrialFiles(out, trial_id, save_model=save_models is not None, checkpoint=checkpoint,
+                               log_root=log_dir)
             _say(progress, f"[{i}/{total}] {name} seed={seed}: training {epochs} epoch(s)")
             with warnings.catch_warnings():
                 # Keras notes on every fit that `shuffle` is ignored for tf.data: the pipeline shuffles itself.
@@ -306,11 +360,18 @@ def compare(
                 record = run_trial(
                     _builder(name, data, kwargs), data, trial_id=trial_id, model_name=name,
                     hyperparameters=kwargs, config=training_config, seed=seed, measure_speed=measure_speed,
-                    speed_iterations=speed_iterations, verbose=verbose, on_trained=hook,
+                    speed_iterations=speed_iterations, verbose=verbose, on_trained=hook, files=files,
                 )
             append_record(path, record)
+            files.clear_checkpoint()
             records.append(record)
-            _say(progress, f"[{i}/{total}] {name} seed={seed}: {_summary(record)}")
+            group.append(record)
+            _say(progress, f"[{i}/{total}] {name} seed={seed}: {_summary(record)}"
+                           + (f" (resumed from epoch {record['resumed_from_epoch']})"
+                              if record.get("resumed_from_epoch") else ""))
+        if save_models == "best":  # the best seed's model of this configuration stays
+            best = best_seed(group)
+            prune_saved_models(out, group, [best["id"]] if best else [])
     _say(progress, f"All {total} trial(s) done in {time.perf_counter() - start_all:.1f} s.")
     result = Comparison(out=out, records=records)
     if report:

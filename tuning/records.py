@@ -31,6 +31,8 @@ RECORD_FIELDS = (
     "status",
     "error",
     "epochs",
+    "best_epoch",
+    "stopped_epoch",
     "history",
     "params",
     "trainable_params",
@@ -41,6 +43,8 @@ RECORD_FIELDS = (
     "latency_ms",
     "throughput",
     "peak_memory_bytes",
+    "model_path",
+    "model_sha256",
     "backend",
     "versions",
     "host",
@@ -104,10 +108,8 @@ def append_record(path, record: dict) -> None:
     if parent:
         os.makedirs(parent, exist_ok=True)
     data = (json.dumps(_clean(record), sort_keys=False, allow_nan=False) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = _open_locked(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
     try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # released by close()
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
             data = b"\n" + data
@@ -116,6 +118,26 @@ def append_record(path, record: dict) -> None:
             view = view[os.write(fd, view):]
         os.fsync(fd)
     finally:
+        os.close(fd)
+
+
+def _open_locked(path, flags):
+    """A descriptor of ``path`` under an exclusive ``flock`` (released by ``close``).
+
+    :func:`reject_bad_lines` replaces the file by a rename under the same lock: a writer that
+    opened the old file and waited for the lock finds its inode gone from ``path`` and opens again,
+    so that no record is appended to a file nobody reads.
+    """
+    while True:
+        fd = os.open(path, flags, 0o644)
+        if fcntl is None:
+            return fd
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
         os.close(fd)
 
 
@@ -137,7 +159,7 @@ def check_record(record) -> str | None:
         return f"`status` must be one of {list(STATUSES)}. Received: status={status!r}"
     if not isinstance(record.get("hyperparameters"), dict):
         return f"`hyperparameters` must be an object. Received: {type(record.get('hyperparameters')).__name__}"
-    for key in ("model", "error"):
+    for key in ("model", "error", "model_path", "model_sha256"):
         if record.get(key) is not None and not isinstance(record[key], str):
             return f"`{key}` must be a string or null. Received: {key}={record[key]!r}"
     if status == "completed" and not record.get("model"):
@@ -173,7 +195,8 @@ def _scan(data: bytes):
 
 
 def _bad_message(path, bad):
-    listed = "; ".join(f"line {n}: {why}" for n, _, why in bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+    listed = "; ".join(f"line {n}: {why}" for n, _, why in bad[:5])
+    listed += f"; and {len(bad) - 5} more" if len(bad) > 5 else ""
     return f"{path}: set aside {len(bad)} damaged line(s), whose trials run again ({listed})"
 
 
@@ -219,10 +242,8 @@ def reject_bad_lines(path, notes=None) -> int:
     path = os.fspath(path)
     if not os.path.exists(path):
         return 0
-    fd = os.open(path, os.O_RDWR)
+    fd = _open_locked(path, os.O_RDWR)
     try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
         with open(path, "rb") as f:
             data = f.read()
         _, bad = _scan(data)

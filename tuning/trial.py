@@ -20,12 +20,14 @@ import keras
 import zoo
 import zoo.data
 from tuning.fronts import BUILD_TIME_CONSTRAINTS, broken_constraints, check_constraints
+from tuning.artifacts import EpochCheckpoint, load_checkpoint, save_trained_model
 from tuning.records import finite, new_record
 from zoo import training
 from zoo.runtime import is_disk_full, is_out_of_memory, peak_memory_bytes
 from zoo.training import EpochTimer, TrainingConfig
 
-__all__ = ["EpochTimer", "check_build", "data_kwargs", "is_out_of_memory", "objective_value", "peak_memory_bytes", "run_trial"]
+__all__ = ["EpochTimer", "check_build", "data_kwargs", "is_out_of_memory", "objective_value", "peak_memory_bytes",
+           "run_trial"]
 
 
 def _first_line(error: BaseException) -> str:
@@ -86,6 +88,7 @@ def run_trial(
     fit_kwargs=None,
     precision=None,
     constraints=None,
+    files=None,
 ) -> dict:
     """Build, train and measure one model; never raises for a failed trial.
 
@@ -108,6 +111,11 @@ def run_trial(
             with ``fit_kwargs``: optimizer, learning_rate, ... for :func:`zoo.training.fit`).
         constraints: upper bounds (``{"max_params": 1e5}``); a model over a bound known once it
             is built (parameters, MACs, weight bytes) is not trained: its record is ``infeasible``.
+        files: a :class:`tuning.artifacts.TrialFiles`: where the trial checkpoints each epoch (and
+            resumes from its last finished epoch when it finds a checkpoint: the record then notes
+            ``resumed_from_epoch`` and holds the whole history), saves its trained model and card
+            (``model_path``, ``model_sha256``) and writes its TensorBoard and CSV logs. The caller
+            deletes the checkpoint (``files.clear_checkpoint()``) once the record is written.
 
     Returns:
         A record (see :mod:`tuning.records`) with status ``completed`` or ``failed``; an invalid
@@ -129,10 +137,19 @@ def run_trial(
     base["timings"] = timings
     training.set_seed(seed)
     clock = time.perf_counter()
+    notes = []
+    resumed = load_checkpoint(files.checkpoint_dir, seed=seed, epochs=config.epochs, notes=notes) if (
+        files is not None and files.checkpoint) else None
+    if notes:
+        base["notes"] = notes
     try:
-        with training.precision_policy(policy) if config.precision is not None else contextlib.nullcontext():
-            model = zoo.build(build, input_shape=data.input_shape, num_classes=data.num_classes) if isinstance(
-                build, str) else build()
+        if resumed is not None:  # a killed run's last finished epoch, optimizer state included
+            model, state = resumed
+            base["resumed_from_epoch"] = state["epoch"]
+        else:
+            with training.precision_policy(policy) if config.precision is not None else contextlib.nullcontext():
+                model = zoo.build(build, input_shape=data.input_shape, num_classes=data.num_classes) if isinstance(
+                    build, str) else build()
     except (ValueError, TypeError) as e:
         return new_record(status="failed", error=f"invalid configuration: {e}", **base)
     except Exception as e:  # noqa: BLE001 - e.g. out of memory while creating the weights
@@ -161,16 +178,26 @@ def run_trial(
         overrides = {}
         if data.task == "regression" and config.options.get("compile", True) and "task" not in config.options:
             overrides["task"] = "regression"  # several linear outputs are not logits here
+        before = resumed[1]["history"] if resumed is not None else {}
+        if resumed is not None:  # compiled already, with its optimizer state
+            config, overrides = config.replace(options={**config.options, "compile": False}), {}
         timer = EpochTimer()
+        extra = [EpochCheckpoint(files.checkpoint_dir, seed=seed, history=before)] if (
+            files is not None and files.checkpoint) else []
         start = time.perf_counter()
         hist = training.fit(
             model, train, val, config=config, seed=seed, verbose=verbose,
-            callbacks=[timer, keras.callbacks.TerminateOnNaN(), *callbacks], **overrides,
+            callbacks=[timer, keras.callbacks.TerminateOnNaN(), *extra, *callbacks],
+            log_dir=files.log_dir if files is not None else None,
+            initial_epoch=resumed[1]["epoch"] if resumed is not None else 0, **overrides,
         )
         fit_seconds = time.perf_counter() - start
         timings["fit"] = fit_seconds
         history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+        if before:  # the epochs before the resume, then these: one continuous history
+            history = {k: [*before.get(k, []), *history.get(k, [])] for k in {*before, *history}}
         base.update(
+            best_epoch=hist.best_epoch, stopped_epoch=hist.stopped_epoch,
             history=history, fit_seconds=fit_seconds, epochs_run=len(timer.seconds),
             seconds_per_epoch=fit_seconds / max(1, len(timer.seconds)), epoch_seconds=timer.seconds,
         )
@@ -197,6 +224,10 @@ def run_trial(
             if clash:
                 raise ValueError(f"`on_trained` may not overwrite record fields. Received: {clash}")
             base.update(extra)
+        if files is not None and files.save_model:
+            clock = time.perf_counter()
+            base.update(save_trained_model(model, files, _card(base, metrics)))
+            timings["save"] = time.perf_counter() - clock
         return new_record(status="completed", peak_memory_bytes=peak_memory_bytes(), **metrics, **base)
     except Exception as e:  # noqa: BLE001 - every failure becomes a record; the search goes on
         if is_disk_full(e):
@@ -207,6 +238,13 @@ def run_trial(
     finally:
         del model
         keras.backend.clear_session()  # free_memory=True: it runs gc.collect() itself (a second one cost ~0.3 s)
+
+
+def _card(base, metrics) -> dict:
+    """The JSON card saved beside a model: what it is, how it was trained, how well it did, on what."""
+    keep = ("id", "model", "hyperparameters", "seed", "epochs", "best_epoch", "stopped_epoch", "batch_size",
+            "precision", "data", "dataset", "params", "macs")
+    return {**{k: base.get(k) for k in keep}, "metrics": dict(metrics), "environment": zoo.runtime.environment()}
 
 
 def check_build(build, *, what):

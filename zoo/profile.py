@@ -199,10 +199,23 @@ def _walk(model, rows, uncounted):
         )
 
 
+def _check_shape(model, input_shape):
+    """``input_shape`` for ``model``'s input (same rank, positive sizes), or the model's own."""
+    if input_shape is None:
+        return tuple(model.inputs[0].shape[1:])
+    from zoo.utils import check_input_shape
+
+    rank = len(model.inputs[0].shape) - 1
+    return check_input_shape(input_shape, default=None, rank=rank)
+
+
 def _fixed_shape_model(model, input_shape):
     if input_shape is not None:
-        inp = keras.Input(shape=tuple(input_shape), name="input")
-        return keras.models.clone_model(model, input_tensors=inp)
+        shape = _check_shape(model, input_shape)
+        try:
+            return keras.models.clone_model(model, input_tensors=keras.Input(shape=shape, name="input"))
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"The model does not take `input_shape`={shape}: {e}") from None
     for t in model.inputs:
         if any(d is None for d in t.shape[1:]):
             raise ValueError(
@@ -253,6 +266,10 @@ def profile(model, *, input_shape=None) -> Profile:
     )
 
 
+MAX_SPEED_BATCH = 65_536
+MAX_SPEED_ITERATIONS = 100_000
+
+
 def measure_speed(model, *, batch_size=1, warmup=3, iterations=20, input_shape=None, seed=0) -> dict:
     """Measure inference latency and throughput on random inputs.
 
@@ -265,14 +282,18 @@ def measure_speed(model, *, batch_size=1, warmup=3, iterations=20, input_shape=N
         ``{"batch_size", "latency_ms" (median per batch), "latency_ms_p90",
         "throughput" (samples/s at the median), "iterations"}``.
     """
-    from zoo.utils import check_int
+    from zoo.utils import MAX_INPUT_VALUES, check_int
 
-    batch_size = check_int("batch_size", batch_size)
-    iterations = check_int("iterations", iterations)
-    warmup = check_int("warmup", warmup, minimum=0)
-    shape = tuple(input_shape) if input_shape is not None else tuple(model.inputs[0].shape[1:])
+    batch_size = check_int("batch_size", batch_size, maximum=MAX_SPEED_BATCH)
+    iterations = check_int("iterations", iterations, maximum=MAX_SPEED_ITERATIONS)
+    warmup = check_int("warmup", warmup, minimum=0, maximum=MAX_SPEED_ITERATIONS)
+    seed = check_int("seed", seed, minimum=0)
+    shape = _check_shape(model, input_shape)
     if any(d is None for d in shape):
         raise ValueError(f"Pass `input_shape`: the model's input shape is unknown. Received: {shape}")
+    if batch_size * math.prod(shape) > MAX_INPUT_VALUES:
+        raise ValueError(f"`batch_size` x `input_shape` must hold at most {MAX_INPUT_VALUES:,} values. "
+                         f"Received: batch_size={batch_size}, input_shape={shape}")
     dtype = keras.backend.standardize_dtype(model.inputs[0].dtype)
     x = np.random.default_rng(seed).random((batch_size,) + shape).astype(dtype)
     for _ in range(warmup):

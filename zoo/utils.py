@@ -139,6 +139,18 @@ def check_int_sequence(name: str, value, *, minimum: int = 1, maximum: int = MAX
     return tuple(int(v) for v in value)
 
 
+def check_names(name: str, value) -> list:
+    """One name or a sequence of names (strings), as a list."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (bytes, dict)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"`{name}` must be a name or a list of names. Received: {name}={value!r}")
+    names = list(value)
+    if not names or not all(isinstance(v, str) for v in names):
+        raise TypeError(f"`{name}` must be a name or a non-empty list of names. Received: {name}={value!r}")
+    return names
+
+
 def check_activation(name: str, value):
     """Validate an activation name (``None`` means linear)."""
     if value is None:

@@ -25,8 +25,10 @@ CSS = (
 
 
 def inline(text) -> str:
-    """HTML of one line of text: escaped, with backquoted spans as ``<code>`` and ``**...**`` as ``<strong>``."""
+    """HTML of one line of text: escaped, with backquoted spans as ``<code>``, ``**...**`` as ``<strong>``
+    and ``[text](relative/path)`` as a link."""
     text = html.escape(str(text))
+    text = re.sub(r"\[([^\]]+)\]\(([^)\s:]+)\)", r'<a href="\2">\1</a>', text)
     text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
     return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
 

@@ -29,7 +29,7 @@ META_FILE = "report_meta.json"
 MAX_CURVE_ROWS = 12  # curves of at most this many groups (the best ones) in one figure
 
 
-def write_report(records, out_dir, *, title, provenance=None, command=None, selection=None) -> dict:
+def write_report(records, out_dir, *, title, provenance=None, command=None, selection=None, run_dir=None) -> dict:
     """Write the report of ``records`` to ``out_dir``; returns ``{kind: path}``.
 
     Args:
@@ -45,6 +45,8 @@ def write_report(records, out_dir, *, title, provenance=None, command=None, sele
         selection: record ids this report is about; kept in ``report_meta.json``
             so that :func:`regenerate` picks the same records from a
             ``records.jsonl`` shared with other runs. ``None``: all records.
+        run_dir: the folder the records' ``model_path`` is relative to (default ``out_dir``):
+            the report links the saved models that are there.
 
     Example:
         >>> paths = write_report(read_records("runs/cmp/records.jsonl"), "runs/cmp", title="Comparison")
@@ -60,14 +62,14 @@ def write_report(records, out_dir, *, title, provenance=None, command=None, sele
     os.makedirs(plot_dir, exist_ok=True)
     rows = summarize_records(records)
     doc, paths = _build_document(records, rows, title=title, provenance=provenance, command=command,
-                                 plot_dir=plot_dir)
+                                 plot_dir=plot_dir, run_dir=os.fspath(run_dir or out_dir), out_dir=out_dir)
     meta = {"title": title, "provenance": provenance, "command": command,
             "selection": list(selection) if selection is not None else None}
     paths.update(_write_files(out_dir, doc, rows, meta))
     return paths
 
 
-def _build_document(records, rows, *, title, provenance, command, plot_dir):
+def _build_document(records, rows, *, title, provenance, command, plot_dir, run_dir, out_dir):
     """The report's document, and the paths of the plots drawn for it (under ``plot_dir``)."""
     metric, higher = primary_metric(records)
     direction = "max" if higher else "min"
@@ -80,6 +82,7 @@ def _build_document(records, rows, *, title, provenance, command, plot_dir):
     paths.update(_tradeoffs(doc, rows, metric, direction, plot_dir))
     paths.update(_curves(doc, rows, by_label, metric, plot_dir))
     _diagnosis(doc, rows, records)
+    _saved_models(doc, records, run_dir, out_dir)
     if best:
         paths.update(_confusion(doc, best, by_label[best["label"]]["records"], provenance, plot_dir))
     failed = [r for r in records if r.get("status") != "completed"]
@@ -129,6 +132,27 @@ def _results(doc, rows, metric):
         doc.add("table", ["model", "hyperparameters / builder arguments", "records"],
                 [[r["label"], "`" + json.dumps(r["hyperparameters"], sort_keys=True) + "`",
                   ", ".join(r["record_ids"] + r["failed_ids"])] for r in rows])
+
+
+def _saved_models(doc, records, run_dir, out_dir):
+    """Which trainings stopped early, and links to the saved models that are on disk."""
+    stopped = [r for r in records if r.get("stopped_epoch")]
+    saved = [r for r in records if r.get("model_path") and os.path.isfile(os.path.join(run_dir, r["model_path"]))]
+    if not stopped and not saved:
+        return
+    doc.add("h2", "Early stopping and saved models")
+    if stopped:
+        doc.add("p", f"{len(stopped)} training(s) stopped early (no improvement of the monitored validation metric "
+                     "for `patience` epochs) and kept the weights of their best epoch: "
+                     + ", ".join(f"`{r['id']}` ({r.get('model')}) after epoch {r['stopped_epoch']} of "
+                                 f"{r.get('epochs')}, best {r.get('best_epoch')}" for r in stopped) + ".")
+    if saved:
+        doc.add("p", "Each file loads with `zoo.load_model(path)` (or `keras.saving.load_model` after `import zoo`); "
+                     "a JSON card beside it says what it is and how it scored.")
+        doc.add("table", ["record", "model", "best epoch", "file"],
+                [[r["id"], r.get("model"), r.get("best_epoch") or "",
+                  f"[{r['model_path']}]({os.path.relpath(os.path.join(run_dir, r['model_path']), out_dir)})"]
+                 for r in saved])
 
 
 def _results_table(rows, metric):
@@ -390,4 +414,4 @@ def regenerate(run_dir, out_dir=None, *, title=None, all_records=False) -> dict:
         records = [r for r in records if r.get("id") in wanted]
     title = title or meta.get("title") or f"Report of {os.path.basename(os.path.abspath(run_dir))}"
     return write_report(records, out_dir or run_dir, title=title, provenance=meta.get("provenance"),
-                        command=meta.get("command"), selection=selection)
+                        command=meta.get("command"), selection=selection, run_dir=run_dir)

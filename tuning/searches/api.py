@@ -15,6 +15,7 @@ import warnings
 
 import keras_tuner as kt
 
+from tuning.artifacts import check_save_models, prune_saved_models
 from tuning.fronts import check_constraints
 from tuning.hypermodels import ZooHyperModel, make_hypermodel
 from tuning.records import finite, latest_records, read_records, reject_bad_lines
@@ -33,7 +34,7 @@ from tuning.searches.state import (
     write_json_atomic,
 )
 from zoo.runtime import names_full_disk, resolve_precision
-from zoo.training import metric_direction
+from zoo.training import check_early_stopping, metric_direction
 
 __all__ = ["ALGORITHMS", "search"]
 
@@ -69,6 +70,11 @@ def search(
     report=True,
     verbose=1,
     precision="float32",
+    patience=None,
+    min_delta=0.0,
+    save_models="pareto",
+    log_dir=None,
+    checkpoint=True,
 ) -> SearchResult:
     """Search architectures and training settings; record size, accuracy and time of every trial.
 
@@ -100,6 +106,17 @@ def search(
         precision: ``float32``, ``mixed_float16``, ``mixed_bfloat16`` or ``auto``
             (by device, see :func:`zoo.runtime.resolve_precision`): the dtype
             policy every trial's model is built under; part of the search's identity.
+        patience, min_delta: early stopping of each trial on the objective when it is a validation
+            metric (else on ``val_loss``), restoring the best epoch's weights; ``epochs`` is then
+            each trial's maximum. Records hold ``best_epoch`` and ``stopped_epoch``.
+        save_models: ``"pareto"`` keeps the trained models of the Pareto front
+            (:meth:`SearchResult.pareto`), ``"best"`` the best trial's, ``"all"`` every one,
+            ``None`` none: ``<directory>/models/ID.keras`` with a JSON card beside it, referenced
+            from the record; :meth:`SearchResult.load_best` and :meth:`SearchResult.load` load them.
+        log_dir: TensorBoard scalars and a ``log.csv`` per trial in ``log_dir/ID``, and the
+            trials' hyperparameters and results as TensorBoard HParams.
+        checkpoint: leave a checkpoint after each epoch, so that a killed search resumes its
+            running trial from its last finished epoch.
 
     Returns:
         a :class:`SearchResult`.
@@ -117,10 +134,16 @@ def search(
                   hyperband_factor=hyperband_factor, max_trials=max_trials, max_seconds=max_seconds,
                   project_name=project_name)
     constraints = check_constraints(constraints)
+    check_save_models(save_models)
     if not measure_speed and "max_latency_ms" in constraints:
         raise ValueError("max_latency_ms needs measure_speed=True. Received: measure_speed=False")
     data = _data(data)
     objective_name, direction = _objective(objective, direction, data)
+    early_stopping = None
+    if patience is not None:
+        monitor = objective_name if objective_name.startswith("val_") else "val_loss"
+        early_stopping = dict(zip(("patience", "min_delta", "monitor"),
+                                  check_early_stopping(patience, min_delta, monitor)))
     hypermodel = _hypermodel(models, data=data, fixed=fixed, tiny=tiny, training=training, tune=tune)
     if fixed:  # a bad fixed builder argument fails here, once, not in every trial
         check_build(lambda: hypermodel.build(kt.HyperParameters()), what=f"`fixed` builder arguments {fixed}")
@@ -141,6 +164,8 @@ def search(
                       "num_initial_points": num_initial_points if algorithm == "bayesian" else None},
         "epochs": epochs, "seed": seed, "executions": executions, "constraints": constraints, "precision": precision,
     }
+    if early_stopping:  # absent otherwise, so that earlier searches keep their identity
+        identity["early_stopping"] = early_stopping
     manifest = make_manifest(identity, project_name=project_name,
                              provenance=data.provenance() if hasattr(data, "provenance") else None)
     prepare_directory(directory, manifest, overwrite=overwrite, role=role, records_path=records_path, notes=notes)
@@ -154,7 +179,8 @@ def search(
         data=data, objective=objective_name, direction=direction, epochs=epochs, seed=seed, executions=executions,
         constraints=constraints, records_path=records_path, measure_speed=measure_speed, callbacks=callbacks,
         algorithm=algorithm, search_id=manifest["search"], verbose=verbose, known=known, max_trials=max_trials,
-        shared=role == "worker", precision=precision,
+        shared=role == "worker", precision=precision, early_stopping=early_stopping,
+        files=dict(run_dir=directory, save_model=save_models is not None, checkpoint=checkpoint, log_root=log_dir),
     )
     tuner = engine.SearchTuner(oracle, hypermodel, runner=runner, directory=directory, project_name=project_name)
     if role != "worker":
@@ -174,6 +200,9 @@ def search(
     result = load_search(directory, objective=objective_name, direction=direction)
     result.manifest = read_manifest(os.path.join(directory, MANIFEST_FILE)) or manifest
     result.notes, result.seconds, result.tuner = notes, time.perf_counter() - began, tuner
+    if role != "worker" and save_models in ("pareto", "best"):  # a dominated trial stays dominated
+        kept = result.pareto() if save_models == "pareto" else [result.best_record] if result.best_record else []
+        prune_saved_models(directory, result.records, [r["id"] for r in kept])
     if report and role != "worker" and result.records:
         result.report = _write_report(result, data, project_name, notes)
     if verbose and role != "worker":
@@ -269,7 +298,8 @@ def _write_report(result, data, project_name, notes):
 
     try:
         return write_report(result.records, os.path.join(result.directory, "report"), title=f"Search: {project_name}",
-                            provenance=data.provenance() if hasattr(data, "provenance") else None)
+                            provenance=data.provenance() if hasattr(data, "provenance") else None,
+                            run_dir=result.directory)
     except Exception as e:  # noqa: BLE001 - a report problem must not fail a finished search
         notes.append(f"report not written: {type(e).__name__}: {e}")
         warnings.warn(f"tuning.report.write_report failed: {e}", stacklevel=2)

@@ -6,6 +6,7 @@ import dataclasses
 import os
 
 from tuning.fronts import best_under, knee_point, pareto
+from tuning.artifacts import load_saved_model
 from tuning.records import latest_records, read_records
 from tuning.searches.state import MANIFEST_FILE, RECORDS_FILE, read_manifest
 from tuning.trial import objective_value
@@ -71,6 +72,20 @@ class SearchResult:
         if self.direction == "min" and self.objective not in (minimize or ()):
             minimize = (self.objective, *(minimize or ()))
         return maximize, minimize
+
+    def load(self, record_id, *, compile=True):
+        """The trained model a trial saved (see ``save_models``), checked against its record's SHA-256;
+        :class:`tuning.artifacts.ModelFileError` names the file when it is missing, altered or not kept."""
+        record = next((r for r in self.records if str(r.get("id")) == str(record_id)), None)
+        if record is None:
+            raise ValueError(f"No trial {record_id!r} in {self.directory}. Trials: {[r.get('id') for r in self.records]}")
+        return load_saved_model(self.directory, record, compile=compile)
+
+    def load_best(self, *, compile=True):
+        """The best trial's saved model (by the objective)."""
+        if self.best_record is None:
+            raise ValueError(f"No completed trial in {self.directory}")
+        return self.load(self.best_record["id"], compile=compile)
 
     def pareto(self, *, maximize=None, minimize=("params", "fit_seconds")) -> list:
         """Non-dominated completed records (see :func:`tuning.pareto`); the objective is included."""

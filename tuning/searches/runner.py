@@ -6,6 +6,7 @@ import datetime
 import time
 import warnings
 
+from tuning.artifacts import TrialFiles, write_hparams
 from tuning.fronts import apply_constraints
 from tuning.hypermodels import ZooHyperModel
 from tuning.records import append_record, finite, latest_records, new_record, read_records
@@ -22,9 +23,11 @@ class Runner:
 
     def __init__(self, *, data, objective, direction, epochs, seed, executions, constraints, records_path,
                  measure_speed, callbacks, algorithm, search_id, verbose, known, max_trials, shared=False,
-                 precision=None):
+                 precision=None, early_stopping=None, files=None):
         self.data = data
+        self.files = dict(files) if files is not None else None  # TrialFiles arguments but the record id
         self.precision = precision
+        self.early_stopping = dict(early_stopping or {})  # patience, min_delta, monitor for every trial
         self.objective = objective
         self.direction = direction
         self.epochs = epochs
@@ -41,7 +44,15 @@ class Runner:
         self.max_trials = max_trials
         self.shared = shared
 
-    def _once(self, trial, hypermodel, seed):
+    def trial_files(self, trial_id, execution=0):
+        """Where a trial's execution keeps its checkpoint, logs and (the first execution only) its model."""
+        if self.files is None:
+            return None
+        kwargs = dict(self.files)
+        kwargs["save_model"] = kwargs.get("save_model", False) and execution == 0
+        return TrialFiles(record_id=trial_id if execution == 0 else f"{trial_id}-x{execution}", **kwargs)
+
+    def _once(self, trial, hypermodel, seed, execution=0):
         hp = trial.hyperparameters
         epochs = int(hp.values.get("tuner/epochs", self.epochs))
         if isinstance(hypermodel, ZooHyperModel):
@@ -51,8 +62,9 @@ class Runner:
             config, model_name = TrainingConfig(epochs=epochs, options={"compile": "if_needed"}), None
         return run_trial(
             lambda: hypermodel.build(hp), self.data, trial_id=trial.trial_id, model_name=model_name,
-            hyperparameters=dict(hp.values), config=config.replace(precision=self.precision), seed=seed,
-            callbacks=self.callbacks, measure_speed=self.measure_speed, constraints=self.constraints,
+            hyperparameters=dict(hp.values), config=config.replace(precision=self.precision, **self.early_stopping),
+            seed=seed, callbacks=self.callbacks, measure_speed=self.measure_speed, constraints=self.constraints,
+            files=self.trial_files(trial.trial_id, execution),
         )
 
     def run(self, trial, hypermodel, *, tuner_id):
@@ -61,7 +73,7 @@ class Runner:
         try:
             runs = []
             for execution in range(self.executions):
-                runs.append(self._once(trial, hypermodel, self.seed + execution))
+                runs.append(self._once(trial, hypermodel, self.seed + execution, execution))
                 if runs[-1]["status"] != "completed":
                     break
             record = merge_executions(runs)
@@ -77,6 +89,13 @@ class Runner:
         )
         apply_constraints(record, self.constraints)
         append_record(self.records_path, record)
+        for execution in range(self.executions):  # the record is written: the checkpoints go
+            files = self.trial_files(trial.trial_id, execution)
+            if files is not None:
+                files.clear_checkpoint()
+        files = self.trial_files(trial.trial_id)
+        if files is not None and files.log_dir is not None and record["status"] == "completed":
+            write_hparams(files.log_dir, record, [self.objective, "val_loss", "params", "fit_seconds"])
         self.records.append(record)
         if self.verbose:
             self._progress(record)
@@ -94,6 +113,10 @@ class Runner:
         if status == "completed":
             body = (f"{self.objective}={fmt(record.get(self.objective))}  params={fmt(record.get('params'))}  "
                     f"fit={record.get('fit_seconds') or 0:.1f}s")
+            if record.get("stopped_epoch"):
+                body += f"  stopped@{record['stopped_epoch']}"
+            if record.get("resumed_from_epoch"):
+                body += f"  resumed@{record['resumed_from_epoch']}"
         else:
             body = str(record.get("error"))
         pool = [r for r in self.records if objective_value(r, self.objective) is not None]

@@ -53,8 +53,8 @@ def main(argv=None):
     try:
         return args.fn(args)
     except (ValueError, TypeError, OSError, WeightsDownloadError) as e:
-        expected = not isinstance(e, OSError) or isinstance(e, (FileNotFoundError, WeightsDownloadError)) or is_disk_full(e)
-        if os.environ.get("ZOO_DEBUG") or not expected:
+        named = not isinstance(e, OSError) or isinstance(e, (FileNotFoundError, WeightsDownloadError))
+        if os.environ.get("ZOO_DEBUG") or not (named or is_disk_full(e)):  # other OS errors keep their traceback
             raise
         message = " ".join(str(e).split("\n")[0].split()) or type(e).__name__
         print(f"zoo {args.command}: error: {message}", file=sys.stderr)

@@ -118,6 +118,14 @@ def add_precision_argument(p):
                         "(default float32)")
 
 
+def add_early_stopping_arguments(p):
+    """``--patience`` and ``--min-delta`` (compare, tune, transfer)."""
+    p.add_argument("--patience", type=int, default=None,
+                   help="stop a training when the validation metric has not improved for this many epochs, "
+                        "keeping its best epoch's weights (default: train every epoch)")
+    p.add_argument("--min-delta", type=float, default=0.0, help="smallest change counted as an improvement")
+
+
 def add_training_arguments(p, *, epochs, seeds_default):
     """Budget and optimizer options of the training commands (compare)."""
     p.add_argument("--epochs", type=int, default=epochs, help=f"training epochs per trial (default {epochs})")
@@ -127,6 +135,7 @@ def add_training_arguments(p, *, epochs, seeds_default):
     p.add_argument("--learning-rate", "--lr", type=float, default=1e-3, help="(default 1e-3)")
     p.add_argument("--schedule", default="constant", help="constant, step, exponential, cosine, warmup")
     p.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay (default 0)")
+    add_early_stopping_arguments(p)
     add_precision_argument(p)
 
 

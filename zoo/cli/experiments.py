@@ -8,6 +8,7 @@ import sys
 import tuning
 from zoo.cli.args import (
     add_data_arguments,
+    add_early_stopping_arguments,
     add_precision_argument,
     add_training_arguments,
     fit_kwargs,
@@ -15,6 +16,16 @@ from zoo.cli.args import (
     parse_constraints,
     parse_model_kwargs,
 )
+
+
+def _none(value):
+    return None if value == "none" else value
+
+
+def _add_output_arguments(p, *, save_models, choices):
+    p.add_argument("--save-models", choices=(*choices, "none"), default=save_models,
+                   help=f"which trained models to keep in RUN/models (default {save_models})")
+    p.add_argument("--log-dir", default=None, help="TensorBoard scalars and a log.csv per trial in LOG_DIR/ID")
 
 
 def _print_summary(rows, paths):
@@ -36,7 +47,8 @@ def cmd_compare(args):
         names, data=data, epochs=args.epochs, seeds=args.seeds, batch_size=args.batch_size,
         fit_kwargs=fit_kwargs(args), out=args.out, model_kwargs=model_kwargs, title=args.title,
         measure_speed=not args.no_speed, verbose=0 if args.quiet else 2, command=["zoo", *sys.argv[1:]],
-        resume=not args.fresh, precision=args.precision,
+        resume=not args.fresh, precision=args.precision, patience=args.patience, min_delta=args.min_delta,
+        save_models=_none(args.save_models), log_dir=args.log_dir,
     )
     _print_summary(result.rows, result.paths)
     return 0 if any(r["completed"] for r in result.rows) else 1
@@ -60,7 +72,8 @@ def cmd_tune(args) -> int:
             directory=args.directory, project_name=args.project_name,
             constraints=parse_constraints(args.constraint), overwrite=args.overwrite, seed=args.seed,
             executions=args.executions, tiny=args.tiny, report=not args.no_report,
-            verbose=0 if args.quiet else 1, precision=args.precision,
+            verbose=0 if args.quiet else 1, precision=args.precision, patience=args.patience,
+            min_delta=args.min_delta, save_models=_none(args.save_models), log_dir=args.log_dir,
         )
     except RuntimeError as e:  # e.g. a chief that cannot listen; the other errors are handled by main()
         raise ValueError(str(e)) from e
@@ -70,6 +83,38 @@ def cmd_tune(args) -> int:
         print(f"zoo tune: no trial completed ({len(result.failed)} failed, {len(result.infeasible)} infeasible)",
               file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_export(args):
+    """Copy a run's saved model (checked against its record) to OUT."""
+    import os
+    import shutil
+
+    from tuning.artifacts import load_saved_model
+    from tuning.comparison import best_seed
+    from tuning.records import latest_records, read_records
+
+    path = os.path.join(args.run_dir, "records.jsonl")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No records.jsonl in {args.run_dir}: not a comparison or search folder")
+    records = latest_records(read_records(path))
+    if args.record is not None:
+        record = next((r for r in records if str(r.get("id")) == args.record), None)
+        if record is None:
+            raise ValueError(f"No record {args.record!r} in {path}. Records: {[r.get('id') for r in records]}")
+    elif os.path.exists(os.path.join(args.run_dir, "search.json")):
+        record = tuning.load_search(args.run_dir).best_record
+    else:
+        record = best_seed(records)
+    if record is None:
+        raise ValueError(f"No completed trial in {path}")
+    if not args.out.endswith(".keras"):
+        raise ValueError(f"`--out` must name a .keras file. Received: {args.out!r}")
+    load_saved_model(args.run_dir, record, compile=False)  # missing or altered files fail here, named
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    shutil.copyfile(os.path.join(args.run_dir, record["model_path"]), args.out)
+    print(f"{args.out}: model of record {record['id']} ({record.get('model')}) from {args.run_dir}")
     return 0
 
 
@@ -90,6 +135,7 @@ def register(sub):
     p.add_argument("--out", default="runs/compare", help="run folder (default runs/compare)")
     p.add_argument("--title", default=None, help="report title")
     p.add_argument("--no-speed", action="store_true", help="skip latency/throughput measurement")
+    _add_output_arguments(p, save_models="best", choices=("best", "all"))
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines (one line per trial only)")
     p.add_argument("--fresh", action="store_true",
                    help="retrain every trial (default: completed trials found in OUT/records.jsonl are reused)")
@@ -126,8 +172,20 @@ def register(sub):
     p.add_argument("--executions", type=int, default=1, help="trainings per trial, averaged")
     p.add_argument("--seed", type=int, default=0, help="seed of the search and of every trial (default 0)")
     add_precision_argument(p)
+    add_early_stopping_arguments(p)
     p.add_argument("--tiny", action="store_true", help="use each card's tiny test sizes (quick checks)")
+    _add_output_arguments(p, save_models="pareto", choices=("pareto", "best", "all"))
     p.add_argument("--overwrite", action="store_true", help="start over (old records kept as .bak)")
     p.add_argument("--no-report", action="store_true", help="do not write the report")
     p.add_argument("--quiet", action="store_true", help="no per-trial lines; print the summary only")
     p.set_defaults(fn=cmd_tune)
+
+    p = sub.add_parser("export", help="copy a comparison's or search's saved model to a .keras file",
+                       description="Copy the saved model of the best trial (or of --record ID) of RUN_DIR to OUT, "
+                                   "after checking it against its record's SHA-256.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="folder holding records.jsonl and models/")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--best", action="store_true", help="the best trial (the default)")
+    which.add_argument("--record", default=None, metavar="ID", help="the trial with this record id")
+    p.add_argument("--out", required=True, help="the .keras file to write")
+    p.set_defaults(fn=cmd_export)

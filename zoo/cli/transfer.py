@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from zoo.cli.args import add_data_arguments, load_data, parse_kwargs
+from zoo.cli.args import add_data_arguments, add_early_stopping_arguments, load_data, parse_kwargs
 
 
 def _pretrained(args):
@@ -53,7 +53,8 @@ def cmd_transfer(args):
     if args.cache_features:
         zoo.freeze(model)
         result = zoo.train_head_on_features(model, train, val, epochs=args.head_epochs, learning_rate=args.head_lr,
-                                            batch_size=args.batch_size, seed=args.seed, verbose=2)
+                                            batch_size=args.batch_size, seed=args.seed, verbose=2, patience=args.patience,
+                               min_delta=args.min_delta)
         training.compile_model(model)
     else:
         result = zoo.fine_tune(model, train, val, head_epochs=args.head_epochs, head_lr=args.head_lr,
@@ -96,6 +97,7 @@ def register(sub):
     p.add_argument("--unfreeze", default="last_block", help="last_block, N (blocks), a stage name, all or none")
     p.add_argument("--cache-features", action="store_true", help="train the head on cached backbone features")
     p.add_argument("--dropout", type=float, default=0.0)
+    add_early_stopping_arguments(p)
     p.add_argument("--arg", action="append", metavar="KEY=VALUE", help="backbone builder argument (JSON value)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and of training (default 0)")
     p.add_argument("--out", default="runs/transfer", help="where the model, class map and history go")

@@ -53,7 +53,8 @@ def cmd_list(args):
     for r in rows:
         size = f"{r['file_size_mb']:.0f}" if r["file_size_mb"] else "?"
         flags = ("*" if r["default"] else " ") + ("+" if os.path.exists(os.path.join(cache, r["file_name"])) else " ")
-        print(f"{r['model']:<12} {r['source'] + ':' + r['tag']:<26} {r['top1']:>6.2f} {r['top5']:>6.2f} "
+        top1, top5 = (f"{r[k]:.2f}" if r[k] is not None else "-" for k in ("top1", "top5"))  # none: features only
+        print(f"{r['model']:<12} {r['source'] + ':' + r['tag']:<26} {top1:>6} {top5:>6} "
               f"{size:>6}  {flags} {r['file_name']}")
     return 0
 

@@ -142,7 +142,7 @@ def make_shapes(*, classes=None, samples_per_class=250, image_size=32, channels=
         ((20, 32, 32, 3), ('circle', 'square'))
     """
     class_names = check_shape_classes(classes)
-    n = check_int("samples_per_class", samples_per_class)
+    n = check_int("samples_per_class", samples_per_class, maximum=100_000)
     size = check_image_size(image_size, allow_none=False)
     channels = check_choice("channels", channels, (1, 3, 4))
     noise = check_float("noise", noise, minimum=0.0)
@@ -178,6 +178,19 @@ def check_shape_classes(classes):
 # ---------------------------------------------------------------------------
 
 
+MAX_SAMPLES = 10_000_000  # generated points (2 features: 80 MB in float32)
+
+
+def _check_generator(num_samples, noise, seed, *, num_classes=None):
+    """The shared arguments of the 2-D generators, checked (``num_classes``: 2 to ``num_samples``)."""
+    num_samples = check_int("num_samples", num_samples, maximum=MAX_SAMPLES)
+    noise = check_float("noise", noise, minimum=0.0)
+    seed = check_int("seed", seed, minimum=0, maximum=2**32 - 1)
+    if num_classes is not None:
+        check_int("num_classes", num_classes, minimum=2, maximum=num_samples)
+    return num_samples, noise, seed
+
+
 def make_sinusoid(*, num_samples=500, noise=0.1, seed=0):
     """Noisy sine regression: ``y = sin(x) + noise``, ``x`` uniform in [-pi, pi] (tutorial T1).
 
@@ -187,6 +200,7 @@ def make_sinusoid(*, num_samples=500, noise=0.1, seed=0):
     Example:
         >>> x, y = make_sinusoid(num_samples=10)
     """
+    num_samples, noise, seed = _check_generator(num_samples, noise, seed)
     rng = np.random.default_rng(seed)
     x = rng.uniform(-np.pi, np.pi, (num_samples, 1))
     y = np.sin(x) + rng.normal(0.0, noise, x.shape)
@@ -197,6 +211,7 @@ def make_moons(*, num_samples=1000, noise=0.15, seed=0):
     """Two interleaving half circles (binary, tutorial T2), via scikit-learn."""
     from sklearn.datasets import make_moons as sk_moons
 
+    num_samples, noise, seed = _check_generator(num_samples, noise, seed)
     x, y = sk_moons(n_samples=num_samples, noise=noise, random_state=seed)
     return x.astype(np.float32), y.astype(np.int32)
 
@@ -205,6 +220,7 @@ def make_circles(*, num_samples=1000, noise=0.08, seed=0):
     """A small circle inside a large one (binary, tutorial T2), via scikit-learn."""
     from sklearn.datasets import make_circles as sk_circles
 
+    num_samples, noise, seed = _check_generator(num_samples, noise, seed)
     x, y = sk_circles(n_samples=num_samples, noise=noise, factor=0.5, random_state=seed)
     return x.astype(np.float32), y.astype(np.int32)
 
@@ -213,6 +229,7 @@ def make_blobs(*, num_samples=1000, num_classes=3, noise=1.0, seed=0):
     """Gaussian blobs, one per class (multi-class, tutorial T3); ``noise`` is the cluster std."""
     from sklearn.datasets import make_blobs as sk_blobs
 
+    num_samples, noise, seed = _check_generator(num_samples, noise, seed, num_classes=num_classes)
     x, y = sk_blobs(n_samples=num_samples, centers=num_classes, n_features=2, cluster_std=noise,
                     center_box=(-6.0, 6.0), random_state=seed)
     # Scale to roughly unit range so the defaults of every optimizer work.
@@ -224,6 +241,7 @@ def make_spirals(*, num_samples=900, num_classes=3, noise=0.2, seed=0):
 
     Each arm turns 1.5 times from the centre to radius 1; ``noise`` jitters the angle.
     """
+    num_samples, noise, seed = _check_generator(num_samples, noise, seed, num_classes=num_classes)
     rng = np.random.default_rng(seed)
     per_class = num_samples // num_classes
     xs, ys = [], []

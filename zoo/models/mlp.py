@@ -14,6 +14,7 @@ from keras import layers
 from zoo import blocks
 from zoo.registry import register_model
 from zoo.utils import (
+    MAX_CLASSES,
     check_activation,
     check_bool,
     check_choice,
@@ -22,7 +23,6 @@ from zoo.utils import (
     check_input_shape,
     check_int,
     check_int_sequence,
-    MAX_CLASSES,
     check_weights,
     check_weights_fit,
 )

@@ -9,6 +9,7 @@ accelerator, uint8 inputs), and here :class:`TrainingConfig` and :func:`fit`.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 
@@ -38,6 +39,7 @@ __all__ = [
     "SCHEDULES",
     "TASKS",
     "DeviceArrays",
+    "EarlyStopping",
     "EpochTimer",
     "TrainingConfig",
     "accelerator",
@@ -53,6 +55,7 @@ __all__ = [
     "resolve_precision",
     "set_seed",
     "steps_per_epoch",
+    "training_callbacks",
     "to_device",
     "uint8_inputs",
 ]
@@ -95,8 +98,11 @@ def steps_per_epoch(data, batch_size, *, num_examples=None):
             return None
 
 
+MAX_EPOCHS = 100_000  # far past any schedule; a larger number is a typo that would train for ever
+
 # The arguments of compile_model that TrainingConfig holds as fields; any other goes to `options`.
 _CONFIG_FIT_FIELDS = ("optimizer", "learning_rate", "schedule", "weight_decay")
+_EARLY_STOPPING_FIELDS = ("patience", "min_delta", "monitor")
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,7 @@ class TrainingConfig:
         precision: dtype policy the model is built under (``None`` keeps the global one).
         augmentation: a ``zoo.data.augmentation`` preset applied to the training split, or ``None``;
             ``augmentation_flip`` is the flip it uses.
+        patience, min_delta, monitor: early stopping (see :func:`fit`); ``patience=None`` trains every epoch.
         options: more :func:`fit`/:func:`compile_model` arguments (``loss``, ``momentum``,
             ``label_smoothing``, ``compile=False``...).
 
@@ -132,10 +139,13 @@ class TrainingConfig:
     precision: str | None = None
     augmentation: str | None = None
     augmentation_flip: str | None = "horizontal"
+    patience: int | None = None
+    min_delta: float = 0.0
+    monitor: str | None = None
     options: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        check_int("epochs", self.epochs)
+        check_int("epochs", self.epochs, maximum=MAX_EPOCHS)
         check_int("batch_size", self.batch_size, allow_none=True)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, SCHEDULES)
@@ -145,6 +155,7 @@ class TrainingConfig:
         check_float("weight_decay", self.weight_decay, minimum=0.0)
         check_float("warmup_epochs", self.warmup_epochs, minimum=0.0)
         check_int("steps_per_epoch", self.steps_per_epoch, allow_none=True)
+        check_early_stopping(self.patience, self.min_delta, self.monitor)
         if self.precision is not None:
             check_choice("precision", self.precision, PRECISIONS)
         if not isinstance(self.options, dict):
@@ -157,7 +168,7 @@ class TrainingConfig:
     def from_fit_kwargs(cls, fit_kwargs=None, **fields) -> TrainingConfig:
         """A config from ``fit`` keyword arguments (``optimizer=``, ``learning_rate=``, ``loss=``...) and fields."""
         kwargs = dict(fit_kwargs or {})
-        known = {k: kwargs.pop(k) for k in _CONFIG_FIT_FIELDS if k in kwargs}
+        known = {k: kwargs.pop(k) for k in (*_CONFIG_FIT_FIELDS, *_EARLY_STOPPING_FIELDS) if k in kwargs}
         return cls(**known, **fields, options=kwargs)
 
     def replace(self, **changes) -> TrainingConfig:
@@ -175,6 +186,49 @@ class TrainingConfig:
             if self.schedule == "warmup":
                 kwargs["warmup_steps"] = max(1, round(self.warmup_epochs * steps_per_epoch))
         return {**kwargs, **self.options}
+
+
+def check_early_stopping(patience, min_delta, monitor):
+    """Checked early-stopping settings: ``patience`` an int >= 0 or None, ``min_delta`` >= 0, ``monitor`` a name."""
+    patience = check_int("patience", patience, minimum=0, maximum=MAX_EPOCHS, allow_none=True)
+    min_delta = check_float("min_delta", min_delta, minimum=0.0)
+    if monitor is not None and (not isinstance(monitor, str) or not monitor):
+        raise TypeError(f"`monitor` must be a metric name such as 'val_loss'. Received: monitor={monitor!r}")
+    return patience, min_delta, monitor
+
+
+class EarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras' early stopping that always restores the best epoch's weights and says, in 1-based epochs,
+    which epoch was best (``best_epoch_number``) and after which it stopped (``stopped_epoch_number``,
+    ``None`` when every epoch ran)."""
+
+    def __init__(self, *, monitor, patience, min_delta=0.0):
+        super().__init__(monitor=monitor, patience=patience, min_delta=min_delta,
+                         mode=metric_direction(monitor) or "min", restore_best_weights=True, verbose=0)
+
+    @property
+    def best_epoch_number(self):
+        return self.best_epoch + 1 if self.best_weights is not None else None
+
+    @property
+    def stopped_epoch_number(self):
+        return self.stopped_epoch + 1 if self.stopped_epoch > 0 else None
+
+
+def training_callbacks(*, patience=None, min_delta=0.0, monitor=None, validation=True, log_dir=None, resumed=False):
+    """The callbacks ``fit`` adds: :class:`EarlyStopping` when ``patience`` is set (on ``monitor``, by
+    default ``val_loss``, or ``loss`` without validation data), and with ``log_dir`` Keras' TensorBoard
+    callback (scalars per epoch) and a ``log.csv`` (appended to when ``resumed``)."""
+    callbacks = []
+    if patience is not None:
+        callbacks.append(EarlyStopping(monitor=monitor or ("val_loss" if validation else "loss"),
+                                       patience=patience, min_delta=min_delta))
+    if log_dir is not None:
+        os.makedirs(log_dir, exist_ok=True)
+        callbacks.append(keras.callbacks.CSVLogger(os.path.join(log_dir, "log.csv"), append=resumed))
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False, update_freq="epoch",
+                                                     profile_batch=0))
+    return callbacks
 
 
 def _first_bad(name, array):
@@ -223,6 +277,11 @@ def fit(
     shuffle=True,
     device_data=False,
     config=None,
+    patience=None,
+    min_delta=0.0,
+    monitor=None,
+    log_dir=None,
+    initial_epoch=0,
     **compile_kwargs,
 ):
     """Seed, compile (unless ``compile=False``) and fit; returns the ``History``.
@@ -248,6 +307,16 @@ def fit(
         config: a :class:`TrainingConfig`: its epochs, batch size (when set) and
             training settings replace the arguments above (explicit
             ``compile_kwargs`` still win).
+        patience: stop when ``monitor`` has not improved by ``min_delta`` for this many epochs, and
+            restore the weights of its best epoch (``None``: train every epoch).
+        monitor: the metric watched for early stopping: ``val_loss`` by default (``loss`` without
+            validation data); its direction comes from its name (``val_accuracy`` is maximised).
+        log_dir: write TensorBoard scalars per epoch and ``log.csv`` there.
+        initial_epoch: the epoch to start from, for a resumed run (``epochs`` stays the total).
+
+    Returns:
+        Keras' ``History``, with ``best_epoch`` and ``stopped_epoch`` (1-based epoch numbers; ``None``
+        without early stopping, and ``stopped_epoch`` ``None`` when every epoch ran).
 
     Mixed precision is chosen when the model is built
     (:func:`precision_policy`, or ``zoo.build(..., precision=...)``).
@@ -264,11 +333,16 @@ def fit(
         shuffle = settings.pop("shuffle", shuffle)
         device_data = settings.pop("device_data", device_data)
         compile_kwargs = {**settings, **compile_kwargs}
+        patience = config.patience if patience is None else patience
+        min_delta = config.min_delta if not min_delta else min_delta
+        monitor = config.monitor if monitor is None else monitor
     if compile == "if_needed":  # a model its maker compiled keeps its optimizer and loss
         compile = not getattr(model, "compiled", False)
         compile_kwargs = compile_kwargs if compile else {}
-    epochs = check_int("epochs", epochs)
+    epochs = check_int("epochs", epochs, maximum=MAX_EPOCHS)
     batch_size = check_int("batch_size", batch_size)
+    initial_epoch = check_int("initial_epoch", initial_epoch, minimum=0, maximum=epochs)
+    patience, min_delta, monitor = check_early_stopping(patience, min_delta, monitor)
     if isinstance(train, list):
         train = tuple(train)
     if isinstance(train, tuple) and len(train) != 2:
@@ -294,11 +368,18 @@ def fit(
     elif device_data:  # PyTorch slices device tensors in place; TensorFlow feeds tf.data from the host
         train = to_device(train) if isinstance(train, tuple) else train
         validation = to_device(validation) if isinstance(validation, tuple) else validation
-    kw = dict(epochs=epochs, validation_data=validation, callbacks=list(callbacks), verbose=verbose)
+    added = training_callbacks(patience=patience, min_delta=min_delta, monitor=monitor,
+                               validation=validation is not None, log_dir=log_dir, resumed=initial_epoch > 0)
+    kw = dict(epochs=epochs, initial_epoch=initial_epoch, validation_data=validation,
+              callbacks=[*added, *callbacks], verbose=verbose)
     if isinstance(train, DeviceArrays):
-        return model.fit(train, shuffle=False, **kw)  # it shuffles itself, on the device
-    if isinstance(train, tuple):
+        history = model.fit(train, shuffle=False, **kw)  # it shuffles itself, on the device
+    elif isinstance(train, tuple):
         x, y = train
-        return model.fit(x, y, batch_size=batch_size, shuffle=shuffle, **kw)
-    # datasets shuffle themselves (zoo.data reshuffles its training split every epoch)
-    return model.fit(train, shuffle=False, **kw)
+        history = model.fit(x, y, batch_size=batch_size, shuffle=shuffle, **kw)
+    else:  # datasets shuffle themselves (zoo.data reshuffles its training split every epoch)
+        history = model.fit(train, shuffle=False, **kw)
+    stopper = next((c for c in added if isinstance(c, EarlyStopping)), None)
+    history.best_epoch = stopper.best_epoch_number if stopper else None
+    history.stopped_epoch = stopper.stopped_epoch_number if stopper else None
+    return history

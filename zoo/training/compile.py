@@ -144,6 +144,32 @@ def infer_task(model) -> str:
     return "multiclass" if units and units > 1 else "regression"
 
 
+@keras.saving.register_keras_serializable(package="zoo")
+class SparseCategoricalCrossentropy(keras.losses.Loss):
+    """Categorical cross-entropy on integer labels, with ``label_smoothing``.
+
+    Keras' ``SparseCategoricalCrossentropy`` takes no ``label_smoothing`` (and
+    ``CategoricalCrossentropy`` needs one-hot labels): the labels are one-hot encoded
+    inside, so ``label_smoothing=0.1`` means what it means for one-hot labels,
+    ``(1 - 0.1) * onehot + 0.1 / num_classes``.
+    """
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, name="sparse_categorical_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        ops = keras.ops
+        labels = ops.reshape(ops.cast(y_true, "int32"), ops.shape(y_pred)[:-1])
+        one_hot = ops.one_hot(labels, ops.shape(y_pred)[-1], dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(one_hot, y_pred, from_logits=self.from_logits,
+                                                     label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+
+
 def make_loss(task="multiclass", *, loss=None, from_logits=False, one_hot=False, label_smoothing=0.0):
     """The loss for a task (or an explicit ``loss`` name).
 
@@ -166,13 +192,19 @@ def make_loss(task="multiclass", *, loss=None, from_logits=False, one_hot=False,
         "msle": losses.MeanSquaredLogarithmicError,
         "huber": losses.Huber,
     }
+    label_smoothing = check_float("label_smoothing", label_smoothing, minimum=0.0, maximum=1.0)
     if loss in table:
+        if label_smoothing:
+            raise ValueError(f"`label_smoothing` applies to cross-entropy losses, not loss={loss!r}. "
+                             f"Received: label_smoothing={label_smoothing!r}")
         return table[loss]()
     if loss == "binary_crossentropy":
         return losses.BinaryCrossentropy(from_logits=from_logits, label_smoothing=label_smoothing)
     if loss == "categorical_crossentropy":
         return losses.CategoricalCrossentropy(from_logits=from_logits, label_smoothing=label_smoothing)
     if loss == "sparse_categorical_crossentropy":
+        if label_smoothing:  # Keras' sparse loss has no such argument: one-hot inside
+            return SparseCategoricalCrossentropy(from_logits=from_logits, label_smoothing=label_smoothing)
         return losses.SparseCategoricalCrossentropy(from_logits=from_logits)
     raise ValueError(
         f"`loss` must be one of {sorted(table) + ['binary_crossentropy', 'categorical_crossentropy', 'sparse_categorical_crossentropy']}. "

@@ -144,7 +144,8 @@ def load_model(path, *, compile=True):
         raise TypeError(f"`path` must be a path to a .keras file. Received: path={path!r}")
     path = os.fspath(path)
     if not path.endswith(".keras"):
-        raise ValueError(f"`path` must name a .keras file (weights files go to zoo.load_weights). Received: path={path!r}")
+        raise ValueError(f"`path` must name a .keras file (weights files go to zoo.load_weights). "
+                         f"Received: path={path!r}")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No model file at {path!r}")
     import zoo.data  # noqa: F401 - registers the input adaptation layers

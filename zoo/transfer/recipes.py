@@ -66,8 +66,8 @@ def _merge(into, history):
 
 def fine_tune(model, train, validation=None, *, head_epochs=3, head_lr=1e-3, unfreeze="last_block",
               ft_epochs=3, ft_lr=1e-4, schedule="constant", optimizer="adam", train_bn=False,
-              monitor=None, restore_best=True, batch_size=32, seed=0, callbacks=(), verbose="auto",
-              **fit_kwargs) -> TransferResult:
+              monitor=None, restore_best=True, patience=None, min_delta=0.0, batch_size=32, seed=0, callbacks=(),
+              verbose="auto", **fit_kwargs) -> TransferResult:
     """The two-phase recipe: train the head with the backbone frozen, then fine-tune the top.
 
     Args:
@@ -82,6 +82,8 @@ def fine_tune(model, train, validation=None, *, head_epochs=3, head_lr=1e-3, unf
         monitor: metric deciding the best epoch (default ``val_loss`` when there
             is validation data, else ``loss``); with ``restore_best`` the best
             weights of either phase are restored at the end.
+        patience, min_delta: early stopping within each phase on ``monitor`` (see
+            :func:`zoo.training.fit`); ``None`` runs every epoch.
         fit_kwargs: more :func:`zoo.training.fit` arguments (weight_decay, loss, ...).
 
     The model is recompiled whenever trainability changes.
@@ -93,14 +95,15 @@ def fine_tune(model, train, validation=None, *, head_epochs=3, head_lr=1e-3, unf
     history, phases, seconds = {}, [], {}
     freeze(model)  # validates the stages before any training
     common = dict(batch_size=batch_size, seed=seed, verbose=verbose, schedule=schedule, optimizer=optimizer,
-                  **fit_kwargs)
+                  patience=patience, min_delta=min_delta, monitor=monitor, **fit_kwargs)
     if head_epochs:
         start = time.perf_counter()
         h = training.fit(model, train, validation, epochs=head_epochs, learning_rate=head_lr,
                          callbacks=[best, *callbacks], **common)
         seconds["head"] = time.perf_counter() - start
         _merge(history, h.history)
-        phases.append(("head", 0, head_epochs))
+        head_run = len(h.epoch)  # fewer than head_epochs when stopped early
+        phases.append(("head", 0, head_run))
     if unfreeze is not None and ft_epochs:
         if unfreeze == "last_block":
             unfreeze_kw = {"last_blocks": 1}
@@ -117,13 +120,13 @@ def fine_tune(model, train, validation=None, *, head_epochs=3, head_lr=1e-3, unf
             raise TypeError(f"`unfreeze` must be 'last_block', an int, a stage name, 'all' or None. "
                             f"Received: unfreeze={unfreeze!r}")
         _unfreeze(model, train_bn=train_bn, **unfreeze_kw)
-        best.offset = head_epochs
+        best.offset = head_run if head_epochs else 0
         start = time.perf_counter()
         h = training.fit(model, train, validation, epochs=ft_epochs, learning_rate=ft_lr,
                          callbacks=[best, *callbacks], **common)
         seconds["fine_tune"] = time.perf_counter() - start
         _merge(history, h.history)
-        phases.append(("fine_tune", head_epochs, head_epochs + ft_epochs))
+        phases.append(("fine_tune", best.offset, best.offset + len(h.epoch)))
     if restore_best and best.weights is not None:
         model.set_weights(best.weights)
     return TransferResult(history, phases, best.epoch, best.best, monitor, seconds)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from zoo.utils import check_float, check_int
+from zoo.utils import check_bool, check_float, check_int, check_names
 
 __all__ = ["Trainability", "freeze", "list_stages", "stage_of", "trainability", "unfreeze", "unit_of"]
 
@@ -192,7 +192,7 @@ def freeze(model, *, until=None, stages=None, pattern=None, fraction=None, verbo
             last = max(units.index(u) for u in _expand(model, [until]))
             keep = units[: last + 1]
         elif stages is not None:
-            names = [stages] if isinstance(stages, str) else list(stages)
+            names = check_names("stages", stages)
             _check_stage_names(model, names, "stages")
             keep = _expand(model, names)
         elif fraction is not None:
@@ -222,6 +222,7 @@ def unfreeze(model, *, last_blocks=None, from_layer=None, stages=None, train_bn=
 
     The head is always trainable. Returns a :class:`Trainability` summary.
     """
+    check_bool("train_bn", train_bn)
     given = [n for n, v in (("last_blocks", last_blocks), ("from_layer", from_layer), ("stages", stages))
              if v is not None]
     if len(given) != 1:
@@ -231,7 +232,7 @@ def unfreeze(model, *, last_blocks=None, from_layer=None, stages=None, train_bn=
     if stages == "all":
         keep = set(units)
     elif stages is not None:
-        names = [stages] if isinstance(stages, str) else list(stages)
+        names = check_names("stages", stages)
         _check_stage_names(model, names, "stages")
         keep = _expand(model, names)
     elif last_blocks is not None:

@@ -1,0 +1,160 @@
+"""Searches and comparisons give models: saved, checked, exported; training that stops early, logs and resumes."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+import tuning
+import zoo
+from tuning.artifacts import ModelFileError, TrialFiles
+from tuning.trial import run_trial
+from zoo import training
+from zoo.cli import main
+
+MLP = {"hidden_units": (16,)}
+
+
+@pytest.fixture(scope="module")
+def moons():
+    return zoo.data.load("moons", num_samples=200, seed=0)
+
+
+def test_label_smoothing_works_with_integer_labels():
+    y = np.array([0, 2, 1])
+    p = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.3, 0.4, 0.3]], "float32")
+    smoothed = training.make_loss("multiclass", label_smoothing=0.2)
+    reference = keras.losses.CategoricalCrossentropy(label_smoothing=0.2)(np.eye(3)[y], p)
+    np.testing.assert_allclose(float(smoothed(y, p)), float(reference), rtol=1e-6)
+    assert float(smoothed(y, p)) > float(training.make_loss("multiclass")(y, p)) + 1e-3  # it does something
+    with pytest.raises(ValueError, match="`label_smoothing` applies to cross-entropy losses"):
+        training.make_loss("regression", label_smoothing=0.1)
+    model = zoo.build("mlp", input_shape=(2,), num_classes=3, hidden_units=(4,))
+    training.compile_model(model, label_smoothing=0.1)
+    assert model.loss.label_smoothing == 0.1
+
+
+def test_early_stopping_stops_and_restores_the_best_epoch():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 8)).astype("float32")
+    y = (rng.random(40) < 0.5).astype("int32")  # random labels: validation loss gets worse as it memorises
+    xv, yv = rng.normal(size=(40, 8)).astype("float32"), (rng.random(40) < 0.5).astype("int32")
+    model = zoo.build("mlp", input_shape=(8,), num_classes=2, hidden_units=(64, 64))
+    history = training.fit(model, (x, y), (xv, yv), epochs=60, batch_size=8, learning_rate=1e-2, patience=3,
+                           verbose=0)
+    losses = history.history["val_loss"]
+    assert history.stopped_epoch is not None and history.stopped_epoch == len(losses) < 60
+    assert history.best_epoch == int(np.argmin(losses)) + 1 and history.stopped_epoch - history.best_epoch == 3
+    restored = model.evaluate(xv, yv, batch_size=8, verbose=0, return_dict=True)["loss"]
+    np.testing.assert_allclose(restored, min(losses), rtol=1e-5)
+    with pytest.raises(ValueError, match=r"`patience` must be >= 0. Received: patience=-1"):
+        training.fit(model, (x, y), epochs=1, patience=-1, verbose=0)
+
+
+def test_compare_saves_the_best_seed_and_it_reproduces_its_test_accuracy(moons, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    result = tuning.compare(["mlp"], data=moons, epochs=3, seeds=2, out=out, model_kwargs={"mlp": MLP},
+                            measure_speed=False, report=True, verbose=0, progress=False, patience=5)
+    saved = [r for r in result.records if r.get("model_path") and os.path.exists(out / r["model_path"])]
+    assert len(result.records) == 2 and len(saved) == 1  # save_models="best": one per configuration
+    record = saved[0]
+    assert record["best_epoch"] >= 1 and record["stopped_epoch"] is None  # 3 epochs < patience: ran them all
+    card = json.loads((out / record["model_path"]).with_suffix(".json").read_text())
+    assert card["id"] == record["id"] and card["metrics"]["test_accuracy"] == record["test_accuracy"]
+    assert "models/" in (out / "report.md").read_text()  # the report links it
+    script = textwrap.dedent(f"""
+        import keras, zoo
+        model = keras.saving.load_model({str(out / record["model_path"])!r})
+        data = zoo.data.load("moons", num_samples=200, seed=0)
+        print(repr(model.evaluate(data.test, verbose=0, return_dict=True)["accuracy"]))
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert float(run.stdout.strip().splitlines()[-1]) == record["test_accuracy"]  # exactly
+    assert result.load().count_params() == record["params"]
+    exported = tmp_path / "best.keras"
+    assert main(["export", str(out), "--out", str(exported)]) == 0
+    assert keras.saving.load_model(exported).count_params() == record["params"]
+    with open(out / record["model_path"], "ab") as f:
+        f.write(b"tampered")
+    with pytest.raises(ModelFileError, match=r"was altered since it was saved: .*\.keras"):
+        result.load()
+    os.remove(out / record["model_path"])
+    with pytest.raises(ModelFileError, match=r"is missing: .*\.keras"):
+        result.load()
+    capsys.readouterr()
+    again = tuning.compare(["mlp"], data=moons, epochs=3, seeds=2, out=out, model_kwargs={"mlp": MLP},
+                           measure_speed=False, report=False, verbose=0, patience=5)
+    assert [r["id"] for r in again.records] == [r["id"] for r in result.records]  # nothing retrained
+    assert "is missing (not retrained)" in capsys.readouterr().out
+
+
+def test_search_keeps_the_front_loads_the_best_and_logs_tensorboard(moons, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    directory, logs = tmp_path / "s", tmp_path / "tb"
+    result = tuning.search("mlp", data=moons, directory=str(directory), max_trials=3, epochs=2, report=False,
+                           measure_speed=False, log_dir=str(logs), verbose=0)
+    front = {r["id"] for r in result.pareto()}
+    on_disk = {r["id"] for r in result.records if r.get("model_path") and os.path.exists(directory / r["model_path"])}
+    assert on_disk == front and result.best_record["id"] in front
+    assert result.load_best().count_params() == result.best_record["params"]
+    assert not os.path.exists(directory / "checkpoints") or not os.listdir(directory / "checkpoints")
+    for r in result.records:  # one TensorBoard run per trial, with its scalars and HParams
+        events = EventAccumulator(str(logs / r["id"] / "train"))
+        events.Reload()
+        assert "epoch_loss" in events.Tags()["tensors"] + events.Tags()["scalars"]
+        assert len(open(logs / r["id"] / "log.csv").read().strip().splitlines()) == 3  # header + 2 epochs
+        session = EventAccumulator(str(logs / r["id"]))
+        session.Reload()
+        content = session.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+        start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+        assert start.group_name == r["id"] and set(start.hparams) >= {"model", *r["hyperparameters"]} - {"tuner/epochs"}
+        assert {"val_accuracy", "params"} <= set(session.Tags()["tensors"])
+
+
+def test_a_killed_trial_resumes_from_its_last_finished_epoch(moons, tmp_path):
+    # The first run is killed (SIGKILL) as epoch 3 of 6 begins; the second trains only epochs 4 to 6.
+    out = tmp_path / "cmp"
+    script = textwrap.dedent(f"""
+        import os, tuning, zoo
+        from tuning import artifacts
+        saved = artifacts.EpochCheckpoint.on_epoch_end
+        def on_epoch_end(self, epoch, logs=None):
+            saved(self, epoch, logs)
+            if epoch == 1:  # the checkpoint of epoch 2 is on disk: die as epoch 3 starts
+                os.kill(os.getpid(), 9)
+        artifacts.EpochCheckpoint.on_epoch_end = on_epoch_end
+        tuning.compare(["mlp"], data=zoo.data.load("moons", num_samples=200, seed=0), epochs=6, seeds=1,
+                       out={str(out)!r}, model_kwargs={{"mlp": {MLP!r}}}, measure_speed=False, verbose=0)
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert run.returncode == -9, run.stderr[-2000:]
+    state = json.loads(next((out / "checkpoints").iterdir()).joinpath("state.json").read_text())
+    assert state["epoch"] == 2 and len(state["history"]["loss"]) == 2
+    result = tuning.compare(["mlp"], data=moons, epochs=6, seeds=1, out=out, model_kwargs={"mlp": MLP},
+                            measure_speed=False, report=False, verbose=0, progress=False)
+    record = result.records[0]
+    assert record["resumed_from_epoch"] == 2 and record["epochs_run"] == 4
+    assert all(len(v) == 6 for v in record["history"].values())
+    assert record["history"]["loss"][:2] == state["history"]["loss"]
+    assert not os.listdir(out / "checkpoints")  # deleted once the record was written
+
+
+def test_a_damaged_checkpoint_is_discarded_with_a_note(moons, tmp_path):
+    files = TrialFiles(str(tmp_path), "t1", checkpoint=True)
+    os.makedirs(files.checkpoint_dir)
+    with open(os.path.join(files.checkpoint_dir, "state.json"), "w") as f:
+        json.dump({"epoch": 1, "seed": 0, "history": {"loss": [0.5]}}, f)
+    with open(os.path.join(files.checkpoint_dir, "model.keras"), "wb") as f:
+        f.write(b"not a zip")
+    record = run_trial("mlp", moons, trial_id="t1", epochs=2, measure_speed=False, files=files,
+                       fit_kwargs={})
+    assert record["status"] == "completed" and record.get("resumed_from_epoch") is None
+    assert "discarded a damaged checkpoint" in record["notes"][0] and len(record["history"]["loss"]) == 2
