@@ -124,7 +124,7 @@ API = {
 def test_public_functions_refuse_bad_arguments_by_name(function, small_model):
     call, arguments = API[function]
 
-    @settings(max_examples=4 * FAST_EXAMPLES, deadline=None, derandomize=True, database=None,
+    @settings(max_examples=2 * FAST_EXAMPLES, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
     @given(argument=st.sampled_from(arguments), value=VALUES)
     def run(argument, value):

@@ -158,3 +158,43 @@ def test_a_damaged_checkpoint_is_discarded_with_a_note(moons, tmp_path):
                        fit_kwargs={})
     assert record["status"] == "completed" and record.get("resumed_from_epoch") is None
     assert "discarded a damaged checkpoint" in record["notes"][0] and len(record["history"]["loss"]) == 2
+
+
+def test_onecycle_and_plateau_schedules():
+    lr = training.make_schedule("onecycle", 0.1, total_steps=100)
+    values = [float(lr(step)) for step in (0, 30, 100)]
+    np.testing.assert_allclose(values, [0.1 / 25, 0.1, 0.1 / 25 / 1e4], rtol=1e-4)
+    assert training.make_schedule("plateau", 0.1) == 0.1  # fit adds ReduceLROnPlateau
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(40, 8)).astype("float32"), (rng.random(40) < 0.5).astype("int32")
+    xv, yv = rng.normal(size=(40, 8)).astype("float32"), (rng.random(40) < 0.5).astype("int32")
+    model = zoo.build("mlp", input_shape=(8,), num_classes=2, hidden_units=(64, 64))
+    history = training.fit(model, (x, y), (xv, yv), epochs=12, batch_size=8, learning_rate=1e-2,
+                           schedule="plateau", verbose=0)
+    rates = history.history["learning_rate"]
+    assert rates[0] == pytest.approx(1e-2) and min(rates) <= 1e-3 + 1e-9  # reduced once validation stalled
+
+
+def test_lr_find_suggests_a_rate_that_trains(tmp_path):
+    bundle = zoo.data.load("digits", image_size=32, channels=1)
+    keras.utils.set_random_seed(0)
+    model = zoo.build("lenet5", input_shape=bundle.input_shape, num_classes=10)
+    before = [w.copy() for w in model.get_weights()]
+    result = training.lr_find(model, bundle.train, steps=100)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # the sweep left no trace
+    assert result.stopped_early and 1e-4 < result.suggestion < 1e-1
+    assert result.rates == sorted(result.rates) and len(result.losses) == len(result.rates)
+    assert os.path.getsize(result.plot(str(tmp_path / "lr.png"))) > 5_000
+    fresh = zoo.build("lenet5", input_shape=bundle.input_shape, num_classes=10)
+    history = training.fit(fresh, bundle.train, bundle.validation, epochs=3, learning_rate=result.suggestion, verbose=0)
+    assert history.history["val_accuracy"][-1] > 0.85  # it converges at the suggestion
+    with pytest.raises(ValueError, match=r"`end_lr` must be larger than `start_lr`"):
+        training.lr_find(model, bundle.train, start_lr=1.0, end_lr=0.1)
+
+
+def test_cli_lr_find(tmp_path, capsys):
+    out = tmp_path / "lr.png"
+    code = main(["lr-find", "mlp", "--data", "moons", "--arg", "hidden_units=[16]", "--steps", "60",
+                 "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0 and "suggested learning rate:" in text and out.exists()

@@ -145,17 +145,20 @@ def prune_saved_models(run_dir, records, keep_ids):
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """After each epoch, the model (with its optimizer state) and ``state.json`` (the epochs done, the
-    trial's seed and the history so far, ``history`` given holding the epochs before a resume)."""
+    """After each epoch but the last of ``epochs`` (the record follows it at once), the model (with its
+    optimizer state) and ``state.json`` (the epochs done, the trial's seed and the history so far,
+    ``history`` given holding the epochs before a resume)."""
 
-    def __init__(self, folder, *, seed, history=None):
+    def __init__(self, folder, *, seed, epochs, history=None):
         super().__init__()
-        self.folder, self.seed = folder, seed
+        self.folder, self.seed, self.epochs = folder, seed, epochs
         self.history = {k: list(v) for k, v in (history or {}).items()}
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
+        if epoch + 1 >= self.epochs:
+            return
         _save_keras(self.model, os.path.join(self.folder, "model.keras"))
         _write_json(os.path.join(self.folder, "state.json"),
                     {"epoch": epoch + 1, "seed": self.seed, "history": self.history})

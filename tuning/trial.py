@@ -182,7 +182,7 @@ def run_trial(
         if resumed is not None:  # compiled already, with its optimizer state
             config, overrides = config.replace(options={**config.options, "compile": False}), {}
         timer = EpochTimer()
-        extra = [EpochCheckpoint(files.checkpoint_dir, seed=seed, history=before)] if (
+        extra = [EpochCheckpoint(files.checkpoint_dir, seed=seed, epochs=config.epochs, history=before)] if (
             files is not None and files.checkpoint) else []
         start = time.perf_counter()
         hist = training.fit(

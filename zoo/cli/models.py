@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from zoo.cli.args import parse_kwargs
+from zoo.cli.args import add_data_arguments, load_data, parse_kwargs
 
 
 def cmd_list(args):
@@ -52,6 +52,26 @@ def cmd_profile(args):
     return 0
 
 
+def cmd_lr_find(args):
+    import zoo
+
+    data = load_data(args)
+    kwargs = {"input_shape": tuple(data.input_shape), **parse_kwargs(args.arg)}
+    if data.task != "regression":
+        kwargs.setdefault("num_classes", data.num_classes)
+    model = zoo.build(args.name, **kwargs)
+    result = zoo.training.lr_find(model, data.train, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps,
+                                  optimizer=args.optimizer, seed=args.seed)
+    path = result.plot(args.out)
+    rates = f"{result.rates[0]:.1e} .. {result.rates[-1]:.1e}"
+    print(f"lr-find {args.name} on {data.name}: {len(result.losses)} batches, learning rates {rates}"
+          + (" (stopped: the loss diverged)" if result.stopped_early else ""))
+    print(f"suggested learning rate: {result.suggestion:.3g}" if result.suggestion is not None
+          else "no suggestion: the loss never fell (widen --start-lr/--end-lr or check the data)")
+    print(f"plot: {path}")
+    return 0 if result.suggestion is not None else 1
+
+
 def register(sub):
     p = sub.add_parser("list", help="list registered models", description="List registered models.")
     p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'resnet*'")
@@ -70,3 +90,17 @@ def register(sub):
     p.add_argument("--speed", action="store_true", help="also measure latency and throughput")
     p.add_argument("--batch-size", type=int, default=32)
     p.set_defaults(fn=cmd_profile)
+
+    p = sub.add_parser("lr-find", help="learning-rate range test: the loss against an exponentially growing rate",
+                       description="Train a model for a few batches while the learning rate grows from --start-lr "
+                                   "to --end-lr; print the rate where the loss falls fastest and plot the curve.")
+    p.add_argument("name", help="registered model name")
+    add_data_arguments(p, batch_size=32)
+    p.add_argument("--arg", action="append", metavar="KEY=VALUE", help="builder argument (JSON value)")
+    p.add_argument("--optimizer", default="adam")
+    p.add_argument("--start-lr", type=float, default=1e-7)
+    p.add_argument("--end-lr", type=float, default=10.0)
+    p.add_argument("--steps", type=int, default=100, help="batches in the sweep (default 100)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="lr_find.png", help="the plot (default lr_find.png)")
+    p.set_defaults(fn=cmd_lr_find)

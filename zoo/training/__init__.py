@@ -18,7 +18,9 @@ import numpy as np
 
 from zoo.runtime import PRECISIONS, accelerator, precision_policy, resolve_precision
 from zoo.training.compile import (
+    ONECYCLE,
     OPTIMIZERS,
+    PLATEAU,
     REGRESSION_LOSSES,
     SCHEDULES,
     compile_model,
@@ -30,6 +32,7 @@ from zoo.training.compile import (
     outputs_logits,
 )
 from zoo.training.device import DeviceArrays, to_device, uint8_inputs
+from zoo.training.lr_find import LRFinderResult, lr_find
 from zoo.utils import TASKS, check_choice, check_float, check_int
 
 __all__ = [
@@ -41,11 +44,13 @@ __all__ = [
     "DeviceArrays",
     "EarlyStopping",
     "EpochTimer",
+    "LRFinderResult",
     "TrainingConfig",
     "accelerator",
     "compile_model",
     "fit",
     "infer_task",
+    "lr_find",
     "make_loss",
     "make_optimizer",
     "make_schedule",
@@ -215,14 +220,19 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
         return self.stopped_epoch + 1 if self.stopped_epoch > 0 else None
 
 
-def training_callbacks(*, patience=None, min_delta=0.0, monitor=None, validation=True, log_dir=None, resumed=False):
+def training_callbacks(*, patience=None, min_delta=0.0, monitor=None, validation=True, log_dir=None, resumed=False,
+                       plateau=False):
     """The callbacks ``fit`` adds: :class:`EarlyStopping` when ``patience`` is set (on ``monitor``, by
-    default ``val_loss``, or ``loss`` without validation data), and with ``log_dir`` Keras' TensorBoard
-    callback (scalars per epoch) and a ``log.csv`` (appended to when ``resumed``)."""
+    default ``val_loss``, or ``loss`` without validation data), Keras' ``ReduceLROnPlateau`` for the
+    ``plateau`` schedule (on the same metric), and with ``log_dir`` Keras' TensorBoard callback
+    (scalars per epoch) and a ``log.csv`` (appended to when ``resumed``)."""
+    monitor = monitor or ("val_loss" if validation else "loss")
     callbacks = []
+    if plateau:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=metric_direction(monitor) or "min",
+                                                           verbose=0, **PLATEAU))
     if patience is not None:
-        callbacks.append(EarlyStopping(monitor=monitor or ("val_loss" if validation else "loss"),
-                                       patience=patience, min_delta=min_delta))
+        callbacks.append(EarlyStopping(monitor=monitor, patience=patience, min_delta=min_delta))
     if log_dir is not None:
         os.makedirs(log_dir, exist_ok=True)
         callbacks.append(keras.callbacks.CSVLogger(os.path.join(log_dir, "log.csv"), append=resumed))
@@ -369,7 +379,8 @@ def fit(
         train = to_device(train) if isinstance(train, tuple) else train
         validation = to_device(validation) if isinstance(validation, tuple) else validation
     added = training_callbacks(patience=patience, min_delta=min_delta, monitor=monitor,
-                               validation=validation is not None, log_dir=log_dir, resumed=initial_epoch > 0)
+                               validation=validation is not None, log_dir=log_dir, resumed=initial_epoch > 0,
+                               plateau=compile and compile_kwargs.get("schedule") == "plateau")
     kw = dict(epochs=epochs, initial_epoch=initial_epoch, validation_data=validation,
               callbacks=[*added, *callbacks], verbose=verbose)
     if isinstance(train, DeviceArrays):
@@ -383,3 +394,4 @@ def fit(
     history.best_epoch = stopper.best_epoch_number if stopper else None
     history.stopped_epoch = stopper.stopped_epoch_number if stopper else None
     return history
+

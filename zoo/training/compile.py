@@ -10,7 +10,12 @@ __all__ = ["OPTIMIZERS", "REGRESSION_LOSSES", "SCHEDULES", "compile_model", "inf
            "make_optimizer", "make_schedule", "metric_direction", "outputs_logits"]
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
-SCHEDULES = ("constant", "step", "exponential", "cosine", "warmup")
+SCHEDULES = ("constant", "step", "exponential", "cosine", "warmup", "onecycle", "plateau")
+# One-cycle (Smith & Topin 2019; torch's OneCycleLR defaults): from learning_rate / 25 up to learning_rate
+# over the first 30% of the steps, then down to learning_rate / (25 * 1e4).
+ONECYCLE = {"pct_start": 0.3, "div_factor": 25.0, "final_div_factor": 1e4}
+# Reduce on plateau (torch's ReduceLROnPlateau factor): x0.1 after 2 epochs without a better monitored value.
+PLATEAU = {"factor": 0.1, "patience": 2}
 REGRESSION_LOSSES = ("mse", "mae", "msle", "huber")
 
 # Substrings of metric and record-field names that say which way is better (checked in this order).
@@ -56,7 +61,11 @@ def make_schedule(
         name: ``constant``; ``step`` (multiply by ``decay_rate`` every ``decay_steps``);
             ``exponential`` (smooth version of ``step``); ``cosine`` (to
             ``min_learning_rate`` over ``total_steps``, after optional warm-up);
-            ``warmup`` (linear from 0 over ``warmup_steps``, then constant).
+            ``warmup`` (linear from 0 over ``warmup_steps``, then constant); ``onecycle``
+            (:data:`ONECYCLE`: linear warm-up from ``learning_rate / 25`` to ``learning_rate`` over
+            30% of ``total_steps``, then cosine annealing to ``learning_rate / 2.5e5``);
+            ``plateau`` (constant here: :func:`zoo.training.fit` adds Keras' ``ReduceLROnPlateau``,
+            :data:`PLATEAU`).
         total_steps: optimizer steps of the whole run (needed by ``cosine``; the
             default ``decay_steps`` is a third of it).
     """
@@ -69,8 +78,15 @@ def make_schedule(
     if decay_steps is None and total_steps:
         decay_steps = max(1, total_steps // 3)
     schedules = keras.optimizers.schedules
-    if name == "constant":
+    if name in ("constant", "plateau"):
         return lr
+    if name == "onecycle":
+        if not total_steps:
+            raise ValueError("schedule='onecycle' needs `total_steps`. Received: total_steps=None")
+        up = max(1, round(ONECYCLE["pct_start"] * total_steps))
+        start = lr / ONECYCLE["div_factor"]
+        return schedules.CosineDecay(start, max(1, total_steps - up), warmup_target=lr, warmup_steps=up,
+                                     alpha=1.0 / (ONECYCLE["div_factor"] * ONECYCLE["final_div_factor"]))
     if name in ("step", "exponential"):
         if decay_steps is None:
             raise ValueError(f"schedule={name!r} needs `decay_steps` or `total_steps`. Received: decay_steps=None")
