@@ -44,8 +44,8 @@ def pretrained_recipe(fast, out):
     print(zoo.weights.load_pretrained(backbone, "torchvision")[1])
     model = transfer.replace_head(backbone, bundle.num_classes, dropout=0.2)
     epochs = 1 if fast else 3
-    result = transfer.fine_tune(model, train, val, head_epochs=epochs, head_lr=1e-3, unfreeze="stage4",
-                                ft_epochs=epochs, ft_lr=1e-4, verbose=2)
+    result = transfer.fine_tune(model, train, val, head_epochs=epochs, unfreeze="stage4", ft_epochs=epochs,
+                                ft_lr=1e-4, min_steps=None if fast else 100, verbose=2)
     print(transfer.trainability(model))
     print(f"phases: {result.phases}; plot: {plot_phases(result, out)}")
     label, reason = diagnose(result.history)
@@ -114,7 +114,8 @@ def main(argv=None):
     model = transfer.replace_head(base, len(names), dropout=0.2)
     # 5. train the head (transfer learning), then the last block too (fine-tuning)
     result = transfer.fine_tune(model, (x, y), None, head_epochs=epochs * 2, head_lr=3e-3, unfreeze=1,
-                                ft_epochs=epochs, ft_lr=3e-4, batch_size=16, verbose=0)
+                                ft_epochs=epochs, ft_lr=3e-4, batch_size=16, min_steps=None if args.fast else 100,
+                                verbose=0)
     print(transfer.trainability(model))
     transfer_acc = model.evaluate(xt, yt, verbose=0)[1]
 

@@ -160,7 +160,8 @@ def test_load_weights_reports_and_refuses_mismatches(tmp_path):
 def test_fine_tune_two_phases_recompiles_and_restores_best():
     model = T.replace_head(zoo.build("resnet20", **tiny_kwargs("resnet20")), 3)
     x, y = random_batch(model, n=32)
-    result = T.fine_tune(model, (x, y), (x, y), head_epochs=2, ft_epochs=2, unfreeze=1, batch_size=16, verbose=0)
+    result = T.fine_tune(model, (x, y), (x, y), head_epochs=2, ft_epochs=2, unfreeze=1, batch_size=16, verbose=0,
+                         min_steps=None)
     assert result.phases == [("head", 0, 2), ("fine_tune", 2, 4)]
     assert len(result.history["loss"]) == 4 and len(result.history["val_loss"]) == 4
     assert result.best_value == min(result.history["val_loss"])
@@ -191,10 +192,11 @@ def test_cached_features_train_the_grafted_head():
     np.testing.assert_allclose(model.predict(x, verbose=0), head.predict(features, verbose=0), rtol=1e-5, atol=1e-6)
 
 
-def test_transfer_beats_training_from_scratch_with_few_labels():
-    """Pre-train on four shapes, transfer to four others with 20 labels per class (3 seeds)."""
+def test_fine_tune_defaults_beat_training_from_scratch_with_ten_labels_per_class():
+    """Pre-train on four shapes; transfer to four others with 10 labels per class through ``fine_tune``'s
+    defaults; train the same network from scratch for as many updates; 3 seeds."""
     # The pre-trained model's initial weights come from Keras' global seed: fixed here, so the result does not
-    # depend on which tests ran before in the same process (seeds 0, 1, 2: transfer 0.65-0.74, scratch 0.48).
+    # depend on which tests ran before in the same process. Measured: transfer 0.71/0.76/0.65, scratch 0.55/0.40/0.45.
     keras.utils.set_random_seed(0)
     source, target = ("circle", "square", "triangle", "cross"), ("ring", "star", "ellipse", "crescent")
     kw = dict(input_shape=(24, 24, 3), filters=(16, 32), dense_units=(), batch_norm=True, flatten=False, num_classes=4)
@@ -206,19 +208,22 @@ def test_transfer_beats_training_from_scratch_with_few_labels():
     scores = {"transfer": [], "scratch": []}
     for seed in range(3):
         rng = np.random.default_rng(seed)
-        few = np.concatenate([rng.choice(np.flatnonzero(yt == c), 20, replace=False) for c in range(4)])
+        few = np.concatenate([rng.choice(np.flatnonzero(yt == c), 10, replace=False) for c in range(4)])
         test = np.setdiff1d(np.arange(len(yt)), few)
         base.set_weights(pretrained)
         for layer in base.layers:
             layer.trainable = True
         model = T.replace_head(base, 4)
-        T.freeze(model)
-        training.fit(model, (xt[few], yt[few]), epochs=15, batch_size=16, seed=seed, verbose=0, learning_rate=3e-3)
+        result = T.fine_tune(model, (xt[few], yt[few]), seed=seed, verbose=0)  # the defaults
+        assert result.phases == [("head", 0, 50), ("fine_tune", 50, 100)]  # 2 batches an epoch: min_steps=100
         scores["transfer"].append(model.evaluate(xt[test], yt[test], verbose=0)[1])
+        # from scratch, as many updates (200, at the head's rate), in one pass over the repeated labels
         scratch = zoo.build("convnet", **kw)
-        training.fit(scratch, (xt[few], yt[few]), epochs=15, batch_size=16, seed=seed, verbose=0, learning_rate=3e-3)
+        repeat = 200 * 20 // len(few)
+        training.fit(scratch, (np.tile(xt[few], (repeat, 1, 1, 1)), np.tile(yt[few], repeat)), epochs=1,
+                     batch_size=20, seed=seed, verbose=0, learning_rate=3e-3)
         scores["scratch"].append(scratch.evaluate(xt[test], yt[test], verbose=0)[1])
     transfer, scratch = np.mean(scores["transfer"]), np.mean(scores["scratch"])
     print(f"transfer {transfer:.3f} vs scratch {scratch:.3f} ({scores})")
-    assert transfer > scratch + 0.05, scores
-    assert transfer > 0.45  # chance is 0.25
+    assert transfer >= scratch + 0.10, scores
+    assert transfer > 0.5  # chance is 0.25

@@ -96,7 +96,7 @@ def test_transfer_with_torchvision_weights_then_predict_with_class_names(capsys,
     out_dir = tmp_path / "run"
     out = _run(capsys, ["transfer", "--backbone", "resnet18", "--weights", "torchvision", "--arg", "width=0.125",
                         "--data", f"folder:{tmp_path / 'photos'}", "--image-size", "64", "--head-epochs", "1",
-                        "--ft-epochs", "1", "--batch-size", "4", "--out", str(out_dir)])
+                        "--ft-epochs", "1", "--batch-size", "4", "--min-steps", "0", "--out", str(out_dir)])
     assert "weights: torchvision:IMAGENET1K_V1" in out and "normalised with mean [0.485, 0.456, 0.406]" in out
     # The backbone started from the checkpoint: its frozen stem is the fixture's, converted.
     reference = _fixture_model("resnet18_basic", weights=FIXTURE)

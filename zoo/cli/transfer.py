@@ -54,7 +54,7 @@ def cmd_transfer(args):
         zoo.freeze(model)
         result = zoo.train_head_on_features(model, train, val, epochs=args.head_epochs, learning_rate=args.head_lr,
                                             batch_size=args.batch_size, seed=args.seed, verbose=2, patience=args.patience,
-                               min_delta=args.min_delta)
+                               min_delta=args.min_delta, min_steps=args.min_steps or None)
         training.compile_model(model)
     else:
         result = zoo.fine_tune(model, train, val, head_epochs=args.head_epochs, head_lr=args.head_lr,
@@ -91,13 +91,15 @@ def register(sub):
     p.add_argument("--skip-mismatch", action="store_true", help="load what fits and report the rest")
     add_data_arguments(p, data="shapes", batch_size=32, image_size=None, channels=None, data_seed=None)
     p.add_argument("--head-epochs", type=int, default=3)
-    p.add_argument("--head-lr", type=float, default=1e-3)
+    p.add_argument("--head-lr", type=float, default=3e-3)
     p.add_argument("--ft-epochs", type=int, default=3)
     p.add_argument("--ft-lr", type=float, default=1e-4)
     p.add_argument("--unfreeze", default="last_block", help="last_block, N (blocks), a stage name, all or none")
     p.add_argument("--cache-features", action="store_true", help="train the head on cached backbone features")
     p.add_argument("--dropout", type=float, default=0.0)
     add_early_stopping_arguments(p)
+    p.add_argument("--min-steps", type=int, default=100,
+                   help="optimizer steps each phase takes at least, with more epochs on small data (default 100)")
     p.add_argument("--arg", action="append", metavar="KEY=VALUE", help="backbone builder argument (JSON value)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and of training (default 0)")
     p.add_argument("--out", default="runs/transfer", help="where the model, class map and history go")
