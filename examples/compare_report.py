@@ -5,6 +5,9 @@ optimizer, epochs and seeds; each trial's record goes to ``records.jsonl`` and
 the report (``report.html``, self-contained; ``report.md``; ``results.csv``;
 ``plots/``) is written from those records only. The report is then rebuilt
 from the records alone, as ``zoo report RUN_DIR`` does, without retraining.
+Training stops early when validation accuracy stalls (``patience``, best epoch
+kept), and the best seed of each model is saved: the best one is loaded back
+and scores its recorded test accuracy again.
 
 Run:
     python examples/compare_report.py            # 4 models x 3 seeds x 5 epochs: ~10 min on 2 CPU cores
@@ -34,12 +37,19 @@ def main(argv=None) -> int:
         kwargs = {"mlp": {"hidden_units": (256, 128)}, "resnet20": {"width": 0.5}, "densenet_bc_40": {"width": 0.5}}
         epochs, seeds = 5, 3
     result = compare(models, data=data, epochs=epochs, seeds=seeds, out=args.out, model_kwargs=kwargs,
-                     fit_kwargs={"optimizer": "adam", "learning_rate": 2e-3}, verbose=0,
+                     fit_kwargs={"optimizer": "adam", "learning_rate": 2e-3}, verbose=0, patience=2,
                      title="Classic vs modern CNNs on digits")
     print("\n" + format_summary(result.rows, result.paths))
     best = result.best_row
     print(f"\nBest by validation accuracy: {best['label']} ({best['params_mean']:,.0f} parameters), "
           f"from records {', '.join(best['record_ids'])}")
+    stopped = [r["id"] for r in result.records if r.get("stopped_epoch")]
+    print(f"Stopped early: {', '.join(stopped) or 'none'}")
+
+    # The saved model of the best configuration's best seed, checked against its record (SHA-256).
+    model, record = result.load(), result.best_record
+    accuracy = model.evaluate(data.test, verbose=0, return_dict=True)["accuracy"]
+    print(f"Loaded {record['model_path']}: test accuracy {accuracy:.4f} (recorded {record['test_accuracy']:.4f})")
 
     # The report is a function of the records: rebuild it without training anything.
     again = regenerate(args.out)

@@ -20,6 +20,19 @@ from zoo.cli import main
 MLP = {"hidden_units": (16,)}
 
 
+def _test_accuracy_in_a_fresh_process(path):
+    """The test accuracy of a saved model on the moons fixture, loaded by plain Keras (after ``import zoo``)."""
+    script = textwrap.dedent(f"""
+        import keras, zoo
+        model = keras.saving.load_model({str(path)!r})
+        data = zoo.data.load("moons", num_samples=200, seed=0)
+        print(repr(model.evaluate(data.test, verbose=0, return_dict=True)["accuracy"]))
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return float(run.stdout.strip().splitlines()[-1])
+
+
 @pytest.fixture(scope="module")
 def moons():
     return zoo.data.load("moons", num_samples=200, seed=0)
@@ -67,15 +80,7 @@ def test_compare_saves_the_best_seed_and_it_reproduces_its_test_accuracy(moons, 
     card = json.loads((out / record["model_path"]).with_suffix(".json").read_text())
     assert card["id"] == record["id"] and card["metrics"]["test_accuracy"] == record["test_accuracy"]
     assert "models/" in (out / "report.md").read_text()  # the report links it
-    script = textwrap.dedent(f"""
-        import keras, zoo
-        model = keras.saving.load_model({str(out / record["model_path"])!r})
-        data = zoo.data.load("moons", num_samples=200, seed=0)
-        print(repr(model.evaluate(data.test, verbose=0, return_dict=True)["accuracy"]))
-    """)
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert float(run.stdout.strip().splitlines()[-1]) == record["test_accuracy"]  # exactly
+    assert _test_accuracy_in_a_fresh_process(out / record["model_path"]) == record["test_accuracy"]  # exactly
     assert result.load().count_params() == record["params"]
     exported = tmp_path / "best.keras"
     assert main(["export", str(out), "--out", str(exported)]) == 0
@@ -105,6 +110,8 @@ def test_search_keeps_the_front_loads_the_best_and_logs_tensorboard(moons, tmp_p
     on_disk = {r["id"] for r in result.records if r.get("model_path") and os.path.exists(directory / r["model_path"])}
     assert on_disk == front and result.best_record["id"] in front
     assert result.load_best().count_params() == result.best_record["params"]
+    best = result.best_record
+    assert _test_accuracy_in_a_fresh_process(directory / best["model_path"]) == best["test_accuracy"]
     assert not os.path.exists(directory / "checkpoints") or not os.listdir(directory / "checkpoints")
     for r in result.records:  # one TensorBoard run per trial, with its scalars and HParams
         events = EventAccumulator(str(logs / r["id"] / "train"))
