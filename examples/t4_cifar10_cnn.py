@@ -6,7 +6,9 @@ comes from TensorFlow Datasets when it is already prepared on this machine
 (nothing is downloaded); otherwise the embedded ``shapes`` images (8 classes of
 procedural geometric shapes, 32x32 RGB) stand in, and a line says so. Saves
 the loss/accuracy curves, the confusion matrix and a grid of test predictions
-as PNG and prints the loss-curve diagnosis.
+as PNG and prints the loss-curve diagnosis; then shows what the network looks
+at: Grad-CAM maps of right and wrong test predictions, the first stage's
+feature maps of one image and the first layer's filters.
 
 Run:
     python examples/t4_cifar10_cnn.py            # CIFAR-10: minutes per epoch on 2 CPU cores; shapes: ~2 min
@@ -86,6 +88,21 @@ def main(argv=None) -> int:
     grid_png = os.path.join(args.out, "t4_predictions.png")
     fig.savefig(grid_png)
     print(f"Plots: {curves_png}, {cm_png}, {grid_png}")
+
+    # What the network looks at: Grad-CAM on 8 right and 8 wrong predictions (the last conv map of the last
+    # stage, for the predicted class), then stage 1's feature maps of one image and the first layer's filters.
+    right, wrong = np.flatnonzero(pred == y_test)[:8], np.flatnonzero(pred != y_test)[:8]
+    chosen = np.concatenate([right, wrong])
+    maps = zoo.explain.grad_cam(model, x_test[chosen], pred[chosen])
+    titles = [f"{data.class_names[pred[i]]}" + ("" if pred[i] == y_test[i] else f" (not {data.class_names[y_test[i]]})")
+              for i in chosen]
+    cam_png = zoo.explain.plot_overlays(x_test[chosen], maps, os.path.join(args.out, "t4_gradcam.png"), titles=titles)
+    features = zoo.explain.feature_maps(model, x_test[chosen[:1]], stage="stage1")[0]
+    maps_png = zoo.explain.plot_maps(features, os.path.join(args.out, "t4_feature_maps.png"),
+                                     title=f"stage1 feature maps of a {data.class_names[y_test[chosen[0]]]}")
+    filters_png = zoo.explain.plot_filters(model, os.path.join(args.out, "t4_filters.png"))
+    print(f"Grad-CAM: {cam_png} ({len(right)} right, {len(wrong)} wrong); feature maps: {maps_png}; "
+          f"filters: {filters_png}")
     return 0
 
 

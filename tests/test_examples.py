@@ -1,6 +1,7 @@
 """The tutorial examples run end to end in fast mode, each in a fresh process, and save their plots."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -13,13 +14,15 @@ EXAMPLES = {
     "t2_binary.py": (["t2_decision_boundary.png", "t2_curves.png"], "MLP (32, 32) relu: test accuracy"),
     "t3_multiclass.py": (["t3_decision_regions.png", "t3_confusion_matrix.png", "t3_curves.png"], "test accuracy"),
     # names the data it used: prepared CIFAR-10, or the embedded stand-in
-    "t4_cifar10_cnn.py": (["t4_curves.png", "t4_confusion_matrix.png", "t4_predictions.png"], "Data: CIFAR-10 "),
+    "t4_cifar10_cnn.py": (["t4_curves.png", "t4_confusion_matrix.png", "t4_predictions.png", "t4_gradcam.png",
+                           "t4_feature_maps.png", "t4_filters.png"], "Data: CIFAR-10 "),
     "compare_report.py": (["report.html", "report.md", "results.csv", "plots/curves.png"], "Regenerated from"),
     # names the recipe it ran: ImageNet ResNet-18 on cats vs dogs, or the embedded stand-in
     "t5_transfer.py": (["t5_phases.png"], "recipe: "),
     "tuning_search.py": (["report/report.html"], "Pareto front"),
+    "vanishing_gradients.py": (["vanishing_gradients.png"], "times larger with relu + He"),
 }
-NO_DIAGNOSIS = {"compare_report.py", "tuning_search.py"}
+NO_DIAGNOSIS = {"compare_report.py", "tuning_search.py", "vanishing_gradients.py"}
 
 
 @pytest.mark.parametrize("script", sorted(EXAMPLES))
@@ -33,3 +36,6 @@ def test_example_fast(script, tmp_path):
     assert "loss curves: " in done.stdout or script in NO_DIAGNOSIS
     for name in outputs:
         assert (tmp_path / name).stat().st_size > 1000, name
+    if script == "vanishing_gradients.py":  # the lesson: orders of magnitude, not a few percent
+        ratio = float(re.search(r"gradient is ([0-9.e+-]+) times larger", done.stdout).group(1))
+        assert ratio > 100, done.stdout

@@ -217,3 +217,9 @@ def test_is_disk_full_knows_tensorflows_error_and_it_is_no_out_of_memory():
     assert is_disk_full(OSError(errno.ENOSPC, "full")) and is_disk_full(OSError(errno.EDQUOT, "quota"))
     assert not is_disk_full(OSError(errno.EACCES, "denied")) and not is_disk_full(MemoryError())
     assert is_out_of_memory(tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor"))
+
+
+def test_negative_zero_noise_is_zero():
+    # found by the fuzz: -0.0 passed `noise >= 0` and NumPy's normal() then refused scale=-0.0
+    for name in ("moons", "circles", "sinusoid", "blobs", "spirals"):
+        assert zoo.data.load(name, num_samples=60, noise=-0.0).num_examples["train"] > 0

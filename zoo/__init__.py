@@ -1,6 +1,6 @@
 """zoo: a Keras 3 model zoo with profiling, data and transfer learning."""
 
-from zoo import data, runtime, training, transfer, weights
+from zoo import data, explain, runtime, training, transfer, weights
 from zoo._version import __version__
 from zoo.profile import Profile, measure_speed, profile
 from zoo.registry import ModelCard, build, get_card, list_models, register_model
@@ -23,6 +23,7 @@ __all__ = [
     "Profile",
     "build",
     "data",
+    "explain",
     "feature_extractor",
     "fine_tune",
     "freeze",

@@ -37,6 +37,9 @@ INITIALIZERS = {
     "he_uniform": "he_uniform",
     "he_normal": "he_normal",
     "kaiming": "he_normal",
+    # the courses' naive baselines: N(0, 1) (saturates sigmoids, explodes ReLU stacks) and Keras' N(0, 0.05)
+    "normal": {"class_name": "RandomNormal", "config": {"mean": 0.0, "stddev": 1.0}},
+    "random_normal": "random_normal",
 }
 
 POOLINGS = (None, "avg", "max")
@@ -161,8 +164,11 @@ def check_activation(name: str, value):
 
 
 def check_initializer(name: str, value):
+    """An initializer name of :data:`INITIALIZERS`, or a Keras initializer object (used as given)."""
+    if callable(value) and hasattr(value, "get_config"):
+        return value
     if not isinstance(value, str):
-        raise TypeError(f"`{name}` must be an initializer name. Received: {name}={value!r}")
+        raise TypeError(f"`{name}` must be an initializer name or a keras initializer. Received: {name}={value!r}")
     if value not in INITIALIZERS:
         raise ValueError(
             f"`{name}` must be one of {sorted(INITIALIZERS)}. Received: {name}={value!r}"

@@ -1,4 +1,5 @@
-"""``zoo weights list|convert|fetch|verify`` and ``zoo predict``: pretrained weights and ImageNet inference."""
+"""``zoo weights list|convert|fetch|verify``, ``zoo predict`` and ``zoo explain``: pretrained weights, ImageNet
+inference and what a saved model looks at."""
 
 from __future__ import annotations
 
@@ -195,6 +196,50 @@ def _model_arguments(p, *, num_classes=1000):
     p.add_argument("--arg", action="append", metavar="KEY=VALUE", help="builder argument (JSON value)")
 
 
+EXPLAIN_METHODS = ("gradcam", "gradcam++", "saliency", "smoothgrad", "integrated-gradients", "feature-maps",
+                   "filters")
+
+
+def cmd_explain(args):
+    """Grad-CAM, saliency, feature maps or filters of a saved model on image files, as PNGs in OUT."""
+    import zoo
+
+    model = zoo.load_model(args.model_file, compile=False)
+    height, width, channels = tuple(model.inputs[0].shape[1:])
+    if height is None or height != width:
+        raise ValueError(f"zoo explain needs a model with a square input size; {args.model_file} takes "
+                         f"{(height, width, channels)}")
+    images = zoo.weights.read_images(args.images, resize=None, crop=height)
+    if channels == 1:
+        images = images.mean(axis=-1, keepdims=True)
+    elif channels != 3:
+        raise ValueError(f"zoo explain reads RGB or grayscale images; the model takes {channels} channels")
+    os.makedirs(args.out, exist_ok=True)
+    probabilities = np.asarray(model.predict(images, verbose=0))
+    names = _class_names(args.model_file, probabilities.shape[-1])
+    classes = probabilities.argmax(-1) if args.class_index is None else np.full(len(images), args.class_index)
+    titles = [f"{os.path.basename(p)}: {names[c]}" for p, c in zip(args.images, classes)]
+    method = args.method
+    if method in ("gradcam", "gradcam++"):
+        maps = zoo.explain.grad_cam(model, images, classes, layer=args.layer, method=method)
+        paths = [zoo.explain.plot_overlays(images, maps, os.path.join(args.out, f"{method}.png"), titles=titles)]
+    elif method in ("saliency", "smoothgrad", "integrated-gradients"):
+        kind = {"saliency": "gradient", "integrated-gradients": "integrated_gradients"}.get(method, method)
+        maps = zoo.explain.saliency(model, images, classes, method=kind)
+        paths = [zoo.explain.plot_overlays(images, maps, os.path.join(args.out, f"{method}.png"), titles=titles)]
+    elif method == "feature-maps":
+        maps = zoo.explain.feature_maps(model, images, stage=args.stage, layer=args.layer)
+        paths = [zoo.explain.plot_maps(m, os.path.join(args.out, f"feature_maps_{i}.png"), title=titles[i])
+                 for i, m in enumerate(maps)]
+    else:
+        paths = [zoo.explain.plot_filters(model, os.path.join(args.out, "filters.png"), layer=args.layer)]
+    for title, p in zip(titles, probabilities):
+        print(f"{title} ({p.max():.1%})")
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
 def register(sub):
     p = sub.add_parser("weights", help="pretrained weights: list, convert, fetch, verify",
                        description="The pretrained-weights table (torchvision and timm checkpoints of the zoo's "
@@ -232,3 +277,17 @@ def register(sub):
     p.add_argument("--top", type=int, default=5, help="classes per image (default 5)")
     _model_arguments(p)
     p.set_defaults(fn=cmd_predict)
+
+    p = sub.add_parser("explain", help="Grad-CAM, saliency maps, feature maps or filters of a saved model",
+                       description="Explain a saved .keras model's predictions on image files: class activation "
+                                   "maps (Grad-CAM, Grad-CAM++), saliency maps (gradient, SmoothGrad, integrated "
+                                   "gradients) overlaid on the images, a stage's feature maps, or the first "
+                                   "layer's filters, written as PNGs to --out.")
+    p.add_argument("model_file", metavar="MODEL_FILE", help="a .keras file (zoo transfer, compare, tune, export)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, resized to the model's input size")
+    p.add_argument("--method", choices=EXPLAIN_METHODS, default="gradcam")
+    p.add_argument("--layer", default=None, help="the layer to explain (default: the last stage's last conv map)")
+    p.add_argument("--stage", default=None, help="feature-maps: the stage whose output is shown (e.g. stage2)")
+    p.add_argument("--class-index", type=int, default=None, help="the class to explain (default: the predicted)")
+    p.add_argument("--out", default="explain", help="folder for the PNGs (default explain/)")
+    p.set_defaults(fn=cmd_explain)

@@ -90,7 +90,8 @@ SHAPE_MASKS = {
 
 
 def _shape_images(mask_fn, n, size, noise, rng):
-    """``n`` RGB images of one shape with random colour, position, scale and rotation."""
+    """``n`` RGB images of one shape with random colour, position, scale and rotation, and their ``(n, h, w)``
+    boolean object masks."""
     h, w = size
     f32 = np.float32
     ys = ((np.arange(h, dtype=f32) + 0.5) / h * 2 - 1)[None, :, None]
@@ -112,10 +113,11 @@ def _shape_images(mask_fn, n, size, noise, rng):
     images = background + mask * (foreground - background)
     if noise:
         images += rng.standard_normal(images.shape, dtype=f32) * f32(noise)
-    return np.clip(images, 0.0, 1.0, out=images)
+    return np.clip(images, 0.0, 1.0, out=images), mask[..., 0]
 
 
-def make_shapes(*, classes=None, samples_per_class=250, image_size=32, channels=3, noise=0.05, seed=0):
+def make_shapes(*, classes=None, samples_per_class=250, image_size=32, channels=3, noise=0.05, seed=0,
+                return_masks=False):
     """Procedural images of geometric shapes, deterministic per ``seed``.
 
     Shapes vary in colour, position, scale and rotation, plus Gaussian pixel
@@ -132,9 +134,12 @@ def make_shapes(*, classes=None, samples_per_class=250, image_size=32, channels=
         channels: 3 (RGB), 1 (luminance) or 4 (opaque alpha added).
         noise: standard deviation of the pixel noise (0 for none).
         seed: generation seed.
+        return_masks: also return each image's object mask (where the shape is), e.g. to check
+            that a Grad-CAM map points at the object.
 
     Returns:
-        ``(x, y, class_names)``: float32 images in [0, 1], int32 labels, names.
+        ``(x, y, class_names)``: float32 images in [0, 1], int32 labels, names; with ``return_masks``,
+        ``(x, y, class_names, masks)``, ``masks`` boolean ``(N, height, width)``.
 
     Example:
         >>> x, y, names = make_shapes(classes=("circle", "square"), samples_per_class=10)
@@ -147,12 +152,16 @@ def make_shapes(*, classes=None, samples_per_class=250, image_size=32, channels=
     channels = check_choice("channels", channels, (1, 3, 4))
     noise = check_float("noise", noise, minimum=0.0)
     seed = check_int("seed", seed, minimum=0)
-    xs, ys = [], []
+    xs, ys, masks = [], [], []
     for label, shape in enumerate(class_names):
         rng = np.random.default_rng([seed, SHAPE_CLASSES.index(shape)])
-        xs.append(_shape_images(SHAPE_MASKS[shape], n, size, noise, rng))
+        images, mask = _shape_images(SHAPE_MASKS[shape], n, size, noise, rng)
+        xs.append(images)
+        masks.append(mask)
         ys.append(np.full(n, label, dtype=np.int32))
     x = convert_channels(np.concatenate(xs), 3, channels, np_concat).astype(np.float32, copy=False)
+    if return_masks:
+        return x, np.concatenate(ys), class_names, np.concatenate(masks)
     return x, np.concatenate(ys), class_names
 
 
@@ -184,7 +193,7 @@ MAX_SAMPLES = 10_000_000  # generated points (2 features: 80 MB in float32)
 def _check_generator(num_samples, noise, seed, *, num_classes=None):
     """The shared arguments of the 2-D generators, checked (``num_classes``: 2 to ``num_samples``)."""
     num_samples = check_int("num_samples", num_samples, maximum=MAX_SAMPLES)
-    noise = check_float("noise", noise, minimum=0.0)
+    noise = check_float("noise", noise, minimum=0.0) + 0.0  # -0.0 passes the check; NumPy's normal() refuses it
     seed = check_int("seed", seed, minimum=0, maximum=2**32 - 1)
     if num_classes is not None:
         check_int("num_classes", num_classes, minimum=2, maximum=num_samples)

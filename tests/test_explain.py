@@ -1,0 +1,191 @@
+"""zoo.explain: Grad-CAM against a hand computation and across backends, sanity checks, localisation, saliency,
+feature maps, filters, gradient and activation statistics, plots and the `zoo explain` command."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from zoo import explain, training
+from zoo.cli import main
+from zoo.data.embedded import make_shapes
+
+TINY = dict(input_shape=(16, 16, 3), filters=(8, 16), dense_units=(), flatten=False, num_classes=3)
+SHAPES = ("circle", "square", "triangle", "cross")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    keras.utils.set_random_seed(0)
+    logits = zoo.build("convnet", classifier_activation=None, **TINY)
+    probabilities = zoo.build("convnet", **TINY)
+    probabilities.set_weights(logits.get_weights())
+    x = np.random.default_rng(0).random((4, 16, 16, 3)).astype("float32")
+    return logits, probabilities, x
+
+
+@pytest.fixture(scope="module")
+def shapes_model():
+    """A convnet trained on four shapes (97% test accuracy), its untrained twin, and test images with masks."""
+    keras.utils.set_random_seed(0)
+    x, y, _, _ = make_shapes(classes=SHAPES, samples_per_class=250, image_size=32, seed=1, return_masks=True)
+    xt, yt, _, masks = make_shapes(classes=SHAPES, samples_per_class=50, image_size=32, seed=7, return_masks=True)
+    kw = dict(input_shape=(32, 32, 3), filters=(16, 32, 64), dense_units=(), batch_norm=True, flatten=False,
+              num_classes=4)
+    untrained = zoo.build("convnet", **kw)
+    model = zoo.build("convnet", **kw)
+    model.set_weights(untrained.get_weights())
+    training.fit(model, (x, y), epochs=6, batch_size=32, learning_rate=3e-3, verbose=0)
+    return model, untrained, xt, yt, masks
+
+
+def _hand_grad_cam(model, layer, x):
+    """Grad-CAM by hand: d(logit of the predicted class)/d(maps), averaged over space, weighted sum, ReLU."""
+    both = keras.Model(model.inputs[0], [model.get_layer(layer).output, model.output])
+    with tf.GradientTape() as tape:
+        maps, logits = both(x, training=False)
+        score = tf.reduce_sum(tf.gather(logits, tf.argmax(logits, axis=-1), batch_dims=1))
+    grads = tape.gradient(score, maps).numpy()
+    return np.maximum(np.einsum("nhwc,nc->nhw", maps.numpy(), grads.mean(axis=(1, 2))), 0)
+
+
+def test_grad_cam_equals_the_hand_computation(tiny):
+    logits, probabilities, x = tiny
+    hand = _hand_grad_cam(logits, "stage2_conv2_relu", x)  # the default: the last stage's last conv map
+    assert hand.max() > 0
+    for model in (logits, probabilities):  # a softmax head is differentiated before its softmax
+        ours = explain.grad_cam(model, x, upsample=False, normalize=False)
+        np.testing.assert_allclose(ours, hand, atol=1e-5)
+    maps = explain.grad_cam(probabilities, x)
+    assert maps.shape == (4, 16, 16) and maps.min() >= 0 and np.allclose(maps.max(axis=(1, 2)), 1)
+    plus = explain.grad_cam(probabilities, x, method="gradcam++")
+    assert plus.shape == maps.shape and np.isfinite(plus).all() and not np.allclose(plus, maps)
+
+
+def test_grad_cam_is_the_same_on_jax(tiny, tmp_path):
+    logits, _, x = tiny
+    logits.save_weights(tmp_path / "w.weights.h5")
+    np.save(tmp_path / "x.npy", x)
+    expected = explain.grad_cam(logits, x, upsample=False, normalize=False)
+    gradient = explain.saliency(logits, x)
+    script = textwrap.dedent(f"""
+        import numpy as np, keras, zoo
+        model = zoo.build("convnet", classifier_activation=None, **{TINY!r})
+        model.load_weights({str(tmp_path / "w.weights.h5")!r})
+        x = np.load({str(tmp_path / "x.npy")!r})
+        np.save({str(tmp_path / "cam.npy")!r}, zoo.explain.grad_cam(model, x, upsample=False, normalize=False))
+        np.save({str(tmp_path / "sal.npy")!r}, zoo.explain.saliency(model, x))
+        print(keras.backend.backend())
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert run.returncode == 0 and run.stdout.strip().endswith("jax"), run.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "cam.npy"), expected, atol=1e-4)
+    np.testing.assert_allclose(np.load(tmp_path / "sal.npy"), gradient, atol=1e-4)
+
+
+def _hits(model, images, classes, masks):
+    """The fraction of Grad-CAM peaks on the object (its mask grown by 2 pixels: the outline counts)."""
+    grown = masks.copy()
+    for dy in range(-2, 3):
+        for dx in range(-2, 3):
+            grown |= np.roll(np.roll(masks, dy, axis=1), dx, axis=2)
+    maps = explain.grad_cam(model, images, classes)
+    peaks = maps.reshape(len(maps), -1).argmax(axis=1)
+    return grown.reshape(len(maps), -1)[np.arange(len(maps)), peaks].mean()
+
+
+def test_grad_cam_points_at_the_object_and_fails_the_randomisation_check(shapes_model):
+    model, untrained, xt, yt, masks = shapes_model
+    right = model.predict(xt, verbose=0).argmax(axis=-1) == yt
+    assert right.mean() > 0.9
+    trained_hits = _hits(model, xt[right], yt[right], masks[right])
+    untrained_hits = _hits(untrained, xt[right], yt[right], masks[right])
+    print(f"Grad-CAM peak on the object: trained {trained_hits:.3f}, untrained {untrained_hits:.3f}")
+    assert trained_hits >= 0.9 and untrained_hits < 0.6  # measured: 0.97 and 0.40
+    # Adebayo et al.: a map that survives re-randomised weights explains the input, not the model.
+    maps = explain.grad_cam(model, xt[right], yt[right])
+    random_maps = explain.grad_cam(untrained, xt[right], yt[right])
+    rank_a = np.argsort(np.argsort(maps.reshape(len(maps), -1), axis=1), axis=1)
+    rank_b = np.argsort(np.argsort(random_maps.reshape(len(maps), -1), axis=1), axis=1)
+    spearman = np.nanmean([np.corrcoef(a, b)[0, 1] for a, b in zip(rank_a, rank_b)])
+    assert spearman < 0.4  # measured 0.08
+
+
+def test_saliency_of_a_linear_model_is_its_weights():
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((4, 4, 2))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)))
+    x = np.random.default_rng(0).random((2, 4, 4, 2)).astype("float32")
+    maps = explain.saliency(model, x, class_index=1)
+    weights = np.abs(np.asarray(model.layers[-1].kernel)[:, 1]).reshape(4, 4, 2).max(axis=-1)
+    np.testing.assert_allclose(maps, np.stack([weights / weights.max()] * 2), rtol=1e-5)
+    for method in ("smoothgrad", "integrated_gradients"):  # a linear model has the same attribution pattern
+        result = explain.saliency(model, x, class_index=1, method=method, samples=3, steps=3)
+        assert result.shape == (2, 4, 4) and np.isfinite(result).all()
+    with pytest.raises(ValueError, match=r"`method` must be one of.*Received: method='nope'"):
+        explain.saliency(model, x, method="nope")
+    with pytest.raises(ValueError, match=r"`class_index` must be an int in \[0, 3\)"):
+        explain.saliency(model, x, class_index=3)
+    with pytest.raises(ValueError, match=r"`images` must be a batch of shape"):
+        explain.saliency(model, np.zeros((2, 5, 5, 2)))
+
+
+def test_feature_maps_filters_and_statistics(tiny):
+    _, model, x = tiny
+    assert explain.feature_maps(model, x, stage="stage1").shape == (4, 8, 8, 8)  # after stage 1's pooling
+    assert explain.feature_maps(model, x, layer="stage2_conv1_relu").shape == (4, 8, 8, 16)
+    kernels = explain.filters(model)
+    raw = np.asarray(model.get_layer("stage1_conv1_conv").kernel)
+    assert kernels.shape == (8, 3, 3, 3) and kernels.min() == 0 and np.allclose(kernels.max(axis=(1, 2, 3)), 1)
+    np.testing.assert_allclose(kernels[0], (raw[..., 0] - raw[..., 0].min()) / np.ptp(raw[..., 0]), rtol=1e-6)
+    y = np.array([0, 1, 2, 0])
+    rows = explain.gradient_stats(model, (x, y))
+    with tf.GradientTape() as tape:  # by hand, for the first kernel
+        loss = keras.losses.SparseCategoricalCrossentropy()(y, model(x, training=False))
+    first = tape.gradient(loss, model.trainable_weights[0].value)
+    assert rows[0]["weight"] == model.trainable_weights[0].path
+    np.testing.assert_allclose(rows[0]["grad_norm"], np.linalg.norm(first), rtol=1e-5)
+    stats = explain.activation_stats(model, x)
+    relu = model.get_layer(stats[0]["layer"]).output
+    values = np.asarray(keras.Model(model.inputs[0], relu)(x))
+    assert stats[0]["activation"] == "relu" and stats[0]["dead"] == pytest.approx(np.mean(values == 0))
+    with pytest.raises(ValueError, match=r"Unknown stage 'stage9'"):
+        explain.feature_maps(model, x, stage="stage9")
+
+
+def test_every_cnn_family_gets_a_map():
+    for name, kw in (("resnet20", dict(width=0.25)), ("vgg11_bn", dict(input_shape=(32, 32, 3), width=0.0625)),
+                     ("densenet_bc_40", dict(width=0.25)), ("keras_mobilenetv2", dict(input_shape=(32, 32, 3)))):
+        model = zoo.build(name, num_classes=3, **kw)
+        x = np.random.default_rng(0).random((2, *model.inputs[0].shape[1:])).astype("float32")
+        maps = explain.grad_cam(model, x)
+        assert maps.shape == (2, *x.shape[1:3]) and np.isfinite(maps).all(), name
+    with pytest.raises(ValueError, match="Grad-CAM needs a layer with"):
+        explain.grad_cam(zoo.build("mlp", input_shape=(4,), num_classes=2), np.zeros((1, 4)))
+
+
+def test_plots_and_the_explain_command(tiny, tmp_path, capsys):
+    _, model, x = tiny
+    maps = explain.grad_cam(model, x)
+    assert os.path.getsize(explain.plot_overlays(x, maps, str(tmp_path / "o.png"), titles=list("abcd"))) > 2000
+    assert os.path.getsize(explain.plot_filters(model, str(tmp_path / "f.png"))) > 2000
+    rows = {"a": explain.gradient_stats(model, (x, np.zeros(4, "int32")))}
+    assert os.path.getsize(explain.plot_gradient_norms(rows, str(tmp_path / "g.png"))) > 2000
+    model.save(tmp_path / "m.keras")
+    paths = []
+    for i, image in enumerate(x[:2]):
+        paths.append(str(tmp_path / f"img{i}.png"))
+        tf.io.write_file(paths[-1], tf.io.encode_png((image * 255).astype("uint8")))
+    for method, produced in (("gradcam", "gradcam.png"), ("smoothgrad", "smoothgrad.png"),
+                             ("feature-maps", "feature_maps_0.png"), ("filters", "filters.png")):
+        assert main(["explain", str(tmp_path / "m.keras"), *paths, "--method", method,
+                     "--out", str(tmp_path / "out")]) == 0
+        assert (tmp_path / "out" / produced).exists(), method
+    assert "img0.png: class" in capsys.readouterr().out

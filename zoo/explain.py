@@ -1,0 +1,452 @@
+"""See what a network learned: Grad-CAM, saliency maps, feature maps, filters, gradient and activation statistics.
+
+Every gradient goes through :func:`_gradients`, the one backend-specific function (TensorFlow's
+``GradientTape``, ``jax.grad``, torch autograd); everything else is ``keras.ops`` and NumPy, so the maps
+are the same on every backend. Models are called with ``training=False`` (BatchNorm in inference mode).
+
+References: Selvaraju et al. 2017 (Grad-CAM), Chattopadhay et al. 2018 (Grad-CAM++), Simonyan et al. 2014
+(gradient saliency), Smilkov et al. 2017 (SmoothGrad), Sundararajan et al. 2017 (integrated gradients),
+Adebayo et al. 2018 (sanity checks of saliency maps).
+
+Example:
+    >>> maps = zoo.explain.grad_cam(model, images)           # (N, H, W) in [0, 1], at the input's size
+    >>> zoo.explain.plot_overlays(images, maps, "gradcam.png")
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from zoo.transfer.heads import _feature_layer
+from zoo.transfer.recipes import _head_model
+from zoo.transfer.stages import _layers, list_stages, stage_of
+from zoo.utils import check_choice, check_float, check_int
+
+__all__ = ["activation_stats", "feature_maps", "filters", "grad_cam", "gradient_stats", "plot_filters",
+           "plot_gradient_norms", "plot_maps", "plot_overlays", "saliency"]
+
+GRAD_CAM_METHODS = ("gradcam", "gradcam++")
+SALIENCY_METHODS = ("gradient", "smoothgrad", "integrated_gradients")
+
+
+# ----------------------------------------------------------------------------- the one backend-specific piece
+
+def _gradients(function, x):
+    """``(function(x), d sum(function(x)) / dx)`` as NumPy arrays; ``x`` is a float array.
+
+    ``function`` maps a batch to one score per example; examples do not interact (inference mode), so
+    the gradient of the sum is each example's own gradient.
+    """
+    backend = keras.backend.backend()
+    x = np.asarray(x, dtype="float32")
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = function(x)
+            total = tf.reduce_sum(y)
+        return np.asarray(y), np.asarray(tape.gradient(total, x))
+    if backend == "jax":
+        import jax
+
+        def total(v):
+            y = function(v)
+            return jax.numpy.sum(y), y
+
+        (_, y), grad = jax.value_and_grad(total, has_aux=True)(jax.numpy.asarray(x))
+        return np.asarray(y), np.asarray(grad)
+    if backend == "torch":
+        import torch
+
+        v = ops.convert_to_tensor(x)
+        v = v.detach().requires_grad_(True)
+        y = function(v)
+        y.sum().backward()
+        return y.detach().cpu().numpy(), v.grad.detach().cpu().numpy()
+    raise ValueError(f"Gradients are implemented for the tensorflow, jax and torch backends. Received: {backend!r}")
+
+
+def _weight_gradients(model, loss_fn, x, y):
+    """``(loss, [d loss / d w for w in model.trainable_weights])`` for one batch, in inference mode."""
+    backend = keras.backend.backend()
+    weights = model.trainable_weights
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=False))
+        return float(loss), [np.asarray(g) if g is not None else np.zeros(w.shape) for w, g in
+                             zip(weights, tape.gradient(loss, [w.value for w in weights]))]
+    if backend == "jax":
+        import jax
+
+        non_trainable = [v.value for v in model.non_trainable_variables]
+
+        def compute(trainable):
+            out, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+            return loss_fn(y, out)
+
+        loss, grads = jax.value_and_grad(compute)([v.value for v in model.trainable_variables])
+        by_id = {id(v): g for v, g in zip(model.trainable_variables, grads)}
+        return float(loss), [np.asarray(by_id[id(w)]) for w in weights]
+    if backend == "torch":
+        model.zero_grad()
+        loss = loss_fn(ops.convert_to_tensor(y), model(ops.convert_to_tensor(x), training=False))
+        loss.backward()
+        return float(loss), [w.value.grad.detach().cpu().numpy() if w.value.grad is not None else np.zeros(w.shape)
+                             for w in weights]
+    raise ValueError(f"Gradients are implemented for the tensorflow, jax and torch backends. Received: {backend!r}")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _images(images, model):
+    x = np.asarray(images, dtype="float32")
+    expected = tuple(model.inputs[0].shape[1:])
+    if x.ndim == len(expected):
+        x = x[None]
+    if x.ndim != len(expected) + 1 or any(e is not None and e != d for e, d in zip(expected, x.shape[1:])):
+        raise ValueError(f"`images` must be a batch of shape (N, *{expected}). Received shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("`images` hold NaN or infinite values")
+    return x
+
+
+def _logits(head, features):
+    """The head's class scores before its final softmax/sigmoid (Grad-CAM differentiates those)."""
+    layers_ = head.layers[1:]
+    x = features
+    for layer in layers_[:-1]:
+        x = layer(x, training=False)
+    last = layers_[-1]
+    if isinstance(last, keras.layers.Dense) and getattr(last.activation, "__name__", "linear") != "linear":
+        x = ops.matmul(x, ops.cast(last.kernel, x.dtype))
+        return x + ops.cast(last.bias, x.dtype) if last.use_bias else x
+    if isinstance(last, keras.layers.Activation):  # a separate softmax: its input is the logits
+        return x
+    return last(x, training=False)
+
+
+def _classes(model, x, class_index):
+    """One class per image: given (int or per-image), else the predicted one."""
+    if class_index is None:
+        return np.argmax(np.asarray(model.predict_on_batch(x)), axis=-1)
+    classes = np.broadcast_to(np.asarray(class_index), (len(x),))
+    units = model.output.shape[-1]
+    if not np.issubdtype(classes.dtype, np.integer) or classes.min() < 0 or classes.max() >= units:
+        raise ValueError(f"`class_index` must be an int in [0, {units}) or one per image. Received: {class_index!r}")
+    return classes.astype("int64")
+
+
+_POOLING = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D, keras.layers.GlobalAveragePooling2D,
+            keras.layers.GlobalMaxPooling2D)
+
+
+def _cam_layer(model, layer):
+    """``(feature layer, head model)``: ``layer``, else the last convolutional map of the last stage (its
+    last 4-D output that is not a pooling, so the map keeps the stage's resolution) when the rest of the
+    model is a chain from there, else the layer feeding the head."""
+    if layer is not None:
+        feature = _feature_layer(model, layer)
+        return feature, _head_model(model, feature)
+    stages = [s for s in list_stages(model) if s.startswith("stage")]
+    candidates = [la for la in _layers(model) if stages and stage_of(la.name) == stages[-1]
+                  and len(la.output.shape) == 4 and not isinstance(la, _POOLING)]
+    for feature in reversed(candidates[-3:]):
+        try:
+            return feature, _head_model(model, feature)
+        except ValueError:  # a residual/dense connection crosses it: not a cut point
+            continue
+    feature = _feature_layer(model)
+    return feature, _head_model(model, feature)
+
+
+def _select(scores, classes):
+    return ops.sum(scores * ops.one_hot(ops.convert_to_tensor(classes), scores.shape[-1], dtype=scores.dtype), axis=-1)
+
+
+def _resize(maps, size):
+    """(N, h, w) maps bilinearly resized to ``size`` = (H, W)."""
+    if maps.shape[1:] == tuple(size):
+        return maps
+    return np.asarray(ops.image.resize(maps[..., None], size, interpolation="bilinear"))[..., 0]
+
+
+def _normalise(maps):
+    """Each map scaled to [0, 1] (a map that is all zero stays zero)."""
+    top = maps.reshape(len(maps), -1).max(axis=1)
+    return maps / np.where(top > 0, top, 1.0)[:, None, None]
+
+
+# ----------------------------------------------------------------------------- Grad-CAM and saliency
+
+def grad_cam(model, images, class_index=None, *, layer=None, method="gradcam", upsample=True, normalize=True):
+    """Class activation maps (Grad-CAM; Grad-CAM++ with ``method="gradcam++"``).
+
+    Grad-CAM: the gradients of the class score (before softmax) with respect to a layer's feature maps,
+    averaged over space, weight the maps; their weighted sum, through a ReLU, is the map.
+
+    Args:
+        model: a functional Keras model whose head is a chain of layers after ``layer`` (every zoo CNN
+            and wrapper).
+        images: one image or a batch, as the model takes them.
+        class_index: the class to explain, one per image, or ``None`` for the predicted class.
+        layer: the feature layer; default: the last convolutional map of the last stage (found from the
+            zoo's stage names; the layer feeding the head when the model has none).
+        upsample: resize the maps to the input's height and width (bilinear); else the layer's size.
+        normalize: scale each map to [0, 1].
+
+    Returns:
+        ``(N, H, W)`` float32 maps.
+    """
+    check_choice("method", method, GRAD_CAM_METHODS)
+    x = _images(images, model)
+    feature, head = _cam_layer(model, layer)
+    if len(feature.output.shape) != 4:
+        raise ValueError(f"Grad-CAM needs a layer with (height, width, channels) maps; {feature.name!r} outputs "
+                         f"{tuple(feature.output.shape)}. Received: layer={layer!r}")
+    features = np.asarray(keras.Model(model.inputs[0], feature.output)(x, training=False))
+    classes = _classes(model, x, class_index)
+    scores, grads = _gradients(lambda a: _select(_logits(head, a), classes), features)
+    if method == "gradcam":
+        weights = grads.mean(axis=(1, 2))
+    else:  # Grad-CAM++ closed form for an exponential score (Chattopadhay et al. 2018, eq. 19)
+        g2, g3 = grads ** 2, grads ** 3
+        denominator = 2 * g2 + features.sum(axis=(1, 2), keepdims=True) * g3
+        alpha = np.where(denominator != 0, g2 / np.where(denominator != 0, denominator, 1), 0)
+        weights = (alpha * np.maximum(grads, 0)).sum(axis=(1, 2))
+    maps = np.maximum(np.einsum("nhwc,nc->nhw", features, weights), 0).astype("float32")
+    if upsample:
+        maps = _resize(maps, x.shape[1:3])
+    return _normalise(maps) if normalize else maps
+
+
+def saliency(model, images, class_index=None, *, method="gradient", samples=25, noise=0.15, steps=32,
+             baseline=None, seed=0):
+    """Pixel attribution maps: ``|d score / d pixel|``, maximum over channels.
+
+    Args:
+        method: ``"gradient"`` (Simonyan et al.), ``"smoothgrad"`` (the gradient averaged over ``samples``
+            copies with Gaussian noise of ``noise`` times the image's value range), or
+            ``"integrated_gradients"`` (the gradient averaged over ``steps`` points on the straight path from
+            ``baseline``, zeros by default, times the image minus the baseline).
+        class_index: as for :func:`grad_cam`.
+
+    Returns:
+        ``(N, H, W)`` maps scaled to [0, 1].
+    """
+    check_choice("method", method, SALIENCY_METHODS)
+    samples = check_int("samples", samples, maximum=1000)
+    steps = check_int("steps", steps, maximum=1000)
+    noise = check_float("noise", noise, minimum=0.0)
+    x = _images(images, model)
+    classes = _classes(model, x, class_index)
+
+    def score(v):
+        return _select(model(v, training=False), classes)
+
+    if method == "gradient":
+        grads = _gradients(score, x)[1]
+    elif method == "smoothgrad":
+        rng = np.random.default_rng(seed)
+        spread = noise * (x.max(axis=tuple(range(1, x.ndim)), keepdims=True)
+                          - x.min(axis=tuple(range(1, x.ndim)), keepdims=True))
+        grads = np.mean([_gradients(score, x + rng.normal(size=x.shape).astype("float32") * spread)[1]
+                         for _ in range(samples)], axis=0)
+    else:
+        base = np.zeros_like(x) if baseline is None else np.broadcast_to(np.asarray(baseline, "float32"), x.shape)
+        path = [base + (i + 0.5) / steps * (x - base) for i in range(steps)]
+        grads = np.mean([_gradients(score, p)[1] for p in path], axis=0) * (x - base)
+    maps = np.abs(grads).max(axis=-1) if grads.ndim == 4 else np.abs(grads)
+    return _normalise(maps.astype("float32"))
+
+
+# ----------------------------------------------------------------------------- feature maps and filters
+
+def feature_maps(model, images, *, stage=None, layer=None):
+    """The activations of ``layer`` (a name), or of the last layer of ``stage`` (``"stage2"``); default:
+    the last stage's output. Returns a NumPy array ``(N, h, w, channels)``."""
+    x = _images(images, model)
+    if stage is not None and layer is not None:
+        raise ValueError(f"Give `stage` or `layer`, not both. Received: stage={stage!r}, layer={layer!r}")
+    if stage is not None:
+        stages = list_stages(model)
+        if stage not in stages:
+            raise ValueError(f"Unknown stage {stage!r} in {model.name!r}; stages: {stages}. Received: stage={stage!r}")
+        target = [la for la in _layers(model) if stage_of(la.name) == stage][-1]
+    else:
+        target = _feature_layer(model, layer)
+    return np.asarray(keras.Model(model.inputs[0], target.output)(x, training=False))
+
+
+def filters(model, layer=None):
+    """A convolution's kernels as images ``(filters, kh, kw, in_channels)``, each scaled to [0, 1]; default:
+    the first ``Conv2D`` (the one whose kernels look at pixels)."""
+    convs = [la for la in _layers(model) if isinstance(la, keras.layers.Conv2D)]
+    if layer is not None:
+        convs = [la for la in convs if la.name == layer]
+        if not convs:
+            raise ValueError(f"No Conv2D layer named {layer!r} in {model.name!r}. Received: layer={layer!r}")
+    if not convs:
+        raise ValueError(f"{model.name!r} has no Conv2D layer")
+    kernel = np.transpose(np.asarray(convs[0].kernel), (3, 0, 1, 2))
+    low = kernel.min(axis=(1, 2, 3), keepdims=True)
+    span = kernel.max(axis=(1, 2, 3), keepdims=True) - low
+    return ((kernel - low) / np.where(span > 0, span, 1)).astype("float32")
+
+
+# ----------------------------------------------------------------------------- statistics
+
+def gradient_stats(model, batch, *, loss=None):
+    """Per trainable weight: the norm of the loss's gradient and of the weight, for one batch ``(x, y)``.
+
+    The loss is ``loss`` (a Keras loss), else the model's compiled loss, else the task's default (from
+    the output layer, as :func:`zoo.training.compile_model` picks it). Inference mode. Vanishing
+    gradients show as first-layer norms orders of magnitude below the last layer's.
+
+    Returns:
+        A list of ``{"layer", "weight", "shape", "grad_norm", "weight_norm", "grad_rms"}`` in forward order.
+    """
+    from zoo.training.compile import infer_task, make_loss, outputs_logits
+
+    x, y = batch
+    x, y = np.asarray(x, "float32"), np.asarray(y)
+    if loss is None:
+        loss = getattr(model, "loss", None)
+    if loss is None or isinstance(loss, str):
+        task = infer_task(model)
+        loss = make_loss(task, loss=loss, from_logits=task != "regression" and outputs_logits(model))
+    _, grads = _weight_gradients(model, loss, x, y)
+    owner = {id(w): la.name for la in _layers(model) for w in la.trainable_weights}
+    rows = []
+    for w, g in zip(model.trainable_weights, grads):
+        rows.append({"layer": owner.get(id(w), w.path.split("/")[0]), "weight": w.path, "shape": tuple(w.shape),
+                     "grad_norm": float(np.linalg.norm(g)), "weight_norm": float(np.linalg.norm(np.asarray(w))),
+                     "grad_rms": float(np.sqrt(np.mean(np.square(g)))) if g.size else 0.0})
+    return rows
+
+
+def activation_stats(model, batch, *, saturation=0.99):
+    """Per layer with an activation: mean, standard deviation, the fraction of dead units (exactly 0 after a
+    ReLU), of saturated ones (sigmoid below ``1 - saturation`` or above ``saturation``; |tanh| above it) and
+    the mean slope of the activation at its outputs (sigmoid ``a (1 - a)``, tanh ``1 - a^2``, ReLU the
+    fraction of active units): the factor a gradient is multiplied by on its way back through the layer.
+
+    Returns:
+        A list of ``{"layer", "activation", "mean", "std", "dead", "saturated", "slope"}`` in forward order.
+    """
+    saturation = check_float("saturation", saturation, minimum=0.5, maximum=1.0)
+    x = batch[0] if isinstance(batch, (tuple, list)) else batch
+    x = _images(x, model)
+    chosen = []
+    for la in _layers(model):
+        act = getattr(la, "activation", None)
+        name = getattr(act, "__name__", None)
+        if isinstance(la, keras.layers.ReLU):
+            name = "relu"
+        if name and name != "linear":
+            chosen.append((la, name))
+    if not chosen:
+        return []
+    outputs = keras.Model(model.inputs[0], [la.output for la, _ in chosen])(x, training=False)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    rows = []
+    for (la, name), out in zip(chosen, outputs):
+        a = np.asarray(out, dtype="float64")
+        slope = None
+        if name == "sigmoid":
+            saturated, slope = np.mean((a < 1 - saturation) | (a > saturation)), np.mean(a * (1 - a))
+        elif name == "tanh":
+            saturated, slope = np.mean(np.abs(a) > saturation), np.mean(1 - a * a)
+        else:
+            saturated = 0.0
+            if name in ("relu", "relu6"):
+                slope = np.mean(a > 0)
+        rows.append({"layer": la.name, "activation": name, "mean": float(a.mean()), "std": float(a.std()),
+                     "dead": float(np.mean(a == 0)) if name in ("relu", "relu6") else 0.0,
+                     "saturated": float(saturated), "slope": None if slope is None else float(slope)})
+    return rows
+
+
+# ----------------------------------------------------------------------------- plots
+
+def _grid(n, columns=None):
+    columns = columns or min(n, 8)
+    return math.ceil(n / columns), columns
+
+
+def _show(ax, image):
+    image = np.asarray(image, dtype="float32")
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if image.ndim == 3:
+        low, high = image.min(), image.max()
+        image = (image - low) / (high - low) if high > low else image * 0
+        ax.imshow(image[..., :3])
+    else:
+        ax.imshow(image, cmap="gray")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_overlays(images, maps, path, *, titles=None, alpha=0.45):
+    """Each image with its map overlaid (jet colour map); a PNG at ``path``."""
+    from zoo.plots import figure, save
+
+    images, maps = np.asarray(images), np.asarray(maps)
+    rows, columns = _grid(len(maps))
+    fig = figure(1.8 * columns, 1.9 * rows)
+    for i, (image, heat) in enumerate(zip(images, maps)):
+        ax = fig.add_subplot(rows, columns, i + 1)
+        _show(ax, image)
+        ax.imshow(heat, cmap="jet", alpha=alpha, vmin=0, vmax=1)
+        if titles is not None:
+            ax.set_title(str(titles[i]), fontsize=7)
+    return save(fig, path)
+
+
+def plot_maps(maps, path, *, title=None, limit=32):
+    """Feature maps ``(h, w, channels)`` of one image, or filters ``(n, kh, kw, c)``, as a grid; a PNG."""
+    from zoo.plots import figure, save
+
+    maps = np.asarray(maps)
+    tiles = [maps[..., i] for i in range(maps.shape[-1])] if maps.ndim == 3 else list(maps)
+    tiles = tiles[:limit]
+    rows, columns = _grid(len(tiles))
+    fig = figure(1.2 * columns, 1.3 * rows + (0.3 if title else 0))
+    for i, tile in enumerate(tiles):
+        _show(fig.add_subplot(rows, columns, i + 1), tile)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return save(fig, path)
+
+
+def plot_filters(model, path, *, layer=None, limit=32):
+    """The first convolution's kernels (or ``layer``'s) as a grid of images; a PNG."""
+    return plot_maps(filters(model, layer), path, title=f"{model.name}: first-layer filters", limit=limit)
+
+
+def plot_gradient_norms(stats_by_label, path, *, title="Gradient norm per layer"):
+    """Bars of each layer's kernel-gradient norm (log scale), one series per label: ``{label: gradient_stats}``."""
+    from zoo.plots import figure, save
+
+    fig = figure(7.0, 3.8)
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(stats_by_label))
+    for k, (label, rows) in enumerate(stats_by_label.items()):
+        kernels = [r for r in rows if r["weight"].endswith("kernel")]
+        positions = np.arange(len(kernels)) + k * width
+        ax.bar(positions, [max(r["grad_norm"], 1e-30) for r in kernels], width=width, label=label)
+        ax.set_xticks(np.arange(len(kernels)) + width * (len(stats_by_label) - 1) / 2,
+                      [r["layer"] for r in kernels], rotation=45, ha="right", fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylabel("|dL/dW| (kernel)")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
+    return save(fig, path)
