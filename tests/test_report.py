@@ -66,6 +66,34 @@ def test_still_improving():
     assert label == "still improving", reason
 
 
+def test_unrepresentative_training_both_improve_with_a_large_gap():
+    loss = [0.4 + 1.0 * math.exp(-i / 4) for i in E]
+    val = [1.3 + 1.0 * math.exp(-i / 4) for i in E]  # parallel curves, 0.9 apart all the way
+    label, reason = diagnose({"loss": loss, "val_loss": val})
+    assert label == "unrepresentative training", reason
+
+
+def test_a_large_gap_is_never_a_good_fit():
+    # The case once labelled "good fit": training 0.47 against validation 1.47, both flat at the end.
+    loss = [1.2, 0.8, 0.6, 0.5, 0.48, 0.47]
+    val = [2.0, 1.7, 1.55, 1.5, 1.48, 1.47]
+    assert diagnose({"loss": loss, "val_loss": val})[0] == "unrepresentative training"
+    flat_val = [1.47] * 6  # the validation loss never improved: the model does not generalise
+    label, reason = diagnose({"loss": loss, "val_loss": flat_val})
+    assert label == "overfitting" and label != "good fit", reason
+
+
+def test_learning_rate_too_low_a_slow_straight_line():
+    loss = [2.30 - 0.015 * i for i in E]  # 12% lower in 20 epochs, no bend
+    acc = [0.1 + 0.005 * i for i in E]
+    label, reason = diagnose({"loss": loss, "val_loss": [v + 0.02 for v in loss], "accuracy": acc},
+                             num_classes=10)
+    assert label == "learning rate too low", reason
+    assert "R^2 1.000" in reason
+    bent = [2.3 * math.exp(-i / 3) + 0.5 for i in E]  # fast, then flat: not this rule
+    assert diagnose({"loss": bent, "val_loss": [v + 0.02 for v in bent]})[0] != "learning rate too low"
+
+
 def test_single_epoch_is_still_improving():
     assert diagnose({"loss": [1.0], "val_loss": [0.9]})[0] == "still improving"
 

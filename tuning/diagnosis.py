@@ -11,12 +11,18 @@ deep-learning course):
   the validation set is too small or not drawn like the training set.
 * ``overfitting``: the validation loss rises from its minimum (or levels off)
   while the training loss keeps falling, so the gap grows.
+* ``unrepresentative training``: both losses improve, but the validation loss
+  stays far above the training loss the whole way: the training set does not
+  show the model what the validation set holds (too small, or drawn differently).
+* ``learning rate too low``: the training loss falls along a straight line,
+  slowly, with no sign of flattening: far from converged, and at that pace it
+  would take many more epochs.
 * ``underfitting``: the training loss stays high (low training accuracy, or a
   nearly flat curve) and has stopped improving; validation tracks training.
 * ``still improving``: both losses were still going down at the last epoch:
   training stopped too early.
 * ``good fit``: the training loss came down and flattened, and the validation
-  loss flattened close to it.
+  loss flattened close to it (a large gap is never a good fit).
 
 Rules are checked in that order; the first that matches gives the label.
 Every threshold lives in :data:`THRESHOLDS` and is described by :func:`rules`,
@@ -33,6 +39,8 @@ LABELS = (
     "unstable",
     "unrepresentative validation",
     "overfitting",
+    "unrepresentative training",
+    "learning rate too low",
     "underfitting",
     "still improving",
     "good fit",
@@ -54,6 +62,14 @@ THRESHOLDS = {
     "plateau_gain": 0.01,  # or: val loss improved < this fraction over the last third...
     "gap_growth": 2.0,  # ...while the val - train gap grew this many times since the val minimum...
     "gap_of_loss": 0.25,  # ...to more than this fraction of the final val loss
+    # unrepresentative training set; and the gap a good fit may have at most
+    "gap_of_val": 0.3,  # final val - train gap above this fraction of the final val loss...
+    "gap_of_drop": 0.25,  # ...and above this fraction of how much the training loss came down...
+    "both_improve": 0.05,  # ...with both losses this fraction below their first value
+    # learning rate too low
+    "linear_r2": 0.95,  # the training loss fits a straight line this well (R^2)...
+    "no_flattening": 0.5,  # ...its last half falls at least this fraction as fast as its first half...
+    "slow_total": 0.3,  # ...and it fell by less than this fraction overall (but more than flat_decrease / 2)
     # underfitting (once the train loss falls slower than improving_rate)
     "underfit_accuracy": 0.75,  # final train accuracy below this fraction of the way from chance to 100%
     "underfit_loss": 0.5,  # or final train cross-entropy above this fraction of chance level, ln(classes)
@@ -79,6 +95,12 @@ def _rate(curve):
     tail = curve[-k:]
     scale = max(abs(tail[0]), 1e-12)
     return (tail[0] - tail[-1]) / scale / (len(tail) - 1)
+
+
+def _large_gap(loss, val, i):
+    """Whether the validation loss is far above the training loss at epoch ``i`` (see ``gap_of_*``)."""
+    gap = val[i] - loss[i]
+    return gap > THRESHOLDS["gap_of_val"] * abs(val[i]) and gap > THRESHOLDS["gap_of_drop"] * (loss[0] - min(loss))
 
 
 def _accuracy_threshold(num_classes):
@@ -123,6 +145,15 @@ def rules(num_classes=None) -> list[tuple[str, str]]:
          f"{pct(t['plateau_gain'])} over the last third of the epochs while the training loss kept falling and "
          f"the validation-training gap grew {t['gap_growth']:g} x, to more than {pct(t['gap_of_loss'])} of "
          f"the validation loss. Remedies: fewer parameters, regularisation, augmentation, more data, early stopping."),
+        ("unrepresentative training",
+         f"both losses fell by more than {pct(t['both_improve'])} from their first value, but the validation "
+         f"loss ends above the training loss by more than {pct(t['gap_of_val'])} of the validation loss and "
+         f"{pct(t['gap_of_drop'])} of the training loss' decrease, over the whole last third of the epochs. Typical cause: a training set too small or drawn "
+         f"differently from the validation set; more (or more varied) training data."),
+        ("learning rate too low",
+         f"at least 5 epochs in which the training loss follows a straight line (R^2 >= {t['linear_r2']:g}), its "
+         f"last half falling at least {pct(t['no_flattening'])} as fast as its first half, and between "
+         f"{pct(t['flat_decrease'] / 2)} and {pct(t['slow_total'])} lower overall. Remedy: a larger learning rate (zoo lr-find suggests one)."),
         ("underfitting",
          f"the training loss has stopped falling (less than {pct(t['improving_rate'])} per epoch over the "
          f"last third) while it is still high: final training accuracy below {acc_text}, or final training "
@@ -132,7 +163,10 @@ def rules(num_classes=None) -> list[tuple[str, str]]:
          f"the training loss and (when present) the validation loss both still fall by more than "
          f"{pct(t['improving_rate'])} per epoch over the last third of the epochs, or there is only one "
          f"epoch: training stopped too early; train for more epochs."),
-        ("good fit", "none of the above: the losses came down, flattened, and stay close to each other."),
+        ("good fit",
+         f"none of the above, and the final gap between the losses is within those of the unrepresentative "
+         f"training rule (otherwise the run counts as overfitting): the losses came down, flattened, and stay "
+         f"close to each other."),
     ]
 
 
@@ -223,7 +257,33 @@ def diagnose(history, *, num_classes=None) -> tuple[str, str]:
                 f"the validation loss levelled off ({val[-k]:.4g} -> {val[-1]:.4g} over the last {k} epochs) while "
                 f"the training loss kept falling; the gap grew from {gap_then:.4g} to {gap_now:.4g}")
 
-    # 4. underfitting
+        # 4. unrepresentative training set: both improve, a large gap all the way
+        if (loss[-1] < (1 - t["both_improve"]) * loss[0] and val[-1] < (1 - t["both_improve"]) * val[0]
+                and all(_large_gap(loss, val, i) for i in range(n - k, n))):
+            return "unrepresentative training", (
+                f"both losses improved ({loss[0]:.4g} -> {loss[-1]:.4g} and {val[0]:.4g} -> {val[-1]:.4g}) but the "
+                f"validation loss stayed far above the training loss (gap {val[-1] - loss[-1]:.4g} at the end): "
+                f"the training set does not represent the validation data")
+
+    # 5. learning rate too low: a slow straight line
+    if n >= 5:
+        epochs = list(range(n))
+        mean_x, mean_y = (n - 1) / 2, sum(loss) / n
+        sxx = sum((e - mean_x) ** 2 for e in epochs)
+        slope = sum((e - mean_x) * (v - mean_y) for e, v in zip(epochs, loss)) / sxx
+        total = sum((v - mean_y) ** 2 for v in loss)
+        residual = sum((v - (mean_y + slope * (e - mean_x))) ** 2 for e, v in zip(epochs, loss))
+        r2 = 1 - residual / total if total > 0 else 0.0
+        half = n // 2
+        first, last = (loss[0] - loss[half]) / half, (loss[half] - loss[-1]) / (n - 1 - half)
+        drop = (loss[0] - loss[-1]) / max(abs(loss[0]), 1e-12)
+        if (slope < 0 and r2 >= t["linear_r2"] and last >= t["no_flattening"] * first > 0
+                and t["flat_decrease"] / 2 <= drop < t["slow_total"]):
+            return "learning rate too low", (
+                f"the training loss falls along a straight line (R^2 {r2:.3f}), slowly ({loss[0]:.4g} -> "
+                f"{loss[-1]:.4g}, {100 * drop:.1f}% lower in {n} epochs) without flattening: raise the learning rate")
+
+    # 6. underfitting
     train_rate = _rate(loss)
     if train_rate <= t["improving_rate"]:
         chance = _chance_loss(num_classes)
@@ -243,7 +303,7 @@ def diagnose(history, *, num_classes=None) -> tuple[str, str]:
                     f"the training loss is nearly flat ({loss[0]:.4g} -> {loss[-1]:.4g}, {100 * drop:.1f}% lower): "
                     f"the model cannot fit the training data")
 
-    # 5. still improving
+    # 7. still improving
     val_rate = _rate(val) if val and len(val) == n else None
     if train_rate > t["improving_rate"] and (val_rate is None or val_rate > t["improving_rate"]):
         where = "both losses" if val_rate is not None else "the training loss"
@@ -251,7 +311,11 @@ def diagnose(history, *, num_classes=None) -> tuple[str, str]:
         return "still improving", (
             f"{where} still fall at the end ({rates} per epoch over the last epochs): training stopped too early")
 
-    # 6. good fit
+    # 8. good fit, when the curves end close; a large gap left is the validation data's problem
+    if val_rate is not None and _large_gap(loss, val, n - 1):
+        return "overfitting", (
+            f"the losses flattened far apart (final training {loss[-1]:.4g}, validation {val[-1]:.4g}): the model "
+            f"does not generalise from the training data")
     if val_rate is not None:
         return "good fit", (
             f"the losses flattened close to each other (final training {loss[-1]:.4g}, validation {val[-1]:.4g})")
