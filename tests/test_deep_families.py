@@ -72,6 +72,7 @@ TORCHVISION_PARAMS = {
     "densenet121": 7_978_856,
     "densenet169": 14_149_480,
     "densenet201": 20_013_928,
+    "googlenet": 6_624_904,  # without the auxiliary classifiers
 }
 
 

@@ -1,3 +1,5 @@
 """Importing this package registers every model family."""
 
-from zoo.models import alexnet, applications, convnet, densenet, lenet, mlp, preact_resnet, resnet, vgg  # noqa: F401
+from zoo.models import (  # noqa: F401
+    alexnet, applications, convnet, densenet, googlenet, lenet, mlp, preact_resnet, resnet, vgg,
+)
