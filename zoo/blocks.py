@@ -7,11 +7,14 @@ Stages are name prefixes: ``stem_*``, ``stage1_*``, ..., ``head_*``.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import keras
 from keras import layers
 
-from zoo.layers import AdaptiveAveragePooling2D
-from zoo.utils import check_activation
+from zoo.layers import AdaptiveAveragePooling2D, Maxout
+from zoo.utils import activation_units, check_activation
 
 # torchvision's BatchNorm defaults (eps=1e-5, momentum=0.1 <=> Keras momentum 0.9),
 # so that converted checkpoints give the same outputs.
@@ -20,11 +23,40 @@ BN_MOMENTUM = 0.9
 
 
 def activation(x, act, *, name):
-    """An activation layer named ``{name}_{act}``."""
+    """An activation layer named ``{name}_{act}`` (``act`` without its parameter): Keras' ``Activation``, or
+    ``LeakyReLU`` with a given slope, ``PReLU`` (one slope per channel) or :class:`zoo.layers.Maxout`."""
     act = check_activation("activation", act)
-    if act == "linear":
+    base, _, argument = act.partition(":")
+    if base == "linear":
         return x
+    if base == "leaky_relu" and argument:
+        return layers.LeakyReLU(negative_slope=float(argument), name=f"{name}_leaky_relu")(x)
+    if base == "prelu":
+        shared = list(range(1, len(x.shape) - 1)) or None  # one slope per channel, as torch's per-channel PReLU
+        return layers.PReLU(shared_axes=shared, name=f"{name}_prelu")(x)
+    if base == "maxout":
+        return Maxout(int(argument or 2), name=f"{name}_maxout")(x)
     return layers.Activation(act, name=f"{name}_{act}")(x)
+
+
+_KERNEL_INITIALIZER = contextvars.ContextVar("zoo_kernel_initializer", default=None)
+
+
+@contextlib.contextmanager
+def kernel_initializer(value):
+    """Inside the block, every block's ``Conv2D`` and ``Dense`` starts from ``value`` (a Keras initializer
+    name, dict or object) instead of its family's default; ``None`` keeps the defaults. The shared builder
+    prologue sets it from a builder's ``kernel_initializer`` argument."""
+    token = _KERNEL_INITIALIZER.set(value)
+    try:
+        yield
+    finally:
+        _KERNEL_INITIALIZER.reset(token)
+
+
+def _initializer(default):
+    chosen = _KERNEL_INITIALIZER.get()
+    return default if chosen is None else chosen
 
 
 def batch_norm(x, *, name, epsilon=BN_EPSILON, momentum=BN_MOMENTUM):
@@ -64,6 +96,7 @@ def conv_bn_act(
     groups=1,
     kernel_initializer="he_normal",
     kernel_regularizer=None,
+    dilation_rate=1,
     name,
 ):
     """Conv2D -> (BatchNorm) -> (activation).
@@ -76,14 +109,15 @@ def conv_bn_act(
     if use_bias is None:
         use_bias = not batch_norm_
     x = layers.Conv2D(
-        filters,
+        activation_units(check_activation("activation", act), filters),  # maxout: pieces x filters
         kernel_size,
         strides=strides,
         padding=padding,
         use_bias=use_bias,
         groups=groups,
-        kernel_initializer=kernel_initializer,
+        kernel_initializer=_initializer(kernel_initializer),
         kernel_regularizer=kernel_regularizer,
+        dilation_rate=dilation_rate,
         name=f"{name}_conv",
     )(x)
     if batch_norm_:
@@ -137,7 +171,8 @@ def classifier_head(
     for i, units in enumerate(hidden_units, start=1):
         if dropout and dropout_first:
             x = layers.Dropout(dropout, name=f"{name}_dropout{i}")(x)
-        x = layers.Dense(units, name=f"{name}_fc{i}")(x)
+        x = layers.Dense(activation_units(check_activation("activation", act), units),
+                         kernel_initializer=_initializer("glorot_uniform"), name=f"{name}_fc{i}")(x)
         x = activation(x, act, name=f"{name}_fc{i}")
         if dropout and not dropout_first:
             x = layers.Dropout(dropout, name=f"{name}_dropout{i}")(x)
@@ -149,7 +184,8 @@ def classifier_head(
 def predictions(x, units, classifier_activation, *, name="head"):
     act = None if classifier_activation in (None, "linear") else classifier_activation
     # Keep the output in float32 under mixed precision so losses stay stable.
-    return layers.Dense(units, activation=act, dtype="float32", name=f"{name}_predictions")(x)
+    return layers.Dense(units, activation=act, dtype="float32", kernel_initializer=_initializer("glorot_uniform"),
+                        name=f"{name}_predictions")(x)
 
 
 def finish(inputs, outputs, *, name, weights=None):
@@ -185,7 +221,7 @@ def conv2d(x, filters, kernel_size, *, strides=1, padding=0, use_bias=False,
     """A Conv2D named ``name`` with torchvision's symmetric int ``padding`` (see :func:`symmetric_padding`)."""
     x, padding = symmetric_padding(x, padding, kernel_size, strides, name=name)
     return layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=use_bias,
-                         kernel_initializer=kernel_initializer, name=name)(x)
+                         kernel_initializer=_initializer(kernel_initializer), name=name)(x)
 
 
 def bn_relu(x, *, name, suffix=""):

@@ -59,3 +59,31 @@ class AdaptiveAveragePooling2D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "output_size": self.output_size}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class Maxout(keras.layers.Layer):
+    """Maxout (Goodfellow et al. 2013): the maximum of each group of ``pieces`` consecutive channels.
+
+    The layer before it has ``pieces`` times the units wanted: 2 x 64 channels -> 64.
+
+    Args:
+        pieces: channels per output unit.
+    """
+
+    def __init__(self, pieces=2, **kwargs):
+        super().__init__(**kwargs)
+        self.pieces = int(pieces)
+
+    def call(self, inputs):
+        shape = ops.shape(inputs)
+        grouped = ops.reshape(inputs, (*shape[:-1], shape[-1] // self.pieces, self.pieces))
+        return ops.max(grouped, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        channels = input_shape[-1]
+        return (*input_shape[:-1], None if channels is None else channels // self.pieces)
+
+    def get_config(self):
+        return {**super().get_config(), "pieces": self.pieces}
+

@@ -21,6 +21,8 @@ ACTIVATIONS = (
     "sigmoid",
     "softplus",
     "linear",
+    "prelu",
+    "maxout",
 )
 
 # Short initializer names map to the variant their paper recommends
@@ -154,13 +156,47 @@ def check_names(name: str, value) -> list:
     return names
 
 
+MAX_MAXOUT_PIECES = 16
+
+
 def check_activation(name: str, value):
-    """Validate an activation name (``None`` means linear)."""
+    """Validate an activation name (``None`` means linear).
+
+    Two take a parameter after a colon: ``"leaky_relu:0.1"`` (the negative slope, in [0, 1); plain
+    ``"leaky_relu"`` is Keras' 0.2) and ``"maxout:3"`` (pieces per unit, 2 to 16; plain ``"maxout"`` is 2).
+    ``"prelu"`` learns one slope per channel.
+    """
     if value is None:
         return "linear"
     if not isinstance(value, str):
         raise TypeError(f"`{name}` must be an activation name. Received: {name}={value!r}")
-    return check_choice(name, value, ACTIVATIONS)
+    base, colon, argument = value.partition(":")
+    if base not in ACTIVATIONS:
+        raise ValueError(f"`{name}` must be one of {list(ACTIVATIONS)} (leaky_relu:SLOPE, maxout:PIECES). "
+                         f"Received: {name}={value!r}")
+    if not colon:
+        return value
+    try:
+        if base == "leaky_relu":
+            slope = float(argument)
+            if not 0.0 <= slope < 1.0:
+                raise ValueError
+            return f"leaky_relu:{slope:g}"
+        if base == "maxout":
+            pieces = int(argument)
+            if not 2 <= pieces <= MAX_MAXOUT_PIECES:
+                raise ValueError
+            return f"maxout:{pieces}"
+    except ValueError:
+        pass
+    raise ValueError(f"`{name}` takes a parameter only as leaky_relu:SLOPE (0 <= SLOPE < 1) or maxout:PIECES "
+                     f"(2 to {MAX_MAXOUT_PIECES}). Received: {name}={value!r}")
+
+
+def activation_units(act: str, units: int) -> int:
+    """The units a layer needs before activation ``act``: ``pieces`` times more for maxout."""
+    base, _, argument = act.partition(":")
+    return units * (int(argument or 2) if base == "maxout" else 1)
 
 
 def check_initializer(name: str, value):

@@ -18,6 +18,7 @@ __all__ = [
     "make_sinusoid",
     "make_moons",
     "make_circles",
+    "make_xor",
     "make_blobs",
     "make_spirals",
 ]
@@ -223,6 +224,17 @@ def make_moons(*, num_samples=1000, noise=0.15, seed=0):
     num_samples, noise, seed = _check_generator(num_samples, noise, seed)
     x, y = sk_moons(n_samples=num_samples, noise=noise, random_state=seed)
     return x.astype(np.float32), y.astype(np.int32)
+
+
+def make_xor(*, num_samples=1000, noise=0.1, seed=0):
+    """The XOR problem (2-D binary): points uniform in [-1, 1]^2, class 1 in the quadrants where both
+    coordinates share a sign; Gaussian ``noise`` moves the points after labelling. No straight line
+    separates the classes: a perceptron fails, one hidden layer succeeds (Minsky & Papert's example)."""
+    num_samples, noise, seed = _check_generator(num_samples, noise, seed)
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1.0, 1.0, (num_samples, 2))
+    y = (x[:, 0] * x[:, 1] > 0).astype(np.int32)
+    return (x + rng.normal(0.0, noise, x.shape)).astype(np.float32), y
 
 
 def make_circles(*, num_samples=1000, noise=0.08, seed=0):

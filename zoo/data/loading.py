@@ -74,6 +74,10 @@ DATASETS = {
         "tabular", "binary", embedded.make_circles, {"num_samples": 1000, "noise": 0.08},
         description="concentric circles, 2-D binary (tutorial T2)",
     ),
+    "xor": DatasetSpec(
+        "tabular", "binary", embedded.make_xor, {"num_samples": 1000, "noise": 0.1},
+        description="the XOR problem: opposite quadrants share a class, no line separates them, 2-D binary",
+    ),
     "blobs": DatasetSpec(
         "tabular", "multiclass", embedded.make_blobs, {"num_samples": 1000, "num_classes": 3, "noise": 1.0},
         description="Gaussian blobs, 2-D multi-class (tutorial T3)",
@@ -228,7 +232,7 @@ def load(name, *, split=None, image_size=None, channels=None, batch_size=32, see
 
     * embedded (:func:`list_datasets`): ``digits`` (real 8x8 handwritten
       digits, resized), ``shapes`` (procedural), ``sinusoid``, ``moons``,
-      ``circles``, ``blobs``, ``spirals`` (2-D tutorial sets);
+      ``circles``, ``xor``, ``blobs``, ``spirals`` (2-D tutorial sets);
     * ``"tfds:<name>"``: a TensorFlow Datasets image-classification set
       already prepared in ``data_dir`` (else :class:`DatasetNotAvailableError`
       within seconds, naming the folder and how to prepare it);
@@ -254,7 +258,7 @@ def load(name, *, split=None, image_size=None, channels=None, batch_size=32, see
         split_seed: chooses the (stratified) split; fixed at 0 by default so
             the split does not change with ``seed``.
         **options: per source: ``shapes``: ``classes``, ``samples_per_class``,
-            ``noise``; ``sinusoid``/``moons``/``circles``: ``num_samples``,
+            ``noise``; ``sinusoid``/``moons``/``circles``/``xor``: ``num_samples``,
             ``noise``; ``blobs``/``spirals``: also ``num_classes``; tfds:
             ``data_dir`` (default ``$TFDS_DATA_DIR`` or ~/tensorflow_datasets),
             ``cache``; folders: ``validation_dir``, ``on_bad_file``

@@ -23,9 +23,10 @@ import inspect
 import math
 import numbers
 
+from zoo import blocks
 from zoo.graph import dry_weight_count
 from zoo.registry import register_model
-from zoo.utils import check_common, check_weights_fit
+from zoo.utils import check_common, check_initializer, check_weights_fit
 
 COMMON_ARGS = ("input_shape", "num_classes", "include_top", "pooling", "classifier_activation", "weights")
 # How the docstrings of the staged CNN families with a `width` end (``{name}``: the builder's).
@@ -106,6 +107,11 @@ def register_variant(name, build, *, card, params, doc, fixed=None, checks=None)
         The builder, for the family module to bind under ``name``.
     """
     defaults = dict(params, name=name)
+    # Every variant takes `kernel_initializer`: the prologue applies it to all the blocks' layers (see
+    # zoo.blocks.kernel_initializer) unless the family builder takes the argument itself.
+    contextual = "kernel_initializer" not in defaults
+    if contextual:
+        defaults = {**{k: v for k, v in defaults.items() if k != "name"}, "kernel_initializer": None, "name": name}
     fixed = dict(fixed or {})
     if set(COMMON_ARGS) - defaults.keys() or fixed.keys() & defaults.keys():
         raise ValueError(f"{name}: `params` must hold {COMMON_ARGS} and no argument of `fixed`.")
@@ -117,18 +123,22 @@ def register_variant(name, build, *, card, params, doc, fixed=None, checks=None)
             if key not in defaults:
                 raise TypeError(f"{name}() got an unexpected keyword argument {key!r}")
         args = {**defaults, **kwargs}
+        initializer = args.pop("kernel_initializer") if contextual else None
+        if initializer is not None:
+            initializer = check_initializer("kernel_initializer", initializer)
         entry = _pretrained_entry(name, card, args)
         args["input_shape"], args["num_classes"] = check_common(**{k: args[k] for k in COMMON_ARGS}, **checks)
         if _looks_large(args, defaults, card["default_input_shape"]):
             given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k != "weights")
             check_weights_fit(dry_weight_count(lambda: build(**fixed, **{**args, "weights": None})),
                               what=f"{name} with {given}")
-        if entry is None:
-            return build(**fixed, **args)
-        from zoo import weights as pretrained
+        with blocks.kernel_initializer(initializer):
+            if entry is None:
+                return build(**fixed, **args)
+            from zoo import weights as pretrained
 
-        path = pretrained.fetch(entry)  # before building: offline, this fails within a second
-        model = build(**fixed, **{**args, "weights": None})
+            path = pretrained.fetch(entry)  # before building: offline, this fails within a second
+            model = build(**fixed, **{**args, "weights": None})
         pretrained.load_converted(model, path)
         return model
 

@@ -15,6 +15,7 @@ from zoo import blocks
 from zoo.registry import register_model
 from zoo.utils import (
     MAX_CLASSES,
+    activation_units,
     check_activation,
     check_bool,
     check_choice,
@@ -39,7 +40,7 @@ TASK_ACTIVATIONS = {
 def dense_block(x, units, *, act, initializer, regularizer, batch_norm, dropout, name):
     """Dense -> (BatchNorm) -> activation -> (Dropout)."""
     x = layers.Dense(
-        units,
+        activation_units(act, units),  # maxout: pieces x units
         use_bias=not batch_norm,
         kernel_initializer=initializer,
         kernel_regularizer=regularizer,
