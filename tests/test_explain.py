@@ -189,3 +189,15 @@ def test_plots_and_the_explain_command(tiny, tmp_path, capsys):
                      "--out", str(tmp_path / "out")]) == 0
         assert (tmp_path / "out" / produced).exists(), method
     assert "img0.png: class" in capsys.readouterr().out
+
+
+def test_the_comparison_report_shows_grad_cam_of_the_best_model(tmp_path):
+    import tuning
+
+    data = zoo.data.load("digits", image_size=16, channels=1, batch_size=128)
+    result = tuning.compare(["convnet"], data=data, epochs=1, seeds=1, out=tmp_path,
+                            model_kwargs={"convnet": {"filters": (8, 16), "dense_units": ()}}, verbose=0,
+                            progress=False, measure_speed=False)
+    assert result.paths and (tmp_path / "plots" / "gradcam.png").stat().st_size > 2000
+    text = (tmp_path / "report.md").read_text()
+    assert "## Where the best model looks (Grad-CAM)" in text and "plots/gradcam.png" in text

@@ -89,6 +89,40 @@ class Comparison:
         return self.best_row
 
 
+GRADCAM_FIGURE = os.path.join("plots", "gradcam.png")
+
+
+def _gradcam_figure(records, data, out, progress, per_kind=4):
+    """Grad-CAM of the best saved model on up to ``per_kind`` right and wrong test images, as
+    ``OUT/plots/gradcam.png`` with ``gradcam.json`` beside it (the report shows it); image classification
+    with a saved best model only. A problem here is a note, never a failed comparison."""
+    import zoo.explain
+
+    record = best_seed(records)
+    if record is None or len(data.input_shape) != 3 or "test" not in data.splits or not record.get("model_path"):
+        return None
+    try:
+        model = load_saved_model(out, record, compile=False)
+        if model.output.shape[-1] < 2 or not any(len(la.output.shape) == 4 for la in model.layers[1:]):
+            return None  # a binary head or no convolutional maps (an MLP): nothing to draw
+        x, y = data.arrays("test")
+        predicted = np.asarray(model.predict(x, batch_size=256, verbose=0)).argmax(axis=-1)
+        right, wrong = np.flatnonzero(predicted == y)[:per_kind], np.flatnonzero(predicted != y)[:per_kind]
+        chosen = np.concatenate([right, wrong])
+        names = list(data.class_names or range(model.output.shape[-1]))
+        titles = [f"{names[predicted[i]]}" + ("" if predicted[i] == y[i] else f" (true {names[y[i]]})")
+                  for i in chosen]
+        maps = zoo.explain.grad_cam(model, x[chosen], predicted[chosen])
+        path = zoo.explain.plot_overlays(x[chosen], maps, os.path.join(out, GRADCAM_FIGURE), titles=titles)
+        with open(os.path.join(out, "plots", "gradcam.json"), "w", encoding="utf-8") as f:
+            json.dump({"record": record["id"], "model": record.get("model"), "right": len(right),
+                       "wrong": len(wrong)}, f)
+        return path
+    except Exception as e:  # noqa: BLE001 - the figure is a bonus: the report goes on without it
+        _say(progress, f"Grad-CAM figure not drawn: {type(e).__name__}: {e}")
+        return None
+
+
 def best_seed(records):
     """The completed record with the best validation metric (accuracy, else MAE, else loss), or ``None``.
 
@@ -375,6 +409,7 @@ def compare(
     _say(progress, f"All {total} trial(s) done in {time.perf_counter() - start_all:.1f} s.")
     result = Comparison(out=out, records=records)
     if report:
+        _gradcam_figure(records, data, out, progress)
         provenance = {
             "data": data.provenance(),
             "seeds": seeds,

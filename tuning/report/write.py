@@ -83,6 +83,7 @@ def _build_document(records, rows, *, title, provenance, command, plot_dir, run_
     paths.update(_curves(doc, rows, by_label, metric, plot_dir))
     _diagnosis(doc, rows, records)
     _saved_models(doc, records, run_dir, out_dir)
+    _gradcam(doc, out_dir)
     if best:
         paths.update(_confusion(doc, best, by_label[best["label"]]["records"], provenance, plot_dir))
     failed = [r for r in records if r.get("status") != "completed"]
@@ -153,6 +154,21 @@ def _saved_models(doc, records, run_dir, out_dir):
                 [[r["id"], r.get("model"), r.get("best_epoch") or "",
                   f"[{r['model_path']}]({os.path.relpath(os.path.join(run_dir, r['model_path']), out_dir)})"]
                  for r in saved])
+
+
+def _gradcam(doc, out_dir):
+    """The Grad-CAM figure a comparison drew of its best saved model (``plots/gradcam.png``), if there."""
+    meta_path = os.path.join(out_dir, "plots", "gradcam.json")
+    if not (os.path.isfile(meta_path) and os.path.isfile(os.path.join(out_dir, "plots", "gradcam.png"))):
+        return
+    with open(meta_path, encoding="utf-8") as f:
+        meta = json.load(f)
+    doc.add("h2", "Where the best model looks (Grad-CAM)")
+    doc.add("p", f"Record `{meta.get('record')}` ({meta.get('model')}), its saved model on {meta.get('right')} "
+                 f"correctly and {meta.get('wrong')} wrongly classified test images: the class activation map of "
+                 "its predicted class over the last stage's last convolutional map (`zoo.explain.grad_cam`); red "
+                 "is where the evidence for that class lies.")
+    doc.add("img", "plots/gradcam.png", f"Grad-CAM of {meta.get('model')} on test images")
 
 
 def _results_table(rows, metric):
