@@ -73,3 +73,21 @@ def test_convnet_strides_padding_dilation_and_penalties():
         zoo.build("convnet", strides=2, dilation_rate=2)
     with pytest.raises(ValueError, match=r"`padding` must be one of"):
         zoo.build("convnet", padding="full")
+
+
+def test_standardize_uses_the_training_statistics_only():
+    raw = zoo.data.load("blobs")
+    bundle = zoo.data.load("blobs", standardize=True)
+    x, _ = bundle.arrays("train")
+    np.testing.assert_allclose(x.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(x.std(axis=0), 1, atol=1e-4)
+    raw_x, _ = raw.arrays("train")
+    raw_val, _ = raw.arrays("validation")
+    expected = (raw_val - raw_x.mean(axis=0)) / raw_x.std(axis=0)
+    np.testing.assert_allclose(bundle.arrays("validation")[0], expected, atol=1e-5)  # train statistics
+    np.testing.assert_allclose(np.asarray(bundle.normalization(raw_val)), expected, atol=1e-5)
+    batch = next(iter(bundle.validation))[0]
+    np.testing.assert_allclose(np.asarray(batch), expected[: len(batch)], atol=1e-5)  # the pipelines too
+    assert bundle.fingerprint != raw.fingerprint and bundle.options["standardize"] is True
+    with pytest.raises(TypeError, match=r"`standardize` must be True or False. Received: standardize='yes'"):
+        zoo.data.load("blobs", standardize="yes")

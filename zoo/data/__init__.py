@@ -1,7 +1,7 @@
 """Data for the zoo: embedded offline sets, TensorFlow Datasets, image folders, augmentation, input adaptation.
 
 Everything works without network access: the embedded sets (``digits``,
-``shapes``, ``sinusoid``, ``moons``, ``circles``, ``blobs``, ``spirals``) are
+``shapes``, ``sinusoid``, ``moons``, ``circles``, ``xor``, ``blobs``, ``spirals``) are
 the default everywhere, TFDS sets are read only when already prepared, and
 image folders are checked file by file before training.
 
@@ -15,17 +15,17 @@ Example:
 from zoo.data._common import convert_channels, resize_bilinear
 from zoo.data.adapt import BackbonePreprocess, ConvertChannels, adapt_inputs
 from zoo.data.augment import AUGMENTATION_PRESETS, augment, augmentation
-from zoo.data.bundle import DataBundle
+from zoo.data.bundle import DataBundle, standardize
 from zoo.data.embedded import (
     SHAPE_CLASSES,
     make_blobs,
     make_circles,
-    make_xor,
     make_digits,
     make_moons,
     make_shapes,
     make_sinusoid,
     make_spirals,
+    make_xor,
 )
 from zoo.data.folder import IMAGE_EXTENSIONS, BadDataError, FolderReport, scan_folder
 from zoo.data.loading import DATASETS, list_datasets, load
@@ -59,4 +59,5 @@ __all__ = [
     "make_spirals",
     "resize_bilinear",
     "scan_folder",
+    "standardize",
 ]

@@ -62,6 +62,7 @@ class DataBundle:
     source: str = "embedded"
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     report: Any = None
+    normalization: Any = None  # the keras Normalization layer of a standardised bundle (see standardize)
     # NumPy arrays of small in-memory sets, and unbatched, unshuffled pipelines
     # of the others (materialised on demand by `arrays`).
     _arrays: dict = field(default_factory=dict, repr=False)
@@ -150,3 +151,41 @@ class DataBundle:
             f"DataBundle(name={self.name!r}, task={self.task!r}, input_shape={self.input_shape}, "
             f"num_classes={self.num_classes}, {sizes}, fingerprint={self.fingerprint[:12]!r})"
         )
+
+
+def standardize(bundle: DataBundle) -> DataBundle:
+    """A copy of ``bundle`` whose inputs are standardised with its training split's statistics.
+
+    Each feature (each channel, for images) has the training split's mean subtracted and is divided by
+    its standard deviation, in every split; the validation and test splits never inform the statistics.
+    ``bundle.normalization`` is the same transformation as a plain ``keras.layers.Normalization``, to put
+    in front of a model that will see raw inputs later. The fingerprint changes with it.
+
+    Example:
+        >>> bundle = standardize(zoo.data.load("moons"))     # or zoo.data.load("moons", standardize=True)
+        >>> deployed = keras.Sequential([bundle.normalization, model])
+    """
+    import hashlib
+    import keras
+
+    x, _ = bundle.arrays("train")
+    axes = tuple(range(x.ndim - 1))
+    mean = x.mean(axis=axes, dtype="float64")
+    variance = x.var(axis=axes, dtype="float64")
+    scale = (1.0 / np.sqrt(np.maximum(variance, 1e-12))).astype("float32")
+    shift = mean.astype("float32")
+
+    def apply(features):
+        return (features - shift) * scale
+
+    arrays = {s: (apply(bundle.arrays(s)[0]), bundle.arrays(s)[1]) for s in bundle.splits}
+    datasets = {s: getattr(bundle, s).map(lambda a, b: (apply(a), b)) for s in bundle.splits
+                if getattr(bundle, s) is not None}
+    layer = keras.layers.Normalization(mean=mean.astype("float32"), variance=variance.astype("float32"),
+                                       name="input_standardization")
+    fingerprint = hashlib.sha256(f"{bundle.fingerprint}|standardized".encode()).hexdigest()
+    from dataclasses import replace
+
+    return replace(bundle, fingerprint=fingerprint, options=MappingProxyType({**bundle.options, "standardize": True}),
+                   normalization=layer, _arrays=arrays, _unbatched=MappingProxyType({}), **datasets)
+

@@ -21,6 +21,7 @@ from zoo.data._common import (
     split_indices,
 )
 from zoo.data.bundle import DataBundle
+from zoo.data.bundle import standardize as standardize_bundle
 from zoo.data.folder import ON_BAD_FILE, load_folder
 from zoo.data.tfds_source import load_tfds
 from zoo.utils import check_choice, check_float, check_int
@@ -225,7 +226,7 @@ def _load_embedded(name, spec, *, image_size, channels, seed, validation_split, 
 
 
 def load(name, *, split=None, image_size=None, channels=None, batch_size=32, seed=0,
-         validation_split=0.2, test_split=0.2, split_seed=0, **options):
+         validation_split=0.2, test_split=0.2, split_seed=0, standardize=False, **options):
     """Load a data set as a :class:`DataBundle` of train/validation/test data.
 
     Sources (all offline; nothing is ever downloaded):
@@ -257,6 +258,9 @@ def load(name, *, split=None, image_size=None, channels=None, batch_size=32, see
             the source has no such split (tfds: fractions of its train split).
         split_seed: chooses the (stratified) split; fixed at 0 by default so
             the split does not change with ``seed``.
+        standardize: subtract the training split's mean and divide by its standard deviation, per
+            feature or channel, in every split (:func:`zoo.data.standardize`; the layer that does it is
+            ``bundle.normalization``).
         **options: per source: ``shapes``: ``classes``, ``samples_per_class``,
             ``noise``; ``sinusoid``/``moons``/``circles``/``xor``: ``num_samples``,
             ``noise``; ``blobs``/``spirals``: also ``num_classes``; tfds:
@@ -298,6 +302,8 @@ def load(name, *, split=None, image_size=None, channels=None, batch_size=32, see
     seed = check_seed("seed", seed)
     validation_split, test_split = check_fractions(validation_split, test_split)
     split_seed = check_seed("split_seed", split_seed)
+    if not isinstance(standardize, bool):
+        raise TypeError(f"`standardize` must be True or False. Received: standardize={standardize!r}")
     if source != "tfds" and split is not None:
         raise ValueError(f"`split` only applies to 'tfds:' data sets. Received: split={split!r}")
     split = _check_split(split)
@@ -343,7 +349,7 @@ def load(name, *, split=None, image_size=None, channels=None, batch_size=32, see
         }
     task = meta["task"]
     class_names = tuple(meta["class_names"])
-    return DataBundle(
+    bundle = DataBundle(
         name=name,
         task=task,
         input_shape=tuple(int(v) for v in meta["input_shape"]),
@@ -362,3 +368,4 @@ def load(name, *, split=None, image_size=None, channels=None, batch_size=32, see
         _arrays=arrays,
         _unbatched=MappingProxyType(unbatched),
     )
+    return standardize_bundle(bundle) if standardize else bundle
