@@ -201,3 +201,17 @@ def test_the_comparison_report_shows_grad_cam_of_the_best_model(tmp_path):
     assert result.paths and (tmp_path / "plots" / "gradcam.png").stat().st_size > 2000
     text = (tmp_path / "report.md").read_text()
     assert "## Where the best model looks (Grad-CAM)" in text and "plots/gradcam.png" in text
+
+
+def test_activation_maximisation_raises_each_filters_response(tiny):
+    _, model, _ = tiny
+    conv = model.get_layer("stage2_conv2_conv")  # the default: the last convolution
+    images = explain.filters(model, method="maximize", count=4, steps=40)
+    assert images.shape == (4, 16, 16, 3) and images.min() == 0 and np.allclose(images.max(axis=(1, 2, 3)), 1)
+    probe = keras.Model(model.inputs[0], conv.output)
+    start = 0.5 + 0.05 * np.random.default_rng(0).standard_normal((4, 16, 16, 3)).astype("float32")
+    before, after = np.asarray(probe(start)), np.asarray(probe(images))
+    for i in range(4):  # filter i's mean activation on its own image went up
+        assert after[i, ..., i].mean() > before[i, ..., i].mean()
+    with pytest.raises(ValueError, match=r"`method` must be one of"):
+        explain.filters(model, method="dream")

@@ -285,9 +285,16 @@ def feature_maps(model, images, *, stage=None, layer=None):
     return np.asarray(keras.Model(model.inputs[0], target.output)(x, training=False))
 
 
-def filters(model, layer=None):
-    """A convolution's kernels as images ``(filters, kh, kw, in_channels)``, each scaled to [0, 1]; default:
-    the first ``Conv2D`` (the one whose kernels look at pixels)."""
+def filters(model, layer=None, *, method="kernels", count=16, steps=40, step_size=0.05, seed=0):
+    """What a convolution's filters respond to, as images scaled to [0, 1].
+
+    ``method="kernels"``: the kernels themselves, ``(filters, kh, kw, in_channels)`` (meaningful for the
+    first convolution, whose kernels look at pixels; the default layer). ``method="maximize"``: activation
+    maximisation for deeper layers (default: the last ``Conv2D``): for each of the first ``count`` filters, an
+    input image (the model's input size, from grey noise) is pushed ``steps`` times up the normalised gradient
+    of that filter's mean activation, and kept within [0, 1]; returns ``(count, H, W, C)``.
+    """
+    check_choice("method", method, ("kernels", "maximize"))
     convs = [la for la in _layers(model) if isinstance(la, keras.layers.Conv2D)]
     if layer is not None:
         convs = [la for la in convs if la.name == layer]
@@ -295,10 +302,36 @@ def filters(model, layer=None):
             raise ValueError(f"No Conv2D layer named {layer!r} in {model.name!r}. Received: layer={layer!r}")
     if not convs:
         raise ValueError(f"{model.name!r} has no Conv2D layer")
+    if method == "maximize":
+        return _maximize(model, convs[0] if layer is not None else convs[-1], count, steps, step_size, seed)
     kernel = np.transpose(np.asarray(convs[0].kernel), (3, 0, 1, 2))
     low = kernel.min(axis=(1, 2, 3), keepdims=True)
     span = kernel.max(axis=(1, 2, 3), keepdims=True) - low
     return ((kernel - low) / np.where(span > 0, span, 1)).astype("float32")
+
+
+def _maximize(model, conv, count, steps, step_size, seed):
+    """Activation maximisation of ``conv``'s first ``count`` filters (one image each, batched)."""
+    count = min(check_int("count", count, maximum=1024), conv.filters)
+    steps = check_int("steps", steps, maximum=10_000)
+    step_size = check_float("step_size", step_size, minimum=0.0)
+    probe = keras.Model(model.inputs[0], conv.output)
+    shape = tuple(model.inputs[0].shape[1:])
+    if None in shape:
+        raise ValueError(f"Activation maximisation needs a known input size; {model.name!r} takes {shape}")
+    images = 0.5 + 0.05 * np.random.default_rng(seed).standard_normal((count, *shape)).astype("float32")
+    channels = ops.one_hot(ops.arange(count), conv.filters)
+
+    def score(x):
+        return ops.mean(probe(x, training=False) * ops.reshape(channels, (count, 1, 1, conv.filters)), axis=(1, 2, 3))
+
+    for _ in range(steps):
+        grads = _gradients(score, images)[1]
+        norms = np.sqrt((grads ** 2).mean(axis=tuple(range(1, grads.ndim)), keepdims=True)) + 1e-8
+        images = np.clip(images + step_size * grads / norms, 0.0, 1.0)
+    low = images.min(axis=tuple(range(1, images.ndim)), keepdims=True)
+    span = images.max(axis=tuple(range(1, images.ndim)), keepdims=True) - low
+    return ((images - low) / np.where(span > 0, span, 1)).astype("float32")
 
 
 # ----------------------------------------------------------------------------- statistics
