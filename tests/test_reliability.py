@@ -223,3 +223,12 @@ def test_negative_zero_noise_is_zero():
     # found by the fuzz: -0.0 passed `noise >= 0` and NumPy's normal() then refused scale=-0.0
     for name in ("moons", "circles", "sinusoid", "blobs", "spirals"):
         assert zoo.data.load(name, num_samples=60, noise=-0.0).num_examples["train"] > 0
+
+
+def test_rates_beyond_any_use_are_refused():
+    # found by the fuzz: learning_rate=1e308 is finite in float64 and overflows to inf in float32
+    model = zoo.build("mlp", input_shape=(2,), num_classes=2, hidden_units=(4,))
+    data = (np.zeros((8, 2), "float32"), np.zeros(8, "int32"))
+    for name in ("learning_rate", "weight_decay"):
+        with pytest.raises(ValueError, match=rf"`{name}` must be <= 1000.0. Received: {name}=1e\+308"):
+            training.fit(model, data, epochs=1, verbose=0, **{name: 1e308})

@@ -18,6 +18,7 @@ import numpy as np
 
 from zoo.runtime import PRECISIONS, accelerator, precision_policy, resolve_precision
 from zoo.training.compile import (
+    MAX_RATE,
     ONECYCLE,
     OPTIMIZERS,
     PLATEAU,
@@ -154,10 +155,10 @@ class TrainingConfig:
         check_int("batch_size", self.batch_size, allow_none=True)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, SCHEDULES)
-        lr = check_float("learning_rate", self.learning_rate, minimum=0.0)
+        lr = check_float("learning_rate", self.learning_rate, minimum=0.0, maximum=MAX_RATE)
         if not lr > 0 or not math.isfinite(lr):
             raise ValueError(f"`learning_rate` must be a finite number > 0. Received: learning_rate={lr!r}")
-        check_float("weight_decay", self.weight_decay, minimum=0.0)
+        check_float("weight_decay", self.weight_decay, minimum=0.0, maximum=MAX_RATE)
         check_float("warmup_epochs", self.warmup_epochs, minimum=0.0)
         check_int("steps_per_epoch", self.steps_per_epoch, allow_none=True)
         check_early_stopping(self.patience, self.min_delta, self.monitor)

@@ -17,6 +17,8 @@ ONECYCLE = {"pct_start": 0.3, "div_factor": 25.0, "final_div_factor": 1e4}
 # Reduce on plateau (torch's ReduceLROnPlateau factor): x0.1 after 2 epochs without a better monitored value.
 PLATEAU = {"factor": 0.1, "patience": 2}
 REGRESSION_LOSSES = ("mse", "mae", "msle", "huber")
+# Learning rates and weight decays above this are typos (and, near float32's limit, overflow in the optimizer).
+MAX_RATE = 1e3
 
 # Substrings of metric and record-field names that say which way is better (checked in this order).
 _MAXIMISED = ("accuracy", "acc", "auc", "precision", "recall", "f1", "iou", "throughput", "r2")
@@ -70,7 +72,7 @@ def make_schedule(
             default ``decay_steps`` is a third of it).
     """
     check_choice("schedule", name, SCHEDULES)
-    lr = check_float("learning_rate", learning_rate, minimum=0.0)
+    lr = check_float("learning_rate", learning_rate, minimum=0.0, maximum=MAX_RATE)
     if lr <= 0:
         raise ValueError(f"`learning_rate` must be > 0. Received: learning_rate={learning_rate!r}")
     warmup_steps = check_int("warmup_steps", warmup_steps, minimum=0)
@@ -116,7 +118,7 @@ def make_optimizer(name="adam", learning_rate=1e-3, *, weight_decay=0.0, momentu
     ``weight_decay`` is decoupled (applied by the optimizer), as in AdamW.
     """
     check_choice("optimizer", name, OPTIMIZERS)
-    check_float("weight_decay", weight_decay, minimum=0.0)
+    check_float("weight_decay", weight_decay, minimum=0.0, maximum=MAX_RATE)
     kw = {"learning_rate": learning_rate, "weight_decay": weight_decay or None}
     if clipnorm is not None:
         kw["clipnorm"] = check_float("clipnorm", clipnorm, minimum=0.0)
