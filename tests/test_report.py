@@ -244,3 +244,17 @@ def test_latest_records_keeps_the_last_record_per_id():
     records = [{"id": "10", "v": 1}, {"id": "b", "v": 1}, {"id": "2", "v": 1}, {"id": "10", "v": 2}]
     assert [(r["id"], r["v"]) for r in latest_records(records)] == [("2", 1), ("10", 2), ("b", 1)]
     assert [(r["id"], r["v"]) for r in latest_records(records, sort=False)] == [("10", 2), ("b", 1), ("2", 1)]
+
+
+def test_a_report_of_many_records_is_written(tmp_path):
+    # hundreds of one-trial configurations, as a long search leaves: one errorbar call per colour, labels only
+    # on the front (benchmarks/report_scale.py times it: 5,000 records in about 5 s here)
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+    from report_scale import synthetic_records
+
+    paths = write_report(synthetic_records(300), tmp_path, title="300 trials")
+    assert os.path.getsize(paths["accuracy_vs_params"]) > 10_000
+    with open(paths["json"]) as f:
+        assert len(json.load(f)) == 300

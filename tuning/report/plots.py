@@ -27,6 +27,9 @@ def metric_title(metric):
     return {"accuracy": "accuracy", "mae": "mean absolute error", "loss": "loss"}.get(metric, metric)
 
 
+LABEL_ALL = 20  # up to this many points each gets its label; past it, only the front's (if it is that small)
+
+
 def plot_tradeoff(rows, path, *, x, y, direction="max", title=None, higher=None):
     """Scatter mean ``y`` vs mean ``x`` per row (error bars: std over seeds), Pareto front marked.
 
@@ -48,19 +51,29 @@ def plot_tradeoff(rows, path, *, x, y, direction="max", title=None, higher=None)
     xlabel, log = AXES.get(x, (x, False))
     pts = [(r, r.get(f"{x}_mean"), r.get(f"{y}_mean")) for r in rows]
     pts = [(r, a, b) for r, a, b in pts if a is not None and b is not None and (a > 0 or not log)]
-    front = pareto_front([r for r, _, _ in pts], x, y, direction)
+    front = set(pareto_front([r for r, _, _ in pts], x, y, direction))
     fig = figure()
     ax = fig.add_subplot()
+    # One errorbar call per colour and labels only where they can be read (every point of a small plot, the
+    # front's of a large one): the cost of drawing grows with the artists, not with the points.
+    for on, colour, size in ((False, "tab:blue", 5), (True, "tab:red", 7)):
+        group = [p for i, p in enumerate(pts) if (i in front) == on]
+        if group:
+            ax.errorbar([a for _, a, _ in group], [b for _, _, b in group],
+                        xerr=[r.get(f"{x}_std") or 0 for r, _, _ in group],
+                        yerr=[r.get(f"{y}_std") or 0 for r, _, _ in group], fmt="o", color=colour, ecolor="0.6",
+                        capsize=3 if len(pts) <= LABEL_ALL else 0, markersize=size if len(pts) <= LABEL_ALL else 3)
     for i, (r, a, b) in enumerate(pts):
-        on = i in front
-        ax.errorbar(a, b, xerr=r.get(f"{x}_std") or 0, yerr=r.get(f"{y}_std") or 0, fmt="o",
-                    color="tab:red" if on else "tab:blue", ecolor="0.6", capsize=3, markersize=7 if on else 5)
-        ax.annotate(r["label"], (a, b), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        if len(pts) <= LABEL_ALL or (i in front and len(front) <= LABEL_ALL):
+            label = r["label"] if len(r["label"]) <= 32 else r["label"][:31] + "…"
+            note = ax.annotate(label, (a, b), textcoords="offset points", xytext=(5, 4), fontsize=8)
+            note.set_in_layout(len(pts) <= LABEL_ALL)  # a crowded plot's labels never shrink its axes
     if front:
         f = sorted((pts[i][1], pts[i][2]) for i in front)
         ax.step([p[0] for p in f], [p[1] for p in f], where="post", color="tab:red", alpha=0.6,
                 label="Pareto front (red points)")
-        ax.legend(loc="best", fontsize=8)
+        # a fixed corner away from the front (searching for the "best" one scans every point)
+        ax.legend(loc="lower right" if direction == "max" else "upper right", fontsize=8)
     if log:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel + (" (log scale)" if log else ""))
