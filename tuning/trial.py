@@ -19,8 +19,8 @@ import keras
 
 import zoo
 import zoo.data
-from tuning.fronts import BUILD_TIME_CONSTRAINTS, broken_constraints, check_constraints
 from tuning.artifacts import EpochCheckpoint, load_checkpoint, save_trained_model
+from tuning.fronts import BUILD_TIME_CONSTRAINTS, broken_constraints, check_constraints
 from tuning.records import finite, new_record
 from zoo import training
 from zoo.runtime import is_disk_full, is_out_of_memory, peak_memory_bytes
