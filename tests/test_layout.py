@@ -68,14 +68,13 @@ def violations(graph, files, root=ROOT) -> list:
     for name, targets in graph.items():
         path = files[name].relative_to(root)
         in_cli = name == "zoo.cli" or name.startswith("zoo.cli.")
-        entry_point = files[name].name == "__main__.py"  # `python -m ...`: a command line of its own
         for target in sorted(targets):
-            if name.startswith("zoo") and not in_cli and not entry_point and target.split(".")[0] == "tuning":
+            if name.startswith("zoo") and not in_cli and target.split(".")[0] == "tuning":
                 out.append(f"{path} imports {target}: nothing in zoo/ outside zoo/cli/ imports tuning")
-            if (target == "zoo.cli" or target.startswith("zoo.cli.")) and not in_cli and not entry_point:
+            if (target == "zoo.cli" or target.startswith("zoo.cli.")) and not in_cli:
                 out.append(f"{path} imports {target}: nothing imports the CLI")
         text = files[name].read_text(encoding="utf-8")
-        if not in_cli and not entry_point and "argparse" in _stdlib_imports(text):
+        if not in_cli and "argparse" in _stdlib_imports(text):
             out.append(f"{path} imports argparse: argument parsing lives in zoo/cli/")
     out += [f"import circle: {' -> '.join(cycle)}" for cycle in _cycles(graph)]
     return out

@@ -21,7 +21,7 @@ Input paths (``input``):
 
 Examples:
     zoo bench resnet50 --image-size 224 --batch-size 256 --precision mixed_bfloat16 --peers torch,keras
-    python -m zoo.bench resnet18 --image-size 32 --batch-size 8 --steps 4 --epochs 2   # CPU smoke run
+    python -m zoo.cli bench resnet18 --image-size 32 --batch-size 8 --steps 4 --epochs 2   # CPU smoke run
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``zoo bench`` (and ``python -m zoo.bench``): training and inference speed of models and their peers."""
+"""``zoo bench`` (and ``python -m zoo.cli bench``): training and inference speed of models and their peers."""
 
 from __future__ import annotations
 
