@@ -25,7 +25,7 @@ import zoo
 from tuning.artifacts import TrialFiles, check_save_models, load_saved_model, prune_saved_models
 from tuning.records import append_record, finite, read_records, reject_bad_lines
 from tuning.report import confusion_matrix, write_report
-from tuning.report.summary import primary_metric, select_field
+from tuning.report.summary import primary_metric
 from tuning.trial import check_build, data_kwargs, run_trial
 from zoo import training
 from zoo.runtime import names_full_disk, resolve_precision
@@ -59,14 +59,9 @@ class Comparison:
 
     @property
     def best_record(self) -> dict | None:
-        """The best seed's record of the best configuration (by the validation metric), or ``None``."""
+        """The best seed's record of the best configuration (see :func:`best_seed`), or ``None``."""
         row = self.best_row
-        if row is None:
-            return None
-        metric, higher = primary_metric(self.records)
-        field = select_field(self.rows, metric)
-        pool = [r for r in self.records if r.get("id") in row["record_ids"] and finite(r.get(field))]
-        return (max if higher else min)(pool, key=lambda r: r[field]) if pool else None
+        return None if row is None else best_seed([r for r in self.records if r.get("id") in row["record_ids"]])
 
     def load(self, label=None, *, compile=True):
         """The saved model of a configuration's best seed: ``label`` is a summary row's label
@@ -76,7 +71,7 @@ class Comparison:
         if not rows:
             labels = [r.get("label") for r in self.rows]
             raise ValueError(f"No configuration labelled {label!r} in {self.out}. Labels: {labels}")
-        record = best_seed([r for r in self.records if r.get("id") in rows[0]["record_ids"]])
+        record = best_seed([r for r in self.records if r.get("id") in rows[0]["record_ids"]])  # as best_record
         if record is None:
             raise ValueError(f"Configuration {rows[0].get('label')!r} has no completed trial in {self.out}")
         return load_saved_model(self.out, record, compile=compile)

@@ -19,7 +19,6 @@ from zoo.utils import (
     check_int_sequence,
     MAX_INPUT_SIDE,
     MAX_LAYERS,
-    check_weights_fit,
     check_width,
     scaled,
 )
@@ -68,9 +67,6 @@ def _convnet(*, input_shape, num_classes, filters, convs_per_stage, kernel_size,
     if len(filters) * n > MAX_LAYERS:
         raise ValueError(f"`filters` and `convs_per_stage` give {len(filters) * n:,} conv layers, more than "
                          f"{MAX_LAYERS:,}. Received: filters={filters}, convs_per_stage={n}")
-    channels = [input_shape[-1]] + [scaled(f, width) for f in filters for _ in range(n)]
-    check_weights_fit(k * k * sum(a * b for a, b in zip(channels, channels[1:])),
-                      what=f"filters={filters}, convs_per_stage={n}, kernel_size={k} and width={width}")
     regularizer = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs
