@@ -1,7 +1,7 @@
 """Trial records: one JSON object per trained model, appended atomically to ``records.jsonl``.
 
 The schema is shared by searches and comparisons (``environment`` is :func:`zoo.runtime.environment`):
-``id, model, hyperparameters, seed, status (completed|failed|infeasible), error,
+``id, model, hyperparameters, seed, status (completed|failed|infeasible|pruned), error,
 epochs, history, val_* and test_* metrics, params, trainable_params, macs,
 weight_bytes, fit_seconds, seconds_per_epoch, latency_ms, throughput,
 peak_memory_bytes, backend, versions, host``. Reports read records; they never retrain.
@@ -21,7 +21,8 @@ try:
 except ImportError:  # Windows: appends stay single writes, without the lock
     fcntl = None
 
-STATUSES = ("completed", "failed", "infeasible")
+# ``pruned``: stopped early by a pruner (e.g. median pruning); like failed and infeasible, never ranked.
+STATUSES = ("completed", "failed", "infeasible", "pruned")
 
 RECORD_FIELDS = (
     "id",
