@@ -14,7 +14,7 @@ Example:
 
 from tuning import comparison, diagnosis, fronts, hypermodels, records, report, searches, spaces, trial
 from tuning.comparison import Comparison, compare
-from tuning.fronts import CONSTRAINT_FIELDS, apply_constraints, best_under, check_constraints, knee_point, pareto
+from tuning.fronts import CONSTRAINT_FIELDS, apply_constraints, best_under, check_constraints, knee_point, pareto, default_reference, hypervolume, hypervolume_history
 from tuning.records import append_record, latest_records, new_record, read_records
 from tuning.report import write_report
 from tuning.searches import ALGORITHMS, SearchResult, load_search, search
@@ -32,10 +32,13 @@ __all__ = [
     "check_constraints",
     "compare",
     "comparison",
+    "default_reference",
     "diagnosis",
     "environment",
     "fronts",
     "hypermodels",
+    "hypervolume",
+    "hypervolume_history",
     "knee_point",
     "latest_records",
     "load_search",
