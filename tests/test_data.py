@@ -436,3 +436,16 @@ def test_lenet5_reaches_97_percent_on_digits():
     _, accuracy = model.evaluate(bundle.test, verbose=0)
     assert bundle.num_examples["test"] >= 350
     assert accuracy >= 0.97, accuracy
+
+
+def test_restarted_bundle_repeats_the_training_order_whatever_ran_before():
+    """Trials share one bundle: each restarts its order, so trial k trains as if it ran first."""
+    bundle = zoo.data.load("moons", num_samples=200, batch_size=16, seed=3)
+
+    def first_epoch(data):
+        return np.concatenate([y for _, y in data.train.as_numpy_iterator()])
+
+    fresh = first_epoch(bundle)
+    assert not np.array_equal(first_epoch(bundle), fresh)  # the same pipeline goes on to epoch 2's order
+    assert np.array_equal(first_epoch(bundle.restarted()), fresh)
+    assert np.array_equal(first_epoch(zoo.data.load("moons", num_samples=200, batch_size=16, seed=3)), fresh)

@@ -102,7 +102,8 @@ def run_trial(
         model_name: name stored in the record (default: the registry name).
         hyperparameters: stored in the record as given.
         seed: seeds the initialisation and the data order.
-        callbacks: extra Keras callbacks.
+        callbacks: extra Keras callbacks. One that sets a ``prune_reason`` attribute (a pruner) makes
+            the record ``pruned``, with that reason as its error.
         measure_speed: time batch-1 latency and batch throughput after training.
         on_trained: optional ``callable(model) -> dict`` run after evaluation on the
             trained model; its JSON-friendly fields are added to the record (e.g. a
@@ -118,7 +119,8 @@ def run_trial(
             deletes the checkpoint (``files.clear_checkpoint()``) once the record is written.
 
     Returns:
-        A record (see :mod:`tuning.records`) with status ``completed`` or ``failed``; an invalid
+        A record (see :mod:`tuning.records`) with status ``completed``, ``failed``, ``infeasible`` or
+        ``pruned``; an invalid
         training configuration is a ``failed`` record too.
     """
     constraints = check_constraints(constraints) if constraints else None
@@ -136,6 +138,8 @@ def run_trial(
     timings = {}  # seconds per phase, so that the time spent around model.fit can be measured
     base["timings"] = timings
     training.set_seed(seed)
+    if hasattr(data, "restarted"):  # the same data order whatever trained on the bundle before
+        data = data.restarted()
     clock = time.perf_counter()
     notes = []
     resumed = load_checkpoint(files.checkpoint_dir, seed=seed, epochs=config.epochs, notes=notes) if (
@@ -206,6 +210,9 @@ def run_trial(
             bad = next((i for i, v in enumerate(losses) if not finite(v)), 0)
             return new_record(status="failed", error=f"non-finite loss at epoch {bad + 1}",
                               peak_memory_bytes=peak_memory_bytes(), **base)
+        pruned = next((cb.prune_reason for cb in callbacks if getattr(cb, "prune_reason", None)), None)
+        if pruned:  # stopped by a pruner (tuning.searches.pruning): kept, never ranked, not evaluated
+            return new_record(status="pruned", error=pruned, peak_memory_bytes=peak_memory_bytes(), **base)
         clock = time.perf_counter()
         metrics = {**_evaluate(model, val, batch_size, "val"), **_evaluate(model, test, batch_size, "test")}
         timings["evaluate"] = time.perf_counter() - clock

@@ -21,6 +21,8 @@ from tuning.hypermodels import ZooHyperModel, make_hypermodel
 from tuning.records import finite, latest_records, read_records, reject_bad_lines
 from tuning.searches import engine
 from tuning.searches.result import SearchResult, load_search
+from tuning.searches.nsga2 import default_population
+from tuning.searches.pruning import check_pruning
 from tuning.searches.runner import Runner
 from tuning.trial import check_build
 from tuning.searches.state import (
@@ -38,7 +40,7 @@ from zoo.training import check_early_stopping, metric_direction
 
 __all__ = ["ALGORITHMS", "search"]
 
-ALGORITHMS = ("random", "hyperband", "bayesian", "grid")
+ALGORITHMS = ("random", "hyperband", "bayesian", "grid", "nsga2")
 
 
 @names_full_disk("directory")
@@ -48,7 +50,10 @@ def search(
     data,
     objective="val_accuracy",
     direction=None,
+    objectives=None,
     algorithm="random",
+    population_size=None,
+    pruning=None,
     max_trials=10,
     epochs=3,
     max_seconds=None,
@@ -84,7 +89,17 @@ def search(
         data: a :class:`zoo.data.DataBundle` (or an embedded data set name).
         objective: a record field: ``val_accuracy``, ``val_loss``, ``test_*``,
             ``params``, ``latency_ms``... ``direction`` is inferred when possible.
-        algorithm: ``"random"``, ``"hyperband"``, ``"bayesian"`` or ``"grid"``.
+        objectives: several objectives searched together, ``[("val_accuracy", "max"), ("params", "min"),
+            ("fit_seconds", "min")]`` (a bare name infers its direction); they replace ``objective``, whose
+            place the first one takes (best trial, pruning, early stopping). ``algorithm="nsga2"`` searches
+            their Pareto front (:mod:`tuning.searches.nsga2`); the other algorithms optimise the first one
+            only, and the fronts, hypervolume and report cover them all either way. Sizes (``params``,
+            ``macs``, ``weight_bytes``) come from the built model, the others from training.
+        algorithm: ``"random"``, ``"hyperband"``, ``"bayesian"``, ``"grid"`` or ``"nsga2"``.
+        population_size: NSGA-II trials per generation (default: a fifth of ``max_trials``, 4 to 50).
+        pruning: ``"median"`` (or a :class:`tuning.searches.pruning.MedianPruner`) stops a trial whose
+            first objective trails the median of the completed trials at the same epoch; its record is
+            ``pruned`` and never ranked. Not with Hyperband.
         max_trials: trials in the whole search, recorded ones included
             (``None``: until the grid/Hyperband schedule or ``max_seconds`` ends it).
         epochs: training epochs per trial (Hyperband: the largest budget).
@@ -138,7 +153,11 @@ def search(
     if not measure_speed and "max_latency_ms" in constraints:
         raise ValueError("max_latency_ms needs measure_speed=True. Received: measure_speed=False")
     data = _data(data)
-    objective_name, direction = _objective(objective, direction, data)
+    objectives = _objectives(objectives, data, algorithm=algorithm, population_size=population_size)
+    objective_name, direction = objectives[0] if objectives else _objective(objective, direction, data)
+    pruning = check_pruning(pruning, algorithm=algorithm, monitor=objective_name)
+    if algorithm == "nsga2":
+        population_size = population_size or default_population(max_trials)
     early_stopping = None
     if patience is not None:
         monitor = objective_name if objective_name.startswith("val_") else "val_loss"
@@ -161,11 +180,16 @@ def search(
         "data": {"name": data.name, "fingerprint": data.fingerprint, "batch_size": data.batch_size},
         "objective": {"name": objective_name, "direction": direction},
         "algorithm": {"name": algorithm, "hyperband_factor": hyperband_factor if algorithm == "hyperband" else None,
-                      "num_initial_points": num_initial_points if algorithm == "bayesian" else None},
+                      "num_initial_points": num_initial_points if algorithm == "bayesian" else None,
+                      **({"population_size": population_size} if algorithm == "nsga2" else {})},
         "epochs": epochs, "seed": seed, "executions": executions, "constraints": constraints, "precision": precision,
     }
     if early_stopping:  # absent otherwise, so that earlier searches keep their identity
         identity["early_stopping"] = early_stopping
+    if objectives:
+        identity["objectives"] = [{"name": name, "direction": d} for name, d in objectives]
+    if pruning:
+        identity["pruning"] = pruning.describe()
     manifest = make_manifest(identity, project_name=project_name,
                              provenance=data.provenance() if hasattr(data, "provenance") else None)
     prepare_directory(directory, manifest, overwrite=overwrite, role=role, records_path=records_path, notes=notes)
@@ -173,13 +197,15 @@ def search(
 
     oracle = engine.make_oracle(algorithm, objective=kt.Objective(objective_name, direction), max_trials=max_trials,
                                 epochs=epochs, seed=seed, hyperparameters=hyperparameters,
-                                hyperband_factor=hyperband_factor, num_initial_points=num_initial_points)
+                                hyperband_factor=hyperband_factor, num_initial_points=num_initial_points,
+                                objectives=objectives, population_size=population_size)
     oracle.verbose = 0  # one line per trial is printed by the runner instead
     runner = Runner(
         data=data, objective=objective_name, direction=direction, epochs=epochs, seed=seed, executions=executions,
         constraints=constraints, records_path=records_path, measure_speed=measure_speed, callbacks=callbacks,
         algorithm=algorithm, search_id=manifest["search"], verbose=verbose, known=known, max_trials=max_trials,
-        shared=role == "worker", precision=precision, early_stopping=early_stopping,
+        shared=role == "worker", precision=precision, early_stopping=early_stopping, objectives=objectives,
+        pruning=pruning,
         files=dict(run_dir=directory, save_model=save_models is not None, checkpoint=checkpoint, log_root=log_dir),
     )
     tuner = engine.SearchTuner(oracle, hypermodel, runner=runner, directory=directory, project_name=project_name)
@@ -254,6 +280,38 @@ def _objective(objective, direction, data):
     if split in ("val", "test") and {"val": "validation", "test": "test"}[split] not in data.splits:
         raise ValueError(f"objective={objective!r} needs a {split} split; {data.name!r} has {list(data.splits)}")
     return objective, direction
+
+
+def _objectives(objectives, data, *, algorithm, population_size):
+    """``[(name, direction), ...]`` from ``objectives`` (``None`` stays ``None``), each checked like ``objective``."""
+    if population_size is not None and (algorithm != "nsga2" or not isinstance(population_size, int)
+                                        or isinstance(population_size, bool) or population_size < 2):
+        raise ValueError(f"`population_size` is an int >= 2 for algorithm='nsga2'. "
+                         f"Received: population_size={population_size!r}, algorithm={algorithm!r}")
+    if objectives is None:
+        if algorithm == "nsga2":
+            raise ValueError("algorithm='nsga2' searches several objectives: pass `objectives`, e.g. "
+                             "[('val_accuracy', 'max'), ('params', 'min')]. Received: objectives=None")
+        return None
+    if isinstance(objectives, (str, kt.Objective)) or not hasattr(objectives, "__iter__"):
+        raise TypeError(f"`objectives` must be a list of names or (name, direction) pairs. "
+                        f"Received: objectives={objectives!r}")
+    checked = []
+    for item in objectives:
+        if isinstance(item, (tuple, list)) and len(item) == 2:
+            checked.append(_objective(item[0], item[1], data))
+        elif isinstance(item, (str, kt.Objective)):
+            checked.append(_objective(item, None, data))
+        else:
+            raise TypeError(f"Each objective must be a name or a (name, direction) pair. Received: {item!r} "
+                            f"in objectives={objectives!r}")
+    names = [name for name, _ in checked]
+    if len(set(names)) != len(names) or not names:
+        raise ValueError(f"`objectives` must name distinct fields. Received: objectives={objectives!r}")
+    if algorithm == "nsga2" and not 2 <= len(names) <= 3:
+        raise ValueError(f"algorithm='nsga2' takes 2 or 3 objectives (its hypervolume is exact up to 3). "
+                         f"Received: {len(names)} in objectives={objectives!r}")
+    return checked
 
 
 def _hypermodel(models, *, data, fixed, tiny, training, tune):

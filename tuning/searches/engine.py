@@ -52,10 +52,12 @@ from keras_tuner.src.distribute import utils as dist_utils
 from keras_tuner.src.engine import trial as trial_module
 
 from tuning.hypermodels import ZooHyperModel
+from tuning.searches.nsga2 import VIOLATION, NSGA2Oracle, outcome
 from tuning.trial import objective_value
 from zoo.runtime import is_disk_full
 
-__all__ = ["FunctionHyperModel", "SearchTuner", "declared_space", "infer_direction", "make_oracle", "replay", "role"]
+__all__ = ["FunctionHyperModel", "SearchTuner", "declared_space", "drive", "infer_direction", "make_oracle", "replay",
+           "role", "trial_metrics"]
 
 STOPPED = trial_module.TrialStatus.STOPPED
 _IDLE = trial_module.TrialStatus.IDLE
@@ -105,6 +107,10 @@ class GridOracle(_BudgetMixin, kt.oracles.GridSearchOracle):
     pass
 
 
+class MultiObjectiveOracle(_BudgetMixin, NSGA2Oracle):
+    pass
+
+
 ID_WIDTH = 4  # trial ids "0000", "0001", ...: their text order is their numeric order up to 9,999 trials
 
 
@@ -121,7 +127,9 @@ class _TrialBudget(int):
 
 
 def make_oracle(algorithm, *, objective, max_trials, epochs, seed, hyperparameters, hyperband_factor,
-                 num_initial_points):
+                 num_initial_points, objectives=None, population_size=None):
+    """The oracle of ``algorithm``; ``"nsga2"`` optimises ``objectives`` (``[(name, direction), ...]``)
+    together, the others ``objective`` alone."""
     if max_trials is not None:  # None pads to len("None") == ID_WIDTH already
         max_trials = _TrialBudget(max_trials)
     common = dict(
@@ -139,9 +147,29 @@ def make_oracle(algorithm, *, objective, max_trials, epochs, seed, hyperparamete
         return BayesianOracle(max_trials=max_trials, num_initial_points=num_initial_points, **common)
     if algorithm == "grid":
         return GridOracle(max_trials=max_trials, **common)
+    if algorithm == "nsga2":
+        common["objective"] = [kt.Objective(name, direction) for name, direction in objectives]
+        return MultiObjectiveOracle(max_trials=max_trials, population_size=population_size, **common)
     oracle = HyperbandOracle(max_epochs=epochs, factor=hyperband_factor, **common)
     oracle.max_trials = max_trials  # Hyperband has no such argument; the base oracle honours the attribute
     return oracle
+
+
+def trial_metrics(oracle, record, objective_name):
+    """What the oracle is told of a recorded trial: ``{name: value}`` for a completed one (every objective of
+    a multi-objective oracle), ``{"constraint_violation": v}`` for an infeasible one under NSGA-II, else ``None``."""
+    if isinstance(oracle, NSGA2Oracle):
+        return _with_weighted_sum(oracle, outcome(record, oracle.objectives))
+    value = objective_value(record, objective_name)
+    return None if value is None else {objective_name: value}
+
+
+def _with_weighted_sum(oracle, metrics):
+    """KerasTuner expects a multi-objective oracle's weighted sum among the metrics (its ``multi_objective``);
+    the search never ranks by it."""
+    if metrics and VIOLATION not in metrics and hasattr(oracle.objective, "name_to_direction"):
+        metrics[oracle.objective.name] = oracle.objective.get_value(metrics)
+    return metrics
 
 
 def replay(oracle, records, objective_name, notes):
@@ -188,9 +216,10 @@ def replay(oracle, records, objective_name, notes):
             if record is None:
                 rerun.append(trial.trial_id)  # was running when the search stopped
                 continue
-            value = objective_value(record, objective_name)
-            if value is not None:
-                oracle.update_trial(trial.trial_id, {objective_name: value})
+            metrics = trial_metrics(oracle, record, objective_name)
+            if metrics:
+                oracle.update_trial(trial.trial_id, metrics)
+            if metrics and VIOLATION not in metrics:
                 trial.status = _COMPLETED
             else:
                 trial.status = _FAILED
@@ -295,10 +324,13 @@ class SearchTuner(kt.Tuner):
 
     def run_trial(self, trial, *args, **kwargs):
         record = self.runner.run(trial, self.hypermodel, tuner_id=self.tuner_id)
-        value = objective_value(record, self.runner.objective)
-        if value is None:
+        metrics = trial_metrics(self.oracle, record, self.runner.objective)
+        if metrics and VIOLATION in metrics:  # NSGA-II ranks infeasible trials by how far over they are
+            self.oracle.update_trial(trial.trial_id, metrics)
+            metrics = None
+        if metrics is None:
             raise kt.errors.FailedTrialError(record.get("error") or f"no finite {self.runner.objective}")
-        return {self.runner.objective: value}
+        return metrics
 
 
 def _serve_chief(oracle, poll=0.2, linger=1.0):
@@ -371,3 +403,29 @@ def role():
     if not dist_utils.has_chief_oracle():
         return "single"
     return "chief" if dist_utils.is_chief_oracle() else "worker"
+
+
+def drive(oracle, evaluate, *, tuner_id="drive"):
+    """Run ``oracle`` on a Python function instead of training (test functions, benchmarks).
+
+    ``evaluate(values) -> {metric: value}`` gets each proposal's hyperparameter values; a returned
+    ``None`` ends the trial ``FAILED``, a dict with only ``"constraint_violation"`` ends it ``FAILED``
+    with that violation (see :mod:`tuning.searches.nsga2`). KerasTuner's state files are not written.
+    Returns the ended trials in order.
+    """
+    oracle.save = oracle._save_trial = lambda *a, **k: None
+    oracle.verbose = 0
+    ended = []
+    try:
+        while True:
+            trial = oracle.create_trial(tuner_id)
+            if trial.status != _RUNNING:
+                return ended
+            metrics = _with_weighted_sum(oracle, evaluate(dict(trial.hyperparameters.values)))
+            if metrics:
+                oracle.update_trial(trial.trial_id, metrics)
+            trial.status = _COMPLETED if metrics and VIOLATION not in metrics else _FAILED
+            oracle.end_trial(trial)
+            ended.append(oracle.trials[trial.trial_id])
+    finally:
+        del oracle.save, oracle._save_trial

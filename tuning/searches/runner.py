@@ -7,7 +7,7 @@ import time
 import warnings
 
 from tuning.artifacts import TrialFiles, write_hparams
-from tuning.fronts import apply_constraints
+from tuning.fronts import apply_constraints, default_reference, hypervolume, pareto
 from tuning.hypermodels import ZooHyperModel
 from tuning.records import append_record, finite, latest_records, new_record, read_records
 from tuning.searches.result import fmt
@@ -23,8 +23,10 @@ class Runner:
 
     def __init__(self, *, data, objective, direction, epochs, seed, executions, constraints, records_path,
                  measure_speed, callbacks, algorithm, search_id, verbose, known, max_trials, shared=False,
-                 precision=None, early_stopping=None, files=None):
+                 precision=None, early_stopping=None, files=None, objectives=None, pruning=None):
         self.data = data
+        self.objectives = list(objectives or [])  # [(name, direction)] of a multi-objective search
+        self.pruning = pruning  # a tuning.searches.pruning.MedianPruner, or None
         self.files = dict(files) if files is not None else None  # TrialFiles arguments but the record id
         self.precision = precision
         self.early_stopping = dict(early_stopping or {})  # patience, min_delta, monitor for every trial
@@ -60,10 +62,14 @@ class Runner:
             config, model_name = trial_config.training.replace(epochs=epochs), trial_config.model
         else:  # a HyperModel that compiles its own model keeps its optimizer and loss
             config, model_name = TrainingConfig(epochs=epochs, options={"compile": "if_needed"}), None
+        callbacks = list(self.callbacks)
+        if self.pruning is not None:
+            callbacks.append(self.pruning.callback(self._current_records(), monitor=self.objective,
+                                                   direction=self.direction))
         return run_trial(
             lambda: hypermodel.build(hp), self.data, trial_id=trial.trial_id, model_name=model_name,
             hyperparameters=dict(hp.values), config=config.replace(precision=self.precision, **self.early_stopping),
-            seed=seed, callbacks=self.callbacks, measure_speed=self.measure_speed, constraints=self.constraints,
+            seed=seed, callbacks=callbacks, measure_speed=self.measure_speed, constraints=self.constraints,
             files=self.trial_files(trial.trial_id, execution),
         )
 
@@ -101,11 +107,15 @@ class Runner:
             self._progress(record)
         return record
 
-    def _progress(self, record):
+    def _current_records(self):
         if self.shared:  # other workers append to the same file
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 self.records = read_records(self.records_path)
+        return self.records
+
+    def _progress(self, record):
+        self._current_records()
         done = len(latest_records(self.records))
         total = f"/{self.max_trials}" if self.max_trials else ""
         status = record["status"]
@@ -124,7 +134,19 @@ class Runner:
         if pool:
             top = (max if self.direction == "max" else min)(pool, key=lambda r: r[self.objective])
             best = f"  | best {fmt(top[self.objective])} (trial {top['id']})"
-        print(f"{head} {body}  [{done}{total}]{best}", flush=True)
+        print(f"{head} {body}  [{done}{total}]{best}{self._front()}", flush=True)
+
+    def _front(self):
+        """`` | front 4, HV 0.512`` for a multi-objective search: the front so far and its hypervolume
+        (reference point: :func:`tuning.fronts.default_reference` of the records so far)."""
+        if len(self.objectives) < 2:
+            return ""
+        front = pareto(self.records, maximize=[n for n, d in self.objectives if d == "max"],
+                       minimize=[n for n, d in self.objectives if d == "min"])
+        if not front:
+            return ""
+        reference = default_reference(self.records, self.objectives)
+        return f" | front {len(front)}, HV {hypervolume(self.records, reference=reference, fields=self.objectives):.4g}"
 
 
 _AVERAGED = ("fit_seconds", "seconds_per_epoch", "latency_ms", "throughput")

@@ -253,3 +253,28 @@ def batch_dataset(ds, *, batch_size, shuffle, seed, num_examples, cache=False):
     if shuffle:
         ds = ds.shuffle(max(1, min(num_examples, 10_000)), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def shuffled_batches(x, y, *, batch_size, seed):
+    """Batches of ``(x, y)`` in a new order each epoch, drawn from ``np.random.default_rng(seed)``.
+
+    Unlike ``tf.data.Dataset.shuffle``, whose order also depends on TensorFlow's
+    global seed at the time the pipeline is built, the k-th epoch's order here
+    depends only on ``seed`` and how many epochs this pipeline has given, so a run on a fresh pipeline
+    (:meth:`zoo.data.DataBundle.restarted`) is reproducible whatever ran before.
+    """
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    n = len(x)
+
+    def index_batches():
+        order = rng.permutation(n)
+        for start in range(0, n, batch_size):
+            yield order[start:start + batch_size]
+
+    order = tf.data.Dataset.from_generator(index_batches, output_signature=tf.TensorSpec((None,), tf.int64))
+    xt, yt = tf.constant(x), tf.constant(y)
+    batches = order.map(lambda i: (tf.gather(xt, i), tf.gather(yt, i)))
+    return batches.apply(tf.data.experimental.assert_cardinality(-(-n // batch_size))).prefetch(
+        tf.data.AUTOTUNE)

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from zoo.data._common import SPLITS, jsonable
+from zoo.data._common import SPLITS, jsonable, shuffled_batches
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,6 +109,22 @@ class DataBundle:
                 ys.append(y)
             self._arrays[split] = (np.concatenate(xs), np.concatenate(ys))
         return self._arrays[split]
+
+    def restarted(self):
+        """This bundle with its training order started over (a new pipeline, same data).
+
+        An embedded set draws epoch k's order from the k-th permutation of ``default_rng(seed)``,
+        counted per pipeline: runs that share one bundle (the trials of a search or comparison)
+        would otherwise each continue where the previous one stopped, and a trial's result would
+        depend on what ran before it in the process. :func:`tuning.run_trial` restarts the order of
+        every trial. TFDS and folder sets (``tf.data`` shuffling) are returned as they are.
+        """
+        if self.source != "embedded" or self.train is None or "train" not in self._arrays:
+            return self
+        from dataclasses import replace
+
+        x, y = self._arrays["train"]
+        return replace(self, train=shuffled_batches(x, y, batch_size=self.batch_size, seed=self.seed))
 
     def provenance(self) -> dict:
         """A JSON-friendly summary for reports: name, source, fingerprint, options, sizes, classes."""

@@ -18,6 +18,7 @@ from zoo.data._common import (
     check_fractions,
     check_image_size,
     check_seed,
+    shuffled_batches,
     split_indices,
 )
 from zoo.data.bundle import DataBundle
@@ -150,30 +151,6 @@ def _check_split(split):
     return {s: split.get(s) for s in SPLITS}
 
 
-def _shuffled_batches(x, y, *, batch_size, seed):
-    """Batches of ``(x, y)`` in a new order each epoch, drawn from ``np.random.default_rng(seed)``.
-
-    Unlike ``tf.data.Dataset.shuffle``, whose order also depends on TensorFlow's
-    global seed at the time the pipeline is built, the k-th epoch's order here
-    depends only on ``seed``, so runs are reproducible whatever ran before.
-    """
-    import tensorflow as tf
-
-    rng = np.random.default_rng(seed)
-    n = len(x)
-
-    def index_batches():
-        order = rng.permutation(n)
-        for start in range(0, n, batch_size):
-            yield order[start:start + batch_size]
-
-    order = tf.data.Dataset.from_generator(index_batches, output_signature=tf.TensorSpec((None,), tf.int64))
-    xt, yt = tf.constant(x), tf.constant(y)
-    batches = order.map(lambda i: (tf.gather(xt, i), tf.gather(yt, i)))
-    return batches.apply(tf.data.experimental.assert_cardinality(-(-n // batch_size))).prefetch(
-        tf.data.AUTOTUNE)
-
-
 def _datasets_from_arrays(arrays, *, batch_size, seed):
     import tensorflow as tf
 
@@ -182,7 +159,7 @@ def _datasets_from_arrays(arrays, *, batch_size, seed):
         if not len(x):
             continue
         if split == "train":
-            out[split] = _shuffled_batches(x, y, batch_size=batch_size, seed=seed)
+            out[split] = shuffled_batches(x, y, batch_size=batch_size, seed=seed)
         else:
             ds = tf.data.Dataset.from_tensor_slices((x, y))
             out[split] = batch_dataset(ds, batch_size=batch_size, shuffle=False, seed=seed,
