@@ -399,7 +399,8 @@ def hypervolume_history(records, fields, reference) -> list:
     ref = _hv_reference(reference, len(objectives)) * sign
     records = list(records)
     eligible = {id(r) for r in _eligible(records, names)}
-    history, points, value = [], [], 0.0
+    history, value = [], 0.0
+    points = np.empty((0, len(ref)))  # the points that changed the volume when they came
     stair = _Staircase(ref[0], ref[1]) if len(ref) == 2 else None
     for r in records:
         if id(r) in eligible:
@@ -407,9 +408,10 @@ def hypervolume_history(records, fields, reference) -> list:
             if stair is not None:
                 stair.add(*p)
                 value = stair.area
-            elif np.all(p < ref) and not any(np.all(q <= p) for q in points):
-                points.append(p)  # only a point outside the union so far changes the volume
-                value = _hv_min(np.array(points), ref)
+            elif np.all(p < ref) and not np.any(np.all(points <= p, axis=1)):
+                # only a point outside the union so far changes the volume; those it dominates no longer count
+                points = np.vstack([points[~np.all(p <= points, axis=1)], p])
+                value = _hv_min(points, ref)
         history.append(float(value))
     return history
 

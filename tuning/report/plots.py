@@ -30,15 +30,21 @@ def metric_title(metric):
 LABEL_ALL = 20  # up to this many points each gets its label; past it, only the front's (if it is that small)
 
 
-def plot_tradeoff(rows, path, *, x, y, direction="max", title=None, higher=None):
-    """Scatter mean ``y`` vs mean ``x`` per row (error bars: std over seeds), Pareto front marked.
+def plot_tradeoff(rows, path, *, x, y, direction="max", title=None, higher=None, test=None):
+    """Scatter mean ``y`` vs mean ``x`` per row (error bars: std over seeds), its Pareto front marked.
+
+    The front is decided on ``y``, which should be a validation metric: test values never decide a front.
+    A ``test_*`` ``y`` whose ``val_*`` counterpart the rows have is moved aside for it (and shown as ``test``).
+    The ``test`` field is drawn beside each point as a hollow grey marker, for reference only.
 
     Args:
         rows: rows of :func:`summarize_records`.
         x: a cost field (``params``, ``macs``, ``fit_seconds``, ``latency_ms``); sizes use a log axis.
-        y: a metric field, e.g. ``test_accuracy``.
+        y: the metric field that decides the front, e.g. ``val_accuracy``.
         direction: ``"max"`` when a higher ``y`` is better, ``"min"`` when a lower one is.
         higher: deprecated, use ``direction``; ``True`` is ``"max"``, ``False`` is ``"min"``.
+        test: the field shown for reference (default: the ``test_*`` counterpart of a ``val_*`` ``y``,
+            when the rows have it; ``False``: none).
     Returns:
         ``path``.
     """
@@ -48,12 +54,26 @@ def plot_tradeoff(rows, path, *, x, y, direction="max", title=None, higher=None)
         direction = "max" if higher else "min"
     if direction not in ("max", "min"):
         raise ValueError(f"`direction` must be 'max' or 'min'. Received: direction={direction!r}")
+    y, test = front_fields(rows, y, test)
     xlabel, log = AXES.get(x, (x, False))
     pts = [(r, r.get(f"{x}_mean"), r.get(f"{y}_mean")) for r in rows]
     pts = [(r, a, b) for r, a, b in pts if a is not None and b is not None and (a > 0 or not log)]
     front = set(pareto_front([r for r, _, _ in pts], x, y, direction))
+    split, _, metric = y.partition("_")
+    words = {"val": "validation", "test": "test"}.get(split, split)
     fig = figure()
     ax = fig.add_subplot()
+    if test:
+        shown = [(a, r.get(f"{test}_mean"), b) for r, a, b in pts if r.get(f"{test}_mean") is not None]
+        if shown:
+            from matplotlib.collections import LineCollection
+
+            # a faint link from each point to its test value: one collection, however many points
+            ax.add_collection(LineCollection([[(a, t), (a, b)] for a, t, b in shown], colors="0.75",
+                                             linewidths=0.6, zorder=1))
+            ax.scatter([a for a, _, _ in shown], [t for _, t, _ in shown], s=16 if len(pts) <= LABEL_ALL else 6,
+                       facecolors="none", edgecolors="0.45", linewidths=0.8, zorder=2,
+                       label=f"test {metric_title(test.partition('_')[2])} (for reference)")
     # One errorbar call per colour and labels only where they can be read (every point of a small plot, the
     # front's of a large one): the cost of drawing grows with the artists, not with the points.
     for on, colour, size in ((False, "tab:blue", 5), (True, "tab:red", 7)):
@@ -62,7 +82,8 @@ def plot_tradeoff(rows, path, *, x, y, direction="max", title=None, higher=None)
             ax.errorbar([a for _, a, _ in group], [b for _, _, b in group],
                         xerr=[r.get(f"{x}_std") or 0 for r, _, _ in group],
                         yerr=[r.get(f"{y}_std") or 0 for r, _, _ in group], fmt="o", color=colour, ecolor="0.6",
-                        capsize=3 if len(pts) <= LABEL_ALL else 0, markersize=size if len(pts) <= LABEL_ALL else 3)
+                        capsize=3 if len(pts) <= LABEL_ALL else 0, markersize=size if len(pts) <= LABEL_ALL else 3,
+                        zorder=3, label=f"{words} {metric_title(metric)}" if not on else None)
     for i, (r, a, b) in enumerate(pts):
         if len(pts) <= LABEL_ALL or (i in front and len(front) <= LABEL_ALL):
             label = r["label"] if len(r["label"]) <= 32 else r["label"][:31] + "…"
@@ -71,17 +92,29 @@ def plot_tradeoff(rows, path, *, x, y, direction="max", title=None, higher=None)
     if front:
         f = sorted((pts[i][1], pts[i][2]) for i in front)
         ax.step([p[0] for p in f], [p[1] for p in f], where="post", color="tab:red", alpha=0.6,
-                label="Pareto front (red points)")
+                label=f"Pareto front on {words} {metric_title(metric)} (red)")
+    if ax.get_legend_handles_labels()[0]:
         # a fixed corner away from the front (searching for the "best" one scans every point)
         ax.legend(loc="lower right" if direction == "max" else "upper right", fontsize=8)
     if log:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel + (" (log scale)" if log else ""))
-    split, _, metric = y.partition("_")
-    ax.set_ylabel(f"{split} {metric_title(metric)} (mean ± std over seeds)")
-    ax.set_title(title or f"{split} {metric_title(metric)} vs {xlabel}")
+    ax.set_ylabel(f"{metric_title(metric)} (mean ± std over seeds)")
+    ax.set_title(title or f"{words} {metric_title(metric)} vs {xlabel}"
+                 + (f"\nfront on {words}; test shown for reference" if test else ""), fontsize=10)
     ax.grid(True, alpha=0.3, which="both")
     return save(fig, path)
+
+
+def front_fields(rows, y, test=None):
+    """``(y, test)``: the field that decides a front (validation when the rows have it) and the one shown beside it."""
+    split, _, metric = y.partition("_")
+    has = lambda f: any(r.get(f"{f}_mean") is not None for r in rows)  # noqa: E731
+    if split == "test" and has(f"val_{metric}"):
+        return f"val_{metric}", (y if test is None else test) or None
+    if test is None:
+        test = f"test_{metric}" if split == "val" and has(f"test_{metric}") else None
+    return y, test or None
 
 
 def _stack(histories, key):

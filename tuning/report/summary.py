@@ -112,11 +112,14 @@ def infer_num_classes(records):
 def summarize_records(records) -> list[dict]:
     """One row per group, best first (by the mean validation metric), failed groups last.
 
-    Each row has ``label, model, hyperparameters, seeds, completed, failed,
-    record_ids`` (the completed records the means come from), ``failed_ids``,
+    Each row has ``label, model, hyperparameters, seeds, completed, failed`` (failed and
+    infeasible records), ``pruned``, ``record_ids`` (the completed records the means come
+    from), ``failed_ids``, ``pruned_ids``,
     ``<field>_mean`` and ``<field>_std`` for :data:`SUMMARY_FIELDS` (sample
     std, 0 for one seed), ``epochs``, ``diagnosis``, ``diagnosis_reason``,
-    ``diagnosis_per_seed``, ``best``, ``pareto_time`` and ``pareto_latency``.
+    ``diagnosis_per_seed``, ``best``, ``pareto_time`` and ``pareto_latency`` (fronts of the validation
+    metric when there is one: test values never decide a front or a rank). Only completed records are
+    ranked; pruned ones are counted apart.
     """
     records = latest_records(records, sort=False)
     metric, higher = primary_metric(records)
@@ -133,9 +136,8 @@ def summarize_records(records) -> list[dict]:
     rows.sort(key=rank)
     for i, row in enumerate(rows):
         row["best"] = i == 0 and row.get(f"{select}_mean") is not None
-    y = y_field(rows, metric)
     for name, x in (("pareto_time", "fit_seconds"), ("pareto_latency", "latency_ms")):
-        front = pareto_front(rows, x, y, "max" if higher else "min")
+        front = pareto_front(rows, x, select, "max" if higher else "min")
         for i, row in enumerate(rows):
             row[name] = i in front
     return rows
@@ -144,7 +146,8 @@ def summarize_records(records) -> list[dict]:
 def _summary_row(group, present) -> dict:
     """The row of one group of :func:`group_records` (no ``best`` or Pareto flags yet)."""
     done = [r for r in group["records"] if r.get("status") == "completed"]
-    failed = [r for r in group["records"] if r.get("status") != "completed"]
+    pruned = [r for r in group["records"] if r.get("status") == "pruned"]
+    failed = [r for r in group["records"] if r.get("status") not in ("completed", "pruned")]
     row = {
         "label": group["label"],
         "model": group["model"],
@@ -152,6 +155,7 @@ def _summary_row(group, present) -> dict:
         "seeds": [r.get("seed") for r in done],
         "completed": len(done),
         "failed": len(failed),
+        "pruned": len(pruned),
         "epochs": max((r.get("epochs_run") or r.get("epochs") or 0 for r in done), default=None),
     }
     for f in present:
@@ -161,27 +165,30 @@ def _summary_row(group, present) -> dict:
         label, reason = diagnose(r.get("history") or {}, num_classes=r.get("num_classes") or infer_num_classes([r]))
         labels.append(label)
         reasons.append(reason)
-    row["diagnosis"] = summarize(labels) if done else "failed"
+    row["diagnosis"] = summarize(labels) if done else ("failed" if failed else "pruned")
     row["diagnosis_reason"] = (
         next(reason for label, reason in zip(labels, reasons) if label == row["diagnosis"]) if done
-        else "; ".join(sorted({str(r.get("error")) for r in failed}))[:300]
+        else "; ".join(sorted({str(r.get("error")) for r in failed + pruned}))[:300]
     )
     if len(done) > 1:
         row["diagnosis_reason"] += f" (seed {done[labels.index(row['diagnosis'])].get('seed')})"
     row["diagnosis_per_seed"] = labels
     row["record_ids"] = [r["id"] for r in done]
     row["failed_ids"] = [r["id"] for r in failed]
+    row["pruned_ids"] = [r["id"] for r in pruned]
     return row
 
 
 def select_field(rows, metric):
-    """Models are ranked on validation (never on test) when there is a validation split."""
+    """Models are ranked, and fronts decided, on validation (never on test) when there is a validation split."""
     return f"val_{metric}" if any(r.get(f"val_{metric}_mean") is not None for r in rows) else f"test_{metric}"
 
 
-def y_field(rows, metric):
-    """The field plotted against costs: the test metric when there is one, else the validation one."""
-    return f"test_{metric}" if any(r.get(f"test_{metric}_mean") is not None for r in rows) else f"val_{metric}"
+def reference_field(rows, metric):
+    """The test metric shown beside the validation one for reference (``None`` when either is missing)."""
+    if select_field(rows, metric) == f"val_{metric}" and any(r.get(f"test_{metric}_mean") is not None for r in rows):
+        return f"test_{metric}"
+    return None
 
 
 def pareto_front(rows, x, y, direction) -> set:

@@ -10,7 +10,9 @@ import shlex
 import numpy as np
 
 from tuning.diagnosis import THRESHOLDS, rules
-from tuning.records import latest_records, read_records
+from tuning.fronts import default_reference, hypervolume, objective_fields
+from tuning.records import finite, latest_records, read_records
+from tuning.report import search_plots
 from tuning.report.plots import AXES, plot_confusion_matrix, plot_curves, plot_tradeoff
 from tuning.report.render import Document
 from tuning.report.summary import (
@@ -20,16 +22,17 @@ from tuning.report.summary import (
     infer_num_classes,
     pareto_front,
     primary_metric,
+    reference_field,
     select_field,
     summarize_records,
-    y_field,
 )
 
 META_FILE = "report_meta.json"
 MAX_CURVE_ROWS = 12  # curves of at most this many groups (the best ones) in one figure
 
 
-def write_report(records, out_dir, *, title, provenance=None, command=None, selection=None, run_dir=None) -> dict:
+def write_report(records, out_dir, *, title, provenance=None, command=None, selection=None, run_dir=None,
+                 objectives=None) -> dict:
     """Write the report of ``records`` to ``out_dir``; returns ``{kind: path}``.
 
     Args:
@@ -46,7 +49,10 @@ def write_report(records, out_dir, *, title, provenance=None, command=None, sele
             so that :func:`regenerate` picks the same records from a
             ``records.jsonl`` shared with other runs. ``None``: all records.
         run_dir: the folder the records' ``model_path`` is relative to (default ``out_dir``):
-            the report links the saved models that are there.
+            the report links the saved models that are there. A search's ``search.json`` there says
+            which objectives it searched.
+        objectives: the objectives of a search, ``[(name, "max" | "min"), ...]``, for its "Search"
+            section (kept in ``report_meta.json``); default: see :func:`search_context`.
 
     Example:
         >>> paths = write_report(read_records("runs/cmp/records.jsonl"), "runs/cmp", title="Comparison")
@@ -61,15 +67,21 @@ def write_report(records, out_dir, *, title, provenance=None, command=None, sele
     plot_dir = os.path.join(out_dir, "plots")
     os.makedirs(plot_dir, exist_ok=True)
     rows = summarize_records(records)
+    if objectives is not None:
+        objectives = objective_fields(objectives, arg="objectives")
+    search = search_context(records, objectives=objectives, run_dir=os.fspath(run_dir or out_dir))
     doc, paths = _build_document(records, rows, title=title, provenance=provenance, command=command,
-                                 plot_dir=plot_dir, run_dir=os.fspath(run_dir or out_dir), out_dir=out_dir)
+                                 plot_dir=plot_dir, run_dir=os.fspath(run_dir or out_dir), out_dir=out_dir,
+                                 search=search)
     meta = {"title": title, "provenance": provenance, "command": command,
             "selection": list(selection) if selection is not None else None}
+    if objectives is not None:
+        meta["objectives"] = [list(pair) for pair in objectives]
     paths.update(_write_files(out_dir, doc, rows, meta))
     return paths
 
 
-def _build_document(records, rows, *, title, provenance, command, plot_dir, run_dir, out_dir):
+def _build_document(records, rows, *, title, provenance, command, plot_dir, run_dir, out_dir, search=None):
     """The report's document, and the paths of the plots drawn for it (under ``plot_dir``)."""
     metric, higher = primary_metric(records)
     direction = "max" if higher else "min"
@@ -80,6 +92,8 @@ def _build_document(records, rows, *, title, provenance, command, plot_dir, run_
     _overview(doc, records, rows, best, metric)
     _results(doc, rows, metric)
     paths.update(_tradeoffs(doc, rows, metric, direction, plot_dir))
+    if search:
+        paths.update(_search(doc, records, search, plot_dir))
     paths.update(_curves(doc, rows, by_label, metric, plot_dir))
     _diagnosis(doc, rows, records)
     _saved_models(doc, records, run_dir, out_dir)
@@ -88,7 +102,8 @@ def _build_document(records, rows, *, title, provenance, command, plot_dir, run_
         paths.update(_confusion(doc, best, by_label[best["label"]]["records"], provenance, plot_dir))
     failed = [r for r in records if r.get("status") != "completed"]
     if failed:
-        doc.add("h2", "Failed and infeasible trials")
+        doc.add("h2", "Failed, infeasible and pruned trials" if any(r.get("status") == "pruned" for r in failed)
+                else "Failed and infeasible trials")
         doc.add("table", ["id", "model", "status", "error"],
                 [[r.get("id"), r.get("model"), r.get("status"), str(r.get("error"))[:200]] for r in failed])
     doc.add("h2", "Provenance")
@@ -101,10 +116,12 @@ def _build_document(records, rows, *, title, provenance, command, plot_dir, run_
 def _overview(doc, records, rows, best, metric):
     """What was compared, and the best model by the mean validation metric."""
     done = [r for r in records if r.get("status") == "completed"]
+    pruned = sum(r.get("status") == "pruned" for r in records)
     datasets = sorted({str(r.get("dataset")) for r in records if r.get("dataset")})
     epochs = sorted({r.get("epochs") for r in records if r.get("epochs")})
     doc.add("p", (
-        f"{len(rows)} model configuration(s), {len(records)} trial(s) ({len(done)} completed) on "
+        f"{len(rows)} model configuration(s), {len(records)} trial(s) ({len(done)} completed"
+        f"{f', {pruned} pruned' if pruned else ''}) on "
         f"{', '.join(f'`{d}`' for d in datasets) or 'unnamed data'}, {', '.join(map(str, epochs)) or '?'} epoch(s) "
         f"each. Numbers are mean ± sample standard deviation over seeds; a single seed shows no ±."))
     if not best:
@@ -185,7 +202,8 @@ def _results_table(rows, metric):
     body = []
     for r in rows:
         mark = " **(best)**" if r.get("best") else ""
-        seeds = f"{r['completed']}" + (f" (+{r['failed']} failed)" if r["failed"] else "")
+        seeds = (f"{r['completed']}" + (f" (+{r['failed']} failed)" if r["failed"] else "")
+                 + (f" (+{r['pruned']} pruned)" if r.get("pruned") else ""))
         body.append([f"{r['label']}{mark}",
                      *[format_value(r.get(f"{f}_mean"), r.get(f"{f}_std"), kind=k) for _, f, k in cols],
                      seeds, r["diagnosis"]])
@@ -193,24 +211,169 @@ def _results_table(rows, metric):
 
 
 def _tradeoffs(doc, rows, metric, direction, plot_dir) -> dict:
-    """One metric-vs-cost plot per recorded cost, and the models on each Pareto front."""
-    y = y_field(rows, metric)
+    """One metric-vs-cost plot per recorded cost, and the models on each Pareto front (decided on validation)."""
+    y = select_field(rows, metric)
     if not any(r.get(f"{y}_mean") is not None for r in rows):
         return {}
+    test = reference_field(rows, metric)
     doc.add("h2", "Size, compute and speed trade-offs")
     paths, fronts = {}, []
     for x in ("params", "macs", "fit_seconds", "latency_ms"):
         if not any(r.get(f"{x}_mean") is not None for r in rows):
             continue
         name = f"{metric}_vs_{x}"
-        paths[name] = plot_tradeoff(rows, os.path.join(plot_dir, f"{name}.png"), x=x, y=y, direction=direction)
+        paths[name] = plot_tradeoff(rows, os.path.join(plot_dir, f"{name}.png"), x=x, y=y, direction=direction,
+                                    test=test or False)
         doc.add("img", f"plots/{name}.png", f"{y.replace('_', ' ')} vs {AXES[x][0]}")
         members = [rows[i]["label"] for i in sorted(pareto_front(rows, x, y, direction))]
         fronts.append(f"{AXES[x][0]}: {', '.join(members)}")
-    doc.add("p", f"Pareto front, marked in red on each plot: the models that no other model beats on both "
+    if y.startswith("val_"):
+        basis = f"Pareto front computed on validation {metric}" + (
+            "; test values shown for reference (hollow grey markers), they never decide a front." if test else ".")
+    else:
+        basis = f"Pareto front computed on test {metric}: the records have no validation {metric}."
+    doc.add("p", f"{basis} Marked in red on each plot: the models that no other model beats on both "
                  f"{y.replace('_', ' ')} and cost (at least as good on both, better on one):")
     doc.add("ul", fronts)
     return paths
+
+
+# ----------------------------------------------------------------------------- the search section
+
+MANIFEST_FILE = "search.json"  # tuning.searches.state.MANIFEST_FILE (read here as plain JSON: no import upwards)
+SLICES = 4  # slice plots of the most important hyperparameters
+# words in a field name that say lower is better (the rest: higher), when nothing states the direction
+_LOWER_IS_BETTER = ("loss", "error", "mae", "mse", "params", "macs", "bytes", "seconds", "latency", "memory")
+
+
+def _read_manifest(run_dir):
+    path = os.path.join(run_dir, MANIFEST_FILE) if run_dir else None
+    if not path or not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def _guess_direction(name, records):
+    metric, higher = primary_metric(records)
+    if name in (f"val_{metric}", f"test_{metric}"):
+        return "max" if higher else "min"
+    return "min" if any(word in name for word in _LOWER_IS_BETTER) else "max"
+
+
+def search_context(records, *, objectives=None, run_dir=None):
+    """What the report's "Search" section needs; ``None`` when the records do not come from a search.
+
+    Records come from a search when they carry the ``algorithm`` or ``search`` field a search writes,
+    when ``objectives`` is given, or when ``run_dir`` holds a search manifest (``search.json``). The
+    objectives are the first found of: ``objectives``; the manifest's ``objectives`` (a multi-objective
+    search); the records' ``objectives``; the manifest's single ``objective`` (else the records'
+    ``objective`` field, direction from its name) followed by ``("params", "min")``; the validation
+    primary metric followed by ``("params", "min")``. ``params`` is only added when the records have it.
+
+    Returns:
+        ``{"objectives": [(name, direction), ...], "source": str, "algorithm": str}`` or ``None``.
+    """
+    manifest = _read_manifest(run_dir)
+    if objectives is None and manifest is None and not any(r.get("algorithm") or r.get("search") for r in records):
+        return None
+    algorithm = ", ".join(sorted({str(r["algorithm"]) for r in records if r.get("algorithm")})) or (
+        str(((manifest or {}).get("algorithm") or {}).get("name") or "") or "unnamed")
+    stated = next((r["objectives"] for r in records if r.get("objectives")), None)
+    single = next((r["objective"] for r in records if isinstance(r.get("objective"), str)), None)
+    manifest_objective = ((manifest or {}).get("objective") or {})
+    if objectives is not None:
+        found, source = objective_fields(objectives, arg="objectives"), "as given to the report"
+    elif (manifest or {}).get("objectives"):
+        found, source = objective_fields(manifest["objectives"], arg="objectives"), "from the search's `search.json`"
+    elif stated:
+        found, source = objective_fields(stated, arg="objectives"), "from the records"
+    elif manifest_objective.get("name") and manifest_objective.get("direction") in ("max", "min"):
+        found = [(manifest_objective["name"], manifest_objective["direction"])]
+        source = "the search objective from `search.json`, with `params`"
+    elif single:
+        found, source = [(single, _guess_direction(single, records))], "the records' search objective, with `params`"
+    else:
+        metric, higher = primary_metric(records)
+        rows = [{f"val_{metric}_mean": r.get(f"val_{metric}")} for r in records if finite(r.get(f"val_{metric}"))]
+        found = [(select_field(rows, metric), "max" if higher else "min")]
+        source = "no objective recorded: the primary metric, with `params`"
+    if len(found) == 1 and found[0][0] != "params" and any(finite(r.get("params")) for r in records):
+        found.append(("params", "min"))
+    return {"objectives": found, "source": source, "algorithm": algorithm}
+
+
+def _search(doc, records, context, plot_dir) -> dict:
+    """The "Search" section: optimisation and hypervolume history, parallel coordinates, importance, slices."""
+    objectives, records = context["objectives"], search_plots.trial_order(records)
+    objective, direction = objectives[0]
+    counts = {s: sum(r.get("status") == s for r in records) for s in ("completed", "failed", "infeasible", "pruned")}
+    doc.add("h2", "Search")
+    doc.add("p", f"{context['algorithm']} search, {len(records)} trial(s): "
+                 + ", ".join(f"{n} {s}" for s, n in counts.items())
+                 + ". Only completed trials are ranked, enter a front or add to the hypervolume; failed, "
+                 "infeasible and pruned ones keep their own markers. Objectives ("
+                 + context["source"] + "): " + ", ".join(f"`{n}` ({d})" for n, d in objectives) + ".")
+    paths = {}
+
+    def draw(name, plot, caption, *args, **kwargs):
+        paths[name] = plot(*args, os.path.join(plot_dir, f"{name}.png"), **kwargs)
+        doc.add("img", f"plots/{name}.png", caption)
+
+    draw("search_history", search_plots.plot_history, f"{objective} per trial, best so far in red", records,
+         objective=objective, direction=direction)
+    paths.update(_hypervolume(doc, records, objectives, plot_dir))
+    table = search_plots.hyperparameter_table(records, objective=objective)
+    if not table["names"]:
+        doc.add("p", "No hyperparameter takes more than one value in the completed trials: no parallel "
+                     "coordinates, importance or slices.")
+        return paths
+    draw("search_parallel", search_plots.plot_parallel_coordinates,
+         f"hyperparameters of each completed trial, coloured by {objective}", records, objective=objective,
+         direction=direction)
+    try:
+        importances = search_plots.hyperparameter_importance(records, objective=objective)
+    except ValueError as e:
+        top = table["names"][:SLICES]
+        doc.add("p", f"No hyperparameter importance: {e}. Slices of the first {len(top)} hyperparameter(s):")
+    else:
+        top = [name for name, _, _ in importances[:SLICES]]
+        doc.add("p", f"Hyperparameter importance: how much a random forest's R² in predicting `{objective}` from "
+                     f"the hyperparameters of the {len(table['records'])} completed trials drops when one of them "
+                     "is shuffled (scikit-learn permutation importance, mean ± std over 8 shuffles, fixed seed). "
+                     "Slices of the most important ones follow.")
+        draw("search_importance", search_plots.plot_importance, "hyperparameter importance", importances,
+             objective=objective)
+    draw("search_slices", search_plots.plot_slices, f"{objective} against {', '.join(top)}", records, names=top,
+         objective=objective, direction=direction)
+    return paths
+
+
+def _hypervolume(doc, records, objectives, plot_dir) -> dict:
+    """The hypervolume of the completed trials, its stated reference point and its history (2-3 objectives)."""
+    names = ", ".join(f"`{n}` ({d})" for n, d in objectives)
+    if len(objectives) > 3:
+        doc.add("p", f"No hypervolume: it is computed exactly for up to 3 objectives, not {len(objectives)}.")
+        return {}
+    try:
+        reference = default_reference(records, objectives)
+    except ValueError:
+        doc.add("p", f"No hypervolume: no completed trial has finite values of {names}.")
+        return {}
+    value = hypervolume(records, fields=objectives, reference=reference)
+    shown = ", ".join(f"{v:.6g}" for v in reference)
+    doc.add("p", f"Hypervolume of the completed trials over {names}: **{value:.6g}**, reference point ({shown}) "
+                 "(`tuning.default_reference`: 0 for a maximised score within [0, 1], else the worst observed "
+                 "value moved 10% further, e.g. 1.1 × the largest `params`). Hypervolumes compare only under "
+                 "the same reference point.")
+    path = search_plots.plot_hypervolume_history(records, os.path.join(plot_dir, "search_hypervolume.png"),
+                                                 objectives=objectives, reference=reference)
+    doc.add("img", "plots/search_hypervolume.png", "hypervolume of the completed trials so far")
+    return {"search_hypervolume": path}
 
 
 def _curves(doc, rows, by_label, metric, plot_dir) -> dict:
@@ -430,4 +593,5 @@ def regenerate(run_dir, out_dir=None, *, title=None, all_records=False) -> dict:
         records = [r for r in records if r.get("id") in wanted]
     title = title or meta.get("title") or f"Report of {os.path.basename(os.path.abspath(run_dir))}"
     return write_report(records, out_dir or run_dir, title=title, provenance=meta.get("provenance"),
-                        command=meta.get("command"), selection=selection, run_dir=run_dir)
+                        command=meta.get("command"), selection=selection, run_dir=run_dir,
+                        objectives=meta.get("objectives"))

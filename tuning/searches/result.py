@@ -1,11 +1,15 @@
-"""The result view of a search: its records and the selections made from them (no training)."""
+"""The result view of a search: its records and the selections made from them (no training).
+
+Failed, infeasible and pruned trials are kept and counted; only completed ones are ranked, enter a
+front or add to a hypervolume.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 
-from tuning.fronts import best_under, knee_point, pareto
+from tuning.fronts import best_under, default_reference, hypervolume, knee_point, objective_fields, pareto
 from tuning.artifacts import load_saved_model
 from tuning.records import latest_records, read_records
 from tuning.searches.state import MANIFEST_FILE, RECORDS_FILE, read_manifest
@@ -22,7 +26,7 @@ class SearchResult:
         directory: the search directory (``records.jsonl``, ``search.json``, KerasTuner state).
         records: one record per trial (latest per id), ordered by trial id.
         objective, direction: what the oracle optimised (``"max"`` or ``"min"``).
-        manifest: the search manifest.
+        manifest: the search manifest (a multi-objective search lists its ``objectives`` there).
         notes: what happened on start-up (resumed trials, recovered files).
         report: what ``tuning.report.write_report`` returned, if it ran.
     """
@@ -51,6 +55,71 @@ class SearchResult:
     @property
     def infeasible(self) -> list:
         return self._status("infeasible")
+
+    @property
+    def pruned(self) -> list:
+        """Trials stopped early by a pruner: kept and counted, never ranked."""
+        return self._status("pruned")
+
+    @property
+    def objectives(self) -> list:
+        """``[(name, "max" | "min"), ...]``: the manifest's ``objectives`` (a multi-objective search), else
+        the search objective and ``("params", "min")``."""
+        if self.manifest.get("objectives"):
+            return objective_fields(self.manifest["objectives"], arg='manifest["objectives"]')
+        pairs = [(self.objective, self.direction)]
+        return pairs + ([("params", "min")] if self.objective != "params" else [])
+
+    def default_reference(self, objectives=None) -> tuple:
+        """The reference point :meth:`hypervolume` uses when given none (:func:`tuning.fronts.default_reference`)."""
+        return default_reference(self.records, objectives or self.objectives)
+
+    def hypervolume(self, objectives=None, reference=None) -> float:
+        """The exact hypervolume of the completed trials (:func:`tuning.hypervolume`, 1 to 3 objectives).
+
+        Args:
+            objectives: ``[(name, "max" | "min"), ...]``; default :attr:`objectives`.
+            reference: the reference point in the objectives' units; default :meth:`default_reference`
+                (0 for an accuracy-like maximised field, 1.1 x the largest observed cost): state it
+                with the value, since hypervolumes compare only under the same reference.
+
+        Returns:
+            the hypervolume; 0.0 when no completed trial has every objective (and no reference is given).
+
+        Example:
+            >>> result.hypervolume(), result.default_reference()
+            >>> result.hypervolume([("val_accuracy", "max"), ("latency_ms", "min")], reference=(0.0, 10.0))
+        """
+        objectives = objective_fields(objectives or self.objectives, arg="objectives")
+        if reference is None:
+            try:
+                reference = default_reference(self.records, objectives)
+            except ValueError:  # no completed trial with every objective: nothing dominates anything
+                return 0.0
+        return hypervolume(self.records, fields=objectives, reference=reference)
+
+    def dataframe(self):
+        """The records as a ``pandas.DataFrame``, one row per trial (pandas is optional: ``pip install pandas``).
+
+        Columns: the records' scalar fields (``id``, ``model``, ``status``, ``error``, metrics, costs, ...)
+        and one ``hp/NAME`` column per hyperparameter (lists become tuples); nested fields such as
+        ``history``, ``host`` and ``versions`` stay in :attr:`records`.
+
+        Raises:
+            ImportError: pandas is not installed.
+        """
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError("SearchResult.dataframe() needs pandas, which is not installed: "
+                              "pip install pandas") from None
+        rows = []
+        for record in self.records:
+            row = {k: v for k, v in record.items() if v is None or isinstance(v, (str, int, float, bool))}
+            for name, value in (record.get("hyperparameters") or {}).items():
+                row[f"hp/{name}"] = tuple(value) if isinstance(value, list) else value
+            rows.append(row)
+        return pandas.DataFrame(rows)
 
     @property
     def best(self):
@@ -106,6 +175,7 @@ class SearchResult:
         lines = [
             f"{len(self.records)} trials in {self.directory}: {len(self.completed)} completed, "
             f"{len(self.failed)} failed, {len(self.infeasible)} infeasible"
+            + (f", {len(self.pruned)} pruned" if self.pruned else "")
         ]
         best = self.best_record
         lines.append("best: " + (_describe(best, self.objective) if best else f"none (no finite {self.objective})"))
@@ -115,6 +185,13 @@ class SearchResult:
             lines.append(f"Pareto front ({', '.join(fields)}):")
             for r in sorted(front, key=lambda r: r.get(fields[1], 0) if len(fields) > 1 else 0):
                 lines.append("  " + _describe(r, self.objective, extra=fields[1:]))
+        try:
+            objectives, reference = self.objectives, self.default_reference()
+            lines.append(f"hypervolume {self.hypervolume(objectives, reference):.6g} of "
+                         f"({', '.join(f'{n} {d}' for n, d in objectives)}), reference point "
+                         f"({', '.join(f'{v:.6g}' for v in reference)})")
+        except ValueError:  # no completed trial with every objective, or more than 3 objectives
+            pass
         for r in self.failed[:5]:
             lines.append(f"failed trial {r['id']} ({r.get('model')}): {r.get('error')}")
         if len(self.failed) > 5:
@@ -126,7 +203,8 @@ class SearchResult:
         shown = f"{self.objective}={best[self.objective]:.4g} (trial {best['id']})" if best else "none"
         return (f"SearchResult(directory={self.directory!r}, trials={len(self.records)}, "
                 f"completed={len(self.completed)}, failed={len(self.failed)}, "
-                f"infeasible={len(self.infeasible)}, best={shown})")
+                f"infeasible={len(self.infeasible)}, " + (f"pruned={len(self.pruned)}, " if self.pruned else "")
+                + f"best={shown})")
 
 
 def fmt(value):
