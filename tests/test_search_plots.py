@@ -325,3 +325,13 @@ def test_without_validation_the_front_is_on_test_and_says_so(tmp_path):
     md = open(write_report(records, tmp_path, title="t")["markdown"], encoding="utf-8").read()
     assert "Pareto front computed on test accuracy: the records have no validation accuracy." in md
     assert _front_line(md) == {"small", "mid"}
+
+
+def test_a_search_without_completed_trials_still_reports(tmp_path):
+    records = [new_record(id=i, model="mlp", status="failed", error="boom", hyperparameters={"a": i},
+                          algorithm="random") for i in range(3)]
+    paths = write_report(records, tmp_path, title="all failed")
+    md = open(paths["markdown"], encoding="utf-8").read()
+    assert "0 completed, 3 failed" in md and "`val_loss` (min)" in md
+    assert "No hypervolume: no completed trial" in md and "no parallel coordinates, importance or slices" in md
+    assert_png(paths["search_history"])

@@ -299,8 +299,9 @@ def search_context(records, *, objectives=None, run_dir=None):
         found, source = [(single, _guess_direction(single, records))], "the records' search objective, with `params`"
     else:
         metric, higher = primary_metric(records)
-        rows = [{f"val_{metric}_mean": r.get(f"val_{metric}")} for r in records if finite(r.get(f"val_{metric}"))]
-        found = [(select_field(rows, metric), "max" if higher else "min")]
+        only_test = (any(finite(r.get(f"test_{metric}")) for r in records)
+                     and not any(finite(r.get(f"val_{metric}")) for r in records))
+        found = [(f"{'test' if only_test else 'val'}_{metric}", "max" if higher else "min")]
         source = "no objective recorded: the primary metric, with `params`"
     if len(found) == 1 and found[0][0] != "params" and any(finite(r.get("params")) for r in records):
         found.append(("params", "min"))
