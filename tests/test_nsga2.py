@@ -238,8 +238,11 @@ def test_nsga2_search_records_infeasible_trials_and_keeps_them_off_the_front(tmp
                            constraints={"max_params": 1000}, **config)
     statuses = [r["status"] for r in result.records]
     assert "infeasible" in statuses and "completed" in statuses
-    front = result.pareto()
+    front = result.pareto()  # over the search's own objectives
     assert front and all(r["status"] == "completed" and r["params"] <= 1000 for r in front)
+    expected = tuning.fronts.pareto(result.records, maximize="val_accuracy", minimize="params")
+    assert [r["id"] for r in front] == [r["id"] for r in expected]
+    assert result.hypervolume() > 0
     assert result.manifest["objectives"] == [{"name": "val_accuracy", "direction": "max"},
                                              {"name": "params", "direction": "min"}]
     assert result.manifest["algorithm"]["population_size"] == 3

@@ -136,6 +136,13 @@ class SearchResult:
         return pick(pool, key=lambda r: r[self.objective])
 
     def _objectives(self, maximize, minimize):
+        """(maximize, minimize) names: a multi-objective search's own objectives when neither is given,
+        else the objective plus ``minimize`` (default ``("params", "fit_seconds")``)."""
+        if maximize is None and minimize is None and self.manifest.get("objectives"):
+            pairs = self.objectives
+            return tuple(n for n, d in pairs if d == "max"), tuple(n for n, d in pairs if d == "min")
+        if minimize is None:
+            minimize = ("params", "fit_seconds")
         if maximize is None:
             maximize = (self.objective,) if self.direction == "max" else ()
         if self.direction == "min" and self.objective not in (minimize or ()):
@@ -156,12 +163,13 @@ class SearchResult:
             raise ValueError(f"No completed trial in {self.directory}")
         return self.load(self.best_record["id"], compile=compile)
 
-    def pareto(self, *, maximize=None, minimize=("params", "fit_seconds")) -> list:
-        """Non-dominated completed records (see :func:`tuning.pareto`); the objective is included."""
+    def pareto(self, *, maximize=None, minimize=None) -> list:
+        """Non-dominated completed records (see :func:`tuning.pareto`): by default over a multi-objective
+        search's ``objectives``, else the objective plus ``minimize`` (default ``("params", "fit_seconds")``)."""
         maximize, minimize = self._objectives(maximize, minimize)
         return pareto(self.records, maximize=maximize, minimize=minimize)
 
-    def knee(self, *, maximize=None, minimize=("params", "fit_seconds")):
+    def knee(self, *, maximize=None, minimize=None):
         """The knee of the Pareto front (see :func:`tuning.knee_point`)."""
         maximize, minimize = self._objectives(maximize, minimize)
         return knee_point(self.records, maximize=maximize, minimize=minimize)
@@ -170,7 +178,7 @@ class SearchResult:
         """The best completed record under upper bounds, e.g. ``best_under(max_params=1e5)``."""
         return best_under(self.records, objective=self.objective, direction=self.direction, **constraints)
 
-    def summary(self, *, minimize=("params", "fit_seconds")) -> str:
+    def summary(self, *, minimize=None) -> str:
         """A few lines: counts, the best trial and the Pareto front."""
         lines = [
             f"{len(self.records)} trials in {self.directory}: {len(self.completed)} completed, "
@@ -181,7 +189,8 @@ class SearchResult:
         lines.append("best: " + (_describe(best, self.objective) if best else f"none (no finite {self.objective})"))
         front = self.pareto(minimize=minimize)
         if front:
-            fields = [self.objective, *[m for m in minimize if m != self.objective]]
+            maximize, minimize = self._objectives(None, minimize)
+            fields = [self.objective, *[m for m in (*maximize, *minimize) if m != self.objective]]
             lines.append(f"Pareto front ({', '.join(fields)}):")
             for r in sorted(front, key=lambda r: r.get(fields[1], 0) if len(fields) > 1 else 0):
                 lines.append("  " + _describe(r, self.objective, extra=fields[1:]))
