@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -83,6 +84,54 @@ def test_entry_point_help_in_a_fresh_process():
     done = subprocess.run([sys.executable, "-m", "zoo.cli", "--help"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0 and "compare" in done.stdout and "report" in done.stdout
+
+
+def _records_folder(folder, n=4):
+    from tuning.records import append_record, new_record
+
+    for i in range(n):
+        loss = [1.0 - 0.1 * e - 0.01 * i for e in range(3)]
+        append_record(folder / "records.jsonl", new_record(
+            id=f"{i:04d}", model="mlp", seed=0, epochs=3, hyperparameters={"units": 8 * (i + 1)},
+            history={"loss": loss, "val_loss": loss, "accuracy": [0.8] * 3, "val_accuracy": [0.7 + 0.01 * i] * 3},
+            val_accuracy=0.7 + 0.01 * i, test_accuracy=0.7, params=100 * (i + 1), fit_seconds=1.0 + i))
+    return folder
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["report", "--help"], ["list"], ["report", "RUN"]],
+                         ids=["help", "report-help", "list", "report"])
+def test_start_up_imports_no_framework(argv, tmp_path):
+    """Start-up (issue 19): `zoo --help`, `zoo list` and `zoo report RUN` run without importing TensorFlow, Keras,
+    JAX or KerasTuner (0.2 s instead of 4-7 s, BENCHMARKS.md); a heavy import at the top of a command module or of
+    what the report reads fails here."""
+    if argv == ["report", "RUN"]:
+        argv = ["report", str(_records_folder(tmp_path))]
+    script = textwrap.dedent(f"""
+        import json, sys
+        from zoo.cli import main
+        try:
+            code = main({argv!r})
+        except SystemExit as e:
+            code = e.code
+        print(json.dumps([code, sorted(m for m in ("tensorflow", "keras", "jax", "keras_tuner", "torch")
+                                       if m in sys.modules)]))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    code, frameworks = json.loads(done.stdout.strip().splitlines()[-1])
+    assert frameworks == [] and code == 0, done.stderr[-2000:]
+    assert (tmp_path / "report.html").exists() == (argv[0] == "report" and argv[1] != "--help")
+
+
+def test_tune_algorithm_choices_are_tuning_algorithms():
+    """`--algorithm` is checked against tuning.ALGORITHMS (read when parsing, not when building the parser)."""
+    import tuning
+
+    parser = build_parser()
+    for algorithm in tuning.ALGORITHMS:
+        assert parser.parse_args(["tune", "mlp", "--algorithm", algorithm]).algorithm == algorithm
+    with pytest.raises(SystemExit):
+        parser.parse_args(["tune", "mlp", "--algorithm", "simulated_annealing"])
 
 
 def test_demo_quick(tmp_path):

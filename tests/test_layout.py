@@ -1,7 +1,10 @@
 """The house layout (../shared/DESIGN.md), read from the source: floors, no circles, argparse only in the CLI."""
 
 import ast
+import importlib
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -166,3 +169,48 @@ def test_the_rules_catch_a_wrong_import(tmp_path, source, expected):
     assert any(expected in v for v in found), found
     assert all("training" in v for v in found if expected in v)
     assert violations(*import_graph(ROOT)) == []  # the real tree is untouched
+
+
+FRAMEWORKS = ("tensorflow", "keras", "jax", "keras_tuner", "torch")
+
+
+def _frameworks_after(code) -> list:
+    """The deep-learning frameworks in ``sys.modules`` after running ``code`` in a fresh process."""
+    script = f"{code}\nimport sys\nprint(sorted(m for m in {FRAMEWORKS!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return ast.literal_eval(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("module", ["zoo", "tuning", "tuning.report", "tuning.records", "tuning.fronts",
+                                    "tuning.diagnosis", "tuning.searches", "zoo.runtime", "zoo.plots",
+                                    "zoo.registry", "zoo.cli"])
+def test_reading_records_and_reporting_import_no_framework(module):
+    """Start-up (issue 19): the packages, the records, the report and the CLI's parser load no framework, so
+    `zoo --help` and `zoo report` start in a fraction of a second; a framework imported at the top of any
+    module they reach fails here."""
+    assert _frameworks_after(f"import {module}") == []
+
+
+def test_public_names_resolve_lazily():
+    """Every name of ``__all__`` (imported on first use) resolves and is listed by ``dir``."""
+    import tuning
+    import tuning.searches
+    import zoo
+
+    for package in (zoo, tuning, tuning.searches):
+        for name in package.__all__:
+            assert getattr(package, name) is not None, f"{package.__name__}.{name}"
+        assert set(package.__all__) <= set(dir(package))
+        with pytest.raises(AttributeError):
+            getattr(package, "no_such_name")
+    assert tuning.search is tuning.searches.api.search and tuning.compare is tuning.comparison.compare
+    assert zoo.profile is importlib.import_module("zoo.profile").profile  # the function, not its module
+
+
+def test_import_zoo_after_keras_registers_its_layers():
+    """``import keras, zoo`` then ``keras.saving.load_model`` knows the zoo's layers and losses, as it always did."""
+    names = ["zoo>AdaptiveAveragePooling2D", "zoo>ChannelZeroPadding", "zoo>ConvertChannels",
+             "zoo>SparseCategoricalCrossentropy"]
+    code = f"import keras, zoo\nassert all(keras.saving.get_registered_object(n) for n in {names!r})"
+    assert "keras" in _frameworks_after(code)

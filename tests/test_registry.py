@@ -57,3 +57,19 @@ def test_every_card_has_metadata(name):
     assert ("image" in card.tags) != ("tabular" in card.tags)
     if card.has("image"):
         assert len(card.default_input_shape) == 3 and card.min_input_size >= 1
+
+
+def test_the_catalogue_equals_the_registry():
+    """`zoo list` reads zoo/models/catalogue.json instead of importing the models: it must say what the registry says."""
+    import json
+
+    from zoo.registry import CATALOGUE_FILE, card_summary, catalogue
+
+    with open(CATALOGUE_FILE, encoding="utf-8") as f:
+        stored = json.load(f)
+    assert stored == [card_summary(zoo.get_card(n)) for n in zoo.list_models()], \
+        "zoo/models/catalogue.json is out of date: run `python tools/make_catalogue.py`"
+    assert [r["name"] for r in catalogue("lenet*")] == zoo.list_models("lenet*")
+    assert [r["name"] for r in catalogue(tags=("cifar", "residual"))] == zoo.list_models(tags=("cifar", "residual"))
+    assert [r["name"] for r in catalogue(tags="tabular")] == zoo.list_models(tags="tabular")
+    assert catalogue("no_such_*") == []

@@ -12,14 +12,21 @@ Example:
     >>> tuning.pareto(result.records, maximize="val_accuracy", minimize=("params", "fit_seconds"))
 """
 
-from tuning import comparison, diagnosis, fronts, hypermodels, records, report, searches, spaces, trial
-from tuning.comparison import Comparison, compare
-from tuning.fronts import CONSTRAINT_FIELDS, apply_constraints, best_under, check_constraints, knee_point, pareto, default_reference, hypervolume, hypervolume_history
-from tuning.records import append_record, latest_records, new_record, read_records
-from tuning.report import write_report
-from tuning.searches import ALGORITHMS, SearchResult, load_search, search
-from tuning.trial import run_trial
-from zoo.runtime import environment
+import importlib
+import importlib.util
+
+# Public name -> the module that defines it. Imported on first use (PEP 562): `import tuning.report` or
+# `import tuning.records` must not pull in the searches (KerasTuner) or the comparison (Keras).
+_ATTRIBUTES = {
+    **dict.fromkeys(("Comparison", "compare"), "tuning.comparison"),
+    **dict.fromkeys(("CONSTRAINT_FIELDS", "apply_constraints", "best_under", "check_constraints", "knee_point",
+                     "pareto", "default_reference", "hypervolume", "hypervolume_history"), "tuning.fronts"),
+    **dict.fromkeys(("append_record", "latest_records", "new_record", "read_records"), "tuning.records"),
+    "write_report": "tuning.report",
+    **dict.fromkeys(("ALGORITHMS", "SearchResult", "load_search", "search"), "tuning.searches"),
+    "run_trial": "tuning.trial",
+    "environment": "zoo.runtime",
+}
 
 __all__ = [
     "ALGORITHMS",
@@ -54,3 +61,22 @@ __all__ = [
     "trial",
     "write_report",
 ]
+
+
+def __getattr__(name):
+    if name not in _ATTRIBUTES:
+        return _submodule(name)
+    value = getattr(importlib.import_module(_ATTRIBUTES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def _submodule(name):
+    # Every submodule is an attribute, as when this package imported them all.
+    if name.startswith("_") or importlib.util.find_spec(f"{__name__}.{name}") is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,21 +1,29 @@
-"""zoo: a Keras 3 model zoo with profiling, data and transfer learning."""
+"""zoo: a Keras 3 model zoo with profiling, data and transfer learning.
 
-from zoo import data, explain, runtime, training, transfer, weights
+The public names below are imported on first use (PEP 562), so that ``import zoo`` and the modules
+that need no framework (``zoo.runtime``, ``zoo.plots``, and with them ``tuning.report`` and the ``zoo``
+command's parser) start without loading Keras. ``zoo.load_model(path)`` (or any zoo call that builds,
+trains or loads) registers the zoo's Keras layers and losses; so does ``import zoo`` when Keras is
+already imported, as in ``import keras, zoo`` before ``keras.saving.load_model``.
+"""
+
+import importlib
+import importlib.util
+import sys
+import types
+
 from zoo._version import __version__
-from zoo.profile import Profile, measure_speed, profile
-from zoo.registry import ModelCard, build, get_card, list_models, register_model
-from zoo.transfer import (
-    feature_extractor,
-    fine_tune,
-    freeze,
-    load_model,
-    load_weights,
-    replace_head,
-    train_head_on_features,
-    trainability,
-    unfreeze,
-)
-from zoo.weights import decode_predictions
+
+# Public name -> the module that defines it.
+_ATTRIBUTES = {
+    **dict.fromkeys(("Profile", "measure_speed", "profile"), "zoo.profile"),
+    **dict.fromkeys(("ModelCard", "build", "get_card", "list_models", "register_model"), "zoo.registry"),
+    **dict.fromkeys(("feature_extractor", "fine_tune", "freeze", "load_model", "load_weights", "replace_head",
+                     "train_head_on_features", "trainability", "unfreeze"), "zoo.transfer"),
+    "decode_predictions": "zoo.weights",
+}
+# The modules whose import registers the zoo's Keras objects (``zoo>Name``) for ``keras.saving.load_model``.
+_KERAS_OBJECTS = ("zoo.layers", "zoo.blocks", "zoo.data", "zoo.training")
 
 __all__ = [
     "__version__",
@@ -44,3 +52,41 @@ __all__ = [
     "weights",
     "decode_predictions",
 ]
+
+
+def __getattr__(name):
+    if name not in _ATTRIBUTES:
+        return _submodule(name)
+    module = importlib.import_module(_ATTRIBUTES[name])
+    for other, source in _ATTRIBUTES.items():
+        if source == module.__name__:
+            globals()[other] = getattr(module, other)
+    return globals()[name]
+
+
+def _submodule(name):
+    # Every submodule is an attribute, as when this package imported them all.
+    if name.startswith("_") or importlib.util.find_spec(f"{__name__}.{name}") is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name, value):
+        # The import system binds a submodule to its parent's attribute; `zoo.profile` stays the function
+        # even when the module zoo.profile is imported first (`from zoo.profile import Profile`).
+        if name == "profile" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+if "keras" in sys.modules:  # Keras is loaded already: registering the zoo's objects costs little
+    for _module in _KERAS_OBJECTS:
+        importlib.import_module(_module)

@@ -23,8 +23,6 @@ import socket
 import sys
 from functools import lru_cache
 
-import keras
-
 from zoo.utils import check_choice
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
@@ -45,13 +43,20 @@ __all__ = [
 ]
 
 
+def _backend() -> str:
+    # Keras is imported by the functions that need it: reading records and writing reports load no framework.
+    import keras
+
+    return keras.backend.backend()
+
+
 def accelerator() -> dict:
     """The backend's default device: ``{"platform": "cpu"|"gpu"|"tpu", "name", "compute_capability"}``.
 
     ``compute_capability`` is ``(major, minor)`` for CUDA GPUs, else ``None``.
     """
     info = {"platform": "cpu", "name": platform.processor() or platform.machine(), "compute_capability": None}
-    backend = keras.backend.backend()
+    backend = _backend()
     try:
         if backend == "jax":
             import jax
@@ -131,6 +136,8 @@ def precision_policy(precision="float32"):
 @contextlib.contextmanager
 def global_policy(policy):
     """Set Keras' global dtype policy (any name or ``DTypePolicy``) for a block, then restore it."""
+    import keras
+
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
     try:
@@ -142,6 +149,8 @@ def global_policy(policy):
 @lru_cache(maxsize=1)
 def environment() -> dict:
     """Backend, library versions and host facts, stamped on every record and benchmark result."""
+    import keras
+
     from zoo._version import __version__
 
     versions = {"python": platform.python_version(), "keras": keras.__version__, "zoo": __version__}
@@ -221,7 +230,7 @@ def is_out_of_memory(error: BaseException) -> bool:
 
 def peak_memory_bytes() -> int:
     """Peak memory of this process so far: accelerator peak when there is one, else host RSS."""
-    backend = keras.backend.backend()
+    backend = _backend()
     try:
         if backend == "jax":
             import jax

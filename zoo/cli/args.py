@@ -64,6 +64,24 @@ def seeds(text):
         raise argparse.ArgumentTypeError(f"expected a count (3) or a list (0,1,2). Received: {text!r}") from None
 
 
+class LazyChoices:
+    """Choices read from ``load()`` when first needed (a value to check, ``COMMAND --help``), not when the
+    parser is built: ``zoo --help`` then imports no module the choices live in. Give the option a
+    ``metavar``, else argparse lists the choices at once."""
+
+    def __init__(self, load):
+        self._load = load
+
+    def __iter__(self):
+        return iter(self._load())
+
+    def __contains__(self, value):
+        return value in self._load()
+
+    def __len__(self):
+        return len(self._load())
+
+
 class DeprecatedFlag(argparse.Action):
     """An old option name kept for one release: stores into the new one with a ``DeprecationWarning``."""
 

@@ -7,6 +7,7 @@ import sys
 
 import tuning
 from zoo.cli.args import (
+    LazyChoices,
     add_data_arguments,
     add_early_stopping_arguments,
     add_precision_argument,
@@ -162,7 +163,8 @@ def register(sub):
     p.add_argument("--epochs", type=int, default=3, help="epochs per trial (default 3)")
     p.add_argument("--max-trials", type=int, default=10, help="trials in the whole search (default 10)")
     p.add_argument("--max-seconds", type=float, default=None, help="wall-clock budget; no trial starts after it")
-    p.add_argument("--algorithm", choices=tuning.ALGORITHMS, default="random")
+    p.add_argument("--algorithm", choices=LazyChoices(lambda: tuning.ALGORITHMS), metavar="ALGORITHM",
+                   default="random", help="search algorithm: %(choices)s (default random)")
     p.add_argument("--objective", default="val_accuracy")
     p.add_argument("--direction", choices=("max", "min"), default=None)
     p.add_argument("--directory", default="runs/tune")

@@ -8,14 +8,14 @@ from zoo.cli.args import add_data_arguments, load_data, parse_kwargs
 
 
 def cmd_list(args):
-    import zoo
+    from zoo.registry import catalogue  # the registry's cards, without importing the models (and Keras)
 
-    names = zoo.list_models(args.pattern, tags=args.tag or ())
-    if not names:
+    rows = catalogue(args.pattern, tags=args.tag or ())
+    if not rows:
         raise ValueError(f"No registered model matches. Received: pattern={args.pattern!r}, tags={args.tag or []}")
-    for name in names:
-        card = zoo.get_card(name)
-        print(f"{name:<24} {card.family:<16} {str(card.default_input_shape):<16} {card.description}")
+    for row in rows:
+        shape = str(tuple(row["default_input_shape"]))
+        print(f"{row['name']:<24} {row['family']:<16} {shape:<16} {row['description']}")
     return 0
 
 

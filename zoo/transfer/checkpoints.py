@@ -124,7 +124,8 @@ def load_model(path, *, compile=True):
     """Load a ``.keras`` file saved from a zoo model, with the zoo's custom layers known to Keras.
 
     Most zoo models use built-in layers only and load with plain ``keras.saving.load_model``. Two
-    kinds need this function (or ``import zoo`` first): torchvision's VGG/AlexNet on inputs smaller
+    kinds need this function (or ``import keras, zoo`` first: ``import zoo`` registers the zoo's layers
+    when Keras is already imported, and loads no framework itself): torchvision's VGG/AlexNet on inputs smaller
     than their pooled head (``zoo.layers.AdaptiveAveragePooling2D``, which repeats cells) and
     models with the zoo's input adaptation layers (``zoo transfer`` models that convert channels or
     preprocess for a keras.applications backbone). Keras' ``safe_mode`` stays on: a file that
