@@ -309,3 +309,21 @@ def test_median_pruning_in_a_search_records_pruned_trials_that_are_never_ranked(
     ranked = {r["id"] for r in result.pareto()} | {result.best_record["id"]}
     assert not ranked & {r["id"] for r in pruned}
     assert result.manifest["pruning"] == {"name": "median", "min_trials": 2, "warmup_epochs": 0}
+
+
+def test_cli_tune_nsga2_with_objectives_and_pruning(tmp_path, capsys):
+    from zoo.cli import main
+
+    assert main(["tune", "mlp", "--data", "moons", "--epochs", "2", "--max-trials", "4", "--algorithm", "nsga2",
+                 "--objectives", "val_accuracy:max,params:min", "--population-size", "2", "--pruning", "median",
+                 "--directory", str(tmp_path), "--no-report", "--tiny"]) == 0
+    out = capsys.readouterr().out
+    assert "nsga2 search" in out and "| front " in out and ", HV " in out and "hypervolume" in out
+    manifest = json.loads((tmp_path / "search.json").read_text())
+    assert manifest["objectives"][1] == {"name": "params", "direction": "min"}
+    assert manifest["pruning"]["name"] == "median"
+    for bad, message in ((["--objectives", "val_accuracy:up"], "NAME[:max|min]"),
+                         (["--algorithm", "nsga2"], "objectives=None")):
+        assert main(["tune", "mlp", "--data", "moons", "--directory", str(tmp_path / "bad"), *bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0]

@@ -11,11 +11,11 @@
 import importlib
 import importlib.util
 
-from tuning.searches.state import MANIFEST_FILE, RECORDS_FILE
+from tuning.searches.state import ALGORITHMS, MANIFEST_FILE, RECORDS_FILE
 
 # Imported on first use (PEP 562), so that the light modules (``state``) load without KerasTuner.
 _ATTRIBUTES = {
-    **dict.fromkeys(("ALGORITHMS", "search"), "tuning.searches.api"),
+    **dict.fromkeys(("search",), "tuning.searches.api"),
     **dict.fromkeys(("SearchResult", "load_search"), "tuning.searches.result"),
 }
 

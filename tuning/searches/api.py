@@ -26,6 +26,7 @@ from tuning.searches.pruning import check_pruning
 from tuning.searches.runner import Runner
 from tuning.trial import check_build
 from tuning.searches.state import (
+    ALGORITHMS,
     MANIFEST_FILE,
     RECORDS_FILE,
     check_keras_tuner_state,
@@ -40,7 +41,6 @@ from zoo.training import check_early_stopping, metric_direction
 
 __all__ = ["ALGORITHMS", "search"]
 
-ALGORITHMS = ("random", "hyperband", "bayesian", "grid", "nsga2")
 
 
 @names_full_disk("directory")

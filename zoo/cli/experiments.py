@@ -63,13 +63,28 @@ def cmd_report(args):
     return 0
 
 
+def parse_objectives(text):
+    """``"val_accuracy:max,params:min"`` -> ``[("val_accuracy", "max"), ("params", "min")]`` (a bare name
+    infers its direction); ``None`` stays ``None``."""
+    if text is None:
+        return None
+    out = []
+    for item in text.split(","):
+        name, _, direction = item.strip().partition(":")
+        if not name or direction not in ("", "max", "min"):
+            raise ValueError(f"--objectives takes NAME[:max|min] items separated by commas. Received: {text!r}")
+        out.append((name, direction) if direction else name)
+    return out
+
+
 def cmd_tune(args) -> int:
     """Run or resume a search and print the best trial and the Pareto front."""
     try:
         result = tuning.search(
             args.models if len(args.models) > 1 else args.models[0], data=load_data(args),
             objective=args.objective, direction=args.direction, algorithm=args.algorithm,
-            max_trials=args.max_trials, epochs=args.epochs, max_seconds=args.max_seconds,
+            objectives=parse_objectives(args.objectives), population_size=args.population_size,
+            pruning=args.pruning, max_trials=args.max_trials, epochs=args.epochs, max_seconds=args.max_seconds,
             directory=args.directory, project_name=args.project_name,
             constraints=parse_constraints(args.constraint), overwrite=args.overwrite, seed=args.seed,
             executions=args.executions, tiny=args.tiny, report=not args.no_report,
@@ -167,6 +182,13 @@ def register(sub):
                    default="random", help="search algorithm: %(choices)s (default random)")
     p.add_argument("--objective", default="val_accuracy")
     p.add_argument("--direction", choices=("max", "min"), default=None)
+    p.add_argument("--objectives", default=None, metavar="NAME:DIR,...",
+                   help="several objectives searched together, e.g. val_accuracy:max,params:min (with "
+                        "--algorithm nsga2 the search looks for their Pareto front)")
+    p.add_argument("--population-size", type=int, default=None,
+                   help="nsga2: trials per generation (default: max-trials/5, 4 to 50)")
+    p.add_argument("--pruning", choices=("median",), default=None,
+                   help="stop trials whose (first) objective trails the median of completed trials at that epoch")
     p.add_argument("--directory", default="runs/tune")
     p.add_argument("--project-name", default="keras_tuner")
     p.add_argument("--constraint", action="append", metavar="NAME=VALUE",
