@@ -18,6 +18,7 @@ import keras_tuner as kt
 from tuning.artifacts import check_save_models, prune_saved_models
 from tuning.fronts import check_constraints
 from tuning.hypermodels import ZooHyperModel, make_hypermodel
+from tuning.isolation import WorkerPool, check_picklable, data_spec
 from tuning.records import finite, latest_records, read_records, reject_bad_lines
 from tuning.searches import engine
 from tuning.searches.result import SearchResult, load_search
@@ -80,6 +81,7 @@ def search(
     save_models="pareto",
     log_dir=None,
     checkpoint=True,
+    isolation=None,
 ) -> SearchResult:
     """Search architectures and training settings; record size, accuracy and time of every trial.
 
@@ -132,6 +134,11 @@ def search(
             trials' hyperparameters and results as TensorBoard HParams.
         checkpoint: leave a checkpoint after each epoch, so that a killed search resumes its
             running trial from its last finished epoch.
+        isolation: ``"process"`` runs each trial in a fresh worker process (:mod:`tuning.isolation`):
+            memory stays flat however many trials run, and a trial that crashes the process (a
+            segfault, an abort, the out-of-memory killer) becomes a ``failed`` record naming the
+            signal while the search goes on. The data must come from ``zoo.data.load`` (each worker
+            loads it again) and ``models``/``callbacks`` must pickle. ``None`` trains in this process.
 
     Returns:
         a :class:`SearchResult`.
@@ -164,6 +171,7 @@ def search(
         early_stopping = dict(zip(("patience", "min_delta", "monitor"),
                                   check_early_stopping(patience, min_delta, monitor)))
     hypermodel = _hypermodel(models, data=data, fixed=fixed, tiny=tiny, training=training, tune=tune)
+    _check_isolation(isolation, data=data, hypermodel=hypermodel, callbacks=callbacks)
     if fixed:  # a bad fixed builder argument fails here, once, not in every trial
         check_build(lambda: hypermodel.build(kt.HyperParameters()), what=f"`fixed` builder arguments {fixed}")
 
@@ -205,7 +213,7 @@ def search(
         constraints=constraints, records_path=records_path, measure_speed=measure_speed, callbacks=callbacks,
         algorithm=algorithm, search_id=manifest["search"], verbose=verbose, known=known, max_trials=max_trials,
         shared=role == "worker", precision=precision, early_stopping=early_stopping, objectives=objectives,
-        pruning=pruning,
+        pruning=pruning, pool=WorkerPool(data) if isolation == "process" else None,
         files=dict(run_dir=directory, save_model=save_models is not None, checkpoint=checkpoint, log_root=log_dir),
     )
     tuner = engine.SearchTuner(oracle, hypermodel, runner=runner, directory=directory, project_name=project_name)
@@ -221,7 +229,11 @@ def search(
         _announce(hypermodel, directory=directory, algorithm=algorithm, space=space, objective=objective_name,
                   direction=direction, max_trials=max_trials, epochs=epochs, max_seconds=max_seconds, role=role,
                   notes=notes)
-    tuner.search()
+    try:
+        tuner.search()
+    finally:
+        if runner.pool is not None:
+            runner.pool.close()
 
     result = load_search(directory, objective=objective_name, direction=direction)
     result.manifest = read_manifest(os.path.join(directory, MANIFEST_FILE)) or manifest
@@ -312,6 +324,19 @@ def _objectives(objectives, data, *, algorithm, population_size):
         raise ValueError(f"algorithm='nsga2' takes 2 or 3 objectives (its hypervolume is exact up to 3). "
                          f"Received: {len(names)} in objectives={objectives!r}")
     return checked
+
+
+ISOLATION = (None, "process")
+
+
+def _check_isolation(isolation, *, data, hypermodel, callbacks):
+    """``isolation="process"`` sends the hypermodel and callbacks to workers that load the data again."""
+    if isolation not in ISOLATION:
+        raise ValueError(f"`isolation` must be None or 'process'. Received: isolation={isolation!r}")
+    if isolation is not None:
+        data_spec(data)
+        check_picklable(hypermodel, "models")
+        check_picklable(list(callbacks), "callbacks")
 
 
 def _hypermodel(models, *, data, fixed, tiny, training, tune):

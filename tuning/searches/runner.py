@@ -9,13 +9,14 @@ import warnings
 from tuning.artifacts import TrialFiles, write_hparams
 from tuning.fronts import apply_constraints, default_reference, hypervolume, pareto
 from tuning.hypermodels import ZooHyperModel
+from tuning.isolation import WorkerDied
 from tuning.records import append_record, finite, latest_records, new_record, read_records
 from tuning.searches.result import fmt
 from tuning.trial import objective_value, run_trial
 from zoo.runtime import is_disk_full
 from zoo.training import TrainingConfig
 
-__all__ = ["Runner", "merge_executions"]
+__all__ = ["Runner", "merge_executions", "train_one"]
 
 
 class Runner:
@@ -23,8 +24,9 @@ class Runner:
 
     def __init__(self, *, data, objective, direction, epochs, seed, executions, constraints, records_path,
                  measure_speed, callbacks, algorithm, search_id, verbose, known, max_trials, shared=False,
-                 precision=None, early_stopping=None, files=None, objectives=None, pruning=None):
+                 precision=None, early_stopping=None, files=None, objectives=None, pruning=None, pool=None):
         self.data = data
+        self.pool = pool  # a tuning.isolation.WorkerPool: each trial in its own process
         self.objectives = list(objectives or [])  # [(name, direction)] of a multi-objective search
         self.pruning = pruning  # a tuning.searches.pruning.MedianPruner, or None
         self.files = dict(files) if files is not None else None  # TrialFiles arguments but the record id
@@ -55,23 +57,28 @@ class Runner:
         return TrialFiles(record_id=trial_id if execution == 0 else f"{trial_id}-x{execution}", **kwargs)
 
     def _once(self, trial, hypermodel, seed, execution=0):
-        hp = trial.hyperparameters
-        epochs = int(hp.values.get("tuner/epochs", self.epochs))
-        if isinstance(hypermodel, ZooHyperModel):
-            trial_config = hypermodel.configure(hp)
-            config, model_name = trial_config.training.replace(epochs=epochs), trial_config.model
-        else:  # a HyperModel that compiles its own model keeps its optimizer and loss
-            config, model_name = TrainingConfig(epochs=epochs, options={"compile": "if_needed"}), None
-        callbacks = list(self.callbacks)
-        if self.pruning is not None:
-            callbacks.append(self.pruning.callback(self._current_records(), monitor=self.objective,
-                                                   direction=self.direction))
-        return run_trial(
-            lambda: hypermodel.build(hp), self.data, trial_id=trial.trial_id, model_name=model_name,
-            hyperparameters=dict(hp.values), config=config.replace(precision=self.precision, **self.early_stopping),
-            seed=seed, callbacks=callbacks, measure_speed=self.measure_speed, constraints=self.constraints,
-            files=self.trial_files(trial.trial_id, execution),
+        task = dict(
+            hypermodel=hypermodel, hp=trial.hyperparameters, trial_id=trial.trial_id, seed=seed,
+            default_epochs=self.epochs, precision=self.precision, early_stopping=self.early_stopping,
+            callbacks=self.callbacks, measure_speed=self.measure_speed, constraints=self.constraints,
+            files=self.trial_files(trial.trial_id, execution), pruning=self._pruning(),
         )
+        if self.pool is None:
+            return train_one(self.data, **task)
+        try:
+            return self.pool.run(train_one, **task)
+        except WorkerDied as e:  # a native crash or an out-of-memory kill: one failed trial, the search goes on
+            return new_record(id=trial.trial_id, model=None, hyperparameters=dict(trial.hyperparameters.values),
+                              seed=seed, status="failed", error=str(e), exit_signal=e.signal_name,
+                              exit_code=e.exitcode)
+
+    def _pruning(self):
+        """``(pruner, earlier records, monitor, direction)`` for this trial's pruning callback, or ``None``."""
+        if self.pruning is None:
+            return None
+        earlier = [{"status": "completed", "history": {self.objective: r.get("history", {}).get(self.objective, [])}}
+                   for r in self._current_records() if r.get("status") == "completed"]
+        return self.pruning, earlier, self.objective, self.direction
 
     def run(self, trial, hypermodel, *, tuner_id):
         start = time.perf_counter()
@@ -129,10 +136,10 @@ class Runner:
                 body += f"  resumed@{record['resumed_from_epoch']}"
         else:
             body = str(record.get("error"))
-        pool = [r for r in self.records if objective_value(r, self.objective) is not None]
+        ranked = [r for r in self.records if objective_value(r, self.objective) is not None]
         best = ""
-        if pool:
-            top = (max if self.direction == "max" else min)(pool, key=lambda r: r[self.objective])
+        if ranked:
+            top = (max if self.direction == "max" else min)(ranked, key=lambda r: r[self.objective])
             best = f"  | best {fmt(top[self.objective])} (trial {top['id']})"
         print(f"{head} {body}  [{done}{total}]{best}{self._front()}", flush=True)
 
@@ -147,6 +154,26 @@ class Runner:
             return ""
         reference = default_reference(self.records, self.objectives)
         return f" | front {len(front)}, HV {hypervolume(self.records, reference=reference, fields=self.objectives):.4g}"
+
+
+def train_one(data, *, hypermodel, hp, trial_id, seed, default_epochs, precision, early_stopping, callbacks,
+              measure_speed, constraints, files, pruning):
+    """One training of a search trial (:func:`tuning.trial.run_trial`), in this process or a worker's."""
+    epochs = int(hp.values.get("tuner/epochs", default_epochs))
+    if isinstance(hypermodel, ZooHyperModel):
+        trial_config = hypermodel.configure(hp)
+        config, model_name = trial_config.training.replace(epochs=epochs), trial_config.model
+    else:  # a HyperModel that compiles its own model keeps its optimizer and loss
+        config, model_name = TrainingConfig(epochs=epochs, options={"compile": "if_needed"}), None
+    callbacks = list(callbacks)
+    if pruning is not None:
+        pruner, earlier, monitor, direction = pruning
+        callbacks.append(pruner.callback(earlier, monitor=monitor, direction=direction))
+    return run_trial(
+        lambda: hypermodel.build(hp), data, trial_id=trial_id, model_name=model_name,
+        hyperparameters=dict(hp.values), config=config.replace(precision=precision, **early_stopping),
+        seed=seed, callbacks=callbacks, measure_speed=measure_speed, constraints=constraints, files=files,
+    )
 
 
 _AVERAGED = ("fit_seconds", "seconds_per_epoch", "latency_ms", "throughput")

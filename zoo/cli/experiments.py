@@ -84,7 +84,7 @@ def cmd_tune(args) -> int:
             args.models if len(args.models) > 1 else args.models[0], data=load_data(args),
             objective=args.objective, direction=args.direction, algorithm=args.algorithm,
             objectives=parse_objectives(args.objectives), population_size=args.population_size,
-            pruning=args.pruning, max_trials=args.max_trials, epochs=args.epochs, max_seconds=args.max_seconds,
+            pruning=args.pruning, isolation=args.isolation, max_trials=args.max_trials, epochs=args.epochs, max_seconds=args.max_seconds,
             directory=args.directory, project_name=args.project_name,
             constraints=parse_constraints(args.constraint), overwrite=args.overwrite, seed=args.seed,
             executions=args.executions, tiny=args.tiny, report=not args.no_report,
@@ -189,6 +189,8 @@ def register(sub):
                    help="nsga2: trials per generation (default: max-trials/5, 4 to 50)")
     p.add_argument("--pruning", choices=("median",), default=None,
                    help="stop trials whose (first) objective trails the median of completed trials at that epoch")
+    p.add_argument("--isolation", choices=("process",), default=None,
+                   help="run each trial in a fresh worker process: flat memory, and a crash is one failed trial")
     p.add_argument("--directory", default="runs/tune")
     p.add_argument("--project-name", default="keras_tuner")
     p.add_argument("--constraint", action="append", metavar="NAME=VALUE",
