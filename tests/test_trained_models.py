@@ -205,3 +205,26 @@ def test_cli_lr_find(tmp_path, capsys):
                  "--out", str(out)])
     text = capsys.readouterr().out
     assert code == 0 and "suggested learning rate:" in text and out.exists()
+
+
+def test_validation_metrics_taken_from_the_last_epoch_equal_evaluating_the_final_weights(moons, tmp_path):
+    """Without early stopping, run_trial reads the validation metrics from fit's last epoch instead of a
+    second pass: they are the final weights' metrics (the saved model, evaluated again, gives the same)."""
+    files = TrialFiles(str(tmp_path), "t0", save_model=True, checkpoint=False)
+    record = run_trial("mlp", moons, trial_id="t0", epochs=2, seed=1, measure_speed=False, files=files)
+    assert record["status"] == "completed"
+    assert record["val_loss"] == record["history"]["val_loss"][-1]
+    model = keras.saving.load_model(tmp_path / record["model_path"])
+    again = model.evaluate(moons.validation, verbose=0, return_dict=True)
+    assert again["loss"] == pytest.approx(record["val_loss"], abs=1e-6)
+    assert again["accuracy"] == pytest.approx(record["val_accuracy"], abs=1e-6)
+
+
+def test_compare_times_each_model_once_and_its_other_seeds_copy_it(moons, tmp_path):
+    result = tuning.compare(["mlp"], data=moons, epochs=1, seeds=2, out=tmp_path, model_kwargs={"mlp": MLP},
+                            report=False, verbose=0, progress=False, save_models=None)
+    first, second = result.records
+    assert first["latency_ms"] > 0 and "speed_from_seed" not in first
+    assert second["speed_from_seed"] == first["seed"]
+    assert (second["latency_ms"], second["throughput"]) == (first["latency_ms"], first["throughput"])
+    assert "speed" in first["timings"] and "speed" not in second["timings"]

@@ -242,6 +242,9 @@ def _say(progress, text):
         print(text, flush=True)
 
 
+SPEED_FIELDS = ("latency_ms", "throughput")
+
+
 @names_full_disk("out")
 def compare(
     models,
@@ -281,7 +284,9 @@ def compare(
         out: run folder: ``records.jsonl``, the report files and ``plots/``.
         model_kwargs: per-model builder arguments, ``{"resnet20": {"width": 0.5}}``.
         title: report title (default: "Architecture comparison on <data>").
-        measure_speed: time batch-1 latency and throughput after training.
+        measure_speed: time batch-1 latency and throughput after training, once per model: its
+            later seeds copy the first one's figures (``speed_from_seed``), since weights' values do
+            not change the speed.
         speed_iterations: timed batches for the latency (a third of them for throughput).
         resume: reuse completed trials with the same id found in ``records.jsonl``.
         report: write the report at the end.
@@ -370,6 +375,8 @@ def compare(
         kwargs = dict(model_kwargs.get(name, {}))
         group = []
         for seed in seeds:
+            # the same architecture runs at the same speed whatever its seed: timed once per model
+            timed = next((r for r in group if r.get("latency_ms") is not None), None)
             i += 1
             trial_id = _trial_id(name, kwargs, seed, config)
             old = existing.get(trial_id)
@@ -388,9 +395,12 @@ def compare(
                 warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
                 record = run_trial(
                     _builder(name, data, kwargs), data, trial_id=trial_id, model_name=name,
-                    hyperparameters=kwargs, config=training_config, seed=seed, measure_speed=measure_speed,
+                    hyperparameters=kwargs, config=training_config, seed=seed,
+                    measure_speed=measure_speed and timed is None,
                     speed_iterations=speed_iterations, verbose=verbose, on_trained=hook, files=files,
                 )
+            if timed is not None and record.get("status") == "completed":
+                record.update({k: timed[k] for k in SPEED_FIELDS}, speed_from_seed=timed["seed"])
             append_record(path, record)
             files.clear_checkpoint()
             records.append(record)

@@ -80,7 +80,7 @@ def run_trial(
     seed=0,
     callbacks=(),
     measure_speed=True,
-    speed_iterations=10,
+    speed_iterations=5,
     verbose=0,
     on_trained=None,
     epochs=None,
@@ -214,15 +214,17 @@ def run_trial(
         if pruned:  # stopped by a pruner (tuning.searches.pruning): kept, never ranked, not evaluated
             return new_record(status="pruned", error=pruned, peak_memory_bytes=peak_memory_bytes(), **base)
         clock = time.perf_counter()
-        metrics = {**_evaluate(model, val, batch_size, "val"), **_evaluate(model, test, batch_size, "test")}
+        # fit validated the weights it ends with after its last epoch, unless early stopping restored others
+        known = _last_validation(history) if config.patience is None else None
+        metrics = {**(known or _evaluate(model, val, batch_size, "val")), **_evaluate(model, test, batch_size, "test")}
         timings["evaluate"] = time.perf_counter() - clock
         if not all(finite(v) for v in metrics.values()):
             return new_record(status="failed", error="non-finite evaluation metrics",
                               peak_memory_bytes=peak_memory_bytes(), **metrics, **base)
         if measure_speed:
             clock = time.perf_counter()
-            lat = zoo.measure_speed(model, batch_size=1, iterations=speed_iterations, warmup=2)
-            thr = zoo.measure_speed(model, batch_size=batch_size, iterations=max(3, speed_iterations // 3), warmup=1)
+            lat = zoo.measure_speed(model, batch_size=1, iterations=speed_iterations, warmup=1)
+            thr = zoo.measure_speed(model, batch_size=batch_size, iterations=max(2, speed_iterations // 3), warmup=1)
             base.update(latency_ms=lat["latency_ms"], throughput=thr["throughput"])
             timings["speed"] = time.perf_counter() - clock
         if on_trained is not None:
@@ -245,6 +247,17 @@ def run_trial(
     finally:
         del model
         keras.backend.clear_session()  # free_memory=True: it runs gc.collect() itself (a second one cost ~0.3 s)
+
+
+def _last_validation(history):
+    """``{"val_loss": ..., ...}`` of the last epoch when ``fit`` validated after every epoch, else ``None``:
+    the same numbers as evaluating the final weights again (the same test function on the same batches),
+    without the second pass over the validation split."""
+    keys = [k for k in history if k.startswith("val_")]
+    epochs = len(history.get("loss", []))
+    if not keys or any(len(history[k]) != epochs or not finite(history[k][-1]) for k in keys):
+        return None
+    return {k: float(history[k][-1]) for k in keys}
 
 
 def _card(base, metrics) -> dict:

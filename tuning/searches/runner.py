@@ -60,7 +60,8 @@ class Runner:
         task = dict(
             hypermodel=hypermodel, hp=trial.hyperparameters, trial_id=trial.trial_id, seed=seed,
             default_epochs=self.epochs, precision=self.precision, early_stopping=self.early_stopping,
-            callbacks=self.callbacks, measure_speed=self.measure_speed, constraints=self.constraints,
+            callbacks=self.callbacks, constraints=self.constraints,
+            measure_speed=self.measure_speed and execution == 0,  # one configuration, one speed
             files=self.trial_files(trial.trial_id, execution), pruning=self._pruning(),
         )
         if self.pool is None:
