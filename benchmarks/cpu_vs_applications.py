@@ -5,7 +5,7 @@
 Both models of a pair are compiled the same way (SGD with momentum, sparse
 cross-entropy, the zoo's training helper) and trained on the same random
 batch; after warm-up, steps alternate A, B, A, B, ... so that machine noise
-hits both alike. Writes benchmarks/results/cpu_vs_applications_<backend>.json.
+hits both alike. Writes ``--out`` (e.g. benchmarks/results/cpu_vs_applications_<backend>.json).
 """
 
 import argparse
@@ -39,7 +39,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=6, help="timed steps per model")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--num-classes", type=int, default=1000)
-    p.add_argument("--out", default=None)
+    p.add_argument("--out", required=True, help="JSON file for the results")
     args = p.parse_args(argv)
     rng = np.random.default_rng(0)
     x = rng.random((args.batch, args.size, args.size, 3)).astype("float32")
@@ -70,9 +70,8 @@ def main(argv=None):
         keras.backend.clear_session()
     payload = {"command": " ".join(sys.argv), "size": args.size, "batch": args.batch, "steps": args.steps,
                "environment": environment(), "results": rows}
-    out = args.out or os.path.join(os.path.dirname(__file__), "results",
-                                   f"cpu_vs_applications_{keras.backend.backend()}.json")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
+    out = args.out
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
         json.dump(payload, f, indent=2)
     return 0

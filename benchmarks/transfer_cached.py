@@ -2,7 +2,7 @@
 
     python benchmarks/transfer_cached.py [--model resnet20] [--width 0.5] [--n 2048] [--epochs 3]
 
-Writes benchmarks/results/transfer_cached_<backend>.json (machine, backend and versions included).
+Writes ``--out`` (e.g. benchmarks/results/transfer_cached_<backend>.json), with the machine, backend and versions.
 """
 
 import argparse
@@ -29,7 +29,7 @@ def main(argv=None):
     p.add_argument("--n", type=int, default=2048, help="training images")
     p.add_argument("--epochs", type=int, default=4, help="the first epoch (tracing) is not counted")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--out", default=None)
+    p.add_argument("--out", required=True, help="JSON file for the results")
     args = p.parse_args(argv)
     classes = ("ring", "star", "ellipse", "crescent")
     x, y = make_shapes(classes=classes, samples_per_class=args.n // len(classes), image_size=args.size, seed=0)[:2]
@@ -53,8 +53,7 @@ def main(argv=None):
         "feature_extraction_seconds": h.feature_seconds, "speedup": backbone_epoch / cached_epoch,
         "command": " ".join(sys.argv), "environment": environment(),
     }
-    out = args.out or os.path.join(os.path.dirname(__file__), "results", f"transfer_cached_{keras.backend.backend()}.json")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
+    out = args.out
     with open(out, "w") as f:
         json.dump(result, f, indent=2)
     print(f"{args.model} width {args.width}: frozen backbone {backbone_epoch:.3f} s/epoch, cached features "

@@ -20,9 +20,10 @@ EXAMPLES = {
     # names the recipe it ran: ImageNet ResNet-18 on cats vs dogs, or the embedded stand-in
     "t5_transfer.py": (["t5_phases.png"], "recipe: "),
     "tuning_search.py": (["report/report.html"], "Pareto front"),
+    "multiobjective_search.py": (["report/report.html", "report/plots/search_hypervolume.png"], "hypervolume "),
     "vanishing_gradients.py": (["vanishing_gradients.png"], "times larger with relu + He"),
 }
-NO_DIAGNOSIS = {"compare_report.py", "tuning_search.py", "vanishing_gradients.py"}
+NO_DIAGNOSIS = {"compare_report.py", "multiobjective_search.py", "tuning_search.py", "vanishing_gradients.py"}
 
 
 @pytest.mark.parametrize("script", sorted(EXAMPLES))
