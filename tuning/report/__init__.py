@@ -14,7 +14,9 @@ as base64 data URIs: it opens in a browser with no server and no other file),
 ``results.csv``, ``results.json``, ``report_meta.json`` and ``plots/*.png``.
 
 Modules: :mod:`~tuning.report.summary` (groups, summary rows, primary metric,
-confusion matrix), :mod:`~tuning.report.plots`, :mod:`~tuning.report.render`
+confusion matrix), :mod:`~tuning.report.plots` (curves, trade-offs, confusion matrix),
+:mod:`~tuning.report.search_plots` (a search's history, hypervolume, parallel coordinates, importance,
+slices), :mod:`~tuning.report.render`
 (the Markdown/HTML document) and :mod:`~tuning.report.write` (the report's
 sections and files, :func:`regenerate`, :func:`format_summary`).
 """

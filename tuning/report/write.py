@@ -165,7 +165,7 @@ def _saved_models(doc, records, run_dir, out_dir):
                      + ", ".join(f"`{r['id']}` ({r.get('model')}) after epoch {r['stopped_epoch']} of "
                                  f"{r.get('epochs')}, best {r.get('best_epoch')}" for r in stopped) + ".")
     if saved:
-        doc.add("p", "Each file loads with `zoo.load_model(path)` (or `keras.saving.load_model` after `import zoo`); "
+        doc.add("p", "Each file loads with `zoo.load_model(path)` (or `keras.saving.load_model` after `import keras, zoo`); "
                      "a JSON card beside it says what it is and how it scored.")
         doc.add("table", ["record", "model", "best epoch", "file"],
                 [[r["id"], r.get("model"), r.get("best_epoch") or "",

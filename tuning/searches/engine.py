@@ -33,6 +33,12 @@ Design decisions (keras-tuner 1.4.8 read in ``engine/base_tuner.py``,
   oracle and the workers run trials; all of them append to the one shared
   ``records.jsonl`` (``append_record`` takes an exclusive ``flock`` and writes
   each line in one ``O_APPEND`` write).
+* Several objectives. ``algorithm="nsga2"`` uses :class:`tuning.searches.nsga2.NSGA2Oracle`:
+  every completed trial reports all its objectives (plus KerasTuner's weighted
+  sum, which KerasTuner requires and nothing ranks by); an infeasible one
+  reports only its ``constraint_violation`` before it ends ``FAILED``, so
+  constraint domination can rank it. The replay tells the oracle the same.
+  :func:`drive` runs any oracle on a Python function (test functions, benchmarks).
 * Budgets: ``max_trials`` (total, recorded trials included), ``max_seconds``
   (wall clock of this call: no trial starts after it), ``epochs`` per trial
   (Hyperband: its largest budget; every trial trains from scratch for
