@@ -146,13 +146,19 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_distributed_chief_and_two_workers_record_every_trial(tmp_path, monkeypatch):
-    """A chief (in this process) and two worker processes on 127.0.0.1 share one records.jsonl."""
+MULTI = {"algorithm": "nsga2", "objectives": [["val_accuracy", "max"], ["params", "min"]], "population_size": 2}
+
+
+@pytest.mark.parametrize("algorithm", ["random", "nsga2"])
+def test_distributed_chief_and_two_workers_record_every_trial(tmp_path, monkeypatch, algorithm):
+    """A chief (in this process) and two worker processes on 127.0.0.1 share one records.jsonl; the NSGA-II
+    oracle serves its generations to the workers the same way."""
     script = tmp_path / "search.py"
     script.write_text(SCRIPT)
     directory = tmp_path / "run"
     port = str(_free_port())
-    config = _config(max_trials=4)
+    extra = MULTI if algorithm == "nsga2" else {}
+    config = _config(max_trials=4, **extra)
     env = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": port}
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
     workers = [
@@ -166,7 +172,7 @@ def test_distributed_chief_and_two_workers_record_every_trial(tmp_path, monkeypa
         monkeypatch.setenv("KERASTUNER_ORACLE_PORT", port)
         monkeypatch.setenv("KERASTUNER_TUNER_ID", "chief")
         box = {}
-        chief = threading.Thread(target=lambda: box.setdefault("result", _search(directory, max_trials=4)),
+        chief = threading.Thread(target=lambda: box.setdefault("result", _search(directory, max_trials=4, **extra)),
                                  daemon=True)  # a hung chief must not keep pytest alive
         chief.start()
         chief.join(timeout=300)

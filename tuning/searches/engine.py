@@ -164,6 +164,7 @@ def make_oracle(algorithm, *, objective, max_trials, epochs, seed, hyperparamete
 def trial_metrics(oracle, record, objective_name):
     """What the oracle is told of a recorded trial: ``{name: value}`` for a completed one (every objective of
     a multi-objective oracle), ``{"constraint_violation": v}`` for an infeasible one under NSGA-II, else ``None``."""
+    oracle = getattr(oracle, "_oracle", oracle)  # a worker's OracleClient wraps an oracle made like the chief's
     if isinstance(oracle, NSGA2Oracle):
         return _with_weighted_sum(oracle, outcome(record, oracle.objectives))
     value = objective_value(record, objective_name)
