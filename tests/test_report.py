@@ -258,3 +258,11 @@ def test_a_report_of_many_records_is_written(tmp_path):
     assert os.path.getsize(paths["accuracy_vs_params"]) > 10_000
     with open(paths["json"]) as f:
         assert len(json.load(f)) == 300
+
+
+def test_a_configuration_over_a_constraint_is_diagnosed_infeasible_not_failed():
+    records = [new_record(id="0", model="mlp", hyperparameters={"units": 512}, seed=0, status="infeasible",
+                          error="constraint violated: params=9000 > 1000.0", params=9000),
+               new_record(id="1", model="mlp", hyperparameters={"units": 8}, seed=0, status="failed", error="boom")]
+    rows = {r["record_ids"] and r["record_ids"][0] or r["failed_ids"][0]: r for r in summarize_records(records)}
+    assert rows["0"]["diagnosis"] == "infeasible" and rows["1"]["diagnosis"] == "failed"

@@ -165,7 +165,8 @@ def _summary_row(group, present) -> dict:
         label, reason = diagnose(r.get("history") or {}, num_classes=r.get("num_classes") or infer_num_classes([r]))
         labels.append(label)
         reasons.append(reason)
-    row["diagnosis"] = summarize(labels) if done else ("failed" if failed else "pruned")
+    infeasible = failed and all(r.get("status") == "infeasible" for r in failed)
+    row["diagnosis"] = summarize(labels) if done else ("infeasible" if infeasible else "failed" if failed else "pruned")
     row["diagnosis_reason"] = (
         next(reason for label, reason in zip(labels, reasons) if label == row["diagnosis"]) if done
         else "; ".join(sorted({str(r.get("error")) for r in failed + pruned}))[:300]
