@@ -12,8 +12,7 @@ Example:
     >>> tuning.pareto(result.records, maximize="val_accuracy", minimize=("params", "fit_seconds"))
 """
 
-import importlib
-import importlib.util
+from zoo._lazy import lazy_attributes
 
 # Public name -> the module that defines it. Imported on first use (PEP 562): `import tuning.report` or
 # `import tuning.records` must not pull in the searches (KerasTuner) or the comparison (Keras).
@@ -63,20 +62,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    if name not in _ATTRIBUTES:
-        return _submodule(name)
-    value = getattr(importlib.import_module(_ATTRIBUTES[name]), name)
-    globals()[name] = value
-    return value
-
-
-def _submodule(name):
-    # Every submodule is an attribute, as when this package imported them all.
-    if name.startswith("_") or importlib.util.find_spec(f"{__name__}.{name}") is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return importlib.import_module(f"{__name__}.{name}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, _ATTRIBUTES, __all__)

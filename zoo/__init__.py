@@ -8,10 +8,10 @@ already imported, as in ``import keras, zoo`` before ``keras.saving.load_model``
 """
 
 import importlib
-import importlib.util
 import sys
 import types
 
+from zoo._lazy import lazy_attributes
 from zoo._version import __version__
 
 # Public name -> the module that defines it.
@@ -54,25 +54,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    if name not in _ATTRIBUTES:
-        return _submodule(name)
-    module = importlib.import_module(_ATTRIBUTES[name])
-    for other, source in _ATTRIBUTES.items():
-        if source == module.__name__:
-            globals()[other] = getattr(module, other)
-    return globals()[name]
-
-
-def _submodule(name):
-    # Every submodule is an attribute, as when this package imported them all.
-    if name.startswith("_") or importlib.util.find_spec(f"{__name__}.{name}") is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return importlib.import_module(f"{__name__}.{name}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, _ATTRIBUTES, __all__)
 
 
 class _Package(types.ModuleType):

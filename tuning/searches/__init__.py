@@ -8,10 +8,8 @@
 - ``runner``: one trial for the tuner, its record and progress line.
 """
 
-import importlib
-import importlib.util
-
 from tuning.searches.state import ALGORITHMS, MANIFEST_FILE, RECORDS_FILE
+from zoo._lazy import lazy_attributes
 
 # Imported on first use (PEP 562), so that the light modules (``state``) load without KerasTuner.
 _ATTRIBUTES = {
@@ -22,20 +20,4 @@ _ATTRIBUTES = {
 __all__ = ["ALGORITHMS", "MANIFEST_FILE", "RECORDS_FILE", "SearchResult", "load_search", "search"]
 
 
-def __getattr__(name):
-    if name not in _ATTRIBUTES:
-        return _submodule(name)
-    value = getattr(importlib.import_module(_ATTRIBUTES[name]), name)
-    globals()[name] = value
-    return value
-
-
-def _submodule(name):
-    # Every submodule is an attribute, as when this package imported them all.
-    if name.startswith("_") or importlib.util.find_spec(f"{__name__}.{name}") is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return importlib.import_module(f"{__name__}.{name}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, _ATTRIBUTES, __all__)
