@@ -110,7 +110,7 @@ def stock(*, model, data_name, image_size, trials, epochs, seed=0):
         net = zoo.build(model, input_shape=data.input_shape, num_classes=data.num_classes,
                         dropout=hp.Choice("dropout", [0.0, 0.1, 0.2]))
         net.compile(optimizer=keras.optimizers.Adam(hp.Float("learning_rate", 1e-4, 1e-2, sampling="log")),
-                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+                    loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])  # softmax outputs
         return net
 
     with tempfile.TemporaryDirectory() as directory:
