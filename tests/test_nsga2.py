@@ -327,3 +327,19 @@ def test_cli_tune_nsga2_with_objectives_and_pruning(tmp_path, capsys):
         assert main(["tune", "mlp", "--data", "moons", "--directory", str(tmp_path / "bad"), *bad]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0]
+
+
+def test_a_worker_reports_every_objective_through_its_client():
+    """On a worker, the tuner's oracle is KerasTuner's OracleClient around an oracle made like the chief's:
+    the trial's metrics still carry every objective (and the weighted sum KerasTuner checks for)."""
+    oracle = NSGA2Oracle(TWO, population_size=2, max_trials=4, seed=1, hyperparameters=_zdt_space(2))
+
+    class Client:  # what keras_tuner.src.distribute.oracle_client.OracleClient keeps of it
+        _oracle = oracle
+        objective = oracle.objective
+
+    record = {"status": "completed", "f1": 0.25, "f2": 0.5}
+    metrics = engine.trial_metrics(Client(), record, "f1")
+    assert metrics["f1"] == 0.25 and metrics["f2"] == 0.5 and oracle.objective.name in metrics
+    infeasible = {"status": "infeasible", "params": 20, "constraints": {"max_params": 10}}
+    assert engine.trial_metrics(Client(), infeasible, "f1") == {VIOLATION: 1.0}

@@ -149,7 +149,8 @@ def _free_port():
 MULTI = {"algorithm": "nsga2", "objectives": [["val_accuracy", "max"], ["params", "min"]], "population_size": 2}
 
 
-@pytest.mark.parametrize("algorithm", ["random", "nsga2"])
+# nsga2's worker path is covered fast by test_nsga2.py::test_a_worker_reports_every_objective_through_its_client
+@pytest.mark.parametrize("algorithm", ["random", pytest.param("nsga2", marks=pytest.mark.slow)])
 def test_distributed_chief_and_two_workers_record_every_trial(tmp_path, monkeypatch, algorithm):
     """A chief (in this process) and two worker processes on 127.0.0.1 share one records.jsonl; the NSGA-II
     oracle serves its generations to the workers the same way."""
