@@ -182,7 +182,7 @@ def test_infeasible_trials_are_ranked_by_violation_and_never_breed_ahead_of_feas
 
 DATA = {"name": "moons", "num_samples": 300}
 SEARCH = {"models": "mlp", "epochs": 1, "seed": 4, "report": False, "measure_speed": False, "algorithm": "nsga2",
-          "objectives": [["val_accuracy", "max"], ["params", "min"]], "population_size": 3, "checkpoint": False,
+          "objectives": [["val_accuracy", "max"], ["params", "min"]], "population_size": 2, "checkpoint": False,
           "training": {"optimizer": ["adam"], "schedule": ["constant"], "weight_decay": [0.0]}}
 SCRIPT = textwrap.dedent(f"""
     import json, sys
@@ -207,24 +207,24 @@ def _hps(directory):
 
 
 def test_kill_9_then_resume_continues_the_same_evolution(tmp_path):
-    """A multi-objective search killed with SIGKILL after its fourth record, then resumed, proposes the
-    same hyperparameters trial for trial as the same search run without interruption."""
+    """A multi-objective search killed with SIGKILL after its third record, then resumed, proposes the
+    same hyperparameters trial for trial (three generations of two) as the same search run without interruption."""
     script = tmp_path / "search.py"
     script.write_text(SCRIPT)
-    whole = _run(script, tmp_path / "whole", max_trials=8)
+    whole = _run(script, tmp_path / "whole", max_trials=6)
     assert whole.wait(timeout=300) == 0, whole.stdout.read()
     killed_dir = tmp_path / "killed"
-    proc = _run(script, killed_dir, max_trials=8)
+    proc = _run(script, killed_dir, max_trials=6)
     records = killed_dir / "records.jsonl"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
-        if records.exists() and records.read_bytes().count(b"\n") >= 4:
+        if records.exists() and records.read_bytes().count(b"\n") >= 3:
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert 4 <= len(_hps(killed_dir)) < 8
-    again = _run(script, killed_dir, max_trials=8)
+    assert 3 <= len(_hps(killed_dir)) < 6
+    again = _run(script, killed_dir, max_trials=6)
     out = again.communicate(timeout=300)[0]
     assert again.returncode == 0, out
     assert "resumed:" in out and "other values" not in out
@@ -245,7 +245,7 @@ def test_nsga2_search_records_infeasible_trials_and_keeps_them_off_the_front(tmp
     assert result.hypervolume() > 0
     assert result.manifest["objectives"] == [{"name": "val_accuracy", "direction": "max"},
                                              {"name": "params", "direction": "min"}]
-    assert result.manifest["algorithm"]["population_size"] == 3
+    assert result.manifest["algorithm"]["population_size"] == 2
 
 
 def test_bad_multi_objective_arguments_fail_before_any_trial(tmp_path):
