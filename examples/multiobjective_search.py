@@ -8,7 +8,7 @@ evolution. The report (``<out>/report/report.html``) shows the front, the
 hypervolume history, parallel coordinates, hyperparameter importance and slices.
 
 Run:
-    python examples/multiobjective_search.py --fast     # CI mode: a tiny MLP on moons, 8 trials, < 60 s
+    python examples/multiobjective_search.py --fast     # CI mode: a tiny MLP on moons, 6 trials, < 60 s
     python examples/multiobjective_search.py            # convnet on digits, 40 trials
 """
 
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     if args.fast:
         data = zoo.data.load("moons", num_samples=400)
-        settings = dict(models="mlp", max_trials=8, population_size=4, epochs=3, constraints={"max_params": 10_000},
+        settings = dict(models="mlp", max_trials=6, population_size=3, epochs=3, constraints={"max_params": 10_000},
                         training={"optimizer": ("adam",), "schedule": ("constant",), "weight_decay": (0.0,)})
     else:
         data = zoo.data.load("digits", image_size=16)

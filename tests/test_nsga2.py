@@ -206,6 +206,9 @@ def _hps(directory):
     return {r["id"]: r["hyperparameters"] for r in records}
 
 
+# Slow (three searches in fresh interpreters): the fast equivalents are the replay test above (the same
+# evolution after a replay of the records) and test_search_resume.py's kill -9 test (a killed search resumes).
+@pytest.mark.slow
 def test_kill_9_then_resume_continues_the_same_evolution(tmp_path):
     """A multi-objective search killed with SIGKILL after its third record, then resumed, proposes the
     same hyperparameters trial for trial (three generations of two) as the same search run without interruption."""
