@@ -183,7 +183,10 @@ def _seed(rng):
 
 
 def _values_key(values):
-    return json.dumps(values, sort_keys=True, default=str)
+    """Values as JSON for duplicate checks, floats to 12 significant digits: a value that went through
+    ``value_to_prob``/``prob_to_value`` (a log scale, a step) can come back one unit in the last place off."""
+    rounded = {k: float(f"{v:.12g}") if isinstance(v, float) else v for k, v in values.items()}
+    return json.dumps(rounded, sort_keys=True, default=str)
 
 
 class NSGA2Oracle(kt.Oracle):
@@ -310,12 +313,12 @@ class NSGA2Oracle(kt.Oracle):
             elif a is None or b is None:
                 value = a if b is None else b
             elif isinstance(hp, (kt.engine.hyperparameters.Int, kt.engine.hyperparameters.Float)):
-                u = hp.value_to_prob(a)
+                start = u = hp.value_to_prob(a)
                 if rng.random() < 0.5:  # each variable crosses with probability 1/2 (Deb & Agrawal's SBX)
                     u = _sbx(u, hp.value_to_prob(b), rng)
                 if rng.random() < mutation:
                     u = _polynomial_mutation(u, rng)
-                value = hp.prob_to_value(_clip(u))
+                value = a if u == start else hp.prob_to_value(_clip(u))  # unchanged: the parent's exact value
             else:  # Choice, Boolean: one parent's value, or a fresh one
                 value = a if rng.random() < 0.5 else b
                 if rng.random() < mutation:
