@@ -26,7 +26,7 @@ STAGE_PREFIX = re.compile(r"(stem|stage([1-9]\d*)|head)_")
 @pytest.fixture(autouse=True)
 def _fresh_session():
     yield
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=False)
 
 
 def trainable_params(model):

@@ -59,7 +59,7 @@ def _check(target, argument, value, call):
     else:
         _record(target, argument, value, "accepted")
     finally:
-        keras.backend.clear_session()
+        keras.backend.clear_session(free_memory=False)
 
 
 def _arguments(name):

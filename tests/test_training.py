@@ -97,7 +97,7 @@ def test_seed_makes_training_reproducible():
         model = zoo.build("mlp", input_shape=(4,), hidden_units=(8,), num_classes=2, dropout=0.3)
         training.fit(model, (x, y), epochs=1, batch_size=16, seed=7, verbose=0)
         weights.append([np.array(w) for w in model.weights])
-        keras.backend.clear_session()
+        keras.backend.clear_session(free_memory=False)
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
 
@@ -180,7 +180,7 @@ def test_device_data_trains_exactly_like_host_arrays(monkeypatch):
                          device_data=device_data)
         histories.append(h.history)
         weights.append([np.array(w) for w in model.weights])
-        keras.backend.clear_session()
+        keras.backend.clear_session(free_memory=False)
     assert sum(isinstance(v, tuple) for v in moved_args) == 2  # train and validation, once, only with device_data
     assert histories[0].keys() == histories[1].keys()
     for key in histories[0]:
