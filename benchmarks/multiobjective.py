@@ -35,7 +35,7 @@ Optuna rows are skipped, with a note.
 
 Run:
     python benchmarks/multiobjective.py --optuna-path /tmp/optuna_pkgs --jobs 2 \
-        --out benchmarks/results/multiobjective.json              # 1 h 51 min on 2 cores, most of it the weighted sum's ZDT
+        --out benchmarks/results/multiobjective.json     # 1 h 51 min on 2 cores, mostly the weighted sum's ZDT
     python benchmarks/multiobjective.py --quick --out /tmp/multiobjective.json      # 1 seed, tiny budgets: a smoke run
 
 Results go to ``--out`` only (nothing tracked is overwritten unless named), stamped with the machine, backend and

@@ -218,7 +218,8 @@ class NSGA2Oracle(kt.Oracle):
     def score_trial(self, trial):
         # KerasTuner's weighted sum (``MultiObjective.get_value``), for its own displays only: the
         # search never ranks by it
-        trial.score = self.objective.get_value({name: trial.metrics.get_last_value(name) for name, _ in self.objectives})
+        values = {name: trial.metrics.get_last_value(name) for name, _ in self.objectives}
+        trial.score = self.objective.get_value(values)
         trial.best_step = 0
 
     def populate_space(self, trial_id):
@@ -318,7 +319,8 @@ class NSGA2Oracle(kt.Oracle):
                     u = _sbx(u, hp.value_to_prob(b), rng)
                 if rng.random() < mutation:
                     u = _polynomial_mutation(u, rng)
-                value = a if u == start else hp.prob_to_value(_clip(u))  # unchanged: the parent's exact value
+                # unchanged by variation: the parent's exact value (the round trip can move it one ulp)
+                value = a if u == start else hp.prob_to_value(_clip(u))
             else:  # Choice, Boolean: one parent's value, or a fresh one
                 value = a if rng.random() < 0.5 else b
                 if rng.random() < mutation:
