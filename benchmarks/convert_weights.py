@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import zoo  # noqa: E402
-from zoo.runtime import environment  # noqa: E402
+from zoo.runtime import environment, write_json_atomic  # noqa: E402
 
 KEYS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "fixtures", "weights",
                     "full_size_keys.json")
@@ -136,9 +136,7 @@ def main(argv=None):
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
+    write_json_atomic(args.out, result, sort_keys=False)
     print(f"{args.model}: {size / 1e6:.0f} MB checkpoint, {result['params']:,} parameters; read {read_s:.2f} s, "
           f"convert+assign {convert_s:.2f} s (peak {result['convert_peak_over_checkpoint']:.2f}x the checkpoint), "
           f"kept .weights.h5 {kept_s:.2f} s; identical: {same}. Wrote {args.out}")

@@ -9,7 +9,6 @@ hits both alike. Writes ``--out`` (e.g. benchmarks/results/cpu_vs_applications_<
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -20,7 +19,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import zoo  # noqa: E402
-from zoo.runtime import environment  # noqa: E402
+from zoo.runtime import environment, write_json_atomic  # noqa: E402
 from zoo import training  # noqa: E402
 
 PAIRS = {"resnet50": "ResNet50", "densenet121": "DenseNet121", "vgg16": "VGG16", "resnet101": "ResNet101"}
@@ -70,10 +69,7 @@ def main(argv=None):
         keras.backend.clear_session()
     payload = {"command": " ".join(sys.argv), "size": args.size, "batch": args.batch, "steps": args.steps,
                "environment": environment(), "results": rows}
-    out = args.out
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(payload, f, indent=2)
+    write_json_atomic(args.out, payload, sort_keys=False)
     return 0
 
 

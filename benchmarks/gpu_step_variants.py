@@ -174,7 +174,7 @@ def main(argv=None):
     p.add_argument("--out", default=None)
     a = p.parse_args(argv)
 
-    from zoo.runtime import environment
+    from zoo.runtime import environment, write_json_atomic
 
     variants = [v.split(":") for v in a.variants.split(",")]
     for v in variants:
@@ -200,8 +200,8 @@ def main(argv=None):
     for r in results:
         print(f"{r['variant']:<16} {r['img_per_s']:>10.1f} img/s {r['step_ms']:>8.2f} ms/step")
     if a.out:
-        with open(a.out, "w") as f:
-            json.dump({"command": " ".join(sys.argv), "environment": environment(), "results": results}, f, indent=2)
+        write_json_atomic(a.out, {"command": " ".join(sys.argv), "environment": environment(), "results": results},
+                          sort_keys=False)
     return results
 
 

@@ -64,7 +64,7 @@ import keras_tuner as kt  # noqa: E402
 from tuning.fronts import default_reference, hypervolume  # noqa: E402
 from tuning.searches import engine  # noqa: E402
 from tuning.searches.nsga2 import NSGA2Oracle, outcome  # noqa: E402
-from zoo.runtime import environment  # noqa: E402
+from zoo.runtime import environment, write_json_atomic  # noqa: E402
 
 METHODS = ("nsga2", "random", "weighted_sum", "optuna_nsga2")
 PROBLEMS = ("zdt1", "zdt2")
@@ -459,10 +459,7 @@ def main(argv=None) -> int:
         payload["environment"]["versions"]["optuna"] = optuna.__version__
     for name, verdict in payload["goal"].items():
         print(f"goal {name}: {verdict}", flush=True)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2)
-    print(f"results: {args.out}")
+    print(f"results: {write_json_atomic(args.out, payload, sort_keys=False)}")
     return 0
 
 

@@ -15,7 +15,6 @@ The results (seconds per size, the ratio of the largest to 100 records, machine,
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -28,7 +27,7 @@ import numpy as np  # noqa: E402
 
 from tuning.records import new_record  # noqa: E402
 from tuning.report import write_report  # noqa: E402
-from zoo.runtime import environment  # noqa: E402
+from zoo.runtime import environment, write_json_atomic  # noqa: E402
 
 
 def synthetic_records(n, seed=0):
@@ -67,10 +66,7 @@ def main(argv=None) -> int:
     if 100 in seconds and max(seconds) != 100:
         payload["ratio_largest_to_100"] = round(seconds[max(seconds)] / seconds[100], 2)
         print(f"ratio {max(seconds)}/100 records: {payload['ratio_largest_to_100']}")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2)
-    print(f"results: {args.out}")
+    print(f"results: {write_json_atomic(args.out, payload, sort_keys=False)}")
     return 0
 
 

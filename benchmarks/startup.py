@@ -91,14 +91,11 @@ def main(argv=None) -> int:
                               "frameworks": frameworks(command)}
             print(f"{label:<22} median {results[label]['median_s']:6.2f} s  min {results[label]['min_s']:6.2f} s"
                   f"  frameworks: {', '.join(results[label]['frameworks']) or 'none'}", flush=True)
-    from zoo.runtime import environment
+    from zoo.runtime import environment, write_json_atomic
 
     payload = {"benchmark": "startup", "records": args.records, "runs": args.runs, "commands": results,
                "environment": environment()}
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2)
-    print(f"results: {args.out}")
+    print(f"results: {write_json_atomic(args.out, payload, sort_keys=False)}")
     return 0
 
 

@@ -6,7 +6,6 @@ Writes ``--out`` (e.g. benchmarks/results/transfer_cached_<backend>.json), with 
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -16,7 +15,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import zoo  # noqa: E402
-from zoo.runtime import environment  # noqa: E402
+from zoo.runtime import environment, write_json_atomic  # noqa: E402
 from zoo import training, transfer  # noqa: E402
 from zoo.data import make_shapes  # noqa: E402
 
@@ -53,9 +52,7 @@ def main(argv=None):
         "feature_extraction_seconds": h.feature_seconds, "speedup": backbone_epoch / cached_epoch,
         "command": " ".join(sys.argv), "environment": environment(),
     }
-    out = args.out
-    with open(out, "w") as f:
-        json.dump(result, f, indent=2)
+    write_json_atomic(args.out, result, sort_keys=False)
     print(f"{args.model} width {args.width}: frozen backbone {backbone_epoch:.3f} s/epoch, cached features "
           f"{cached_epoch:.4f} s/epoch (one-off extraction {h.feature_seconds:.2f} s): {result['speedup']:.1f}x faster")
     return 0

@@ -20,7 +20,6 @@ Results (RSS per trial, slope, machine, backend and versions) go to ``--out`` on
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -32,7 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from zoo.runtime import environment  # noqa: E402
+from zoo.runtime import environment, write_json_atomic  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -117,8 +116,7 @@ def main(argv=None) -> int:
         "first_mb": samples[0] if samples else None, "last_mb": samples[-1] if samples else None,
         "environment": environment(),
     }
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=1)
+    write_json_atomic(args.out, result, sort_keys=False)
     print(f"{mode}: {len(samples)} trials in {seconds:.0f} s, RSS {result['first_mb']:.0f} -> "
           f"{result['last_mb']:.0f} MB, {result['mb_per_trial']:.2f} MB per trial -> {args.out}")
     return 0

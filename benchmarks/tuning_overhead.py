@@ -24,7 +24,6 @@ Results (machine, backend and versions included) go to ``--out`` only.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -36,7 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tuning  # noqa: E402
 import zoo.data  # noqa: E402
-from zoo.runtime import environment  # noqa: E402
+from zoo.runtime import environment, write_json_atomic  # noqa: E402
 
 GOAL = 0.05
 
@@ -146,10 +145,7 @@ def main(argv=None) -> int:
                                        trials=args.trials, epochs=epochs)
         r["wall_ratio_vs_stock"] = r["search_wall_seconds"] / r["stock_keras_tuner"]["search_wall_seconds"]
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w", encoding="utf-8") as f:
-            json.dump(payload, f, indent=2)
-            f.write("\n")
+        write_json_atomic(args.out, payload, sort_keys=False)
     print()
     for r in results:
         outside = r["sum_trial_seconds"] - r["sum_fit_seconds"]

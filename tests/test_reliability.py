@@ -232,3 +232,22 @@ def test_rates_beyond_any_use_are_refused():
     for name in ("learning_rate", "weight_decay"):
         with pytest.raises(ValueError, match=rf"`{name}` must be <= 1000.0. Received: {name}=1e\+308"):
             training.fit(model, data, epochs=1, verbose=0, **{name: 1e308})
+
+
+def test_results_are_written_whole_or_not_at_all(tmp_path):
+    """zoo.runtime.write_json_atomic (manifests, model cards, benchmark results): the folder is made, keys sorted
+    unless asked otherwise, and a payload that cannot be written leaves the previous file and no partial one."""
+    from zoo.runtime import write_json_atomic
+
+    path = tmp_path / "new" / "results.json"
+    assert write_json_atomic(str(path), {"b": 1, "a": float("nan"), "c": tmp_path}) == str(path)
+    text = path.read_text()
+    assert text.index('"a"') < text.index('"b"') and json.loads(text)["c"] == str(tmp_path)  # str() for the rest
+    write_json_atomic(str(path), {"z": 1, "a": 2}, sort_keys=False)
+    assert list(json.loads(path.read_text())) == ["z", "a"]
+    circular = {}
+    circular["self"] = circular
+    with pytest.raises(ValueError, match="[Cc]ircular"):
+        write_json_atomic(str(path), circular)
+    assert json.loads(path.read_text()) == {"z": 1, "a": 2}
+    assert os.listdir(path.parent) == ["results.json"]

@@ -25,6 +25,8 @@ import shutil
 
 import keras
 
+from zoo.runtime import write_json_atomic
+
 SAVE_MODELS = ("best", "pareto", "all", None)
 MODELS_DIR = "models"
 CHECKPOINTS_DIR = "checkpoints"
@@ -84,16 +86,6 @@ def _sha256(path) -> str:
     return digest.hexdigest()
 
 
-def _write_json(path, payload):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2, sort_keys=True, default=str)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _save_keras(model, path):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path[:-len('.keras')]}.tmp-{os.getpid()}.keras"  # Keras wants the .keras ending
@@ -107,7 +99,7 @@ def save_trained_model(model, files: TrialFiles, card: dict) -> dict:
     _save_keras(model, files.model_path)
     sha = _sha256(files.model_path)
     relative = os.path.relpath(files.model_path, files.run_dir)
-    _write_json(files.model_path[:-len(".keras")] + ".json", {**card, "model_path": relative, "model_sha256": sha})
+    write_json_atomic(files.model_path[:-len(".keras")] + ".json", {**card, "model_path": relative, "model_sha256": sha})
     return {"model_path": relative, "model_sha256": sha}
 
 
@@ -160,7 +152,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if epoch + 1 >= self.epochs:
             return
         _save_keras(self.model, os.path.join(self.folder, "model.keras"))
-        _write_json(os.path.join(self.folder, "state.json"),
+        write_json_atomic(os.path.join(self.folder, "state.json"),
                     {"epoch": epoch + 1, "seed": self.seed, "history": self.history})
 
 

@@ -16,6 +16,7 @@ import contextlib
 import errno
 import functools
 import inspect
+import json
 import os
 import platform
 import resource
@@ -40,6 +41,7 @@ __all__ = [
     "peak_memory_bytes",
     "precision_policy",
     "resolve_precision",
+    "write_json_atomic",
 ]
 
 
@@ -171,6 +173,26 @@ def environment() -> dict:
             "device": device_name(),
         },
     }
+
+
+def write_json_atomic(path, payload, *, sort_keys=True):
+    """Write ``payload`` as indented JSON to ``path`` (its folder made if missing) through a temporary file and
+    ``os.replace``: a process killed while writing leaves the previous file whole. Values JSON cannot take
+    are written as ``str``. Returns ``path``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(payload, f, indent=2, sort_keys=sort_keys, default=str)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):  # json.dump failed: the previous file stays, the partial one goes
+            os.remove(tmp)
+    return path
 
 
 def is_disk_full(error: BaseException) -> bool:

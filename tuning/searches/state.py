@@ -14,7 +14,7 @@ import json
 import os
 
 from tuning.records import read_records
-from zoo.runtime import environment
+from zoo.runtime import environment, write_json_atomic
 
 __all__ = ["ALGORITHMS", "RECORDS_FILE", "MANIFEST_FILE", "make_manifest", "read_manifest", "prepare_directory", "repair_tail",
            "check_keras_tuner_state", "write_json_atomic"]
@@ -40,16 +40,6 @@ def make_manifest(identity, *, project_name, provenance=None):
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "environment": {k: v for k, v in environment().items() if k != "host"},
     }
-
-
-def write_json_atomic(path, payload):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def read_manifest(path):

@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 
-from zoo.runtime import environment, is_out_of_memory, resolve_precision
+from zoo.runtime import environment, is_out_of_memory, resolve_precision, write_json_atomic
 from zoo.utils import check_choice, check_int
 
 # keras.applications names of the zoo's reference layouts
@@ -313,9 +313,7 @@ def run(models, *, image_size=224, batch_size=64, steps=20, epochs=3, precision=
                "environment": environment(), "results": results, "skipped": skipped, "failed": failed}
     if out:  # BASE.json, BASE.csv and BASE.png, whatever the extension given
         base = os.path.splitext(os.path.abspath(out))[0]
-        os.makedirs(os.path.dirname(base), exist_ok=True)
-        with open(base + ".json", "w") as f:
-            json.dump(payload, f, indent=2)
+        write_json_atomic(base + ".json", payload, sort_keys=False)
         write_csv(payload, base + ".csv")
         if results:
             plot(payload, base + ".png")
