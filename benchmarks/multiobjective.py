@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import statistics
@@ -63,7 +62,7 @@ import keras_tuner as kt  # noqa: E402
 
 from tuning.fronts import default_reference, hypervolume  # noqa: E402
 from tuning.searches import engine  # noqa: E402
-from tuning.searches.nsga2 import NSGA2Oracle, outcome  # noqa: E402
+from tuning.searches.nsga2 import NSGA2Oracle, configuration_key, outcome  # noqa: E402
 from zoo.runtime import environment, write_json_atomic  # noqa: E402
 
 METHODS = ("nsga2", "random", "weighted_sum", "optuna_nsga2")
@@ -144,10 +143,7 @@ def make_optuna_oracle_class(optuna):
                     hps.values[hp.name] = asked.params[hp.name] if hp.name in distributions else hp.value
             return {"status": "RUNNING", "values": hps.values}
 
-        def score_trial(self, trial):
-            # KerasTuner's weighted sum, for its own displays only (as NSGA2Oracle does)
-            trial.score = self.objective.get_value({n: trial.metrics.get_last_value(n) for n, _ in self.objectives})
-            trial.best_step = 0
+        score_trial = NSGA2Oracle.score_trial  # KerasTuner's weighted sum, for its own displays only
 
         @kt.synchronized
         def end_trial(self, trial):
@@ -354,14 +350,11 @@ def search_workload(*, methods, seeds, trials, population, epochs, optuna):
 
 
 def repeats(records):
-    """Trials whose hyperparameters repeat an earlier trial's of the same search, floats compared to 12
-    significant digits (a value that went through KerasTuner's ``value_to_prob``/``prob_to_value`` on a log
-    scale can come back one unit in the last place off)."""
+    """Trials whose hyperparameters repeat an earlier trial's of the same search, compared as the oracle compares
+    them (:func:`tuning.searches.nsga2.configuration_key`: floats to 12 significant digits)."""
     seen, count = set(), 0
     for record in records:
-        values = record.get("hyperparameters") or {}
-        key = json.dumps({k: float(f"{v:.12g}") if isinstance(v, float) else v for k, v in values.items()},
-                         sort_keys=True, default=str)
+        key = configuration_key(record.get("hyperparameters") or {})
         count += key in seen
         seen.add(key)
     return count

@@ -99,7 +99,8 @@ def save_trained_model(model, files: TrialFiles, card: dict) -> dict:
     _save_keras(model, files.model_path)
     sha = _sha256(files.model_path)
     relative = os.path.relpath(files.model_path, files.run_dir)
-    write_json_atomic(files.model_path[:-len(".keras")] + ".json", {**card, "model_path": relative, "model_sha256": sha})
+    write_json_atomic(files.model_path[:-len(".keras")] + ".json",
+                      {**card, "model_path": relative, "model_sha256": sha})
     return {"model_path": relative, "model_sha256": sha}
 
 
@@ -153,7 +154,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             return
         _save_keras(self.model, os.path.join(self.folder, "model.keras"))
         write_json_atomic(os.path.join(self.folder, "state.json"),
-                    {"epoch": epoch + 1, "seed": self.seed, "history": self.history})
+                          {"epoch": epoch + 1, "seed": self.seed, "history": self.history})
 
 
 def load_checkpoint(folder, *, seed, epochs, notes):

@@ -26,6 +26,7 @@ from tuning.report.summary import (
     select_field,
     summarize_records,
 )
+from zoo.runtime import write_json_atomic
 
 META_FILE = "report_meta.json"
 MAX_CURVE_ROWS = 12  # curves of at most this many groups (the best ones) in one figure
@@ -502,7 +503,7 @@ def _write_files(out_dir, doc, rows, meta) -> dict:
         f.write(doc.markdown())
     with open(paths["html"], "w", encoding="utf-8") as f:
         f.write(doc.html(out_dir, meta["title"]))
-    _write_json(paths["json"], rows)
+    write_json_atomic(paths["json"], rows, sort_keys=False)
     flat = [_flat(r) for r in rows]
     fields = list(dict.fromkeys(k for r in flat for k in r))
     with open(paths["csv"], "w", encoding="utf-8", newline="") as f:
@@ -510,14 +511,8 @@ def _write_files(out_dir, doc, rows, meta) -> dict:
         writer.writeheader()
         for r in flat:
             writer.writerow({k: ("" if v is None else (repr(v) if isinstance(v, float) else v)) for k, v in r.items()})
-    _write_json(paths["meta"], meta)
+    write_json_atomic(paths["meta"], meta, sort_keys=False)
     return paths
-
-
-def _write_json(path, value):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2, default=str)
-        f.write("\n")
 
 
 def _flat(row) -> dict:

@@ -35,9 +35,8 @@ from tuning.searches.state import (
     prepare_directory,
     read_manifest,
     repair_tail,
-    write_json_atomic,
 )
-from zoo.runtime import names_full_disk, resolve_precision
+from zoo.runtime import names_full_disk, resolve_precision, write_json_atomic
 from zoo.training import check_early_stopping, metric_direction
 
 __all__ = ["ALGORITHMS", "search"]

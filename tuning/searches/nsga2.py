@@ -41,8 +41,8 @@ import numpy as np
 from tuning.fronts import CONSTRAINT_FIELDS
 from tuning.records import finite
 
-__all__ = ["NSGA2Oracle", "VIOLATION", "constraint_violation", "crowding_distance", "default_population",
-           "non_dominated_fronts", "outcome", "survivors"]
+__all__ = ["NSGA2Oracle", "VIOLATION", "configuration_key", "constraint_violation", "crowding_distance",
+           "default_population", "non_dominated_fronts", "outcome", "survivors"]
 
 VIOLATION = "constraint_violation"  # the metric an infeasible trial reports to the oracle
 ETA_CROSSOVER = 15.0  # SBX distribution index (Deb's suggestion for real-coded GAs)
@@ -182,7 +182,7 @@ def _seed(rng):
     return int(rng.integers(2**31 - 1))
 
 
-def _values_key(values):
+def configuration_key(values) -> str:
     """Values as JSON for duplicate checks, floats to 12 significant digits: a value that went through
     ``value_to_prob``/``prob_to_value`` (a log scale, a step) can come back one unit in the last place off."""
     rounded = {k: float(f"{v:.12g}") if isinstance(v, float) else v for k, v in values.items()}
@@ -229,11 +229,11 @@ class NSGA2Oracle(kt.Oracle):
         tried = self._tried(trial_id)
         for _ in range(_MAX_DRAWS):
             values = self._child(parents, rng) if len(parents) >= 2 else self._sample(rng)
-            if _values_key(values) not in tried:
+            if configuration_key(values) not in tried:
                 return {"status": "RUNNING", "values": values}
         for _ in range(_MAX_DRAWS):  # the generation is stuck on known points: explore
             values = self._sample(rng)
-            if _values_key(values) not in tried:
+            if configuration_key(values) not in tried:
                 return {"status": "RUNNING", "values": values}
         return {"status": "STOPPED", "values": None}  # the space looks exhausted
 
@@ -241,7 +241,7 @@ class NSGA2Oracle(kt.Oracle):
         """The value sets of the other trials (cached: a trial's values do not change once proposed)."""
         for key, trial in self.trials.items():
             if key not in self._keys and key != trial_id:
-                self._keys[key] = _values_key(trial.hyperparameters.values)
+                self._keys[key] = configuration_key(trial.hyperparameters.values)
         return {value for key, value in self._keys.items() if key != trial_id}
 
     # --- selection -------------------------------------------------------------------------------

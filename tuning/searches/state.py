@@ -14,10 +14,10 @@ import json
 import os
 
 from tuning.records import read_records
-from zoo.runtime import environment, write_json_atomic
+from zoo.runtime import environment
 
 __all__ = ["ALGORITHMS", "RECORDS_FILE", "MANIFEST_FILE", "make_manifest", "read_manifest", "prepare_directory", "repair_tail",
-           "check_keras_tuner_state", "write_json_atomic"]
+           "check_keras_tuner_state"]
 
 ALGORITHMS = ("random", "hyperband", "bayesian", "grid", "nsga2")  # here, so that the CLI lists them fast
 RECORDS_FILE = "records.jsonl"
