@@ -134,27 +134,6 @@ def test_bad_arguments_raise_before_any_measurement(monkeypatch, kwargs, match):
         bench.run(args.pop("models"), **args)
 
 
-def test_old_argument_names_still_work_with_a_deprecation_warning(monkeypatch):
-    seen = {}
-
-    def fake_keras(model_fn, *, image_size, batch_size, **kwargs):
-        seen.update(image_size=image_size, batch_size=batch_size)
-        raise RuntimeError("stop here")
-
-    monkeypatch.setattr(bench, "matmul_peak_flops", lambda *a, **k: 1e9)
-    monkeypatch.setattr(bench, "bench_keras", fake_keras)
-    kw = dict(steps=1, epochs=1, peers=(), inputs=("numpy",), num_classes=3, zoo_kwargs={"hidden_units": (4,)})
-    with pytest.warns(DeprecationWarning, match="`size`"):
-        bench.run(["mlp"], size=8, batch_size=4, **kw)
-    assert seen == {"image_size": 8, "batch_size": 4}
-    with pytest.warns(DeprecationWarning, match="--batch is deprecated"):
-        main(["bench", "mlp", "--image-size", "8", "--batch", "2", "--steps", "1", "--epochs", "1", "--peers", "none",
-              "--input", "numpy", "--num-classes", "3", "--zoo-kwargs", '{"hidden_units": [4]}'])
-    assert seen == {"image_size": 8, "batch_size": 2}
-    with pytest.raises(TypeError, match="sizes"):
-        bench.run(["mlp"], sizes=8)
-
-
 def test_speed_ratios_are_against_the_torch_peer_of_the_same_model():
     results = [{"model": "resnet50", "framework": "keras-jax", "train_samples_per_second": 5300.0},
                {"model": "resnet50", "framework": "keras-jax", "train_samples_per_second": 5400.0},

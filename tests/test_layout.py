@@ -205,7 +205,7 @@ def test_public_names_resolve_lazily():
         with pytest.raises(AttributeError):
             getattr(package, "no_such_name")
     assert tuning.search is tuning.searches.api.search and tuning.compare is tuning.comparison.compare
-    assert zoo.profile is importlib.import_module("zoo.profile").profile  # the function, not its module
+    assert zoo.profile is importlib.import_module("zoo.profiling").profile  # the function, not its module
 
 
 def test_import_zoo_after_keras_registers_its_layers():

@@ -9,14 +9,13 @@ already imported, as in ``import keras, zoo`` before ``keras.saving.load_model``
 
 import importlib
 import sys
-import types
 
 from zoo._lazy import lazy_attributes
 from zoo._version import __version__
 
 # Public name -> the module that defines it.
 _ATTRIBUTES = {
-    **dict.fromkeys(("Profile", "measure_speed", "profile"), "zoo.profile"),
+    **dict.fromkeys(("Profile", "measure_speed", "profile"), "zoo.profiling"),
     **dict.fromkeys(("ModelCard", "build", "get_card", "list_models", "register_model"), "zoo.registry"),
     **dict.fromkeys(("feature_extractor", "fine_tune", "freeze", "load_model", "load_weights", "replace_head",
                      "train_head_on_features", "trainability", "unfreeze"), "zoo.transfer"),
@@ -55,18 +54,6 @@ __all__ = [
 
 
 __getattr__, __dir__ = lazy_attributes(__name__, _ATTRIBUTES, __all__)
-
-
-class _Package(types.ModuleType):
-    def __setattr__(self, name, value):
-        # The import system binds a submodule to its parent's attribute; `zoo.profile` stays the function
-        # even when the module zoo.profile is imported first (`from zoo.profile import Profile`).
-        if name == "profile" and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 if "keras" in sys.modules:  # Keras is loaded already: registering the zoo's objects costs little

@@ -32,9 +32,6 @@ from tuning.report.summary import (
     summarize_records,
 )
 from tuning.report.write import MAX_CURVE_ROWS, META_FILE, format_summary, regenerate, write_report
-from zoo import plots as _plots
-
-_figure, _save = _plots.figure, _plots.save  # old private names, for callers not yet on zoo.plots
 
 __all__ = [
     "SUMMARY_FIELDS",

@@ -27,7 +27,6 @@ Examples:
 from __future__ import annotations
 
 import contextlib
-import warnings
 import json
 import os
 import sys
@@ -205,27 +204,17 @@ def _with_oom_retry(fn, batch_size, **kwargs):
 
 def run(models, *, image_size=224, batch_size=64, steps=20, epochs=3, precision="float32", inputs=("device",),
         steps_per_execution=1, jit_compile="auto", peers=("keras",), num_classes=1000, zoo_kwargs=None,
-        torch_mode=None, out=None, **deprecated):
+        torch_mode=None, out=None):
     """Benchmark ``models`` (registry names) and their peers; returns the JSON payload (and writes ``out``).
 
     Arguments are checked, and every zoo model is built once with its
     arguments, before anything is timed. A measurement that fails for another
     reason than memory is recorded under ``failed`` and the run goes on.
-    ``size`` and ``batch`` are the deprecated names of ``image_size`` and ``batch_size``.
     """
     import keras
 
     import zoo
 
-    for old, new in (("size", "image_size"), ("batch", "batch_size")):
-        if old in deprecated:
-            warnings.warn(f"zoo.bench.run(`{old}`=) is deprecated; use `{new}`=", DeprecationWarning, stacklevel=2)
-            if new == "image_size":
-                image_size = deprecated.pop(old)
-            else:
-                batch_size = deprecated.pop(old)
-    if deprecated:
-        raise TypeError(f"run() got unexpected keyword argument(s) {sorted(deprecated)}")
     if isinstance(models, str):
         models = [models]
     if not models:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import warnings
 
 from zoo.runtime import PRECISIONS
 
@@ -80,18 +79,6 @@ class LazyChoices:
 
     def __len__(self):
         return len(self._load())
-
-
-class DeprecatedFlag(argparse.Action):
-    """An old option name kept for one release: stores into the new one with a ``DeprecationWarning``."""
-
-    def __init__(self, option_strings, dest, *, new, **kwargs):
-        self.new = new
-        super().__init__(option_strings, dest, **kwargs)
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        warnings.warn(f"{option_string} is deprecated; use {self.new}", DeprecationWarning, stacklevel=2)
-        setattr(namespace, self.dest, values)
 
 
 def add_data_arguments(p, *, data="digits", batch_size=64, image_size=None, channels=None, data_seed=0):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from zoo import bench
-from zoo.cli.args import DeprecatedFlag, add_precision_argument
+from zoo.cli.args import add_precision_argument
 
 
 def cmd_bench(args):
@@ -24,11 +24,7 @@ def cmd_bench(args):
 def add_arguments(p):
     p.add_argument("models", nargs="+", help="registered model names, e.g. resnet50 densenet121")
     p.add_argument("--image-size", type=int, default=224, help="square input size (default 224)")
-    p.add_argument("--size", dest="image_size", type=int, action=DeprecatedFlag, new="--image-size",
-                   help="deprecated: --image-size")
     p.add_argument("--batch-size", type=int, default=64, help="(default 64)")
-    p.add_argument("--batch", dest="batch_size", type=int, action=DeprecatedFlag, new="--batch-size",
-                   help="deprecated: --batch-size")
     p.add_argument("--steps", type=int, default=20, help="steps per epoch")
     p.add_argument("--epochs", type=int, default=3, help="the first is warm-up (compilation)")
     add_precision_argument(p)
