@@ -10,6 +10,7 @@ comparison resumes where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -22,14 +23,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import zoo
-from tuning.artifacts import TrialFiles, check_save_models, load_saved_model, prune_saved_models
+from tuning.artifacts import TrialFiles, load_saved_model, prune_saved_models
+from tuning.manifest import RECORDS_FILE, make_manifest, migrate_record, write_manifest
 from tuning.records import append_record, finite, read_records, reject_bad_lines
 from tuning.report import confusion_matrix, write_report
 from tuning.report.summary import primary_metric
-from tuning.trial import check_build, data_kwargs, run_trial
-from zoo import training
+from tuning.settings import RunOptions
+from tuning.trial import TrialPlan, check_build, data_kwargs, run_trial
+from zoo import training as zoo_training
 from zoo.runtime import names_full_disk, resolve_precision
-from zoo.utils import check_int
+from zoo.training import TrainingConfig
 
 __all__ = ["Comparison", "compare", "check_compatible"]
 
@@ -75,13 +78,6 @@ class Comparison:
         if record is None:
             raise ValueError(f"Configuration {rows[0].get('label')!r} has no completed trial in {self.out}")
         return load_saved_model(self.out, record, compile=compile)
-
-    @property
-    def best(self) -> dict | None:
-        """Deprecated: the best summary row; use :attr:`best_row` (or :attr:`best_record`, as on SearchResult)."""
-        warnings.warn("Comparison.best is deprecated: use best_row (the summary row) or best_record",
-                      DeprecationWarning, stacklevel=2)
-        return self.best_row
 
 
 GRADCAM_FIGURE = os.path.join("plots", "gradcam.png")
@@ -204,10 +200,10 @@ def _builder(name, data, kwargs):
     return build
 
 
-def _predictions_hook(data, fit_kwargs):
+def _predictions_hook(data):
     """``on_trained`` hook: the confusion matrix of the test split (validation if no test split)."""
     split = "test" if "test" in data.splits else ("validation" if "validation" in data.splits else None)
-    extra = {"task": data.task, "num_classes": data.num_classes, "fit_kwargs": fit_kwargs}
+    extra = {"task": data.task, "num_classes": data.num_classes}
 
     def on_trained(model):
         if split is None or data.task == "regression" or not data.num_classes:
@@ -215,7 +211,7 @@ def _predictions_hook(data, fit_kwargs):
         k = 2 if data.task == "binary" else int(data.num_classes)
         if k > MAX_CONFUSION_CLASSES:
             return extra
-        logits = training.outputs_logits(model)
+        logits = zoo_training.outputs_logits(model)
         ds = data.dataset(split)
         batches = ds.as_numpy_iterator() if ds is not None else [data.arrays(split)]
         truth, pred = [], []
@@ -232,13 +228,21 @@ def _predictions_hook(data, fit_kwargs):
     return on_trained
 
 
-def _trial_id(name, kwargs, seed, config):
-    blob = json.dumps({"model": name, "kwargs": kwargs, **config}, sort_keys=True, default=str)
+def _trial_id(name, kwargs, seed, training, data) -> str:
+    """A comparison trial's id: the model, its builder arguments, the seed, the training settings and the data."""
+    blob = json.dumps({"model": name, "kwargs": kwargs, "training": training, "data": data}, sort_keys=True,
+                      default=str)
     return f"{name}-seed{seed}-{hashlib.sha1(blob.encode()).hexdigest()[:8]}"
 
 
-def _say(progress, text):
-    if progress:
+def _record_key(record) -> str:
+    """The id a record would have under today's rule (:func:`tuning.manifest.migrate_record` first)."""
+    return _trial_id(record.get("model"), record.get("hyperparameters") or {}, record.get("seed"),
+                     record.get("training"), record.get("data"))
+
+
+def _say(verbose, text):
+    if verbose:
         print(text, flush=True)
 
 
@@ -246,66 +250,27 @@ SPEED_FIELDS = ("latency_ms", "throughput")
 
 
 @names_full_disk("out")
-def compare(
-    models,
-    *,
-    data,
-    epochs=5,
-    seeds=3,
-    batch_size=None,
-    fit_kwargs=None,
-    out,
-    model_kwargs=None,
-    title=None,
-    measure_speed=True,
-    speed_iterations=10,
-    resume=True,
-    report=True,
-    verbose=2,
-    progress=True,
-    command=None,
-    precision="float32",
-    patience=None,
-    min_delta=0.0,
-    save_models="best",
-    log_dir=None,
-    checkpoint=True,
-) -> Comparison:
+def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, title=None, command=None,
+            options=None) -> Comparison:
     """Train each model on the same data, split and budget over several seeds, then write a report.
 
     Args:
         models: registry names or fnmatch patterns, e.g. ``["lenet5", "resnet20", "densenet_bc_40"]``.
         data: a :class:`zoo.data.DataBundle` (or a name for :func:`zoo.data.load`).
-        epochs: training epochs for every model.
+        training: a :class:`zoo.training.TrainingConfig`, the same for every model (that is the point of
+            the comparison): epochs (the budget), batch size (default: the data's), optimizer, schedule,
+            precision (default ``float32``; ``auto`` by device), early stopping (``patience``: on
+            ``val_accuracy``, or ``val_loss`` for regression, restoring the best epoch's weights).
+            Default: ``TrainingConfig()``.
         seeds: a count (seeds ``0..n-1``) or a list of seeds; each model is trained once per seed.
-        batch_size: default: the bundle's.
-        fit_kwargs: optimizer, learning_rate, schedule, ... for :func:`zoo.training.fit`
-            (the same for every model: that is the point of the comparison).
-        out: run folder: ``records.jsonl``, the report files and ``plots/``.
+        out: run folder: ``records.jsonl``, ``run.json`` (the run manifest), the report files and ``plots/``.
         model_kwargs: per-model builder arguments, ``{"resnet20": {"width": 0.5}}``.
         title: report title (default: "Architecture comparison on <data>").
-        measure_speed: time batch-1 latency and throughput after training, once per model: its
-            later seeds copy the first one's figures (``speed_from_seed``), since weights' values do
-            not change the speed.
-        speed_iterations: timed batches for the latency (a third of them for throughput).
-        resume: reuse completed trials with the same id found in ``records.jsonl``.
-        report: write the report at the end.
-        verbose: Keras ``fit`` verbosity (2: one line per epoch).
-        progress: print one line per trial.
         command: command line shown in the report (default ``sys.argv``).
-        precision: ``float32``, ``mixed_float16``, ``mixed_bfloat16`` or ``auto``
-            (by device): the dtype policy every model is built under.
-        patience, min_delta: early stopping on the comparison's metric on validation
-            (``val_accuracy``, or ``val_loss`` for regression), restoring the best epoch's
-            weights; ``epochs`` is then the budget's maximum. Records hold ``best_epoch`` and
-            ``stopped_epoch``.
-        save_models: ``"best"`` keeps the best seed's trained model of every configuration (by
-            the validation metric), ``"all"`` every model, ``None`` none: ``OUT/models/ID.keras``
-            with a JSON card beside it, referenced from the record (``model_path``,
-            ``model_sha256``); :meth:`Comparison.load` loads one.
-        log_dir: write TensorBoard scalars and a ``log.csv`` per trial to ``log_dir/ID``.
-        checkpoint: leave a checkpoint after each epoch, so that a killed comparison resumes a
-            trial from its last finished epoch (the record notes ``resumed_from_epoch``).
+        options: a :class:`tuning.RunOptions`: ``resume`` (reuse completed trials found in
+            ``records.jsonl``), which trained models are kept (default: the best seed of each
+            configuration), per-epoch checkpoints, TensorBoard logs, the report, speed timing (once per
+            model: later seeds copy the first one's figures, ``speed_from_seed``), callbacks, verbosity.
 
     Returns:
         a :class:`Comparison` (records, summary rows, report paths).
@@ -316,19 +281,22 @@ def compare(
 
     Example:
         >>> ds = zoo.data.load("digits", image_size=32)
-        >>> result = compare(["mlp", "lenet5"], data=ds, epochs=3, seeds=2, out="runs/cmp")
+        >>> result = compare(["mlp", "lenet5"], data=ds, training=TrainingConfig(epochs=3), seeds=2, out="runs/cmp")
         >>> result.paths["html"]
         'runs/cmp/report.html'
     """
-    precision = resolve_precision(precision)
+    options = RunOptions.coerce(options)
+    if options.isolation is not None:
+        raise ValueError("A comparison trains in this process; isolation='process' is for tuning.search. "
+                         f"Received: isolation={options.isolation!r}")
+    kept = options.kept("comparison")
     if isinstance(data, str):
         import zoo.data
 
         data = zoo.data.load(data)
     if not hasattr(data, "fingerprint") or not hasattr(data, "splits"):
         raise TypeError(f"`data` must be a zoo.data.DataBundle or a dataset name. Received: {type(data).__name__}")
-    epochs = check_int("epochs", epochs)
-    batch_size = check_int("batch_size", batch_size, allow_none=True) or data.batch_size
+    training = _training(training, data)
     seeds = _seeds(seeds)
     names = _model_names(models)
     model_kwargs = dict(model_kwargs or {})
@@ -339,37 +307,41 @@ def compare(
         check_compatible(name, data)
         if not isinstance(model_kwargs.get(name, {}), dict):
             raise TypeError(f"`model_kwargs[{name!r}]` must be a dict. Received: {model_kwargs[name]!r}")
-    fit_kwargs = dict(fit_kwargs or {})
-    if patience is not None:  # part of the trial ids only when used, so earlier runs keep theirs
-        monitor = fit_kwargs.get("monitor") or ("val_loss" if data.task == "regression" else "val_accuracy")
-        fit_kwargs.update(patience=patience, min_delta=min_delta, monitor=monitor)
-    # the one training configuration of every trial; bad settings fail here, before any training
-    training_config = training.TrainingConfig.from_fit_kwargs(fit_kwargs, epochs=epochs, batch_size=batch_size,
-                                                              precision=precision)
     if out is None:
         raise ValueError("`out` must be a folder for records and the report. Received: out=None")
-    check_save_models(save_models, ("best", "all", None))
     for name in names:  # a bad builder argument fails here, once, not in every trial
         check_build(_builder(name, data, dict(model_kwargs.get(name, {}))),
                     what=f"{name} with model_kwargs {model_kwargs.get(name, {})}")
     out = os.fspath(out)
     os.makedirs(out, exist_ok=True)
-    path = os.path.join(out, "records.jsonl")
+    path = os.path.join(out, RECORDS_FILE)
     notes = []
-    if resume:
+    if options.resume:
         reject_bad_lines(path, notes)  # damaged lines move aside; their trials run again
-    existing = {r["id"]: r for r in read_records(path)} if resume else {}
-    config = {"epochs": epochs, "batch_size": batch_size, "fit_kwargs": fit_kwargs, "data": data.fingerprint}
-    if precision != "float32":  # absent for float32, so that earlier records keep their ids
-        config["precision"] = precision
-    hook = _predictions_hook(data, fit_kwargs)
+    elif os.path.exists(path) and os.path.getsize(path):
+        backup = f"{path}.{time.strftime('%Y%m%d-%H%M%S')}.bak"
+        os.replace(path, backup)
+        notes.append(f"resume=False: previous records moved to {backup}")
+    existing = {_record_key(migrate_record(r)): r for r in read_records(path)} if options.resume else {}
+    identity = {"training": _normalise(dataclasses.asdict(training)), "seeds": seeds,
+                "models": {n: model_kwargs.get(n, {}) for n in names}}
+    objective = ("val_loss", "min") if data.task == "regression" else ("val_accuracy", "max")
+    manifest = make_manifest("comparison", identity=identity, objectives=[objective],
+                             data={"name": data.name, "fingerprint": data.fingerprint, "batch_size": training.batch_size},
+                             budget={"epochs": training.epochs, "seeds": len(seeds)}, provenance=data.provenance())
+    write_manifest(out, manifest)
+    plan = TrialPlan(training=training, measure_speed=options.measure_speed,
+                     speed_iterations=options.speed_iterations, callbacks=options.callbacks,
+                     on_trained=_predictions_hook(data), verbose=options.fit_verbose)
 
     total = len(names) * len(seeds)
     records, i = [], 0
-    _say(progress, f"Comparing {len(names)} model(s) x {len(seeds)} seed(s) on {data.name!r} "
-                   f"{tuple(data.input_shape)}, {epochs} epoch(s), batch {batch_size}; records -> {path}")
+    verbose = options.verbose
+    _say(verbose, f"Comparing {len(names)} model(s) x {len(seeds)} seed(s) on {data.name!r} "
+                  f"{tuple(data.input_shape)}, {training.epochs} epoch(s), batch {training.batch_size}; "
+                  f"records -> {path}")
     for note in notes:
-        _say(progress, note)
+        _say(verbose, note)
     start_all = time.perf_counter()
     for name in names:
         kwargs = dict(model_kwargs.get(name, {}))
@@ -378,59 +350,66 @@ def compare(
             # the same architecture runs at the same speed whatever its seed: timed once per model
             timed = next((r for r in group if r.get("latency_ms") is not None), None)
             i += 1
-            trial_id = _trial_id(name, kwargs, seed, config)
+            trial_id = _trial_id(name, kwargs, seed, identity["training"], data.fingerprint)
             old = existing.get(trial_id)
             if old is not None and old.get("status") == "completed":
                 records.append(old)
                 group.append(old)
                 missing = old.get("model_path") and not os.path.exists(os.path.join(out, old["model_path"]))
-                _say(progress, f"[{i}/{total}] {name} seed={seed}: reused from {path} ({_summary(old)})"
-                               + (f"; its model file {old['model_path']} is missing (not retrained)" if missing else ""))
+                _say(verbose, f"[{i}/{total}] {name} seed={seed}: reused from {path} ({_summary(old)})"
+                              + (f"; its model file {old['model_path']} is missing (not retrained)" if missing else ""))
                 continue
-            files = TrialFiles(out, trial_id, save_model=save_models is not None, checkpoint=checkpoint,
-                               log_root=log_dir)
-            _say(progress, f"[{i}/{total}] {name} seed={seed}: training {epochs} epoch(s)")
+            files = TrialFiles(out, trial_id, save_model=kept is not None, checkpoint=options.checkpoint,
+                               log_root=options.log_dir)
+            _say(verbose, f"[{i}/{total}] {name} seed={seed}: training {training.epochs} epoch(s)")
             with warnings.catch_warnings():
                 # Keras notes on every fit that `shuffle` is ignored for tf.data: the pipeline shuffles itself.
                 warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
-                record = run_trial(
-                    _builder(name, data, kwargs), data, trial_id=trial_id, model_name=name,
-                    hyperparameters=kwargs, config=training_config, seed=seed,
-                    measure_speed=measure_speed and timed is None,
-                    speed_iterations=speed_iterations, verbose=verbose, on_trained=hook, files=files,
-                )
+                record = run_trial(_builder(name, data, kwargs), data,
+                                   plan if timed is None else dataclasses.replace(plan, measure_speed=False),
+                                   trial_id=trial_id, seed=seed, files=files, model_name=name,
+                                   hyperparameters=kwargs)
+            record["training"] = identity["training"]
             if timed is not None and record.get("status") == "completed":
                 record.update({k: timed[k] for k in SPEED_FIELDS}, speed_from_seed=timed["seed"])
             append_record(path, record)
             files.clear_checkpoint()
             records.append(record)
             group.append(record)
-            _say(progress, f"[{i}/{total}] {name} seed={seed}: {_summary(record)}"
-                           + (f" (resumed from epoch {record['resumed_from_epoch']})"
-                              if record.get("resumed_from_epoch") else ""))
-        if save_models == "best":  # the best seed's model of this configuration stays
+            _say(verbose, f"[{i}/{total}] {name} seed={seed}: {_summary(record)}"
+                          + (f" (resumed from epoch {record['resumed_from_epoch']})"
+                             if record.get("resumed_from_epoch") else ""))
+        if kept == "best":  # the best seed's model of this configuration stays
             best = best_seed(group)
             prune_saved_models(out, group, [best["id"]] if best else [])
-    _say(progress, f"All {total} trial(s) done in {time.perf_counter() - start_all:.1f} s.")
+    _say(verbose, f"All {total} trial(s) done in {time.perf_counter() - start_all:.1f} s.")
     result = Comparison(out=out, records=records)
-    if report:
-        _gradcam_figure(records, data, out, progress)
-        provenance = {
-            "data": data.provenance(),
-            "seeds": seeds,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "fit_kwargs": fit_kwargs,
-            "precision": precision,
-            "models": {n: model_kwargs.get(n, {}) for n in names},
-        }
-        result.paths = write_report(
-            records, out, title=title or f"Architecture comparison on {data.name}", provenance=provenance,
+    if options.report:
+        _gradcam_figure(records, data, out, verbose)
+        report = write_report(
+            records, out, manifest=manifest, title=title or f"Architecture comparison on {data.name}",
             command=list(sys.argv) if command is None else command, selection=[r["id"] for r in records],
         )
-        with open(result.paths["json"], encoding="utf-8") as f:
-            result.rows = json.load(f)
+        result.paths, result.rows = report.paths, report.rows
     return result
+
+
+def _training(training, data):
+    """The comparison's checked TrainingConfig: the data's batch size, a resolved precision, early stopping
+    on the comparison's metric."""
+    if training is None:
+        training = TrainingConfig()
+    if not isinstance(training, TrainingConfig):
+        raise TypeError(f"`training` must be a zoo.training.TrainingConfig. Received: training={training!r}")
+    monitor = training.monitor
+    if training.patience is not None and monitor is None:
+        monitor = "val_loss" if data.task == "regression" else "val_accuracy"
+    return dataclasses.replace(training, batch_size=training.batch_size or data.batch_size, monitor=monitor,
+                               precision=resolve_precision(training.precision or "float32"))
+
+
+def _normalise(value):
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
 
 
 def _summary(record) -> str:

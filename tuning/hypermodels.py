@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import dataclasses
 from dataclasses import dataclass, field
 
 import keras_tuner as kt
@@ -185,11 +186,13 @@ class ZooHyperModel(kt.HyperModel):
         """Declare the model part of the space; returns ``(registered name, builder kwargs)``."""
         raise NotImplementedError
 
-    def configure(self, hp) -> TrialConfig:
-        """Declare the whole space in ``hp`` and return what its current values mean."""
+    def configure(self, hp, base=None) -> TrialConfig:
+        """Declare the whole space in ``hp`` and return what its current values mean; the training settings
+        the space does not vary (epochs, precision, early stopping...) come from ``base``, a TrainingConfig."""
         name, kwargs = self._declare_model(hp)
         train = self.training.declare(hp, batch_size=self.batch_size, image=self.image)
-        config = TrainingConfig(
+        config = dataclasses.replace(
+            base or TrainingConfig(),
             optimizer=train["optimizer"], learning_rate=train["learning_rate"], schedule=train["schedule"],
             weight_decay=train["weight_decay"], batch_size=train["batch_size"],
             augmentation=train.get("augmentation"), augmentation_flip=self.training.augmentation_flip,

@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass
 from zoo import training
 from zoo.data import AUGMENTATION_PRESETS
 
-__all__ = ["COMMON_SPACE", "FAMILY_ARGUMENTS", "FAMILY_SPACES", "NONE", "TrainingSpace", "declare"]
+__all__ = ["COMMON_SPACE", "FAMILY_ARGUMENTS", "FAMILY_SPACES", "NONE", "SEARCHED_TRAINING", "SearchSpace", "TrainingSpace",
+           "declare"]
 
 # KerasTuner choices cannot hold None: "none" stands for "no augmentation".
 NONE = "none"
@@ -160,3 +161,51 @@ class TrainingSpace:
 
     def to_config(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+# The TrainingConfig fields a TrainingSpace sets in every trial; a search's TrainingConfig gives the others.
+SEARCHED_TRAINING = ("optimizer", "learning_rate", "schedule", "weight_decay", "batch_size", "augmentation",
+                     "augmentation_flip", "warmup_epochs")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """What a search over zoo models varies and what it holds fixed.
+
+    Attributes:
+        training: the :class:`TrainingSpace` (or a dict of its fields) of the training hyperparameters.
+        fixed: builder arguments fixed for every trial (``{"width": 0.5}``).
+        tiny: build every model at its card's tiny test sizes (quick demos and tests).
+        tune: the model hyperparameters to tune (default: every one the family declares).
+        hyperparameters: a ``keras_tuner.HyperParameters`` overriding parts of the space.
+
+    Example:
+        >>> SearchSpace(training=TrainingSpace(optimizer=("adam",)), fixed={"width": 0.5})
+    """
+
+    training: TrainingSpace | dict | None = None
+    fixed: dict | None = None
+    tiny: bool = False
+    tune: tuple | list | None = None
+    hyperparameters: object = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "training", TrainingSpace.coerce(self.training))
+        if self.fixed is not None and not isinstance(self.fixed, dict):
+            raise TypeError(f"`fixed` must be a dict of builder arguments. Received: fixed={self.fixed!r}")
+        if not isinstance(self.tiny, bool):
+            raise TypeError(f"`tiny` must be True or False. Received: tiny={self.tiny!r}")
+
+    @classmethod
+    def coerce(cls, space) -> SearchSpace:
+        """A SearchSpace from a SearchSpace, a TrainingSpace, a dict of SearchSpace fields or ``None``."""
+        if space is None:
+            return cls()
+        if isinstance(space, cls):
+            return space
+        if isinstance(space, TrainingSpace):
+            return cls(training=space)
+        if isinstance(space, dict):
+            return cls(**space)
+        raise TypeError(f"`space` must be a tuning.SearchSpace, a TrainingSpace, a dict or None. "
+                        f"Received: space={space!r}")

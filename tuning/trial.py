@@ -14,20 +14,20 @@ import inspect
 import math
 import re
 import time
+from typing import Callable
 
 import keras
 
 import zoo
 import zoo.data
 from tuning.artifacts import EpochCheckpoint, load_checkpoint, save_trained_model
-from tuning.fronts import BUILD_TIME_CONSTRAINTS, broken_constraints, check_constraints
+from tuning.constraints import BUILD_TIME_CONSTRAINTS, broken_constraints, check_constraints
 from tuning.records import finite, new_record
 from zoo import training
 from zoo.runtime import is_disk_full, is_out_of_memory, peak_memory_bytes
 from zoo.training import EpochTimer, TrainingConfig
 
-__all__ = ["EpochTimer", "check_build", "data_kwargs", "is_out_of_memory", "objective_value", "peak_memory_bytes",
-           "run_trial"]
+__all__ = ["TrialPlan", "check_build", "data_kwargs", "objective_value", "run_trial"]
 
 
 def _first_line(error: BaseException) -> str:
@@ -69,184 +69,266 @@ def _evaluate(model, data, batch_size, prefix):
     return {f"{prefix}_{k}": float(v) for k, v in values.items()}
 
 
-def run_trial(
-    build,
-    data,
-    *,
-    trial_id,
-    config=None,
-    model_name=None,
-    hyperparameters=None,
-    seed=0,
-    callbacks=(),
-    measure_speed=True,
-    speed_iterations=5,
-    verbose=0,
-    on_trained=None,
-    epochs=None,
-    batch_size=None,
-    fit_kwargs=None,
-    precision=None,
-    constraints=None,
-    files=None,
-) -> dict:
+@dataclasses.dataclass(frozen=True)
+class TrialPlan:
+    """Everything a trial needs besides its model, seed and files: built once by a comparison or a search
+    and handed through unchanged (a search's trial only swaps in the training settings it drew).
+
+    Attributes:
+        training: the :class:`zoo.training.TrainingConfig`: epochs, batch size (``None``: the data's),
+            optimizer, schedule, precision (``None`` keeps the global dtype policy), augmentation, early
+            stopping.
+        constraints: upper bounds (``{"max_params": 1e5}``); a model over a bound known once it is built
+            (parameters, MACs, weight bytes) is not trained: its record is ``infeasible``.
+        measure_speed: time batch-1 latency and batch throughput after training.
+        speed_iterations: timed batches for the latency (a third of them for the throughput).
+        callbacks: extra Keras callbacks. One that sets a ``prune_reason`` attribute (a pruner) makes the
+            record ``pruned``, with that reason as its error.
+        on_trained: ``callable(model) -> dict`` run after evaluation on the trained model; its JSON-friendly
+            fields are added to the record (e.g. a confusion matrix), so that reports never need the model.
+        verbose: Keras ``fit`` verbosity.
+    """
+
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    constraints: dict = dataclasses.field(default_factory=dict)
+    measure_speed: bool = True
+    speed_iterations: int = 5
+    callbacks: tuple = ()
+    on_trained: Callable | None = None
+    verbose: int = 0
+
+    def __post_init__(self):
+        if not isinstance(self.training, TrainingConfig):
+            raise TypeError(f"`training` must be a zoo.training.TrainingConfig. Received: training={self.training!r}")
+        object.__setattr__(self, "constraints", check_constraints(self.constraints) if self.constraints else {})
+        object.__setattr__(self, "callbacks", tuple(self.callbacks))
+
+
+class _End(Exception):
+    """Ends a trial early with a status other than ``completed`` (one exit builds every record)."""
+
+    def __init__(self, status, error, **fields):
+        super().__init__(error)
+        self.status, self.error, self.fields = status, error, fields
+
+
+def run_trial(build, data, plan=None, *, trial_id, seed=0, files=None, model_name=None, hyperparameters=None) -> dict:
     """Build, train and measure one model; never raises for a failed trial.
+
+    The phases, in order: build (or resume from a checkpoint) -> sizes and constraints -> fit -> evaluate
+    -> speed -> save. A phase that ends the trial early (an infeasible size, a non-finite loss, a pruner, an
+    exception) leaves the record's status and error; every record leaves through the one exit at the end.
 
     Args:
         build: a registry name, or a callable returning a ``keras.Model``.
         data: a :class:`zoo.data.DataBundle`.
+        plan: a :class:`TrialPlan` (default: ``TrialPlan()``).
         trial_id: identifier stored in the record.
-        config: a :class:`zoo.training.TrainingConfig`: epochs, batch size
-            (default: the bundle's), optimizer, schedule, precision (``None``
-            keeps the global dtype policy), augmentation of the training split.
-        model_name: name stored in the record (default: the registry name).
-        hyperparameters: stored in the record as given.
         seed: seeds the initialisation and the data order.
-        callbacks: extra Keras callbacks. One that sets a ``prune_reason`` attribute (a pruner) makes
-            the record ``pruned``, with that reason as its error.
-        measure_speed: time batch-1 latency and batch throughput after training.
-        on_trained: optional ``callable(model) -> dict`` run after evaluation on the
-            trained model; its JSON-friendly fields are added to the record (e.g. a
-            confusion matrix), so that reports never need the model again.
-        epochs, batch_size, precision: override the config's (or make one,
-            with ``fit_kwargs``: optimizer, learning_rate, ... for :func:`zoo.training.fit`).
-        constraints: upper bounds (``{"max_params": 1e5}``); a model over a bound known once it
-            is built (parameters, MACs, weight bytes) is not trained: its record is ``infeasible``.
-        files: a :class:`tuning.artifacts.TrialFiles`: where the trial checkpoints each epoch (and
-            resumes from its last finished epoch when it finds a checkpoint: the record then notes
+        files: a :class:`tuning.artifacts.TrialFiles`: where the trial checkpoints each epoch (and resumes
+            from its last finished epoch when it finds a checkpoint: the record then notes
             ``resumed_from_epoch`` and holds the whole history), saves its trained model and card
-            (``model_path``, ``model_sha256``) and writes its TensorBoard and CSV logs. The caller
-            deletes the checkpoint (``files.clear_checkpoint()``) once the record is written.
+            (``model_path``, ``model_sha256``) and writes its TensorBoard and CSV logs. The caller deletes the
+            checkpoint (``files.clear_checkpoint()``) once the record is written.
+        model_name: name stored in the record (default: the registry name, or the built model's).
+        hyperparameters: stored in the record as given.
 
     Returns:
-        A record (see :mod:`tuning.records`) with status ``completed``, ``failed``, ``infeasible`` or
-        ``pruned``; an invalid
-        training configuration is a ``failed`` record too.
+        A record (see :mod:`tuning.records`) with status ``completed``, ``failed``, ``infeasible`` or ``pruned``.
     """
-    constraints = check_constraints(constraints) if constraints else None
+    plan = TrialPlan() if plan is None else plan
+    if not isinstance(plan, TrialPlan):
+        raise TypeError(f"`plan` must be a tuning.trial.TrialPlan. Received: plan={plan!r}")
     name = model_name or (build if isinstance(build, str) else getattr(build, "__name__", "model"))
-    base = dict(id=trial_id, model=name, hyperparameters=hyperparameters or {}, seed=seed,
-                epochs=epochs if config is None else config.epochs, data=data.fingerprint, dataset=data.name)
+    trial = _Trial(plan=plan, data=data, seed=seed, files=files, record=dict(
+        id=trial_id, model=name, hyperparameters=hyperparameters or {}, seed=seed, epochs=plan.training.epochs,
+        data=data.fingerprint, dataset=data.name, timings={}))
+    status, error = "completed", None
     try:
-        config = _config(config, epochs=epochs, batch_size=batch_size, fit_kwargs=fit_kwargs, precision=precision)
-        batch_size = config.batch_size or data.batch_size
-        policy = (keras.mixed_precision.global_policy().name if config.precision is None
-                  else training.resolve_precision(config.precision))
-    except (ValueError, TypeError) as e:
-        return new_record(status="failed", error=f"invalid configuration: {e}", **base)
-    base.update(epochs=config.epochs, batch_size=batch_size, precision=policy)
-    timings = {}  # seconds per phase, so that the time spent around model.fit can be measured
-    base["timings"] = timings
-    training.set_seed(seed)
-    if hasattr(data, "restarted"):  # the same data order whatever trained on the bundle before
-        data = data.restarted()
-    clock = time.perf_counter()
-    notes = []
-    resumed = load_checkpoint(files.checkpoint_dir, seed=seed, epochs=config.epochs, notes=notes) if (
-        files is not None and files.checkpoint) else None
-    if notes:
-        base["notes"] = notes
-    try:
-        if resumed is not None:  # a killed run's last finished epoch, optimizer state included
-            model, state = resumed
-            base["resumed_from_epoch"] = state["epoch"]
-        else:
-            with training.precision_policy(policy) if config.precision is not None else contextlib.nullcontext():
-                model = zoo.build(build, input_shape=data.input_shape, num_classes=data.num_classes) if isinstance(
-                    build, str) else build()
-    except (ValueError, TypeError) as e:
-        return new_record(status="failed", error=f"invalid configuration: {e}", **base)
-    except Exception as e:  # noqa: BLE001 - e.g. out of memory while creating the weights
-        reason = "out of memory" if is_out_of_memory(e) else f"build failed: {type(e).__name__}"
-        return new_record(status="failed", error=f"{reason}: {_first_line(e)}",
-                          peak_memory_bytes=peak_memory_bytes(), **base)
-    if model_name is None and not isinstance(build, str):
-        base["model"] = model.name  # a callable's own name ("<lambda>") says little
-    timings["build"] = time.perf_counter() - clock
-    try:
-        clock = time.perf_counter()
-        p = zoo.profile(model)
-        base.update(params=p.params, trainable_params=p.trainable_params, macs=p.macs, flops=p.flops,
-                    weight_bytes=p.weight_bytes)
-        timings["profile"] = time.perf_counter() - clock
-        broken = broken_constraints(base, constraints, BUILD_TIME_CONSTRAINTS) if constraints else []
-        if broken:  # known before training: no time is spent on it
-            return new_record(status="infeasible", error="constraint violated: " + ", ".join(broken),
-                              constraints=dict(constraints), **base)
-        if config.augmentation is not None and data.train is not None:
-            train = zoo.data.augment(data.train, config.augmentation, seed=seed, flip=config.augmentation_flip)
-            data = dataclasses.replace(data, train=train)
-        train, val, test = _splits(data, batch_size)
-        config = config.replace(batch_size=batch_size, steps_per_epoch=training.steps_per_epoch(
-            train, batch_size, num_examples=data.num_examples.get("train")))
-        overrides = {}
-        if data.task == "regression" and config.options.get("compile", True) and "task" not in config.options:
-            overrides["task"] = "regression"  # several linear outputs are not logits here
-        before = resumed[1]["history"] if resumed is not None else {}
-        if resumed is not None:  # compiled already, with its optimizer state
-            config, overrides = config.replace(options={**config.options, "compile": False}), {}
-        timer = EpochTimer()
-        extra = [EpochCheckpoint(files.checkpoint_dir, seed=seed, epochs=config.epochs, history=before)] if (
-            files is not None and files.checkpoint) else []
-        start = time.perf_counter()
-        hist = training.fit(
-            model, train, val, config=config, seed=seed, verbose=verbose,
-            callbacks=[timer, keras.callbacks.TerminateOnNaN(), *extra, *callbacks],
-            log_dir=files.log_dir if files is not None else None,
-            initial_epoch=resumed[1]["epoch"] if resumed is not None else 0, **overrides,
-        )
-        fit_seconds = time.perf_counter() - start
-        timings["fit"] = fit_seconds
-        history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-        if before:  # the epochs before the resume, then these: one continuous history
-            history = {k: [*before.get(k, []), *history.get(k, [])] for k in {*before, *history}}
-        base.update(
-            best_epoch=hist.best_epoch, stopped_epoch=hist.stopped_epoch,
-            history=history, fit_seconds=fit_seconds, epochs_run=len(timer.seconds),
-            seconds_per_epoch=fit_seconds / max(1, len(timer.seconds)), epoch_seconds=timer.seconds,
-        )
-        losses = history.get("loss", [])
-        if not losses or not all(finite(v) for v in losses):
-            bad = next((i for i, v in enumerate(losses) if not finite(v)), 0)
-            return new_record(status="failed", error=f"non-finite loss at epoch {bad + 1}",
-                              peak_memory_bytes=peak_memory_bytes(), **base)
-        pruned = next((cb.prune_reason for cb in callbacks if getattr(cb, "prune_reason", None)), None)
-        if pruned:  # stopped by a pruner (tuning.searches.pruning): kept, never ranked, not evaluated
-            return new_record(status="pruned", error=pruned, peak_memory_bytes=peak_memory_bytes(), **base)
-        clock = time.perf_counter()
-        # fit validated the weights it ends with after its last epoch, unless early stopping restored others
-        known = _last_validation(history) if config.patience is None else None
-        metrics = {**(known or _evaluate(model, val, batch_size, "val")), **_evaluate(model, test, batch_size, "test")}
-        timings["evaluate"] = time.perf_counter() - clock
-        if not all(finite(v) for v in metrics.values()):
-            return new_record(status="failed", error="non-finite evaluation metrics",
-                              peak_memory_bytes=peak_memory_bytes(), **metrics, **base)
-        if measure_speed:
-            clock = time.perf_counter()
-            lat = zoo.measure_speed(model, batch_size=1, iterations=speed_iterations, warmup=1)
-            thr = zoo.measure_speed(model, batch_size=batch_size, iterations=max(2, speed_iterations // 3), warmup=1)
-            base.update(latency_ms=lat["latency_ms"], throughput=thr["throughput"])
-            timings["speed"] = time.perf_counter() - clock
-        if on_trained is not None:
-            extra = dict(on_trained(model) or {})
-            clash = sorted(set(extra) & (set(base) | set(metrics) | {"id", "status", "error"}))
-            if clash:
-                raise ValueError(f"`on_trained` may not overwrite record fields. Received: {clash}")
-            base.update(extra)
-        if files is not None and files.save_model:
-            clock = time.perf_counter()
-            base.update(save_trained_model(model, files, _card(base, metrics)))
-            timings["save"] = time.perf_counter() - clock
-        return new_record(status="completed", peak_memory_bytes=peak_memory_bytes(), **metrics, **base)
-    except Exception as e:  # noqa: BLE001 - every failure becomes a record; the search goes on
+        _build(trial, build, named=model_name is not None)
+        _sizes(trial)
+        _fit(trial)
+        _evaluate_splits(trial)
+        _speed(trial)
+        _save(trial)
+    except _End as end:
+        status, error = end.status, end.error
+        trial.record.update(end.fields)
+    except Exception as e:  # noqa: BLE001 - every failure becomes a record; the run goes on
         if is_disk_full(e):
             raise  # not the trial's fault: the run stops (resumable) with one message naming the folder
-        reason = "out of memory" if is_out_of_memory(e) else type(e).__name__
-        return new_record(status="failed", error=f"{reason}: {_first_line(e)}",
-                          peak_memory_bytes=peak_memory_bytes(), **base)
+        status, error = "failed", _failure(e, trial)
     finally:
-        del model
+        trial.model = None
         keras.backend.clear_session()  # free_memory=True: it runs gc.collect() itself (a second one cost ~0.3 s)
+    if status != "infeasible" and trial.record.get("timings", {}).get("build") is not None:
+        trial.record["peak_memory_bytes"] = peak_memory_bytes()
+    return new_record(status=status, error=error, **trial.record)
+
+
+@dataclasses.dataclass
+class _Trial:
+    """The state one trial's phases share: its plan, data and files, the model, and the record so far."""
+
+    plan: TrialPlan
+    data: object
+    seed: int
+    files: object
+    record: dict
+    config: TrainingConfig | None = None
+    model: object = None
+    splits: tuple = (None, None, None)
+    metrics: dict = dataclasses.field(default_factory=dict)
+    resumed: tuple | None = None
+
+    def timed(self, phase):
+        """A context that adds the seconds of ``phase`` to the record's ``timings``."""
+        return _Timed(self.record["timings"], phase)
+
+
+class _Timed:
+    def __init__(self, timings, phase):
+        self.timings, self.phase = timings, phase
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.timings[self.phase] = time.perf_counter() - self.start
+
+
+def _failure(error, trial) -> str:
+    """The record's error for an exception: out of memory and invalid settings are named as such."""
+    if is_out_of_memory(error):
+        return f"out of memory: {_first_line(error)}"
+    if isinstance(error, (ValueError, TypeError)) and trial.model is None:
+        return f"invalid configuration: {error}"
+    if trial.model is None and trial.config is not None:
+        return f"build failed: {type(error).__name__}: {_first_line(error)}"
+    return f"{type(error).__name__}: {_first_line(error)}"
+
+
+def _build(trial, build, *, named):
+    """Phase 1: the trial's settings, then the model (or the killed run's checkpoint, optimizer included)."""
+    config, data, record = trial.plan.training, trial.data, trial.record
+    batch_size = config.batch_size or data.batch_size
+    policy = (keras.mixed_precision.global_policy().name if config.precision is None
+              else training.resolve_precision(config.precision))
+    record.update(epochs=config.epochs, batch_size=batch_size, precision=policy)
+    trial.config = config.replace(batch_size=batch_size)
+    training.set_seed(trial.seed)
+    if hasattr(data, "restarted"):  # the same data order whatever trained on the bundle before
+        trial.data = data.restarted()
+    files = trial.files
+    with trial.timed("build"):
+        notes = []
+        if files is not None and files.checkpoint:
+            trial.resumed = load_checkpoint(files.checkpoint_dir, seed=trial.seed, epochs=config.epochs, notes=notes)
+        if notes:
+            record["notes"] = notes
+        if trial.resumed is not None:
+            trial.model = trial.resumed[0]
+            record["resumed_from_epoch"] = trial.resumed[1]["epoch"]
+        else:
+            with training.precision_policy(policy) if config.precision is not None else contextlib.nullcontext():
+                trial.model = zoo.build(build, input_shape=data.input_shape, num_classes=data.num_classes) if (
+                    isinstance(build, str)) else build()
+    if not named and not isinstance(build, str):
+        record["model"] = trial.model.name  # a callable's own name ("<lambda>") says little
+
+
+def _sizes(trial):
+    """Phase 2: parameters, MACs and weight bytes; a model over a size bound ends here, untrained."""
+    with trial.timed("profile"):
+        p = zoo.profile(trial.model)
+    trial.record.update(params=p.params, trainable_params=p.trainable_params, macs=p.macs, flops=p.flops,
+                        weight_bytes=p.weight_bytes)
+    constraints = trial.plan.constraints
+    broken = broken_constraints(trial.record, constraints, BUILD_TIME_CONSTRAINTS) if constraints else []
+    if broken:  # known before training: no time is spent on it
+        raise _End("infeasible", "constraint violated: " + ", ".join(broken), constraints=dict(constraints))
+
+
+def _fit(trial):
+    """Phase 3: train through :func:`zoo.training.fit` (from the checkpoint's epoch when resumed)."""
+    config, data, record, files, plan = trial.config, trial.data, trial.record, trial.files, trial.plan
+    if config.augmentation is not None and data.train is not None:
+        train = zoo.data.augment(data.train, config.augmentation, seed=trial.seed, flip=config.augmentation_flip)
+        data = dataclasses.replace(data, train=train)
+    train, val, test = trial.splits = _splits(data, config.batch_size)
+    config = config.replace(steps_per_epoch=training.steps_per_epoch(
+        train, config.batch_size, num_examples=data.num_examples.get("train")))
+    overrides = {}
+    if data.task == "regression" and config.options.get("compile", True) and "task" not in config.options:
+        overrides["task"] = "regression"  # several linear outputs are not logits here
+    before = trial.resumed[1]["history"] if trial.resumed is not None else {}
+    if trial.resumed is not None:  # compiled already, with its optimizer state
+        config, overrides = config.replace(options={**config.options, "compile": False}), {}
+    trial.config = config
+    timer = EpochTimer()
+    checkpoint = [EpochCheckpoint(files.checkpoint_dir, seed=trial.seed, epochs=config.epochs, history=before)] if (
+        files is not None and files.checkpoint) else []
+    with trial.timed("fit"):
+        hist = training.fit(
+            trial.model, train, val, config=config, seed=trial.seed, verbose=plan.verbose,
+            callbacks=[timer, keras.callbacks.TerminateOnNaN(), *checkpoint, *plan.callbacks],
+            log_dir=files.log_dir if files is not None else None,
+            initial_epoch=trial.resumed[1]["epoch"] if trial.resumed is not None else 0, **overrides,
+        )
+    fit_seconds = record["timings"]["fit"]
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    if before:  # the epochs before the resume, then these: one continuous history
+        history = {k: [*before.get(k, []), *history.get(k, [])] for k in {*before, *history}}
+    record.update(best_epoch=hist.best_epoch, stopped_epoch=hist.stopped_epoch, history=history,
+                  fit_seconds=fit_seconds, epochs_run=len(timer.seconds),
+                  seconds_per_epoch=fit_seconds / max(1, len(timer.seconds)), epoch_seconds=timer.seconds)
+    losses = history.get("loss", [])
+    if not losses or not all(finite(v) for v in losses):
+        bad = next((i for i, v in enumerate(losses) if not finite(v)), 0)
+        raise _End("failed", f"non-finite loss at epoch {bad + 1}")
+    pruned = next((cb.prune_reason for cb in plan.callbacks if getattr(cb, "prune_reason", None)), None)
+    if pruned:  # stopped by a pruner (tuning.searches.pruning): kept, never ranked, not evaluated
+        raise _End("pruned", pruned)
+
+
+def _evaluate_splits(trial):
+    """Phase 4: validation and test metrics of the weights training ended with."""
+    _, val, test = trial.splits
+    batch_size, history = trial.config.batch_size, trial.record["history"]
+    with trial.timed("evaluate"):
+        # fit validated the weights it ends with after its last epoch, unless early stopping restored others
+        known = _last_validation(history) if trial.config.patience is None else None
+        metrics = {**(known or _evaluate(trial.model, val, batch_size, "val")),
+                   **_evaluate(trial.model, test, batch_size, "test")}
+    trial.record.update(metrics)
+    trial.metrics = metrics
+    if not all(finite(v) for v in metrics.values()):
+        raise _End("failed", "non-finite evaluation metrics")
+
+
+def _speed(trial):
+    """Phase 5: batch-1 latency and batch throughput; then the plan's ``on_trained`` fields."""
+    plan, model = trial.plan, trial.model
+    if plan.measure_speed:
+        with trial.timed("speed"):
+            lat = zoo.measure_speed(model, batch_size=1, iterations=plan.speed_iterations, warmup=1)
+            thr = zoo.measure_speed(model, batch_size=trial.config.batch_size,
+                                    iterations=max(2, plan.speed_iterations // 3), warmup=1)
+        trial.record.update(latency_ms=lat["latency_ms"], throughput=thr["throughput"])
+    if plan.on_trained is not None:
+        extra = dict(plan.on_trained(model) or {})
+        clash = sorted(set(extra) & (set(trial.record) | {"id", "status", "error"}))
+        if clash:
+            raise ValueError(f"`on_trained` may not overwrite record fields. Received: {clash}")
+        trial.record.update(extra)
+
+
+def _save(trial):
+    """Phase 6: the trained model and its card, when the files say so."""
+    files = trial.files
+    if files is not None and files.save_model:
+        with trial.timed("save"):
+            trial.record.update(save_trained_model(trial.model, files, _card(trial.record, trial.metrics)))
 
 
 def _last_validation(history):
@@ -298,18 +380,6 @@ def data_kwargs(name, *, input_shape, task="multiclass", num_classes=None, num_o
     if task != "multiclass" and accepts_task:
         kwargs["task"] = task
     return kwargs
-
-
-def _config(config, *, epochs, batch_size, fit_kwargs, precision):
-    """The trial's TrainingConfig: ``config`` with the shorthand arguments applied, or one made from them."""
-    if config is None:
-        return TrainingConfig.from_fit_kwargs(fit_kwargs, epochs=5 if epochs is None else epochs,
-                                              batch_size=batch_size, precision=precision)
-    if not isinstance(config, TrainingConfig):
-        raise TypeError(f"`config` must be a zoo.training.TrainingConfig. Received: config={config!r}")
-    if fit_kwargs:
-        raise TypeError("Pass the training settings in `config` or in `fit_kwargs`, not both.")
-    return config.replace(epochs=epochs, batch_size=batch_size, precision=precision)
 
 
 def objective_value(record, objective="val_accuracy"):

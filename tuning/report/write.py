@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import shlex
@@ -10,13 +11,13 @@ import shlex
 import numpy as np
 
 from tuning.diagnosis import THRESHOLDS, rules
-from tuning.fronts import default_reference, hypervolume, objective_fields
+from tuning.indicators import default_reference, hypervolume
+from tuning.manifest import RECORDS_FILE, objectives_of, read_manifest
 from tuning.records import finite, latest_records, read_records
 from tuning.report import search_plots
 from tuning.report.plots import AXES, plot_confusion_matrix, plot_curves, plot_tradeoff
 from tuning.report.render import Document
 from tuning.report.summary import (
-    canonical,
     format_value,
     group_records,
     infer_num_classes,
@@ -32,32 +33,38 @@ META_FILE = "report_meta.json"
 MAX_CURVE_ROWS = 12  # curves of at most this many groups (the best ones) in one figure
 
 
-def write_report(records, out_dir, *, title, provenance=None, command=None, selection=None, run_dir=None,
-                 objectives=None) -> dict:
-    """Write the report of ``records`` to ``out_dir``; returns ``{kind: path}``.
+@dataclasses.dataclass
+class Report:
+    """What :func:`write_report` wrote: its files by kind and its summary rows (one per configuration)."""
+
+    paths: dict
+    rows: list
+
+
+def write_report(records, out_dir, *, title, manifest=None, command=None, selection=None, run_dir=None) -> Report:
+    """Write the report of ``records`` to ``out_dir``.
 
     Args:
-        records: trial records (completed, failed or infeasible), from one or
-            several models and hyperparameter settings.
-        out_dir: folder for ``report.md``, ``report.html``, ``results.csv``,
-            ``results.json``, ``report_meta.json`` and ``plots/``.
+        records: trial records (completed, failed, infeasible or pruned), from one or several models and
+            hyperparameter settings.
+        out_dir: folder for ``report.md``, ``report.html``, ``results.csv``, ``results.json``,
+            ``report_meta.json`` and ``plots/``.
         title: first heading.
-        provenance: what produced the records, e.g. ``{"data": bundle.provenance(),
-            "seeds": [0, 1, 2], "epochs": 5, "fit_kwargs": {...}}``; versions,
-            backend and device are read from the records.
+        manifest: the run manifest (:mod:`tuning.manifest`): the run's kind (a search gets its "Search"
+            section), objectives with their directions, data and training settings. Default: the one in
+            ``run_dir`` (read, or migrated from an older folder, by :func:`tuning.manifest.read_manifest`).
         command: the command line (``sys.argv``) to show.
-        selection: record ids this report is about; kept in ``report_meta.json``
-            so that :func:`regenerate` picks the same records from a
-            ``records.jsonl`` shared with other runs. ``None``: all records.
-        run_dir: the folder the records' ``model_path`` is relative to (default ``out_dir``):
-            the report links the saved models that are there. A search's ``search.json`` there says
-            which objectives it searched.
-        objectives: the objectives of a search, ``[(name, "max" | "min"), ...]``, for its "Search"
-            section (kept in ``report_meta.json``); default: see :func:`search_context`.
+        selection: record ids this report is about; kept in ``report_meta.json`` so that :func:`regenerate`
+            picks the same records from a ``records.jsonl`` shared with other runs. ``None``: all records.
+        run_dir: the run folder: its manifest, and what the records' ``model_path`` is relative to (the
+            report links the saved models that are there). Default ``out_dir``.
+
+    Returns:
+        a :class:`Report`: ``paths`` (``{kind: path}``) and ``rows``.
 
     Example:
-        >>> paths = write_report(read_records("runs/cmp/records.jsonl"), "runs/cmp", title="Comparison")
-        >>> paths["html"]
+        >>> report = write_report(read_records("runs/cmp/records.jsonl"), "runs/cmp", title="Comparison")
+        >>> report.paths["html"]
         'runs/cmp/report.html'
     """
     records = latest_records(records, sort=False)
@@ -65,21 +72,26 @@ def write_report(records, out_dir, *, title, provenance=None, command=None, sele
         raise ValueError(
             f"No records to report on. Received: {len(records)} records for out_dir={os.fspath(out_dir)!r}")
     out_dir = os.fspath(out_dir)
+    run_dir = os.fspath(run_dir or out_dir)
+    if manifest is None:
+        manifest = read_manifest(run_dir, records=records)
     plot_dir = os.path.join(out_dir, "plots")
     os.makedirs(plot_dir, exist_ok=True)
     rows = summarize_records(records)
-    if objectives is not None:
-        objectives = objective_fields(objectives, arg="objectives")
-    search = search_context(records, objectives=objectives, run_dir=os.fspath(run_dir or out_dir))
-    doc, paths = _build_document(records, rows, title=title, provenance=provenance, command=command,
-                                 plot_dir=plot_dir, run_dir=os.fspath(run_dir or out_dir), out_dir=out_dir,
-                                 search=search)
-    meta = {"title": title, "provenance": provenance, "command": command,
-            "selection": list(selection) if selection is not None else None}
-    if objectives is not None:
-        meta["objectives"] = [list(pair) for pair in objectives]
+    doc, paths = _build_document(records, rows, title=title, provenance=_provenance(manifest), command=command,
+                                 plot_dir=plot_dir, run_dir=run_dir, out_dir=out_dir,
+                                 search=search_context(records, manifest))
+    meta = {"title": title, "command": command, "selection": list(selection) if selection is not None else None}
     paths.update(_write_files(out_dir, doc, rows, meta))
-    return paths
+    return Report(paths=paths, rows=rows)
+
+
+def _provenance(manifest) -> dict:
+    """What produced the records, from the manifest: data, seeds, training settings, models."""
+    identity = manifest.get("identity") or {}
+    found = {"data": manifest.get("provenance"), "seeds": identity.get("seeds"), "training": identity.get("training"),
+             "models": identity.get("models")}
+    return {k: v for k, v in found.items() if v is not None}
 
 
 def _build_document(records, rows, *, title, provenance, command, plot_dir, run_dir, out_dir, search=None):
@@ -241,71 +253,27 @@ def _tradeoffs(doc, rows, metric, direction, plot_dir) -> dict:
 
 # ----------------------------------------------------------------------------- the search section
 
-MANIFEST_FILE = "search.json"  # tuning.searches.state.MANIFEST_FILE (read here as plain JSON: no import upwards)
 SLICES = 4  # slice plots of the most important hyperparameters
-# words in a field name that say lower is better (the rest: higher), when nothing states the direction
-_LOWER_IS_BETTER = ("loss", "error", "mae", "mse", "params", "macs", "bytes", "seconds", "latency", "memory")
 
 
-def _read_manifest(run_dir):
-    path = os.path.join(run_dir, MANIFEST_FILE) if run_dir else None
-    if not path or not os.path.isfile(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            manifest = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return manifest if isinstance(manifest, dict) else None
+def search_context(records, manifest):
+    """What the report's "Search" section needs, from the run manifest; ``None`` for a comparison.
 
-
-def _guess_direction(name, records):
-    metric, higher = primary_metric(records)
-    if name in (f"val_{metric}", f"test_{metric}"):
-        return "max" if higher else "min"
-    return "min" if any(word in name for word in _LOWER_IS_BETTER) else "max"
-
-
-def search_context(records, *, objectives=None, run_dir=None):
-    """What the report's "Search" section needs; ``None`` when the records do not come from a search.
-
-    Records come from a search when they carry the ``algorithm`` or ``search`` field a search writes,
-    when ``objectives`` is given, or when ``run_dir`` holds a search manifest (``search.json``). The
-    objectives are the first found of: ``objectives``; the manifest's ``objectives`` (a multi-objective
-    search); the records' ``objectives``; the manifest's single ``objective`` (else the records'
-    ``objective`` field, direction from its name) followed by ``("params", "min")``; the validation
-    primary metric followed by ``("params", "min")``. ``params`` is only added when the records have it.
+    The objectives are the manifest's; a single one is followed by ``("params", "min")`` when the records
+    have ``params`` (a size-accuracy front).
 
     Returns:
         ``{"objectives": [(name, direction), ...], "source": str, "algorithm": str}`` or ``None``.
     """
-    manifest = _read_manifest(run_dir)
-    if objectives is None and manifest is None and not any(r.get("algorithm") or r.get("search") for r in records):
+    if manifest.get("kind") != "search":
         return None
-    algorithm = ", ".join(sorted({str(r["algorithm"]) for r in records if r.get("algorithm")})) or (
-        str(((manifest or {}).get("algorithm") or {}).get("name") or "") or "unnamed")
-    stated = next((r["objectives"] for r in records if r.get("objectives")), None)
-    single = next((r["objective"] for r in records if isinstance(r.get("objective"), str)), None)
-    manifest_objective = ((manifest or {}).get("objective") or {})
-    if objectives is not None:
-        found, source = objective_fields(objectives, arg="objectives"), "as given to the report"
-    elif (manifest or {}).get("objectives"):
-        found, source = objective_fields(manifest["objectives"], arg="objectives"), "from the search's `search.json`"
-    elif stated:
-        found, source = objective_fields(stated, arg="objectives"), "from the records"
-    elif manifest_objective.get("name") and manifest_objective.get("direction") in ("max", "min"):
-        found = [(manifest_objective["name"], manifest_objective["direction"])]
-        source = "the search objective from `search.json`, with `params`"
-    elif single:
-        found, source = [(single, _guess_direction(single, records))], "the records' search objective, with `params`"
-    else:
-        metric, higher = primary_metric(records)
-        only_test = (any(finite(r.get(f"test_{metric}")) for r in records)
-                     and not any(finite(r.get(f"val_{metric}")) for r in records))
-        found = [(f"{'test' if only_test else 'val'}_{metric}", "max" if higher else "min")]
-        source = "no objective recorded: the primary metric, with `params`"
+    found = objectives_of(manifest)
     if len(found) == 1 and found[0][0] != "params" and any(finite(r.get("params")) for r in records):
         found.append(("params", "min"))
+    algorithm = ", ".join(sorted({str(r["algorithm"]) for r in records if r.get("algorithm")})) or (
+        str(((manifest.get("identity") or {}).get("algorithm") or {}).get("name") or "unnamed"))
+    source = (f"from {manifest['migrated_from']}, an older run folder" if manifest.get("migrated_from")
+              else "from the run manifest")
     return {"objectives": found, "source": source, "algorithm": algorithm}
 
 
@@ -454,12 +422,9 @@ def _provenance_items(records, provenance, command):
     batch = prov.pop("batch_size", None) or ", ".join(
         map(str, sorted({r.get("batch_size") for r in records if r.get("batch_size")}))) or "?"
     items.append(f"budget: {epochs} epoch(s), batch size {batch}")
-    fit = prov.pop("fit_kwargs", None)
-    if fit is None:
-        fits = {canonical(r.get("fit_kwargs")) for r in records if r.get("fit_kwargs") is not None}
-        fit = json.loads(fits.pop()) if len(fits) == 1 else None
-    if fit is not None:
-        items.append(f"training: `{json.dumps(fit, sort_keys=True)}` (shared `zoo.training.fit`)")
+    settings = prov.pop("training", None)
+    if settings is not None:
+        items.append(f"training: `{json.dumps(settings, sort_keys=True, default=str)}` (shared `zoo.training.fit`)")
     for env in _environment(records):
         host = env.get("host") or {}
         versions = ", ".join(f"{k} {v}" for k, v in sorted((env.get("versions") or {}).items()))
@@ -557,8 +522,9 @@ def format_summary(rows, paths=None) -> str:
     return "\n".join(lines)
 
 
-def regenerate(run_dir, out_dir=None, *, title=None, all_records=False) -> dict:
-    """Rebuild a report from ``<run_dir>/records.jsonl`` (and ``report_meta.json`` if there), no training.
+def regenerate(run_dir, out_dir=None, *, title=None, all_records=False) -> Report:
+    """Rebuild a report from ``<run_dir>/records.jsonl`` and its manifest (and ``report_meta.json`` if
+    there), no training.
 
     Args:
         run_dir: a folder with ``records.jsonl``.
@@ -571,7 +537,7 @@ def regenerate(run_dir, out_dir=None, *, title=None, all_records=False) -> dict:
         FileNotFoundError: no ``records.jsonl`` in ``run_dir``.
     """
     run_dir = os.fspath(run_dir)
-    path = os.path.join(run_dir, "records.jsonl")
+    path = os.path.join(run_dir, RECORDS_FILE)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No records.jsonl in {run_dir!r}. Received: run_dir={run_dir!r}")
     records = read_records(path)
@@ -588,6 +554,5 @@ def regenerate(run_dir, out_dir=None, *, title=None, all_records=False) -> dict:
         wanted = set(selection)
         records = [r for r in records if r.get("id") in wanted]
     title = title or meta.get("title") or f"Report of {os.path.basename(os.path.abspath(run_dir))}"
-    return write_report(records, out_dir or run_dir, title=title, provenance=meta.get("provenance"),
-                        command=meta.get("command"), selection=selection, run_dir=run_dir,
-                        objectives=meta.get("objectives"))
+    return write_report(records, out_dir or run_dir, title=title, manifest=read_manifest(run_dir, records=records),
+                        command=meta.get("command"), selection=selection, run_dir=run_dir)

@@ -62,7 +62,7 @@ from tuning.searches.nsga2 import VIOLATION, NSGA2Oracle, outcome
 from tuning.trial import objective_value
 from zoo.runtime import is_disk_full
 
-__all__ = ["FunctionHyperModel", "SearchTuner", "declared_space", "drive", "infer_direction", "make_oracle", "replay",
+__all__ = ["FunctionHyperModel", "SearchTuner", "declared_space", "drive", "make_oracle", "replay",
            "role", "trial_metrics"]
 
 STOPPED = trial_module.TrialStatus.STOPPED
@@ -71,16 +71,6 @@ _RUNNING = trial_module.TrialStatus.RUNNING
 _COMPLETED = trial_module.TrialStatus.COMPLETED
 _FAILED = trial_module.TrialStatus.FAILED
 _REPLAY_TUNER = "replay"
-
-
-def infer_direction(metric):
-    """KerasTuner's guess of a metric's direction (``"max"``/``"min"``; ``None`` when it cannot tell)."""
-    from keras_tuner.src.engine.metrics_tracking import infer_metric_direction
-
-    try:  # KerasTuner knows "val_*" names only; a test metric goes the way of its validation twin
-        return infer_metric_direction("val_" + metric[5:] if metric.startswith("test_") else metric)
-    except Exception:  # noqa: BLE001 - unknown metric names raise various errors
-        return None
 
 
 class _BudgetMixin:
@@ -132,14 +122,13 @@ class _TrialBudget(int):
         return format(int(self), f"0{ID_WIDTH}d")
 
 
-def make_oracle(algorithm, *, objective, max_trials, epochs, seed, hyperparameters, hyperband_factor,
-                 num_initial_points, objectives=None, population_size=None):
-    """The oracle of ``algorithm``; ``"nsga2"`` optimises ``objectives`` (``[(name, direction), ...]``)
-    together, the others ``objective`` alone."""
+def make_oracle(algorithm, *, objectives, max_trials, epochs, seed, hyperparameters):
+    """KerasTuner's oracle for a checked algorithm object (:mod:`tuning.searches.algorithms`): a
+    multi-objective one optimises every ``objectives`` pair together, the others the first one."""
     if max_trials is not None:  # None pads to len("None") == ID_WIDTH already
         max_trials = _TrialBudget(max_trials)
     common = dict(
-        objective=objective,
+        objective=kt.Objective(*objectives[0]),
         # keras-tuner treats seed=0 as "no seed"
         seed=seed + 1,
         hyperparameters=hyperparameters,
@@ -147,16 +136,17 @@ def make_oracle(algorithm, *, objective, max_trials, epochs, seed, hyperparamete
         # Failed trials must never abort a search (see the module docstring).
         max_consecutive_failed_trials=sys.maxsize,
     )
-    if algorithm == "random":
+    name = algorithm.name
+    if name == "random":
         return RandomOracle(max_trials=max_trials, **common)
-    if algorithm == "bayesian":
-        return BayesianOracle(max_trials=max_trials, num_initial_points=num_initial_points, **common)
-    if algorithm == "grid":
+    if name == "bayesian":
+        return BayesianOracle(max_trials=max_trials, num_initial_points=algorithm.num_initial_points, **common)
+    if name == "grid":
         return GridOracle(max_trials=max_trials, **common)
-    if algorithm == "nsga2":
-        common["objective"] = [kt.Objective(name, direction) for name, direction in objectives]
-        return MultiObjectiveOracle(max_trials=max_trials, population_size=population_size, **common)
-    oracle = HyperbandOracle(max_epochs=epochs, factor=hyperband_factor, **common)
+    if name == "nsga2":
+        common["objective"] = [kt.Objective(n, d) for n, d in objectives]
+        return MultiObjectiveOracle(max_trials=max_trials, population_size=algorithm.population_size, **common)
+    oracle = HyperbandOracle(max_epochs=epochs, factor=algorithm.factor, **common)
     oracle.max_trials = max_trials  # Hyperband has no such argument; the base oracle honours the attribute
     return oracle
 

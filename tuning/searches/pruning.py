@@ -12,9 +12,8 @@ logged every epoch (``val_*``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import statistics
-
-import keras
 
 from tuning.records import finite
 
@@ -43,7 +42,7 @@ class MedianPruner:
 
     def callback(self, records, *, monitor, direction):
         """A Keras callback for one trial, judged against ``records`` (the completed ones count)."""
-        return _PruneCallback(self, records, monitor=monitor, direction=direction)
+        return _callback_class()(self, records, monitor=monitor, direction=direction)
 
     def describe(self) -> dict:
         return {"name": "median", **dataclasses.asdict(self)}
@@ -71,30 +70,37 @@ def check_pruning(pruning, *, algorithm, monitor):
     return pruning
 
 
-class _PruneCallback(keras.callbacks.Callback):
-    def __init__(self, pruner, records, *, monitor, direction):
-        super().__init__()
-        self.pruner, self.monitor, self.direction = pruner, monitor, direction
-        self.earlier = [r.get("history", {}).get(monitor, []) for r in records if r.get("status") == "completed"]
-        self.best = None
-        self.prune_reason = None  # run_trial records a trial whose callback sets this as "pruned"
+@functools.cache
+def _callback_class():
+    """The Keras callback class, made on first use: choosing a pruner (and listing algorithms) imports no Keras."""
+    import keras
 
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if not finite(value):
-            return
-        value = float(value)
-        better = max if self.direction == "max" else min
-        self.best = value if self.best is None else better(self.best, value)
-        last = (self.params or {}).get("epochs")
-        if epoch + 1 <= self.pruner.warmup_epochs or (last is not None and epoch + 1 >= last):
-            return  # warming up, or trained to the end already: nothing left to save
-        at_epoch = [h[epoch] for h in self.earlier if len(h) > epoch and finite(h[epoch])]
-        if len(at_epoch) < max(1, self.pruner.min_trials):
-            return
-        median = statistics.median(at_epoch)
-        worse = self.best < median if self.direction == "max" else self.best > median
-        if worse:
-            self.prune_reason = (f"pruned at epoch {epoch + 1}: best {self.monitor}={self.best:.4g} is worse than the "
-                                 f"median {median:.4g} of {len(at_epoch)} completed trials at that epoch")
-            self.model.stop_training = True
+    class PruneCallback(keras.callbacks.Callback):
+        def __init__(self, pruner, records, *, monitor, direction):
+            super().__init__()
+            self.pruner, self.monitor, self.direction = pruner, monitor, direction
+            self.earlier = [r.get("history", {}).get(monitor, []) for r in records if r.get("status") == "completed"]
+            self.best = None
+            self.prune_reason = None  # run_trial records a trial whose callback sets this as "pruned"
+
+        def on_epoch_end(self, epoch, logs=None):
+            value = (logs or {}).get(self.monitor)
+            if not finite(value):
+                return
+            value = float(value)
+            better = max if self.direction == "max" else min
+            self.best = value if self.best is None else better(self.best, value)
+            last = (self.params or {}).get("epochs")
+            if epoch + 1 <= self.pruner.warmup_epochs or (last is not None and epoch + 1 >= last):
+                return  # warming up, or trained to the end already: nothing left to save
+            at_epoch = [h[epoch] for h in self.earlier if len(h) > epoch and finite(h[epoch])]
+            if len(at_epoch) < max(1, self.pruner.min_trials):
+                return
+            median = statistics.median(at_epoch)
+            worse = self.best < median if self.direction == "max" else self.best > median
+            if worse:
+                self.prune_reason = (f"pruned at epoch {epoch + 1}: best {self.monitor}={self.best:.4g} is worse "
+                                     f"than the median {median:.4g} of {len(at_epoch)} completed trials at that epoch")
+                self.model.stop_training = True
+
+    return PruneCallback

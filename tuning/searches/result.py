@@ -9,10 +9,12 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from tuning.fronts import best_under, default_reference, hypervolume, knee_point, objective_fields, pareto
+from tuning.fronts import best_under, knee_point, pareto
+from tuning.indicators import default_reference, hypervolume
+from tuning.objectives import objective_fields
 from tuning.artifacts import load_saved_model
 from tuning.records import latest_records, read_records
-from tuning.searches.state import MANIFEST_FILE, RECORDS_FILE, read_manifest
+from tuning.manifest import RECORDS_FILE, objectives_of, read_manifest
 from tuning.trial import objective_value
 
 __all__ = ["SearchResult", "load_search"]
@@ -23,7 +25,7 @@ class SearchResult:
     """The records of a search and the selections made from them.
 
     Attributes:
-        directory: the search directory (``records.jsonl``, ``search.json``, KerasTuner state).
+        directory: the search directory (``records.jsonl``, ``run.json``, KerasTuner state).
         records: one record per trial (latest per id), ordered by trial id.
         objective, direction: what the oracle optimised (``"max"`` or ``"min"``).
         manifest: the search manifest (a multi-objective search lists its ``objectives`` there).
@@ -63,12 +65,12 @@ class SearchResult:
 
     @property
     def objectives(self) -> list:
-        """``[(name, "max" | "min"), ...]``: the manifest's ``objectives`` (a multi-objective search), else
-        the search objective and ``("params", "min")``."""
-        if self.manifest.get("objectives"):
-            return objective_fields(self.manifest["objectives"], arg='manifest["objectives"]')
-        pairs = [(self.objective, self.direction)]
-        return pairs + ([("params", "min")] if self.objective != "params" else [])
+        """``[(name, "max" | "min"), ...]``: the manifest's ``objectives`` when it has several, else the
+        search objective and ``("params", "min")``."""
+        pairs = objectives_of(self.manifest) if self.manifest.get("objectives") else [(self.objective, self.direction)]
+        if len(pairs) == 1 and pairs[0][0] != "params":
+            pairs.append(("params", "min"))
+        return pairs
 
     def default_reference(self, objectives=None) -> tuple:
         """The reference point :meth:`hypervolume` uses when given none (:func:`tuning.fronts.default_reference`)."""
@@ -237,12 +239,8 @@ def load_search(directory, *, objective=None, direction=None) -> SearchResult:
         >>> result = load_search("runs/s1"); result.pareto()
     """
     directory = os.fspath(directory)
-    manifest = read_manifest(os.path.join(directory, MANIFEST_FILE)) or {}
-    obj = manifest.get("objective", {})
-    return SearchResult(
-        directory=directory,
-        records=latest_records(read_records(os.path.join(directory, RECORDS_FILE))),
-        objective=objective or obj.get("name", "val_accuracy"),
-        direction=direction or obj.get("direction", "max"),
-        manifest=manifest,
-    )
+    records = latest_records(read_records(os.path.join(directory, RECORDS_FILE)))
+    manifest = read_manifest(directory, records=records) or {}
+    first = objectives_of(manifest)[0] if manifest.get("objectives") else ("val_accuracy", "max")
+    return SearchResult(directory=directory, records=records, objective=objective or first[0],
+                        direction=direction or first[1], manifest=manifest)

@@ -2,92 +2,109 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import os
 import time
 import warnings
 
 from tuning.artifacts import TrialFiles, write_hparams
-from tuning.fronts import apply_constraints, default_reference, hypervolume, pareto
+from tuning.constraints import apply_constraints
+from tuning.fronts import pareto
 from tuning.hypermodels import ZooHyperModel
+from tuning.indicators import default_reference, hypervolume
 from tuning.isolation import WorkerDied
+from tuning.manifest import RECORDS_FILE
 from tuning.records import append_record, finite, latest_records, new_record, read_records
 from tuning.searches.result import fmt
-from tuning.trial import objective_value, run_trial
+from tuning.trial import TrialPlan, objective_value, run_trial
 from zoo.runtime import is_disk_full
-from zoo.training import TrainingConfig
 
-__all__ = ["Runner", "merge_executions", "train_one"]
+__all__ = ["Runner", "SearchRun", "merge_executions", "train_one"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchRun:
+    """One search as the runner sees it, made once by :func:`tuning.search` and never changed.
+
+    Attributes:
+        plan: the :class:`tuning.trial.TrialPlan` of every trial (a zoo trial swaps in its drawn training
+            settings; epochs are Hyperband's per trial).
+        data: the :class:`zoo.data.DataBundle`.
+        objectives: ``[(name, direction), ...]``, the first one the oracle's.
+        algorithm: the checked :class:`tuning.searches.algorithms.SearchAlgorithm`.
+        budget: the :class:`tuning.settings.Budget`.
+        options: the :class:`tuning.settings.RunOptions` (files kept, verbosity).
+        seed: the first execution's seed (execution ``k`` trains with ``seed + k``).
+        directory: the search folder (``records.jsonl`` and the trials' files).
+        search_id: the manifest's id, stamped on every record.
+    """
+
+    plan: TrialPlan
+    data: object
+    objectives: list
+    algorithm: object
+    budget: object
+    options: object
+    seed: int
+    directory: str
+    search_id: str
+
+    @property
+    def records_path(self):
+        return os.path.join(self.directory, RECORDS_FILE)
 
 
 class Runner:
-    """Runs one trial for the tuner: data, training budget, constraints, records and progress."""
+    """Runs one trial for the tuner: its executions, its record, the checkpoints' clean-up and a progress line."""
 
-    def __init__(self, *, data, objective, direction, epochs, seed, executions, constraints, records_path,
-                 measure_speed, callbacks, algorithm, search_id, verbose, known, max_trials, shared=False,
-                 precision=None, early_stopping=None, files=None, objectives=None, pruning=None, pool=None):
-        self.data = data
-        self.pool = pool  # a tuning.isolation.WorkerPool: each trial in its own process
-        self.objectives = list(objectives or [])  # [(name, direction)] of a multi-objective search
-        self.pruning = pruning  # a tuning.searches.pruning.MedianPruner, or None
-        self.files = dict(files) if files is not None else None  # TrialFiles arguments but the record id
-        self.precision = precision
-        self.early_stopping = dict(early_stopping or {})  # patience, min_delta, monitor for every trial
-        self.objective = objective
-        self.direction = direction
-        self.epochs = epochs
-        self.seed = seed
-        self.executions = executions
-        self.constraints = constraints
-        self.records_path = records_path
-        self.measure_speed = measure_speed
-        self.callbacks = list(callbacks)
-        self.algorithm = algorithm
-        self.search_id = search_id
-        self.verbose = verbose
+    def __init__(self, run, *, known, shared=False, pool=None):
+        self.run_settings = run
+        self.objective, self.direction = run.objectives[0]
         self.records = list(known)
-        self.max_trials = max_trials
-        self.shared = shared
+        self.shared = shared  # other workers append to the same file
+        self.pool = pool  # a tuning.isolation.WorkerPool: each trial in its own process
 
     def trial_files(self, trial_id, execution=0):
         """Where a trial's execution keeps its checkpoint, logs and (the first execution only) its model."""
-        if self.files is None:
-            return None
-        kwargs = dict(self.files)
-        kwargs["save_model"] = kwargs.get("save_model", False) and execution == 0
-        return TrialFiles(record_id=trial_id if execution == 0 else f"{trial_id}-x{execution}", **kwargs)
+        options = self.run_settings.options
+        return TrialFiles(run_dir=self.run_settings.directory,
+                          record_id=trial_id if execution == 0 else f"{trial_id}-x{execution}",
+                          save_model=options.kept("search") is not None and execution == 0,
+                          checkpoint=options.checkpoint, log_root=options.log_dir)
 
-    def _once(self, trial, hypermodel, seed, execution=0):
-        task = dict(
-            hypermodel=hypermodel, hp=trial.hyperparameters, trial_id=trial.trial_id, seed=seed,
-            default_epochs=self.epochs, precision=self.precision, early_stopping=self.early_stopping,
-            callbacks=self.callbacks, constraints=self.constraints,
-            measure_speed=self.measure_speed and execution == 0,  # one configuration, one speed
-            files=self.trial_files(trial.trial_id, execution), pruning=self._pruning(),
-        )
+    def _once(self, trial, hypermodel, execution):
+        run = self.run_settings
+        plan = run.plan if execution == 0 else dataclasses.replace(run.plan, measure_speed=False)  # one speed
+        task = dict(hypermodel=hypermodel, hp=trial.hyperparameters, trial_id=trial.trial_id,
+                    seed=run.seed + execution, plan=plan, files=self.trial_files(trial.trial_id, execution),
+                    pruning=self._pruning())
         if self.pool is None:
-            return train_one(self.data, **task)
+            return train_one(run.data, **task)
         try:
             return self.pool.run(train_one, **task)
         except WorkerDied as e:  # a native crash or an out-of-memory kill: one failed trial, the search goes on
             return new_record(id=trial.trial_id, model=None, hyperparameters=dict(trial.hyperparameters.values),
-                              seed=seed, status="failed", error=str(e), exit_signal=e.signal_name,
+                              seed=task["seed"], status="failed", error=str(e), exit_signal=e.signal_name,
                               exit_code=e.exitcode)
 
     def _pruning(self):
         """``(pruner, earlier records, monitor, direction)`` for this trial's pruning callback, or ``None``."""
-        if self.pruning is None:
+        pruner = self.run_settings.algorithm.pruning
+        if pruner is None:
             return None
         earlier = [{"status": "completed", "history": {self.objective: r.get("history", {}).get(self.objective, [])}}
                    for r in self._current_records() if r.get("status") == "completed"]
-        return self.pruning, earlier, self.objective, self.direction
+        return pruner, earlier, self.objective, self.direction
 
     def run(self, trial, hypermodel, *, tuner_id):
+        run = self.run_settings
         start = time.perf_counter()
         started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         try:
             runs = []
-            for execution in range(self.executions):
-                runs.append(self._once(trial, hypermodel, self.seed + execution, execution))
+            for execution in range(run.budget.executions):
+                runs.append(self._once(trial, hypermodel, execution))
                 if runs[-1]["status"] != "completed":
                     break
             record = merge_executions(runs)
@@ -96,22 +113,20 @@ class Runner:
                 raise
             reason = "invalid configuration" if isinstance(e, (ValueError, TypeError)) else type(e).__name__
             record = new_record(id=trial.trial_id, model=None, hyperparameters=dict(trial.hyperparameters.values),
-                                seed=self.seed, status="failed", error=f"{reason}: {e}")
+                                seed=run.seed, status="failed", error=f"{reason}: {e}")
         record.update(
-            tuner_id=tuner_id, algorithm=self.algorithm, objective=self.objective, search=self.search_id,
+            tuner_id=tuner_id, algorithm=run.algorithm.name, objective=self.objective, search=run.search_id,
             started=started, trial_seconds=time.perf_counter() - start,
         )
-        apply_constraints(record, self.constraints)
-        append_record(self.records_path, record)
-        for execution in range(self.executions):  # the record is written: the checkpoints go
-            files = self.trial_files(trial.trial_id, execution)
-            if files is not None:
-                files.clear_checkpoint()
-        files = self.trial_files(trial.trial_id)
-        if files is not None and files.log_dir is not None and record["status"] == "completed":
-            write_hparams(files.log_dir, record, [self.objective, "val_loss", "params", "fit_seconds"])
+        apply_constraints(record, run.plan.constraints)
+        append_record(run.records_path, record)
+        for execution in range(run.budget.executions):  # the record is written: the checkpoints go
+            self.trial_files(trial.trial_id, execution).clear_checkpoint()
+        log_dir = self.trial_files(trial.trial_id).log_dir
+        if log_dir is not None and record["status"] == "completed":
+            write_hparams(log_dir, record, [self.objective, "val_loss", "params", "fit_seconds"])
         self.records.append(record)
-        if self.verbose:
+        if run.options.verbose:
             self._progress(record)
         return record
 
@@ -119,13 +134,14 @@ class Runner:
         if self.shared:  # other workers append to the same file
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self.records = read_records(self.records_path)
+                self.records = read_records(self.run_settings.records_path)
         return self.records
 
     def _progress(self, record):
         self._current_records()
         done = len(latest_records(self.records))
-        total = f"/{self.max_trials}" if self.max_trials else ""
+        max_trials = self.run_settings.budget.max_trials
+        total = f"/{max_trials}" if max_trials else ""
         status = record["status"]
         head = f"[tune] trial {record['id']} {status:<10} {str(record.get('model')):<16}"
         if status == "completed":
@@ -146,35 +162,33 @@ class Runner:
 
     def _front(self):
         """`` | front 4, HV 0.512`` for a multi-objective search: the front so far and its hypervolume
-        (reference point: :func:`tuning.fronts.default_reference` of the records so far)."""
-        if len(self.objectives) < 2:
+        (reference point: :func:`tuning.hypervolume.default_reference` of the records so far)."""
+        objectives = self.run_settings.objectives
+        if len(objectives) < 2:
             return ""
-        front = pareto(self.records, maximize=[n for n, d in self.objectives if d == "max"],
-                       minimize=[n for n, d in self.objectives if d == "min"])
+        front = pareto(self.records, maximize=[n for n, d in objectives if d == "max"],
+                       minimize=[n for n, d in objectives if d == "min"])
         if not front:
             return ""
-        reference = default_reference(self.records, self.objectives)
-        return f" | front {len(front)}, HV {hypervolume(self.records, reference=reference, fields=self.objectives):.4g}"
+        reference = default_reference(self.records, objectives)
+        return f" | front {len(front)}, HV {hypervolume(self.records, reference=reference, fields=objectives):.4g}"
 
 
-def train_one(data, *, hypermodel, hp, trial_id, seed, default_epochs, precision, early_stopping, callbacks,
-              measure_speed, constraints, files, pruning):
+def train_one(data, *, hypermodel, hp, trial_id, seed, plan, files, pruning):
     """One training of a search trial (:func:`tuning.trial.run_trial`), in this process or a worker's."""
-    epochs = int(hp.values.get("tuner/epochs", default_epochs))
+    base = plan.training.replace(epochs=int(hp.values.get("tuner/epochs", plan.training.epochs)))
     if isinstance(hypermodel, ZooHyperModel):
-        trial_config = hypermodel.configure(hp)
-        config, model_name = trial_config.training.replace(epochs=epochs), trial_config.model
+        trial_config = hypermodel.configure(hp, base=base)
+        config, model_name = trial_config.training, trial_config.model
     else:  # a HyperModel that compiles its own model keeps its optimizer and loss
-        config, model_name = TrainingConfig(epochs=epochs, options={"compile": "if_needed"}), None
-    callbacks = list(callbacks)
+        config, model_name = base.replace(options={"compile": "if_needed", **base.options}), None
+    callbacks = plan.callbacks
     if pruning is not None:
         pruner, earlier, monitor, direction = pruning
-        callbacks.append(pruner.callback(earlier, monitor=monitor, direction=direction))
-    return run_trial(
-        lambda: hypermodel.build(hp), data, trial_id=trial_id, model_name=model_name,
-        hyperparameters=dict(hp.values), config=config.replace(precision=precision, **early_stopping),
-        seed=seed, callbacks=callbacks, measure_speed=measure_speed, constraints=constraints, files=files,
-    )
+        callbacks += (pruner.callback(earlier, monitor=monitor, direction=direction),)
+    plan = dataclasses.replace(plan, training=config, callbacks=callbacks)
+    return run_trial(lambda: hypermodel.build(hp), data, plan, trial_id=trial_id, seed=seed, files=files,
+                     model_name=model_name, hyperparameters=dict(hp.values))
 
 
 _AVERAGED = ("fit_seconds", "seconds_per_epoch", "latency_ms", "throughput")

@@ -1,61 +1,21 @@
-"""The state of a search on disk: the manifest (what the search is), records repair, KerasTuner's cache.
+"""The state of a search on disk: its manifest checked against the search asked for, records repair,
+KerasTuner's cache.
 
-``records.jsonl`` is the source of truth; ``search.json`` (the manifest: space,
-data fingerprint, objective, algorithm, epochs, seed, constraints, precision)
-says what the search is, so that a changed search is refused instead of mixed
-in. KerasTuner's own files are a cache rebuilt from the records.
+``records.jsonl`` is the source of truth; the run manifest (:mod:`tuning.manifest`) says what the search
+is, so that a changed search is refused instead of mixed in. KerasTuner's own files are a cache rebuilt
+from the records.
 """
 
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
 
+from tuning.manifest import MANIFEST_FILE, OLDER_MANIFESTS, RECORDS_FILE, read_manifest
 from tuning.records import read_records
-from zoo.runtime import environment
 
-__all__ = ["ALGORITHMS", "RECORDS_FILE", "MANIFEST_FILE", "make_manifest", "read_manifest", "prepare_directory", "repair_tail",
-           "check_keras_tuner_state"]
-
-ALGORITHMS = ("random", "hyperband", "bayesian", "grid", "nsga2")  # here, so that the CLI lists them fast
-RECORDS_FILE = "records.jsonl"
-MANIFEST_FILE = "search.json"
-MANIFEST_VERSION = 1
-# What makes two searches the same; a float32 search has no "precision" entry (searches recorded before
-# the option had none either), so that it still resumes.
-_IDENTITY = ("hypermodel", "space", "data", "objective", "algorithm", "epochs", "seed", "executions", "constraints",
-             "precision")
-_DEFAULTS = {"precision": "float32"}
-
-
-def make_manifest(identity, *, project_name, provenance=None):
-    """The manifest of a search from its identity; its ``search`` id is a hash of the identity."""
-    identity = _normalise({k: v for k, v in identity.items() if not (k == "precision" and v == "float32")})
-    search_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-    return {
-        "version": MANIFEST_VERSION, "search": search_id, "project_name": project_name, **identity,
-        "provenance": provenance,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "environment": {k: v for k, v in environment().items() if k != "host"},
-    }
-
-
-def read_manifest(path):
-    if not os.path.exists(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            manifest = json.load(f)
-        if not isinstance(manifest, dict):
-            raise ValueError("not a JSON object")
-        return manifest
-    except (ValueError, OSError) as e:
-        raise ValueError(
-            f"The search manifest {path} is unreadable ({e}); it records what the search is, so it cannot "
-            "be guessed. Restore it, or pass overwrite=True to start the search over."
-        ) from None
+__all__ = ["check_keras_tuner_state", "prepare_directory", "repair_tail"]
 
 
 def repair_tail(path, notes):
@@ -119,55 +79,63 @@ def _space_changes(old, new):
     return ", ".join(parts) or "changed"
 
 
-def _differences(old, new):
+def _differences(old, new, prefix=""):
+    """What changed between two manifests' identities, one phrase per changed setting (nested ones by path)."""
     diffs = []
     for key in new:
-        if _normalise(old.get(key)) == _normalise(new[key]):
+        before, after = _normalise(old.get(key)), _normalise(new[key])
+        if before == after:
             continue
         if key == "space":
             diffs.append(f"hyperparameter space {_space_changes(old.get(key), new[key])}")
-        elif key == "data":
-            before, after = old.get(key) or {}, new[key]
+        elif key == "data" and not prefix:
+            before, after = before or {}, after or {}
             diffs.append(f"data {before.get('name')!r} fingerprint {str(before.get('fingerprint'))[:12]} -> "
                          f"{after.get('name')!r} {str(after.get('fingerprint'))[:12]}")
+        elif isinstance(before, dict) and isinstance(after, dict) and key != "hypermodel":
+            diffs += _differences(before, after, prefix=f"{prefix}{key}.")
         else:
-            diffs.append(f"{key} {old.get(key)!r} -> {new[key]!r}")
+            diffs.append(f"{prefix}{key} {before!r} -> {after!r}")
     return diffs
 
 
-def prepare_directory(directory, manifest, *, overwrite, role, records_path, notes):
-    """Check the manifest against this search; start over or refuse on a change."""
-    path = os.path.join(directory, MANIFEST_FILE)
-    if overwrite and role != "worker":
+_COMPARED = ("kind", "objectives", "data", "identity")  # what makes two runs the same (not the budget)
+
+
+def prepare_directory(directory, manifest, *, resume, role, records_path, notes) -> dict:
+    """Check ``manifest`` against the run already in ``directory``: start over (``resume=False``), refuse
+    a changed search, or go on. Returns the manifest to keep (an earlier run's id when resuming)."""
+    if not resume and role != "worker":
         old = os.path.exists(records_path) and os.path.getsize(records_path) > 0
         if old:
             stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
             backup = f"{records_path}.{stamp}.bak"
             os.replace(records_path, backup)
-            notes.append(f"overwrite=True: previous records moved to {backup}")
-        for leftover in (path, records_path + ".partial"):
-            if os.path.exists(leftover):
-                os.remove(leftover)
-        return
+            notes.append(f"resume=False: previous records moved to {backup}")
+        for leftover in (MANIFEST_FILE, *OLDER_MANIFESTS, os.path.basename(records_path) + ".partial"):
+            if os.path.exists(os.path.join(directory, leftover)):
+                os.remove(os.path.join(directory, leftover))
+        return manifest
     try:
-        existing = read_manifest(path)
+        existing = read_manifest(directory, records=[])
     except ValueError:
-        if role == "worker" and overwrite:
-            return
+        if role == "worker" and not resume:
+            return manifest
         raise
     if existing is None:
-        if role == "single" or role == "chief":
-            foreign = [r for r in read_records(records_path) if r.get("search") not in (None, manifest["search"])]
+        if role in ("single", "chief"):
+            foreign = [r for r in read_records(records_path) if r.get("search") not in (None, manifest["id"])]
             if foreign:
                 raise ValueError(
                     f"{records_path} holds {len(foreign)} record(s) of a different search and no {MANIFEST_FILE}. "
-                    "Use another `directory`, or overwrite=True to start over."
+                    "Use another `directory`, or options=RunOptions(resume=False) to start over."
                 )
-        return
-    identity = {k: manifest.get(k, _DEFAULTS.get(k)) for k in _IDENTITY}
-    diffs = _differences({k: existing.get(k, _DEFAULTS.get(k)) for k in _IDENTITY}, identity)
-    if diffs and not (role == "worker" and overwrite):
+        return manifest
+    diffs = _differences({k: existing.get(k) for k in _COMPARED}, {k: manifest.get(k) for k in _COMPARED})
+    if diffs and not (role == "worker" and not resume):
         raise ValueError(
-            f"{path} describes a different search: {'; '.join(diffs)}. Resume with the same settings, "
-            "use another `directory`, or pass overwrite=True to start over (the old records are kept as a .bak file)."
+            f"{directory} holds a different search: {'; '.join(diffs)}. Resume with the same settings, use "
+            "another `directory`, or pass options=RunOptions(resume=False) to start over (the old records are "
+            "kept as a .bak file)."
         )
+    return {**manifest, "id": existing["id"], "created": existing.get("created") or manifest["created"]}

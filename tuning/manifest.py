@@ -1,0 +1,160 @@
+"""The run manifest: what a comparison or a search is, written once beside its ``records.jsonl``.
+
+``run.json`` holds the run's ``kind`` (``"comparison"`` or ``"search"``), its objectives with their
+directions, its data (name, fingerprint, batch size), its budget and its ``identity`` (what makes two runs
+the same: a search refuses to resume under a changed identity). Reports read it and never guess.
+
+Folders written before the manifest had this form (a search's ``search.json`` of format 1, or a bare
+``records.jsonl``) go through :func:`migrate`, the one place that knows the older layouts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+
+from tuning.records import read_records
+from zoo.runtime import environment, write_json_atomic
+from zoo.utils import metric_direction
+
+__all__ = ["FORMAT", "KINDS", "MANIFEST_FILE", "OLDER_MANIFESTS", "RECORDS_FILE", "make_manifest", "migrate", "migrate_record", "objectives_of",
+           "read_manifest", "search_training_identity", "write_manifest"]
+
+MANIFEST_FILE = "run.json"
+RECORDS_FILE = "records.jsonl"
+FORMAT = 2
+KINDS = ("comparison", "search")
+OLDER_MANIFESTS = ("search.json",)  # format 1: searches only, identity keys at the top level
+
+
+def _normalise(value):
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def make_manifest(kind, *, identity, objectives, data, budget=None, provenance=None) -> dict:
+    """The manifest of a run; its ``id`` is a hash of what makes the run what it is.
+
+    Args:
+        kind: ``"comparison"`` or ``"search"``.
+        identity: settings that make two runs the same (JSON values).
+        objectives: ``[(name, "max" | "min"), ...]``, the first one the run's main metric.
+        data: ``{"name", "fingerprint", "batch_size"}``.
+        budget: what the run may spend (trials, seconds, seeds, epochs).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"`kind` must be one of {KINDS}. Received: kind={kind!r}")
+    body = _normalise({"kind": kind, "objectives": [{"name": n, "direction": d} for n, d in objectives],
+                       "data": data, "identity": identity})
+    run_id = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    return {
+        "format": FORMAT, "id": run_id, **body, "budget": _normalise(budget or {}), "provenance": provenance,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "environment": {k: v for k, v in environment().items() if k != "host"},
+    }
+
+
+def objectives_of(manifest) -> list:
+    """``[(name, direction), ...]`` of a manifest."""
+    return [(o["name"], o["direction"]) for o in manifest["objectives"]]
+
+
+def write_manifest(run_dir, manifest):
+    write_json_atomic(os.path.join(os.fspath(run_dir), MANIFEST_FILE), manifest)
+
+
+def read_manifest(run_dir, *, records=None):
+    """The manifest of ``run_dir`` in the current format, or ``None`` when the folder holds no run.
+
+    ``run.json`` is read as it is; an older folder goes through :func:`migrate` (in memory: nothing is
+    written). ``records`` (default: read from the folder) serve a folder with no manifest at all.
+
+    Raises:
+        ValueError: a manifest that exists but is unreadable (it cannot be guessed).
+    """
+    run_dir = os.fspath(run_dir)
+    for name in (MANIFEST_FILE, *OLDER_MANIFESTS):
+        path = os.path.join(run_dir, name)
+        if not os.path.exists(path):
+            continue
+        try:
+            with open(path, encoding="utf-8") as f:
+                manifest = json.load(f)
+            if not isinstance(manifest, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, OSError) as e:
+            raise ValueError(
+                f"The run manifest {path} is unreadable ({e}); it records what the run is, so it cannot be "
+                "guessed. Restore it, or start the run over (a search: options=RunOptions(resume=False))."
+            ) from None
+        return manifest if manifest.get("format") == FORMAT else migrate(manifest, [])
+    if records is None:
+        records = read_records(os.path.join(run_dir, RECORDS_FILE))
+    return migrate(None, records) if records else None
+
+
+def migrate(old, records) -> dict:
+    """A current-format manifest from a format-1 search manifest (``old``) or, with ``old=None``, from
+    the records of a folder that has none (the run's kind and objectives as its records state them)."""
+    if old is not None:
+        es = old.get("early_stopping") or {}
+        algorithm = dict(old.get("algorithm") or {})
+        name = algorithm.get("name")
+        described = {"name": name, "pruning": old.get("pruning")}
+        described.update({"bayesian": {"num_initial_points": algorithm.get("num_initial_points")},
+                          "hyperband": {"factor": algorithm.get("hyperband_factor")},
+                          "nsga2": {"population_size": algorithm.get("population_size")}}.get(name, {}))
+        pairs = old.get("objectives") or [old.get("objective") or {}]
+        manifest = make_manifest("search", identity={
+            "hypermodel": old.get("hypermodel"), "space": old.get("space"), "algorithm": described,
+            "seed": old.get("seed"), "executions": old.get("executions", 1), "constraints": old.get("constraints", {}),
+            "training": search_training_identity(epochs=old.get("epochs"), precision=old.get("precision", "float32"),
+                                                 patience=es.get("patience"), min_delta=es.get("min_delta", 0.0),
+                                                 monitor=es.get("monitor")),
+        }, objectives=[(o.get("name"), o.get("direction")) for o in pairs], data=old.get("data"),
+            provenance=old.get("provenance"))
+        manifest.update(id=old.get("search", manifest["id"]), created=old.get("created"),
+                        environment=old.get("environment"), migrated_from="search.json (format 1)")
+        return manifest
+    searched = any(r.get("search") or r.get("algorithm") for r in records)
+    stated = next((r["objectives"] for r in records if r.get("objectives")), None)
+    single = next((r["objective"] for r in records if isinstance(r.get("objective"), str)), None)
+    if stated:
+        pairs = [tuple(p) if isinstance(p, (list, tuple)) else (p, metric_direction(p)) for p in stated]
+    elif single:
+        pairs = [(single, metric_direction(single))]
+    else:  # a comparison's records: its main metric is the validation accuracy, or the loss of a regression
+        regression = any(r.get("task") == "regression" or "val_mae" in r for r in records)
+        pairs = [("val_loss", "min") if regression else ("val_accuracy", "max")]
+    first = records[0]
+    manifest = make_manifest("search" if searched else "comparison", identity={}, objectives=pairs,
+                             data={"name": first.get("dataset"), "fingerprint": first.get("data"),
+                                   "batch_size": first.get("batch_size")})
+    manifest.update(id=first.get("search") or manifest["id"], created=None, environment=None,
+                    migrated_from="records.jsonl (no manifest)")
+    return manifest
+
+
+def migrate_record(record) -> dict:
+    """A record in today's form: a comparison record written before records held their ``training``
+    settings gets them from its ``fit_kwargs``, epochs, batch size and precision (so that a resumed
+    comparison recognises its completed trials). Other records are returned as they are."""
+    if "training" in record or "fit_kwargs" not in record:
+        return record
+    from zoo.training import TrainingConfig  # only for such records: a comparison has Keras loaded anyway
+
+    try:
+        config = TrainingConfig.from_fit_kwargs(record["fit_kwargs"], epochs=record.get("epochs"),
+                                                batch_size=record.get("batch_size"),
+                                                precision=record.get("precision") or "float32")
+    except (TypeError, ValueError):
+        return record  # settings today's TrainingConfig refuses: the trial is not reused
+    return {**record, "training": _normalise(dataclasses.asdict(config))}
+
+
+def search_training_identity(*, epochs, precision, patience, min_delta, monitor, steps_per_epoch=None, options=None):
+    """The training settings that make two searches the same: what the search space does not vary."""
+    return {"epochs": epochs, "precision": precision, "patience": patience, "min_delta": min_delta,
+            "monitor": monitor, "steps_per_epoch": steps_per_epoch, "options": dict(options or {})}
