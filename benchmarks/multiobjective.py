@@ -21,7 +21,7 @@ Two workloads:
 * ``search``: a real search, ``mlp`` on the embedded ``digits`` (8x8), objectives ``val_accuracy`` (max) and
   ``params`` (min). Every method runs through ``tuning.search``, so every trial is built, trained, evaluated and
   recorded by the same code; the weighted sum and the Optuna sampler are injected as oracles (see
-  :func:`injected_oracle`). One reference point for every run of the workload: ``tuning.fronts.default_reference``
+  :func:`injected_oracle`). One reference point for every run of the workload: ``tuning.indicators.default_reference``
   over the union of all methods' and seeds' records, i.e. (0, 1.1 x the largest model's params). The table's
   figure is the hypervolume as a fraction of the box between that point and the ideal (accuracy 1, 0 params).
 
@@ -60,7 +60,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras_tuner as kt  # noqa: E402
 
-from tuning.fronts import default_reference, hypervolume  # noqa: E402
+from tuning.indicators import default_reference, hypervolume  # noqa: E402
 from tuning.searches import engine  # noqa: E402
 from tuning.searches.nsga2 import NSGA2Oracle, configuration_key, outcome  # noqa: E402
 from zoo.runtime import environment, write_json_atomic  # noqa: E402
@@ -342,7 +342,7 @@ def search_workload(*, methods, seeds, trials, population, epochs, optuna):
     compact = [{k: r.get(k) for k in ("method", "seed", "id", "status", "val_accuracy", "params", "fit_seconds",
                                       "hyperparameters")} for r in everything]
     return {"reference": list(reference),
-            "reference_rule": "tuning.fronts.default_reference over every method's and seed's records",
+            "reference_rule": "tuning.indicators.default_reference over every method's and seed's records",
             "ideal": list(SEARCH_IDEAL), "box_volume": box, "model": "mlp", "data": "digits (8x8)",
             "objectives": SEARCH_OBJECTIVES, "trials": trials, "population_size": population, "epochs": epochs,
             "seeds": seeds, "methods": summarise(rows, methods, "hypervolume", "fraction_of_box", "repeats"),

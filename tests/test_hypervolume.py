@@ -1,4 +1,4 @@
-"""Exact hypervolume (tuning.fronts): against a brute-force count of dominated cells, hand-computed cases, ZDT1."""
+"""Exact hypervolume (tuning.indicators): against a brute-force count of dominated cells, hand-computed cases, ZDT1."""
 
 import itertools
 import math
@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tuning
-from tuning.fronts import default_reference, hypervolume, hypervolume_history, objective_fields
+from tuning.indicators import default_reference, hypervolume, hypervolume_history
+from tuning.objectives import objective_fields
 from tuning.records import new_record
 
 

@@ -1,6 +1,5 @@
 """The multi-objective search: NSGA-II's parts against brute force, ZDT1, constraints, resume, median pruning."""
 
-import itertools
 import json
 import math
 import os
@@ -13,19 +12,16 @@ import time
 import keras_tuner as kt
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import tuning
 import zoo.data
-from tuning.fronts import hypervolume
+from tuning.indicators import hypervolume
 from tuning.searches import engine
 from tuning.searches.nsga2 import (
     VIOLATION,
     NSGA2Oracle,
     constraint_violation,
     crowding_distance,
-    non_dominated_fronts,
     outcome,
     survivors,
 )
@@ -33,25 +29,6 @@ from tuning.searches.pruning import MedianPruner, check_pruning
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TWO = [kt.Objective("f1", "min"), kt.Objective("f2", "min")]
-
-
-def _dominates(a, b):
-    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
-
-
-points_2_3 = st.integers(2, 3).flatmap(
-    lambda m: st.lists(st.tuples(*[st.integers(0, 6)] * m), min_size=1, max_size=14))
-
-
-@settings(max_examples=60, deadline=None)
-@given(points_2_3)
-def test_non_dominated_fronts_match_peeling_by_brute_force(points):
-    left, expected = set(range(len(points))), []
-    while left:  # peel: the points no remaining point dominates
-        front = sorted(i for i in left if not any(_dominates(points[j], points[i]) for j in left))
-        expected.append(front)
-        left -= set(front)
-    assert [sorted(f) for f in non_dominated_fronts(points)] == expected
 
 
 def test_crowding_distance_by_hand():

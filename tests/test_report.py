@@ -4,7 +4,6 @@ import csv
 import json
 import math
 import os
-import warnings
 
 import pytest
 
@@ -226,17 +225,12 @@ def test_report_errors(tmp_path):
         regenerate(tmp_path)
 
 
-def test_plot_tradeoff_direction_and_deprecated_higher(tmp_path):
+def test_plot_tradeoff_direction(tmp_path):
     rows = summarize_records(_records())
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # `direction` itself warns about nothing
-        plot_tradeoff(rows, str(tmp_path / "max.png"), x="params", y="test_accuracy", direction="max")
-    with pytest.warns(DeprecationWarning, match="`higher` is deprecated.*direction='min'"):
-        plot_tradeoff(rows, str(tmp_path / "old.png"), x="params", y="test_accuracy", higher=False)
+    plot_tradeoff(rows, str(tmp_path / "max.png"), x="params", y="test_accuracy", direction="max")
     plot_tradeoff(rows, str(tmp_path / "min.png"), x="params", y="test_accuracy", direction="min")
-    assert (tmp_path / "old.png").read_bytes() == (tmp_path / "min.png").read_bytes()
     assert (tmp_path / "max.png").read_bytes() != (tmp_path / "min.png").read_bytes()
-    with pytest.raises(ValueError, match="direction"):
+    with pytest.raises(ValueError, match="direction='up'"):
         plot_tradeoff(rows, str(tmp_path / "bad.png"), x="params", y="test_accuracy", direction="up")
 
 

@@ -9,7 +9,7 @@ import pytest
 
 import tuning
 import zoo.data
-from tuning.fronts import default_reference, hypervolume
+from tuning.indicators import default_reference, hypervolume
 from tuning.records import new_record
 from tuning.report import regenerate, summarize_records, write_report
 from tuning.report import plots as report_plots

@@ -19,6 +19,7 @@ import tuning
 import zoo
 import zoo.data
 from tuning import fronts as P
+from tuning.constraints import apply_constraints
 from tuning.hypermodels import (
     ArchitectureHyperModel,
     FamilyHyperModel,
@@ -103,9 +104,9 @@ def test_knee_point_prefers_the_elbow():
                _record(2, "completed", 0.91, 1e6, 1.0), _record(3, "failed", 0.99, 5.0, 1.0)]
     assert P.knee_point(records, maximize="val_accuracy", minimize="params")["id"] == "1"
     assert [r["id"] for r in P.pareto(records, maximize="val_accuracy", minimize="params")] == ["0", "1", "2"]
-    assert P.best_under(records, objective="params", mode="min")["id"] == "0"  # failed trial 3 never counts
-    with pytest.raises(ValueError, match="mode"):
-        P.best_under(records, mode="best")
+    assert P.best_under(records, objective="params", direction="min")["id"] == "0"  # failed trial 3 never counts
+    with pytest.raises(ValueError, match="direction='best'"):
+        P.best_under(records, direction="best")
     with pytest.raises(ValueError, match="Unknown constraint"):
         P.best_under(records, max_parms=3)
     with pytest.raises(ValueError, match="at least one objective"):
@@ -113,14 +114,14 @@ def test_knee_point_prefers_the_elbow():
 
 
 def test_apply_constraints_marks_infeasible_and_keeps_measurements():
-    r = P.apply_constraints(_record(0, "completed", 0.9, 5000.0, 2.0), {"max_params": 1000, "max_fit_seconds": 10})
+    r = apply_constraints(_record(0, "completed", 0.9, 5000.0, 2.0), {"max_params": 1000, "max_fit_seconds": 10})
     assert r["status"] == "infeasible" and "params=5000.0 > 1000" in r["error"] and r["params"] == 5000.0
-    ok = P.apply_constraints(_record(1, "completed", 0.9, 500.0, 2.0), {"max_params": 1000})
+    ok = apply_constraints(_record(1, "completed", 0.9, 500.0, 2.0), {"max_params": 1000})
     assert ok["status"] == "completed" and ok.get("error") is None and ok["constraints"] == {"max_params": 1000}
-    failed = P.apply_constraints(_record(2, "failed", None, 5000.0, 2.0), {"max_params": 1000})
+    failed = apply_constraints(_record(2, "failed", None, 5000.0, 2.0), {"max_params": 1000})
     assert failed["status"] == "failed"
     with pytest.raises(ValueError, match="Unknown constraint"):
-        P.apply_constraints(_record(3, "completed", 0.9, 1.0, 1.0), {"max_size": 3})
+        apply_constraints(_record(3, "completed", 0.9, 1.0, 1.0), {"max_size": 3})
     assert P.best_under([r, ok], max_params=1e4)["id"] == "1"  # infeasible records are not ranked
 
 

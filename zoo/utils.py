@@ -121,6 +121,38 @@ def check_bool(name: str, value):
     return value
 
 
+# Words of metric and record-field names that say which way is better (Keras' metric and loss names, the
+# trial record's measurements). Whole words only: "macs" is no "acc", "val_mape" no "map".
+METRIC_WORDS = {
+    "max": ("accuracy", "acc", "auc", "prc", "precision", "recall", "sensitivity", "specificity", "true", "f1",
+            "fbeta", "iou", "r2", "similarity", "correlation", "throughput"),
+    "min": ("loss", "error", "crossentropy", "entropy", "mae", "mse", "rmse", "msle", "mape", "huber", "hinge",
+            "logcosh", "cosh", "poisson", "divergence", "dice", "tversky", "ctc", "false",
+            "params", "parameters", "macs", "flops", "gflops", "bytes", "memory", "seconds", "latency", "time"),
+}
+_WORD_DIRECTION = {word: direction for direction, words in METRIC_WORDS.items() for word in words}
+
+
+def metric_direction(name):
+    """``"max"`` or ``"min"``: which way a metric (``val_auc``, ``loss``) or record field (``params``) is better.
+
+    The name is split into words at every character other than a letter or digit; its words found in
+    :data:`METRIC_WORDS` decide. ``None`` when none is known or they disagree: callers then ask for an
+    explicit direction.
+
+    Example:
+        >>> metric_direction("val_sparse_categorical_accuracy"), metric_direction("peak_memory_bytes")
+        ('max', 'min')
+        >>> metric_direction("val_widgets") is None
+        True
+    """
+    if not isinstance(name, str):
+        return None
+    words = re.split(r"[^a-z0-9]+", name.lower().replace("io_u", "iou"))  # Keras names IoU metrics "mean_io_u"
+    found = {_WORD_DIRECTION[w] for w in words if w in _WORD_DIRECTION}
+    return found.pop() if len(found) == 1 else None
+
+
 MAX_UNITS = 2**20  # units or filters of one layer
 MAX_LAYERS = 1_000  # layers (or stages) a sequence argument may describe
 

@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 
+from tuning.objectives import check_direction
 from tuning.records import finite
 from tuning.report.summary import pareto_front
 from zoo.plots import figure, save
@@ -30,7 +31,7 @@ def metric_title(metric):
 LABEL_ALL = 20  # up to this many points each gets its label; past it, only the front's (if it is that small)
 
 
-def plot_tradeoff(rows, path, *, x, y, direction="max", title=None, higher=None, test=None):
+def plot_tradeoff(rows, path, *, x, y, direction="max", title=None, test=None):
     """Scatter mean ``y`` vs mean ``x`` per row (error bars: std over seeds), its Pareto front marked.
 
     The front is decided on ``y``, which should be a validation metric: test values never decide a front.
@@ -42,18 +43,12 @@ def plot_tradeoff(rows, path, *, x, y, direction="max", title=None, higher=None,
         x: a cost field (``params``, ``macs``, ``fit_seconds``, ``latency_ms``); sizes use a log axis.
         y: the metric field that decides the front, e.g. ``val_accuracy``.
         direction: ``"max"`` when a higher ``y`` is better, ``"min"`` when a lower one is.
-        higher: deprecated, use ``direction``; ``True`` is ``"max"``, ``False`` is ``"min"``.
         test: the field shown for reference (default: the ``test_*`` counterpart of a ``val_*`` ``y``,
             when the rows have it; ``False``: none).
     Returns:
         ``path``.
     """
-    if higher is not None:
-        warnings.warn("`higher` is deprecated and will be removed in the next release; use direction='max' "
-                      "(a higher y is better) or direction='min'.", DeprecationWarning, stacklevel=2)
-        direction = "max" if higher else "min"
-    if direction not in ("max", "min"):
-        raise ValueError(f"`direction` must be 'max' or 'min'. Received: direction={direction!r}")
+    check_direction(direction)
     y, test = front_fields(rows, y, test)
     xlabel, log = AXES.get(x, (x, False))
     pts = [(r, r.get(f"{x}_mean"), r.get(f"{y}_mean")) for r in rows]

@@ -21,7 +21,8 @@ import math
 
 import numpy as np
 
-from tuning.fronts import hypervolume_history, objective_fields
+from tuning.indicators import hypervolume_history
+from tuning.objectives import check_direction, objective_fields
 from tuning.records import finite, latest_records
 from zoo.plots import figure, save
 
@@ -64,7 +65,7 @@ def plot_history(records, path, *, objective, direction="max", title=None):
     Failed, infeasible and pruned trials get their own markers: at their objective value when they
     have one, along the bottom of the plot when they have none. Returns ``path``.
     """
-    _check_direction(direction)
+    check_direction(direction)
     records = trial_order(records)
     fig = figure(8.4, 4.0)
     ax = fig.add_subplot()
@@ -99,7 +100,7 @@ def plot_history(records, path, *, objective, direction="max", title=None):
 
 
 def plot_hypervolume_history(records, path, *, objectives, reference, title=None):
-    """The hypervolume of the trials so far (:func:`tuning.fronts.hypervolume_history`), in trial order.
+    """The hypervolume of the trials so far (:func:`tuning.indicators.hypervolume_history`), in trial order.
 
     Returns ``path``.
     """
@@ -249,7 +250,7 @@ def plot_parallel_coordinates(records, path, *, objective, direction="max", titl
     """
     from matplotlib.collections import LineCollection
 
-    _check_direction(direction)
+    check_direction(direction)
     table = hyperparameter_table(records, objective=objective)
     if not table["records"] or not table["names"]:
         raise ValueError("no completed trial or no hyperparameter that varies")
@@ -314,7 +315,7 @@ def plot_slices(records, path, *, names, objective, direction="max", title=None)
     Numeric hyperparameters on their own (log) axis, categorical ones as evenly spaced categories with a
     small fixed jitter; the best trial is marked. Returns ``path``.
     """
-    _check_direction(direction)
+    check_direction(direction)
     table = hyperparameter_table(records, objective=objective)
     names = [n for n in names if n in table["names"]]
     if not table["records"] or not names:
@@ -347,8 +348,3 @@ def plot_slices(records, path, *, names, objective, direction="max", title=None)
     axes[0].set_ylabel(objective)
     fig.suptitle(title or f"{objective} against the top hyperparameters (red star: best trial)", fontsize=10)
     return save(fig, path)
-
-
-def _check_direction(direction):
-    if direction not in ("max", "min"):
-        raise ValueError(f"`direction` must be 'max' or 'min'. Received: direction={direction!r}")

@@ -11,8 +11,9 @@ import json
 import numpy as np
 
 from tuning.diagnosis import diagnose, summarize
-from tuning.fronts import pareto
+from tuning.objectives import minimised, non_dominated
 from tuning.records import finite, latest_records
+from zoo.utils import metric_direction
 
 # Record fields summarised per group (mean and std over seeds), when present.
 SUMMARY_FIELDS = (
@@ -83,10 +84,8 @@ def primary_metric(records) -> tuple[str, bool]:
     keys = set()
     for r in records:
         keys.update(k for k, v in r.items() if finite(v))
-    for metric, higher in (("accuracy", True), ("mae", False), ("loss", False)):
-        if f"val_{metric}" in keys or f"test_{metric}" in keys:
-            return metric, higher
-    return "loss", False
+    metric = next((m for m in ("accuracy", "mae") if f"val_{m}" in keys or f"test_{m}" in keys), "loss")
+    return metric, metric_direction(metric) == "max"
 
 
 def _mean_std(values):
@@ -194,15 +193,9 @@ def reference_field(rows, metric):
 
 def pareto_front(rows, x, y, direction) -> set:
     """Indices of rows on the Pareto front of mean ``y`` (``direction`` ``"max"`` or ``"min"``) vs mean ``x`` (min)."""
-    points = [
-        {"status": "completed", "i": i, "x": r.get(f"{x}_mean"), "y": r.get(f"{y}_mean")}
-        for i, r in enumerate(rows)
-    ]
-    if direction == "max":
-        front = pareto(points, maximize="y", minimize="x")
-    else:
-        front = pareto(points, minimize=("y", "x"))
-    return {p["i"] for p in front}
+    kept = [i for i, r in enumerate(rows) if finite(r.get(f"{x}_mean")) and finite(r.get(f"{y}_mean"))]
+    points = [minimised((rows[i][f"{y}_mean"], rows[i][f"{x}_mean"]), (direction, "min")) for i in kept]
+    return {kept[k] for k in non_dominated(points)}
 
 
 # ----------------------------------------------------------------------------- confusion matrix

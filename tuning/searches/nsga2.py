@@ -26,8 +26,8 @@ and elitist multiobjective genetic algorithm: NSGA-II"):
   exactly what the uninterrupted search would have. In chief/worker mode a
   generation starts from the trials of earlier generations that have ended.
 
-The pure parts (:func:`non_dominated_fronts`, :func:`crowding_distance`,
-:func:`survivors`) work on plain tuples and are tested on their own.
+The pure parts (:func:`crowding_distance`, :func:`survivors`, with
+:func:`tuning.objectives.non_dominated_fronts`) work on plain tuples and are tested on their own.
 """
 
 from __future__ import annotations
@@ -38,11 +38,12 @@ import math
 import keras_tuner as kt
 import numpy as np
 
-from tuning.fronts import CONSTRAINT_FIELDS
+from tuning.constraints import CONSTRAINT_FIELDS
+from tuning.objectives import minimised, non_dominated_fronts
 from tuning.records import finite
 
 __all__ = ["NSGA2Oracle", "VIOLATION", "configuration_key", "constraint_violation", "crowding_distance",
-           "default_population", "non_dominated_fronts", "outcome", "survivors"]
+           "default_population", "outcome", "survivors"]
 
 VIOLATION = "constraint_violation"  # the metric an infeasible trial reports to the oracle
 ETA_CROSSOVER = 15.0  # SBX distribution index (Deb's suggestion for real-coded GAs)
@@ -80,36 +81,6 @@ def outcome(record, objectives):
     if status == "infeasible":
         return {VIOLATION: constraint_violation(record)}
     return None
-
-
-def _dominates(a, b):
-    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
-
-
-def non_dominated_fronts(points) -> list[list[int]]:
-    """Indices of ``points`` (tuples, all objectives minimised) by non-dominated front, best first."""
-    n = len(points)
-    dominated_by = [[] for _ in range(n)]  # i -> the points i dominates
-    count = [0] * n  # how many points dominate i
-    for i in range(n):
-        for j in range(i + 1, n):
-            if _dominates(points[i], points[j]):
-                dominated_by[i].append(j)
-                count[j] += 1
-            elif _dominates(points[j], points[i]):
-                dominated_by[j].append(i)
-                count[i] += 1
-    fronts, current = [], [i for i in range(n) if count[i] == 0]
-    while current:
-        fronts.append(current)
-        following = []
-        for i in current:
-            for j in dominated_by[i]:
-                count[j] -= 1
-                if count[j] == 0:
-                    following.append(j)
-        current = sorted(following)
-    return fronts
 
 
 def crowding_distance(points, front) -> dict:
@@ -249,8 +220,7 @@ class NSGA2Oracle(kt.Oracle):
         """``(trial_id, point, violation)`` of an ended trial, or ``None`` when it takes no part."""
         metrics = trial.metrics
         if trial.status == "COMPLETED" and all(metrics.exists(name) for name, _ in self.objectives):
-            point = tuple(-metrics.get_last_value(n) if d == "max" else metrics.get_last_value(n)
-                          for n, d in self.objectives)
+            point = minimised([metrics.get_last_value(n) for n, _ in self.objectives], [d for _, d in self.objectives])
             if all(math.isfinite(p) for p in point):
                 return trial.trial_id, point, 0.0
         if trial.status == "FAILED" and metrics.exists(VIOLATION):

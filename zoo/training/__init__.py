@@ -29,12 +29,11 @@ from zoo.training.compile import (
     make_loss,
     make_optimizer,
     make_schedule,
-    metric_direction,
     outputs_logits,
 )
 from zoo.training.device import DeviceArrays, to_device, uint8_inputs
 from zoo.training.lr_find import LRFinderResult, lr_find
-from zoo.utils import TASKS, check_choice, check_float, check_int
+from zoo.utils import TASKS, check_choice, check_float, check_int, metric_direction
 
 __all__ = [
     "OPTIMIZERS",

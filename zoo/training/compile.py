@@ -7,7 +7,7 @@ import keras
 from zoo.utils import TASKS, check_choice, check_float, check_int
 
 __all__ = ["OPTIMIZERS", "REGRESSION_LOSSES", "SCHEDULES", "compile_model", "infer_task", "make_loss",
-           "make_optimizer", "make_schedule", "metric_direction", "outputs_logits"]
+           "make_optimizer", "make_schedule", "outputs_logits"]
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "step", "exponential", "cosine", "warmup", "onecycle", "plateau")
@@ -19,32 +19,6 @@ PLATEAU = {"factor": 0.1, "patience": 2}
 REGRESSION_LOSSES = ("mse", "mae", "msle", "huber")
 # Learning rates and weight decays above this are typos (and, near float32's limit, overflow in the optimizer).
 MAX_RATE = 1e3
-
-# Substrings of metric and record-field names that say which way is better (checked in this order).
-_MAXIMISED = ("accuracy", "acc", "auc", "precision", "recall", "f1", "iou", "throughput", "r2")
-_MINIMISED = ("loss", "error", "mae", "mse", "msle", "mape", "huber", "crossentropy", "hinge", "params", "macs",
-              "flops", "bytes", "seconds", "latency")
-
-
-def metric_direction(name):
-    """``"max"`` or ``"min"``: which way a metric (``val_auc``, ``loss``) or record field (``params``) is better.
-
-    ``None`` when the name does not say (callers then ask for an explicit direction).
-
-    Example:
-        >>> metric_direction("val_auc"), metric_direction("val_loss"), metric_direction("latency_ms")
-        ('max', 'min', 'min')
-    """
-    if not isinstance(name, str):
-        return None
-    key = name.lower()
-    for prefix in ("val_", "test_"):
-        key = key.removeprefix(prefix)
-    if any(word in key for word in _MINIMISED):
-        return "min"
-    if any(word in key for word in _MAXIMISED):
-        return "max"
-    return None
 
 
 def make_schedule(
