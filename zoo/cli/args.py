@@ -144,11 +144,11 @@ def add_training_arguments(p, *, epochs, seeds_default):
     add_precision_argument(p)
 
 
-def fit_kwargs(args) -> dict:
-    """Optimizer settings of :func:`add_training_arguments` as ``zoo.training.fit`` arguments."""
-    kw = {"optimizer": args.optimizer, "learning_rate": args.learning_rate}
-    if args.schedule != "constant":
-        kw["schedule"] = args.schedule
-    if args.weight_decay:
-        kw["weight_decay"] = args.weight_decay
-    return kw
+def training_config(args, **fields):
+    """A ``zoo.training.TrainingConfig`` from the options of :func:`add_training_arguments` (those the
+    parser has), :func:`add_precision_argument` and :func:`add_early_stopping_arguments`, plus ``fields``."""
+    from zoo.training import TrainingConfig
+
+    given = {k: getattr(args, k) for k in ("epochs", "batch_size", "optimizer", "learning_rate", "schedule",
+                                           "weight_decay", "precision", "patience", "min_delta") if hasattr(args, k)}
+    return TrainingConfig(**{**{k: v for k, v in given.items() if v is not None}, **fields})

@@ -34,26 +34,27 @@ QUICK_MODELS = (
 )
 DEMO_BUDGET = {"epochs": 5, "seeds": 1, "batch_size": 64}
 QUICK_BUDGET = {"epochs": 1, "seeds": 1, "batch_size": 64}
-FIT_KWARGS = {"optimizer": "adam", "learning_rate": 2e-3, "schedule": "cosine"}
+TRAINING = {"optimizer": "adam", "learning_rate": 2e-3, "schedule": "cosine"}
 
 
 def run(quick: bool = False, out=None, epochs=None, seeds=None, fresh=False) -> int:
     """Run the demo; returns the exit status (0 when at least one model trained)."""
     start = time.perf_counter()
     import zoo.data
-    from tuning import compare
+    from tuning import RunOptions, compare
     from tuning.report import format_summary
+    from zoo.training import TrainingConfig
 
     models, budget = (QUICK_MODELS, QUICK_BUDGET) if quick else (DEMO_MODELS, DEMO_BUDGET)
     out = out or os.path.join("runs", "demo-quick" if quick else "demo")
     data = zoo.data.load("digits", image_size=32, channels=1, batch_size=budget["batch_size"], seed=0)
     print(f"Data: {data!r}")
     result = compare(
-        [name for name, _ in models], data=data, epochs=epochs or budget["epochs"],
-        seeds=seeds if seeds is not None else budget["seeds"], fit_kwargs=FIT_KWARGS, out=out,
+        [name for name, _ in models], data=data, training=TrainingConfig(epochs=epochs or budget["epochs"], **TRAINING),
+        seeds=seeds if seeds is not None else budget["seeds"], out=out,
         model_kwargs={name: kw for name, kw in models if kw},
         title="Architecture comparison on embedded digits (32x32)" + (" - quick" if quick else ""),
-        speed_iterations=5 if quick else 10, resume=not fresh,
+        options=RunOptions(speed_iterations=5 if quick else 10, resume=not fresh, verbose=2),
     )
     print("\n" + format_summary(result.rows, result.paths))
     print(f"\nDemo finished in {time.perf_counter() - start:.0f} s (after start-up). Open {result.paths['html']} "

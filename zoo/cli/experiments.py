@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import tuning
@@ -12,10 +11,10 @@ from zoo.cli.args import (
     add_early_stopping_arguments,
     add_precision_argument,
     add_training_arguments,
-    fit_kwargs,
     load_data,
     parse_constraints,
     parse_model_kwargs,
+    training_config,
 )
 
 
@@ -44,30 +43,25 @@ def cmd_compare(args):
     data = load_data(args)
     for name in exact:
         tuning.comparison.check_compatible(name, data)
-    result = tuning.compare(
-        names, data=data, epochs=args.epochs, seeds=args.seeds, batch_size=args.batch_size,
-        fit_kwargs=fit_kwargs(args), out=args.out, model_kwargs=model_kwargs, title=args.title,
-        measure_speed=not args.no_speed, verbose=0 if args.quiet else 2, command=["zoo", *sys.argv[1:]],
-        resume=not args.fresh, precision=args.precision, patience=args.patience, min_delta=args.min_delta,
-        save_models=_none(args.save_models), log_dir=args.log_dir,
-    )
+    options = tuning.RunOptions(measure_speed=not args.no_speed, verbose=1 if args.quiet else 2,
+                                resume=not args.fresh, save_models=_none(args.save_models), log_dir=args.log_dir,
+                                speed_iterations=10)
+    result = tuning.compare(names, data=data, training=training_config(args), seeds=args.seeds, out=args.out,
+                            model_kwargs=model_kwargs, title=args.title, command=["zoo", *sys.argv[1:]],
+                            options=options)
     _print_summary(result.rows, result.paths)
     return 0 if any(r["completed"] for r in result.rows) else 1
 
 
 def cmd_report(args):
-    paths = tuning.report.regenerate(args.run_dir, args.out, title=args.title, all_records=args.all_records)
-    with open(paths["json"], encoding="utf-8") as f:
-        rows = json.load(f)
-    _print_summary(rows, paths)
+    report = tuning.report.regenerate(args.run_dir, args.out, title=args.title, all_records=args.all_records)
+    _print_summary(report.rows, report.paths)
     return 0
 
 
 def parse_objectives(text):
     """``"val_accuracy:max,params:min"`` -> ``[("val_accuracy", "max"), ("params", "min")]`` (a bare name
-    infers its direction); ``None`` stays ``None``."""
-    if text is None:
-        return None
+    takes its direction from its name)."""
     out = []
     for item in text.split(","):
         name, _, direction = item.strip().partition(":")
@@ -77,19 +71,32 @@ def parse_objectives(text):
     return out
 
 
+def _algorithm(args):
+    """The algorithm object of ``--algorithm`` with the options that belong to it."""
+    settings = {"pruning": args.pruning}
+    if args.population_size is not None:
+        if args.algorithm != "nsga2":
+            raise ValueError(f"--population-size is an nsga2 setting. Received: --algorithm {args.algorithm}")
+        settings["population_size"] = args.population_size
+    return tuning.ALGORITHMS[args.algorithm](**settings)
+
+
 def cmd_tune(args) -> int:
     """Run or resume a search and print the best trial and the Pareto front."""
+    if args.objectives is not None:
+        objectives = parse_objectives(args.objectives)
+    else:
+        objectives = (args.objective, args.direction) if args.direction else args.objective
+    options = tuning.RunOptions(resume=not args.overwrite, save_models=_none(args.save_models), log_dir=args.log_dir,
+                                report=not args.no_report, isolation=args.isolation, verbose=0 if args.quiet else 1)
     try:
         result = tuning.search(
-            args.models if len(args.models) > 1 else args.models[0], data=load_data(args),
-            objective=args.objective, direction=args.direction, algorithm=args.algorithm,
-            objectives=parse_objectives(args.objectives), population_size=args.population_size,
-            pruning=args.pruning, isolation=args.isolation, max_trials=args.max_trials, epochs=args.epochs, max_seconds=args.max_seconds,
-            directory=args.directory, project_name=args.project_name,
-            constraints=parse_constraints(args.constraint), overwrite=args.overwrite, seed=args.seed,
-            executions=args.executions, tiny=args.tiny, report=not args.no_report,
-            verbose=0 if args.quiet else 1, precision=args.precision, patience=args.patience,
-            min_delta=args.min_delta, save_models=_none(args.save_models), log_dir=args.log_dir,
+            args.models if len(args.models) > 1 else args.models[0], data=load_data(args), objectives=objectives,
+            training=training_config(args, batch_size=None), space=tuning.SearchSpace(tiny=args.tiny),
+            algorithm=_algorithm(args), budget=tuning.Budget(max_trials=args.max_trials,
+                                                             max_seconds=args.max_seconds, executions=args.executions),
+            constraints=parse_constraints(args.constraint), seed=args.seed, directory=args.directory,
+            options=options,
         )
     except RuntimeError as e:  # e.g. a chief that cannot listen; the other errors are handled by main()
         raise ValueError(str(e)) from e
@@ -119,7 +126,7 @@ def cmd_export(args):
         record = next((r for r in records if str(r.get("id")) == args.record), None)
         if record is None:
             raise ValueError(f"No record {args.record!r} in {path}. Records: {[r.get('id') for r in records]}")
-    elif os.path.exists(os.path.join(args.run_dir, "search.json")):
+    elif (tuning.read_manifest(args.run_dir, records=records) or {}).get("kind") == "search":
         record = tuning.load_search(args.run_dir).best_record
     else:
         record = best_seed(records)
@@ -192,7 +199,6 @@ def register(sub):
     p.add_argument("--isolation", choices=("process",), default=None,
                    help="run each trial in a fresh worker process: flat memory, and a crash is one failed trial")
     p.add_argument("--directory", default="runs/tune")
-    p.add_argument("--project-name", default="keras_tuner")
     p.add_argument("--constraint", action="append", metavar="NAME=VALUE",
                    help=f"upper bound, repeatable: {', '.join(sorted(tuning.CONSTRAINT_FIELDS))}")
     p.add_argument("--executions", type=int, default=1, help="trainings per trial, averaged")
