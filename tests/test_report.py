@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tuning.diagnosis import LABELS, THRESHOLDS, diagnose, rules, summarize
+from tuning.diagnosis import LABELS, RULES, THRESHOLDS, diagnose, rules, summarize
 from tuning.records import append_record, latest_records, new_record, read_records
 from tuning.report import (
     format_summary,
@@ -129,8 +129,11 @@ def test_unstable(loss):
 def test_diagnosis_edge_cases_and_rules():
     assert diagnose({})[0] == "n/a"
     assert diagnose({"loss": [None, None]})[0] == "unstable"  # JSON turns NaN into null
-    stated = rules(num_classes=10)
-    assert [label for label, _ in stated] == list(LABELS)
+    stated = rules(num_classes=10)  # the table of rules in words, in the order they are checked
+    assert [label for label, _ in stated] == [
+        "unstable", "still improving", "unrepresentative validation", "overfitting", "unrepresentative training",
+        "learning rate too low", "underfitting", "still improving", "overfitting", "good fit"]
+    assert {label for label, _, _ in RULES} == set(LABELS)
     text = " ".join(rule for _, rule in stated)
     assert "0.775" in text and "ln(10)" in text and f"{100 * THRESHOLDS['val_rise']:g}%" in text
     assert summarize(["good fit", "overfitting", "overfitting"]) == "overfitting"
