@@ -1,20 +1,21 @@
-"""Registered variants as data: one helper turns a row of a family's table into a builder.
+"""Registered variants: :func:`variant` turns a few-line ``def resnet50(**kw)`` into a registered builder.
 
 Every zoo builder takes keyword arguments only, as ``keras.applications`` do. A family
-module lists its variants in tables and registers each through :func:`register_variant`,
-which makes a builder with
+module keeps its variants in tables and writes each registered variant as an explicit,
+greppable function whose body says what it builds (``return _imagenet_resnet(50, **kw)``);
+:func:`variant` makes it a builder with
 
 * an explicit keyword-only signature (``inspect.signature``, ``help`` and the tuning
-  code read its arguments and defaults; ``name`` defaults to the variant's name) and
-  its own ``__name__``, ``__qualname__``, ``__module__`` and docstring;
+  code read its arguments and defaults; ``name`` defaults to the function's name) and
+  the function's own ``__name__``, ``__qualname__``, ``__module__`` and docstring;
 * the prologue every builder shares: the keras.applications arguments
   (:data:`COMMON_ARGS`) are checked once, by :func:`zoo.utils.check_common` against the
-  card's default input shape and minimum input size, before anything is built;
+  card's default input shape and minimum input size, before anything is built, and
+  a model whose weights may not fit in memory is counted dry first;
 
-and then calls the family's private builder with the checked ``input_shape`` and
-``num_classes``, the caller's other arguments and the variant's fixed ones. A limit
-that depends on another argument (DenseNet's minimum size follows its stem) is left
-to the family builder, which checks it after that argument.
+and then calls the function with the checked ``input_shape`` and ``num_classes`` and the
+caller's other arguments. A limit that depends on another argument (DenseNet's minimum
+size follows its stem) is left to the family builder, which checks it after that argument.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ STAGED_DOC_TAIL = """\
 def keras_params(num_classes, *extra, before=()):
     """``(argument, default)`` pairs in the keras.applications order: ``before``, ``input_shape``,
     ``num_classes``, ``include_top``, ``pooling``, ``classifier_activation``, ``extra``, ``weights``
-    (:func:`register_variant` appends ``name``)."""
+    (:func:`variant` appends ``name``)."""
     return (*before, ("input_shape", None), ("num_classes", num_classes), ("include_top", True),
             ("pooling", None), ("classifier_activation", "softmax"), *extra, ("weights", None))
 
@@ -89,63 +90,69 @@ def _looks_large(args, defaults, default_input_shape, factor=4):
     return False
 
 
-def register_variant(name, build, *, card, params, doc, fixed=None, checks=None):
-    """Register model ``name`` with a builder that runs the shared prologue, then ``build``.
+def variant(*, card, params, doc="", checks=None):
+    """Register the decorated function as a model: its name, its docstring, the shared prologue.
+
+    The function takes the checked arguments as keywords and builds the model, e.g.
+    ``def resnet50(**kw): return _imagenet_resnet(50, **kw)``.
 
     Args:
-        name: registry name, also the builder's ``__name__`` and its ``name`` default.
-        build: the family's private builder; its module becomes the builder's.
         card: keyword arguments of :func:`zoo.registry.register_model`.
         params: the builder's ``(argument, default)`` pairs in signature order, without
             ``name``; they include every argument of :data:`COMMON_ARGS`.
-        doc: the builder's docstring.
-        fixed: arguments of ``build`` that this variant fixes (its row of a table).
+        doc: a docstring tail shared by a family's variants (their Args, Returns and Example),
+            appended to the function's own docstring; ``{name}`` in it becomes the builder's name.
         checks: overrides of :func:`zoo.utils.check_common`'s settings
             (``default_input_shape`` and ``min_size`` are the card's).
 
     Returns:
-        The builder, for the family module to bind under ``name``.
+        The decorator; it returns the registered builder.
     """
-    defaults = dict(params, name=name)
-    # Every variant takes `kernel_initializer`: the prologue applies it to all the blocks' layers (see
-    # zoo.blocks.kernel_initializer) unless the family builder takes the argument itself.
-    contextual = "kernel_initializer" not in defaults
-    if contextual:
-        defaults = {**{k: v for k, v in defaults.items() if k != "name"}, "kernel_initializer": None, "name": name}
-    fixed = dict(fixed or {})
-    if set(COMMON_ARGS) - defaults.keys() or fixed.keys() & defaults.keys():
-        raise ValueError(f"{name}: `params` must hold {COMMON_ARGS} and no argument of `fixed`.")
-    checks = {"default_input_shape": card["default_input_shape"], "min_size": card["min_input_size"],
-              **(checks or {})}
 
-    def builder(**kwargs):
-        for key in kwargs:
-            if key not in defaults:
-                raise TypeError(f"{name}() got an unexpected keyword argument {key!r}")
-        args = {**defaults, **kwargs}
-        initializer = args.pop("kernel_initializer") if contextual else None
-        if initializer is not None:
-            initializer = check_initializer("kernel_initializer", initializer)
-        entry = _pretrained_entry(name, card, args)
-        args["input_shape"], args["num_classes"] = check_common(**{k: args[k] for k in COMMON_ARGS}, **checks)
-        if _looks_large(args, defaults, card["default_input_shape"]):
-            given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k != "weights")
-            check_weights_fit(dry_weight_count(lambda: build(**fixed, **{**args, "weights": None})),
-                              what=f"{name} with {given}")
-        with blocks.kernel_initializer(initializer):
-            if entry is None:
-                return build(**fixed, **args)
-            from zoo import weights as pretrained
+    def decorator(fn):
+        name = fn.__name__
+        defaults = dict(params, name=name)
+        # Every variant takes `kernel_initializer`: the prologue applies it to all the blocks' layers (see
+        # zoo.blocks.kernel_initializer) unless the family builder takes the argument itself.
+        contextual = "kernel_initializer" not in defaults
+        if contextual:
+            defaults = {**{k: v for k, v in defaults.items() if k != "name"}, "kernel_initializer": None,
+                        "name": name}
+        if set(COMMON_ARGS) - defaults.keys():
+            raise ValueError(f"{name}: `params` must hold {COMMON_ARGS}.")
+        settings = {"default_input_shape": card["default_input_shape"], "min_size": card["min_input_size"],
+                    **(checks or {})}
 
-            path = pretrained.fetch(entry)  # before building: offline, this fails within a second
-            model = build(**fixed, **{**args, "weights": None})
-        pretrained.load_converted(model, path)
-        return model
+        def builder(**kwargs):
+            for key in kwargs:
+                if key not in defaults:
+                    raise TypeError(f"{name}() got an unexpected keyword argument {key!r}")
+            args = {**defaults, **kwargs}
+            initializer = args.pop("kernel_initializer") if contextual else None
+            if initializer is not None:
+                initializer = check_initializer("kernel_initializer", initializer)
+            entry = _pretrained_entry(name, card, args)
+            args["input_shape"], args["num_classes"] = check_common(**{k: args[k] for k in COMMON_ARGS}, **settings)
+            if _looks_large(args, defaults, card["default_input_shape"]):
+                given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k != "weights")
+                check_weights_fit(dry_weight_count(lambda: fn(**{**args, "weights": None})),
+                                  what=f"{name} with {given}")
+            with blocks.kernel_initializer(initializer):
+                if entry is None:
+                    return fn(**args)
+                from zoo import weights as pretrained
 
-    builder.__name__ = builder.__qualname__ = name
-    builder.__module__ = build.__module__
-    builder.__doc__ = doc
-    builder.__signature__ = inspect.Signature(
-        [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in defaults.items()]
-    )
-    return register_model(**card)(builder)
+                path = pretrained.fetch(entry)  # before building: offline, this fails within a second
+                model = fn(**{**args, "weights": None})
+            pretrained.load_converted(model, path)
+            return model
+
+        builder.__name__ = builder.__qualname__ = name
+        builder.__module__ = fn.__module__
+        builder.__doc__ = (fn.__doc__ or "") + doc.format(name=name)
+        builder.__signature__ = inspect.Signature(
+            [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in defaults.items()]
+        )
+        return register_model(**card)(builder)
+
+    return decorator

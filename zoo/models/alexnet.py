@@ -10,33 +10,28 @@ from __future__ import annotations
 import keras
 
 from zoo import blocks
-from zoo.models._variants import keras_params, register_variant
+from zoo.models._variants import keras_params, variant
 from zoo.utils import check_float, check_width, scaled
 
-# The registered variants; "convs": per conv stage, (filters, kernel, stride, padding, max-pool after it).
-ALEXNET_CONFIGS = {
-    "alexnet": {
-        "num_classes": 1000,
-        "tags": ("imagenet",),
-        "convs": [(64, 11, 4, 2, True), (192, 5, 1, 2, True), (384, 3, 1, 1, False),
-                  (256, 3, 1, 1, False), (256, 3, 1, 1, True)],
-        "pooled_size": 6,  # torchvision's AdaptiveAvgPool2d((6, 6)) before the classifier
-        "hidden_units": (4096, 4096),
-        "default_input_shape": (224, 224, 3),
-        "min_input_size": 63,  # smallest input that survives the three 3x3/2 max-pools
-    },
+# The two layouts: per conv stage (filters, kernel, stride, padding, max-pool after it), the side of the
+# adaptive average pool before the classifier (None: flatten the last map) and the hidden FC units.
+ALEXNET_LAYOUTS = {
+    "alexnet": dict(
+        convs=[(64, 11, 4, 2, True), (192, 5, 1, 2, True), (384, 3, 1, 1, False),
+               (256, 3, 1, 1, False), (256, 3, 1, 1, True)],
+        pooled_size=6,  # torchvision's AdaptiveAvgPool2d((6, 6))
+        hidden_units=(4096, 4096),
+    ),
     # Small-image variant for 32x32 inputs: stride-1 stem, smaller kernels and classifier.
-    "alexnet_cifar": {
-        "num_classes": 10,
-        "tags": ("cifar",),
-        "convs": [(64, 5, 1, 2, True), (192, 5, 1, 2, True), (384, 3, 1, 1, False),
-                  (256, 3, 1, 1, False), (256, 3, 1, 1, True)],
-        "pooled_size": None,  # flatten the 3x3 map of a 32x32 input
-        "hidden_units": (1024, 512),
-        "default_input_shape": (32, 32, 3),
-        "min_input_size": 15,
-    },
+    "alexnet_cifar": dict(
+        convs=[(64, 5, 1, 2, True), (192, 5, 1, 2, True), (384, 3, 1, 1, False),
+               (256, 3, 1, 1, False), (256, 3, 1, 1, True)],
+        pooled_size=None,  # flatten the 3x3 map of a 32x32 input
+        hidden_units=(1024, 512),
+    ),
 }
+MIN_INPUT_SIZE = 63  # smallest input that survives alexnet's three 3x3/2 max-pools
+CIFAR_MIN_INPUT_SIZE = 15
 
 
 def _alexnet(*, convs, pooled_size, hidden_units, input_shape, num_classes, include_top, pooling,
@@ -66,19 +61,21 @@ def _alexnet(*, convs, pooled_size, hidden_units, input_shape, num_classes, incl
     return blocks.finish(inputs, x, name=name, weights=weights)
 
 
-def _card(cfg):
+def _card(kind, default_input_shape, min_input_size):
     return dict(
         family="alexnet",
-        default_input_shape=cfg["default_input_shape"],
-        min_input_size=cfg["min_input_size"],
+        default_input_shape=default_input_shape,
+        min_input_size=min_input_size,
         reference="Krizhevsky et al., NeurIPS 2012; torchvision alexnet layout",
-        tags=("image", "pooling", "stages", "classic", "width") + cfg["tags"],
-        test_kwargs={"input_shape": (cfg["min_input_size"] + 1,) * 2 + (3,), "width": 0.0625},
+        tags=("image", "pooling", "stages", "classic", "width", kind),
+        test_kwargs={"input_shape": (min_input_size + 1,) * 2 + (3,), "width": 0.0625},
     )
 
 
-_DOCS = {
-    "alexnet": """AlexNet for 224x224 images, layer for layer as torchvision's ``alexnet``.
+@variant(card=_card("imagenet", (224, 224, 3), MIN_INPUT_SIZE),
+         params=keras_params(1000, ("dropout", 0.5), ("width", 1.0)))
+def alexnet(**kw):
+    """AlexNet for 224x224 images, layer for layer as torchvision's ``alexnet``.
 
     Args:
         dropout: rate before each of the two hidden fully connected layers.
@@ -89,13 +86,12 @@ _DOCS = {
     Example:
         >>> alexnet().count_params()
         61100840
-    """,
-    "alexnet_cifar": "An AlexNet-style network for 32x32 images (5 convs, 3 FC layers, ReLU, dropout).",
-}
+    """
+    return _alexnet(**ALEXNET_LAYOUTS["alexnet"], **kw)
 
-for _name, _cfg in ALEXNET_CONFIGS.items():
-    globals()[_name] = register_variant(
-        _name, _alexnet, card=_card(_cfg), doc=_DOCS[_name],
-        params=keras_params(_cfg["num_classes"], ("dropout", 0.5), ("width", 1.0)),
-        fixed={k: _cfg[k] for k in ("convs", "pooled_size", "hidden_units")},
-    )
+
+@variant(card=_card("cifar", (32, 32, 3), CIFAR_MIN_INPUT_SIZE),
+         params=keras_params(10, ("dropout", 0.5), ("width", 1.0)))
+def alexnet_cifar(**kw):
+    """An AlexNet-style network for 32x32 images (5 convs, 3 FC layers, ReLU, dropout)."""
+    return _alexnet(**ALEXNET_LAYOUTS["alexnet_cifar"], **kw)

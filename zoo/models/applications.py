@@ -25,7 +25,7 @@ from typing import Callable
 import keras
 
 from zoo import blocks
-from zoo.models._variants import keras_params, register_variant
+from zoo.models._variants import keras_params, variant
 from zoo.utils import check_input_shape, snake_case
 from zoo.weights.hub import WeightsDownloadError, keras_cache_dir  # noqa: F401 (re-exported)
 
@@ -174,7 +174,21 @@ def _application(*, model_name, input_shape, num_classes, include_top, pooling, 
     return blocks.finish(inputs, x, name=name, weights=None if imagenet else weights)
 
 
-_DOC = """``keras.applications.{app}`` backbone with a zoo head and stage-prefixed layer names.
+def _card(model_name):
+    spec = APPLICATIONS[model_name]
+    return dict(
+        family="keras_applications",
+        default_input_shape=DEFAULT_INPUT_SHAPE,
+        min_input_size=MIN_INPUT_SIZE,
+        reference=f"keras.applications.{spec.constructor.__name__} (include_top=False) + zoo head",
+        tags=("image", "pooling", "stages", "imagenet", "keras_applications", "pretrained")
+        + spec.tags + (("slow",) if spec.slow else ()),
+        test_kwargs={"input_shape": (32, 32, 3)},
+        preprocess_input=spec.module.preprocess_input,
+    )
+
+
+_ARGS_DOC = """
 
     Args:
         weights: ``None`` (random), ``"imagenet"`` (Keras' pretrained weights, downloaded
@@ -187,28 +201,91 @@ _DOC = """``keras.applications.{app}`` backbone with a zoo head and stage-prefix
 
     Returns:
         A functional ``keras.Model``; preprocess inputs with
-        ``zoo.get_card("{model_name}").preprocess_input``.
+        ``zoo.get_card("{name}").preprocess_input``.
 
     Raises:
         WeightsDownloadError: ``weights="imagenet"`` while offline and not cached.
 
     Example:
-        >>> model = {model_name}(input_shape=(32, 32, 3), num_classes=10)
+        >>> model = {name}(input_shape=(32, 32, 3), num_classes=10)
     """
+_PARAMS = keras_params(1000)
+_CHECKS = {"allow_imagenet": True}
 
-for _name, _spec in APPLICATIONS.items():
-    _app = _spec.constructor.__name__
-    globals()[_name] = register_variant(
-        _name, _application, params=keras_params(1000), fixed={"model_name": _name},
-        checks={"allow_imagenet": True}, doc=_DOC.format(app=_app, model_name=_name),
-        card=dict(
-            family="keras_applications",
-            default_input_shape=DEFAULT_INPUT_SHAPE,
-            min_input_size=MIN_INPUT_SIZE,
-            reference=f"keras.applications.{_app} (include_top=False) + zoo head",
-            tags=("image", "pooling", "stages", "imagenet", "keras_applications", "pretrained")
-            + _spec.tags + (("slow",) if _spec.slow else ()),
-            test_kwargs={"input_shape": (32, 32, 3)},
-            preprocess_input=_spec.module.preprocess_input,
-        ),
-    )
+
+@variant(card=_card("keras_vgg16"), params=_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+def keras_vgg16(**kw):
+    """``keras.applications.VGG16`` backbone with a zoo head and stage-prefixed layer names."""
+    return _application(model_name="keras_vgg16", **kw)
+
+
+@variant(card=_card("keras_vgg19"), params=_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+def keras_vgg19(**kw):
+    """``keras.applications.VGG19`` backbone with a zoo head and stage-prefixed layer names."""
+    return _application(model_name="keras_vgg19", **kw)
+
+
+@variant(card=_card("keras_resnet50"), params=_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+def keras_resnet50(**kw):
+    """``keras.applications.ResNet50`` backbone with a zoo head and stage-prefixed layer names."""
+    return _application(model_name="keras_resnet50", **kw)
+
+
+@variant(card=_card("keras_resnet101"), params=_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+def keras_resnet101(**kw):
+    """``keras.applications.ResNet101`` backbone with a zoo head and stage-prefixed layer names."""
+    return _application(model_name="keras_resnet101", **kw)
+
+
+@variant(card=_card("keras_resnet152"), params=_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+def keras_resnet152(**kw):
+    """``keras.applications.ResNet152`` backbone with a zoo head and stage-prefixed layer names."""
+    return _application(model_name="keras_resnet152", **kw)
+
+
+@variant(card=_card("keras_resnet50v2"), params=_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+def keras_resnet50v2(**kw):
+    """``keras.applications.ResNet50V2`` backbone with a zoo head and stage-prefixed layer names."""
+    return _application(model_name="keras_resnet50v2", **kw)
+
+
+@variant(card=_card("keras_resnet101v2"), params=_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+def keras_resnet101v2(**kw):
+    """``keras.applications.ResNet101V2`` backbone with a zoo head and stage-prefixed layer names."""
+    return _application(model_name="keras_resnet101v2", **kw)
+
+
+@variant(card=_card("keras_resnet152v2"), params=_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+def keras_resnet152v2(**kw):
+    """``keras.applications.ResNet152V2`` backbone with a zoo head and stage-prefixed layer names."""
+    return _application(model_name="keras_resnet152v2", **kw)
+
+
+@variant(card=_card("keras_densenet121"), params=_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+def keras_densenet121(**kw):
+    """``keras.applications.DenseNet121`` backbone with a zoo head and stage-prefixed layer names."""
+    return _application(model_name="keras_densenet121", **kw)
+
+
+@variant(card=_card("keras_densenet169"), params=_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+def keras_densenet169(**kw):
+    """``keras.applications.DenseNet169`` backbone with a zoo head and stage-prefixed layer names."""
+    return _application(model_name="keras_densenet169", **kw)
+
+
+@variant(card=_card("keras_densenet201"), params=_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+def keras_densenet201(**kw):
+    """``keras.applications.DenseNet201`` backbone with a zoo head and stage-prefixed layer names."""
+    return _application(model_name="keras_densenet201", **kw)
+
+
+@variant(card=_card("keras_mobilenetv2"), params=_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+def keras_mobilenetv2(**kw):
+    """``keras.applications.MobileNetV2`` backbone with a zoo head and stage-prefixed layer names."""
+    return _application(model_name="keras_mobilenetv2", **kw)
+
+
+@variant(card=_card("keras_efficientnetb0"), params=_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+def keras_efficientnetb0(**kw):
+    """``keras.applications.EfficientNetB0`` backbone with a zoo head and stage-prefixed layer names."""
+    return _application(model_name="keras_efficientnetb0", **kw)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 
 from zoo import blocks
-from zoo.models._variants import register_variant
+from zoo.models._variants import variant
 from zoo.utils import (
     check_activation,
     check_bool,
@@ -90,7 +90,25 @@ def _convnet(*, input_shape, num_classes, filters, convs_per_stage, kernel_size,
     return blocks.finish(inputs, x, name=name, weights=weights)
 
 
-_DOC = """A plain ConvNet: M stages of N (conv -> [BN] -> act), each followed by a 2x2 pool.
+@variant(
+    card=dict(
+        family="convnet",
+        default_input_shape=(32, 32, 3),
+        min_input_size=4,  # two 2x2 pools with the default two stages
+        reference="CS231n pattern INPUT->[[CONV->RELU]*N->POOL?]*M->[FC->RELU]*K->FC",
+        tags=("image", "pooling", "stages", "width"),
+        test_kwargs={"input_shape": (16, 16, 3), "filters": (8, 16), "dense_units": (16,), "batch_norm": True},
+    ),
+    # The minimum input size follows `filters` and `pool`: _convnet checks it once they are checked.
+    checks={"min_size": None},
+    params=(("input_shape", None), ("num_classes", 10), ("filters", (32, 64)), ("convs_per_stage", 2),
+            ("kernel_size", 3), ("activation", "relu"), ("pool", "max"), ("batch_norm", False), ("dropout", 0.0),
+            ("dense_units", (128,)), ("flatten", True), ("width", 1.0), ("strides", 1), ("padding", "same"),
+            ("dilation_rate", 1), ("l1", 0.0), ("l2", 0.0), ("include_top", True), ("pooling", None),
+            ("classifier_activation", "softmax"), ("weights", None)),
+)
+def convnet(**kw):
+    """A plain ConvNet: M stages of N (conv -> [BN] -> act), each followed by a 2x2 pool.
 
     Args:
         filters: filters of each stage (its length is M).
@@ -111,24 +129,4 @@ _DOC = """A plain ConvNet: M stages of N (conv -> [BN] -> act), each followed by
     Example:
         >>> model = convnet(filters=(16, 32), convs_per_stage=1, dense_units=(64,))
     """
-
-convnet = register_variant(
-    "convnet",
-    _convnet,
-    card=dict(
-        family="convnet",
-        default_input_shape=(32, 32, 3),
-        min_input_size=4,  # two 2x2 pools with the default two stages
-        reference="CS231n pattern INPUT->[[CONV->RELU]*N->POOL?]*M->[FC->RELU]*K->FC",
-        tags=("image", "pooling", "stages", "width"),
-        test_kwargs={"input_shape": (16, 16, 3), "filters": (8, 16), "dense_units": (16,), "batch_norm": True},
-    ),
-    # The minimum input size follows `filters` and `pool`: _convnet checks it once they are checked.
-    checks={"min_size": None},
-    params=(("input_shape", None), ("num_classes", 10), ("filters", (32, 64)), ("convs_per_stage", 2),
-            ("kernel_size", 3), ("activation", "relu"), ("pool", "max"), ("batch_norm", False), ("dropout", 0.0),
-            ("dense_units", (128,)), ("flatten", True), ("width", 1.0), ("strides", 1), ("padding", "same"),
-            ("dilation_rate", 1), ("l1", 0.0), ("l2", 0.0), ("include_top", True), ("pooling", None),
-            ("classifier_activation", "softmax"), ("weights", None)),
-    doc=_DOC,
-)
+    return _convnet(**kw)

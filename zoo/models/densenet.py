@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 
 from zoo import blocks
-from zoo.models._variants import STAGED_DOC_TAIL, keras_params, register_variant
+from zoo.models._variants import STAGED_DOC_TAIL, keras_params, variant
 from zoo.utils import (
     MAX_LAYERS,
     MAX_UNITS,
@@ -24,20 +24,14 @@ from zoo.utils import (
     scaled,
 )
 
-# torchvision's (growth_rate, block_config, num_init_features), and the parameters for 1000 classes.
+# depth -> torchvision's (growth_rate, block_config, num_init_features).
 DENSENET_SPECS = {
-    "densenet121": (32, (6, 12, 24, 16), 64, 7_978_856),
-    "densenet169": (32, (6, 12, 32, 32), 64, 14_149_480),
-    "densenet201": (32, (6, 12, 48, 32), 64, 20_013_928),
+    121: (32, (6, 12, 24, 16), 64),
+    169: (32, (6, 12, 32, 32), 64),
+    201: (32, (6, 12, 48, 32), 64),
 }
 BN_SIZE = 4  # bottleneck width = BN_SIZE * growth_rate
 COMPRESSION = 0.5
-# DenseNet-BC for CIFAR: (depth, growth rate, the end of the docstring's first line) of the
-# registered variants of fixed depth.
-DENSENET_BC_SPECS = {
-    "densenet_bc_40": (40, 12, ": a small DenseNet for quick experiments."),
-    "densenet_bc_100": (100, 12, ", 0.8M parameters in the paper's table 2."),
-}
 
 
 def min_input_size(stem, num_blocks):
@@ -70,6 +64,12 @@ def _densenet(*, growth_rate, block_config, init_features, stem, compression,
     x = blocks.classifier_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
                                classifier_activation=classifier_activation)
     return blocks.finish(inputs, x, name=name, weights=weights)
+
+
+def _imagenet_densenet(depth, **kwargs):
+    """torchvision's DenseNet-``depth`` (``DENSENET_SPECS``)."""
+    growth_rate, block_config, init_features = DENSENET_SPECS[depth]
+    return _densenet(growth_rate=growth_rate, block_config=block_config, init_features=init_features, **kwargs)
 
 
 def _densenet_bc(*, depth, growth_rate, **kwargs):
@@ -110,6 +110,7 @@ _BC_CARD = dict(
     tags=_TAGS + ("cifar",),
     test_kwargs={"input_shape": (16, 16, 3), "width": 0.5},
 )
+_BC_SLOW_CARD = {**_BC_CARD, "tags": _BC_CARD["tags"] + ("slow",)}
 
 _ARGS_DOC = """
     Args:
@@ -134,34 +135,49 @@ _BC_ARGS_DOC = """
 """
 
 
-_BC_DOC = """DenseNet-BC for CIFAR of any depth 6n + 4 and growth rate k (default: L=100, k=12, 0.8M parameters).
+# Every builder checks its minimum input size after its stem is known.
+_CHECKS = {"min_size": None}
+_IMAGENET_PARAMS = keras_params(1000, ("width", 1.0), ("stem", None), ("compression", COMPRESSION))
+_BC_PARAMS = keras_params(10, ("width", 1.0), ("compression", COMPRESSION))
+
+
+@variant(card=_IMAGENET_CARD, params=_IMAGENET_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+def densenet121(**kw):
+    """DenseNet-121, layer for layer as torchvision's ``densenet121`` (7,978,856 parameters)."""
+    return _imagenet_densenet(121, **kw)
+
+
+@variant(card=_IMAGENET_CARD, params=_IMAGENET_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+def densenet169(**kw):
+    """DenseNet-169, layer for layer as torchvision's ``densenet169`` (14,149,480 parameters)."""
+    return _imagenet_densenet(169, **kw)
+
+
+@variant(card=_IMAGENET_CARD, params=_IMAGENET_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+def densenet201(**kw):
+    """DenseNet-201, layer for layer as torchvision's ``densenet201`` (20,013,928 parameters)."""
+    return _imagenet_densenet(201, **kw)
+
+
+@variant(card={**_BC_CARD, "test_kwargs": {"input_shape": (16, 16, 3), "depth": 10, "growth_rate": 4}},
+         params=(("depth", 100), ("growth_rate", 12)) + _BC_PARAMS, doc=_BC_ARGS_DOC, checks=_CHECKS)
+def densenet_bc(**kw):
+    """DenseNet-BC for CIFAR of any depth 6n + 4 and growth rate k (default: L=100, k=12, 0.8M parameters).
 
     Args:
         depth: total depth L = 6n + 4, n bottleneck layers per each of the 3 dense blocks.
         growth_rate: k, channels each layer adds (the stem has 2k).
     """
-# Every builder checks its minimum input size after its stem is known.
-_CHECKS = {"min_size": None}
+    return _densenet_bc(**kw)
 
-for _name, (_growth_rate, _block_config, _init_features, _params) in DENSENET_SPECS.items():
-    globals()[_name] = register_variant(
-        _name, _densenet, card=_IMAGENET_CARD, checks=_CHECKS,
-        params=keras_params(1000, ("width", 1.0), ("stem", None), ("compression", COMPRESSION)),
-        fixed=dict(growth_rate=_growth_rate, block_config=_block_config, init_features=_init_features),
-        doc=f"DenseNet-{_name.removeprefix('densenet')}, layer for layer as torchvision's ``{_name}`` "
-            f"({_params:,} parameters)." + _ARGS_DOC.format(name=_name),
-    )
 
-_BC_PARAMS = keras_params(10, ("width", 1.0), ("compression", COMPRESSION))
-densenet_bc = register_variant(
-    "densenet_bc", _densenet_bc, checks=_CHECKS,
-    card={**_BC_CARD, "test_kwargs": {"input_shape": (16, 16, 3), "depth": 10, "growth_rate": 4}},
-    params=(("depth", 100), ("growth_rate", 12)) + _BC_PARAMS,
-    doc=_BC_DOC + _BC_ARGS_DOC.format(name="densenet_bc"),
-)
-for _name, (_depth, _growth_rate, _note) in DENSENET_BC_SPECS.items():
-    globals()[_name] = register_variant(
-        _name, _densenet_bc, card={**_BC_CARD, "tags": _BC_CARD["tags"] + ("slow",)}, checks=_CHECKS,
-        params=_BC_PARAMS, fixed=dict(depth=_depth, growth_rate=_growth_rate),
-        doc=f"DenseNet-BC (L={_depth}, k={_growth_rate}) for CIFAR{_note}" + _BC_ARGS_DOC.format(name=_name),
-    )
+@variant(card=_BC_SLOW_CARD, params=_BC_PARAMS, doc=_BC_ARGS_DOC, checks=_CHECKS)
+def densenet_bc_40(**kw):
+    """DenseNet-BC (L=40, k=12) for CIFAR: a small DenseNet for quick experiments."""
+    return _densenet_bc(depth=40, growth_rate=12, **kw)
+
+
+@variant(card=_BC_SLOW_CARD, params=_BC_PARAMS, doc=_BC_ARGS_DOC, checks=_CHECKS)
+def densenet_bc_100(**kw):
+    """DenseNet-BC (L=100, k=12) for CIFAR, 0.8M parameters in the paper's table 2."""
+    return _densenet_bc(depth=100, growth_rate=12, **kw)

@@ -15,7 +15,7 @@ import keras
 from keras import layers
 
 from zoo import blocks
-from zoo.models._variants import keras_params, register_variant
+from zoo.models._variants import keras_params, variant
 from zoo.utils import check_float, check_width, scaled
 
 BN_EPSILON = 1e-3  # torchvision's BasicConv2d
@@ -28,7 +28,6 @@ INCEPTION_STAGES = (
     ((256, 160, 320, 32, 128, 128), (384, 192, 384, 48, 128, 128)),
 )
 STAGE_POOLS = ((3, 2), (3, 2), (2, 2))  # the max pool before each stage: (size, stride)
-GOOGLENET_PARAMS = 6_624_904  # torchvision, aux_logits=False, 1000 classes
 MIN_INPUT_SIZE = 15  # the stem's stride 2 conv and three more halvings leave at least one cell
 
 
@@ -83,9 +82,7 @@ def _googlenet(*, input_shape, num_classes, include_top, pooling, classifier_act
     return blocks.finish(inputs, x, name=name, weights=weights)
 
 
-googlenet = register_variant(
-    "googlenet",
-    _googlenet,
+@variant(
     card=dict(
         family="googlenet",
         default_input_shape=(224, 224, 3),
@@ -96,7 +93,9 @@ googlenet = register_variant(
         test_kwargs={"input_shape": (32, 32, 3), "width": 0.125},
     ),
     params=keras_params(1000, ("dropout", 0.2), ("width", 1.0)),
-    doc=f"""GoogLeNet (Inception v1) as torchvision's ``googlenet`` without auxiliary heads ({GOOGLENET_PARAMS:,}
+)
+def googlenet(**kw):
+    """GoogLeNet (Inception v1) as torchvision's ``googlenet`` without auxiliary heads (6,624,904
     parameters for 1000 classes).
 
     Args:
@@ -111,5 +110,5 @@ googlenet = register_variant(
 
     Example:
         >>> model = googlenet(input_shape=(64, 64, 3), num_classes=10, width=0.25)
-""",
-)
+    """
+    return _googlenet(**kw)

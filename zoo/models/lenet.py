@@ -10,7 +10,7 @@ import keras
 from keras import layers
 
 from zoo import blocks
-from zoo.models._variants import keras_params, register_variant
+from zoo.models._variants import keras_params, variant
 from zoo.utils import check_choice
 
 # The 1998 network: C1 6@5x5 -> S2 -> C3 16@5x5 -> S4 -> C5 120@5x5 -> F6 84 -> output.
@@ -64,7 +64,9 @@ _CARD = dict(
 )
 
 
-_LENET5_DOC = """LeNet-5 as published: tanh and average pooling (61,706 parameters for 10 classes).
+@variant(card=_CARD, params=keras_params(10, before=(("variant", "classic"),)))
+def lenet5(**kw):
+    """LeNet-5 as published: tanh and average pooling (61,706 parameters for 10 classes).
 
     Args:
         variant: ``"classic"`` (tanh, average pooling) or ``"modern"`` (ReLU, max pooling).
@@ -78,10 +80,10 @@ _LENET5_DOC = """LeNet-5 as published: tanh and average pooling (61,706 paramete
         >>> model.count_params()
         61706
     """
+    return _lenet(**kw)
 
-lenet5 = register_variant("lenet5", _lenet, card=_CARD, doc=_LENET5_DOC,
-                          params=keras_params(10, before=(("variant", "classic"),)))
-lenet5_modern = register_variant(
-    "lenet5_modern", _lenet, card=_CARD, params=keras_params(10), fixed={"variant": "modern"},
-    doc="LeNet-5 with ReLU and max pooling (same layout and parameter count as the classic one).",
-)
+
+@variant(card=_CARD, params=keras_params(10))
+def lenet5_modern(**kw):
+    """LeNet-5 with ReLU and max pooling (same layout and parameter count as the classic one)."""
+    return _lenet(variant="modern", **kw)

@@ -13,25 +13,18 @@ from __future__ import annotations
 import keras
 
 from zoo import blocks
-from zoo.models._variants import STAGED_DOC_TAIL, keras_params, register_variant
+from zoo.models._variants import STAGED_DOC_TAIL, keras_params, variant
 from zoo.models.resnet import MIN_INPUT_SIZE, RESNET_LAYERS, SLOW_DEPTHS, STAGE_FILTERS, STEM_FILTERS
 from zoo.utils import check_stem, check_width, scaled
 
-# The registered variants: name -> depth (a key of ``RESNET_LAYERS``).
-PREACT_RESNET_SPECS = {
-    "preact_resnet18": 18,
-    "preact_resnet34": 34,
-    "preact_resnet50": 50,
-    "preact_resnet101": 101,
-    "preact_resnet152": 152,
-}
 BLOCKS = {"basic": blocks.preact_basic_block, "bottleneck": blocks.preact_bottleneck_block}
 
 
-def _preact_resnet(*, block, stage_blocks, input_shape, num_classes, include_top, pooling, classifier_activation,
+def _preact_resnet(depth, *, input_shape, num_classes, include_top, pooling, classifier_activation,
                    width, stem, weights, name):
     width = check_width(width)
     stem = check_stem(stem, input_shape)
+    block, stage_blocks = RESNET_LAYERS[depth]
     block_fn = BLOCKS[block]
     inputs = keras.Input(shape=input_shape, name="input")
     # The paper puts the first activation right after conv1, before the split
@@ -71,12 +64,34 @@ _ARGS_DOC = """
             conv3x3/1, no pool) or ``None``: ``"cifar"`` for inputs smaller than 64 pixels.
 """ + STAGED_DOC_TAIL
 
-for _name, _depth in PREACT_RESNET_SPECS.items():
-    _block, _stage_blocks = RESNET_LAYERS[_depth]
-    globals()[_name] = register_variant(
-        _name, _preact_resnet, card=_card(_depth),
-        params=keras_params(1000, ("width", 1.0), ("stem", None)),
-        fixed=dict(block=_block, stage_blocks=_stage_blocks),
-        doc=f"Pre-activation ResNet-{_depth} ({_block} blocks {'-'.join(map(str, _stage_blocks))})."
-            + _ARGS_DOC.format(name=_name),
-    )
+_PARAMS = keras_params(1000, ("width", 1.0), ("stem", None))
+
+
+@variant(card=_card(18), params=_PARAMS, doc=_ARGS_DOC)
+def preact_resnet18(**kw):
+    """Pre-activation ResNet-18 (basic blocks 2-2-2-2)."""
+    return _preact_resnet(18, **kw)
+
+
+@variant(card=_card(34), params=_PARAMS, doc=_ARGS_DOC)
+def preact_resnet34(**kw):
+    """Pre-activation ResNet-34 (basic blocks 3-4-6-3)."""
+    return _preact_resnet(34, **kw)
+
+
+@variant(card=_card(50), params=_PARAMS, doc=_ARGS_DOC)
+def preact_resnet50(**kw):
+    """Pre-activation ResNet-50 (bottleneck blocks 3-4-6-3)."""
+    return _preact_resnet(50, **kw)
+
+
+@variant(card=_card(101), params=_PARAMS, doc=_ARGS_DOC)
+def preact_resnet101(**kw):
+    """Pre-activation ResNet-101 (bottleneck blocks 3-4-23-3)."""
+    return _preact_resnet(101, **kw)
+
+
+@variant(card=_card(152), params=_PARAMS, doc=_ARGS_DOC)
+def preact_resnet152(**kw):
+    """Pre-activation ResNet-152 (bottleneck blocks 3-8-36-3)."""
+    return _preact_resnet(152, **kw)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 
 from zoo import blocks
-from zoo.models._variants import STAGED_DOC_TAIL, keras_params, register_variant
+from zoo.models._variants import STAGED_DOC_TAIL, keras_params, variant
 from zoo.utils import check_choice, check_stem, check_width, scaled
 
 # depth -> (block, blocks per stage), torchvision's ``_resnet(block, layers)``.
@@ -25,25 +25,9 @@ RESNET_LAYERS = {
 }
 STAGE_FILTERS = (64, 128, 256, 512)
 STEM_FILTERS = 64
-# The registered ImageNet variants: name -> (depth, parameters for 1000 classes).
-RESNET_SPECS = {
-    "resnet18": (18, 11_689_512),
-    "resnet34": (34, 21_797_672),
-    "resnet50": (50, 25_557_032),
-    "resnet101": (101, 44_549_160),
-    "resnet152": (152, 60_192_808),
-}
 # He et al. 2016, sec. 4.2: depth 6n + 2, three stages of n basic blocks at 16/32/64 filters.
 CIFAR_STAGE_FILTERS = (16, 32, 64)
 CIFAR_STEM_FILTERS = 16
-# The registered CIFAR variants: name -> (depth, parameters in the paper's table 6).
-CIFAR_RESNET_SPECS = {
-    "resnet20": (20, "0.27M"),
-    "resnet32": (32, "0.46M"),
-    "resnet44": (44, "0.66M"),
-    "resnet56": (56, "0.85M"),
-    "resnet110": (110, "1.7M"),
-}
 BLOCKS = {"basic": blocks.basic_block, "bottleneck": blocks.bottleneck_block}
 SHORTCUTS = ("A", "B")
 # Every conv pads enough to keep a 1x1 map alive, so any input size builds.
@@ -69,6 +53,20 @@ def _resnet(*, block, stage_blocks, stage_filters, stem_filters, stem, shortcut,
     x = blocks.classifier_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
                                classifier_activation=classifier_activation)
     return blocks.finish(inputs, x, name=name, weights=weights)
+
+
+def _imagenet_resnet(depth, **kwargs):
+    """torchvision's ResNet-``depth`` (``RESNET_LAYERS``): 64-512 filters, projection shortcuts (option B)."""
+    block, stage_blocks = RESNET_LAYERS[depth]
+    return _resnet(block=block, stage_blocks=stage_blocks, stage_filters=STAGE_FILTERS, stem_filters=STEM_FILTERS,
+                   shortcut="B", **kwargs)
+
+
+def _cifar_resnet(depth, **kwargs):
+    """He et al.'s CIFAR ResNet of depth 6n + 2: three stages of n basic blocks at 16/32/64 filters."""
+    n = (depth - 2) // 6
+    return _resnet(block="basic", stage_blocks=(n, n, n), stage_filters=CIFAR_STAGE_FILTERS,
+                   stem_filters=CIFAR_STEM_FILTERS, stem="cifar", **kwargs)
 
 
 _TAGS = ("image", "pooling", "stages", "residual", "batch_norm", "width")
@@ -111,23 +109,65 @@ _CIFAR_ARGS_DOC = """
         width: multiplier on every channel count (1.0 is the reference).
 """ + STAGED_DOC_TAIL
 
-for _name, (_depth, _params) in RESNET_SPECS.items():
-    _block, _stage_blocks = RESNET_LAYERS[_depth]
-    globals()[_name] = register_variant(
-        _name, _resnet, card=_card("imagenet", _depth),
-        params=keras_params(1000, ("width", 1.0), ("stem", None)),
-        fixed=dict(block=_block, stage_blocks=_stage_blocks, stage_filters=STAGE_FILTERS,
-                   stem_filters=STEM_FILTERS, shortcut="B"),
-        doc=f"ResNet-{_depth}{' v1.5' if _block == 'bottleneck' else ''}, layer for layer as torchvision's "
-            f"``{_name}`` ({_params:,} parameters)." + _ARGS_DOC.format(name=_name),
-    )
+_IMAGENET_PARAMS = keras_params(1000, ("width", 1.0), ("stem", None))
+_CIFAR_PARAMS = keras_params(10, ("width", 1.0), ("shortcut", "A"))
 
-for _name, (_depth, _params) in CIFAR_RESNET_SPECS.items():
-    _n = (_depth - 2) // 6
-    globals()[_name] = register_variant(
-        _name, _resnet, card=_card("cifar", _depth),
-        params=keras_params(10, ("width", 1.0), ("shortcut", "A")),
-        fixed=dict(block="basic", stage_blocks=(_n, _n, _n), stage_filters=CIFAR_STAGE_FILTERS,
-                   stem_filters=CIFAR_STEM_FILTERS, stem="cifar"),
-        doc=f"ResNet-{_depth} for CIFAR-10 (n={_n}; {_params} parameters)." + _CIFAR_ARGS_DOC.format(name=_name),
-    )
+
+@variant(card=_card("imagenet", 18), params=_IMAGENET_PARAMS, doc=_ARGS_DOC)
+def resnet18(**kw):
+    """ResNet-18, layer for layer as torchvision's ``resnet18`` (11,689,512 parameters)."""
+    return _imagenet_resnet(18, **kw)
+
+
+@variant(card=_card("imagenet", 34), params=_IMAGENET_PARAMS, doc=_ARGS_DOC)
+def resnet34(**kw):
+    """ResNet-34, layer for layer as torchvision's ``resnet34`` (21,797,672 parameters)."""
+    return _imagenet_resnet(34, **kw)
+
+
+@variant(card=_card("imagenet", 50), params=_IMAGENET_PARAMS, doc=_ARGS_DOC)
+def resnet50(**kw):
+    """ResNet-50 v1.5, layer for layer as torchvision's ``resnet50`` (25,557,032 parameters)."""
+    return _imagenet_resnet(50, **kw)
+
+
+@variant(card=_card("imagenet", 101), params=_IMAGENET_PARAMS, doc=_ARGS_DOC)
+def resnet101(**kw):
+    """ResNet-101 v1.5, layer for layer as torchvision's ``resnet101`` (44,549,160 parameters)."""
+    return _imagenet_resnet(101, **kw)
+
+
+@variant(card=_card("imagenet", 152), params=_IMAGENET_PARAMS, doc=_ARGS_DOC)
+def resnet152(**kw):
+    """ResNet-152 v1.5, layer for layer as torchvision's ``resnet152`` (60,192,808 parameters)."""
+    return _imagenet_resnet(152, **kw)
+
+
+@variant(card=_card("cifar", 20), params=_CIFAR_PARAMS, doc=_CIFAR_ARGS_DOC)
+def resnet20(**kw):
+    """ResNet-20 for CIFAR-10 (n=3; 0.27M parameters)."""
+    return _cifar_resnet(20, **kw)
+
+
+@variant(card=_card("cifar", 32), params=_CIFAR_PARAMS, doc=_CIFAR_ARGS_DOC)
+def resnet32(**kw):
+    """ResNet-32 for CIFAR-10 (n=5; 0.46M parameters)."""
+    return _cifar_resnet(32, **kw)
+
+
+@variant(card=_card("cifar", 44), params=_CIFAR_PARAMS, doc=_CIFAR_ARGS_DOC)
+def resnet44(**kw):
+    """ResNet-44 for CIFAR-10 (n=7; 0.66M parameters)."""
+    return _cifar_resnet(44, **kw)
+
+
+@variant(card=_card("cifar", 56), params=_CIFAR_PARAMS, doc=_CIFAR_ARGS_DOC)
+def resnet56(**kw):
+    """ResNet-56 for CIFAR-10 (n=9; 0.85M parameters)."""
+    return _cifar_resnet(56, **kw)
+
+
+@variant(card=_card("cifar", 110), params=_CIFAR_PARAMS, doc=_CIFAR_ARGS_DOC)
+def resnet110(**kw):
+    """ResNet-110 for CIFAR-10 (n=18; 1.7M parameters)."""
+    return _cifar_resnet(110, **kw)

@@ -11,27 +11,15 @@ from __future__ import annotations
 import keras
 
 from zoo import blocks
-from zoo.models._variants import keras_params, register_variant
+from zoo.models._variants import keras_params, variant
 from zoo.utils import check_float, check_width, scaled
 
-# torchvision's ``cfgs``: conv widths, "M" = 2x2/2 max-pool ending a stage.
+# torchvision's ``cfgs`` (A: VGG-11, B: VGG-13, D: VGG-16, E: VGG-19): conv widths, "M" = 2x2/2 max-pool ending a stage.
 VGG_CONFIGS = {
     "A": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "B": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "D": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
     "E": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
-}
-VGG_DEPTHS = {11: "A", 13: "B", 16: "D", 19: "E"}
-# The registered variants: name -> (depth, BatchNorm after each conv, parameters for 1000 classes).
-VGG_SPECS = {
-    "vgg11": (11, False, 132_863_336),
-    "vgg13": (13, False, 133_047_848),
-    "vgg16": (16, False, 138_357_544),
-    "vgg19": (19, False, 143_667_240),
-    "vgg11_bn": (11, True, 132_868_840),
-    "vgg13_bn": (13, True, 133_053_736),
-    "vgg16_bn": (16, True, 138_365_992),
-    "vgg19_bn": (19, True, 143_678_248),
 }
 POOLED_SIZE = 7  # torchvision's AdaptiveAvgPool2d((7, 7)) before the classifier
 HIDDEN_UNITS = (4096, 4096)
@@ -96,13 +84,52 @@ _ARGS_DOC = """
         >>> model = {name}(input_shape=(32, 32, 3), num_classes=10, width=0.25)
 """
 
-for _name, (_depth, _batch_norm, _params) in VGG_SPECS.items():
-    _config = VGG_DEPTHS[_depth]
-    _layout = "with BatchNorm" if _batch_norm else f"(configuration {_config})"
-    globals()[_name] = register_variant(
-        _name, _vgg, card=_card(_batch_norm, slow=_depth > 11),
-        params=keras_params(1000, ("dropout", 0.5), ("width", 1.0)),
-        fixed=dict(config=VGG_CONFIGS[_config], batch_norm=_batch_norm),
-        doc=f"VGG-{_depth} {_layout}, as torchvision's ``{_name}`` ({_params:,} parameters)."
-            + _ARGS_DOC.format(name=_name),
-    )
+_PARAMS = keras_params(1000, ("dropout", 0.5), ("width", 1.0))
+
+
+@variant(card=_card(False), params=_PARAMS, doc=_ARGS_DOC)
+def vgg11(**kw):
+    """VGG-11 (configuration A), as torchvision's ``vgg11`` (132,863,336 parameters)."""
+    return _vgg(config=VGG_CONFIGS["A"], batch_norm=False, **kw)
+
+
+@variant(card=_card(False, slow=True), params=_PARAMS, doc=_ARGS_DOC)
+def vgg13(**kw):
+    """VGG-13 (configuration B), as torchvision's ``vgg13`` (133,047,848 parameters)."""
+    return _vgg(config=VGG_CONFIGS["B"], batch_norm=False, **kw)
+
+
+@variant(card=_card(False, slow=True), params=_PARAMS, doc=_ARGS_DOC)
+def vgg16(**kw):
+    """VGG-16 (configuration D), as torchvision's ``vgg16`` (138,357,544 parameters)."""
+    return _vgg(config=VGG_CONFIGS["D"], batch_norm=False, **kw)
+
+
+@variant(card=_card(False, slow=True), params=_PARAMS, doc=_ARGS_DOC)
+def vgg19(**kw):
+    """VGG-19 (configuration E), as torchvision's ``vgg19`` (143,667,240 parameters)."""
+    return _vgg(config=VGG_CONFIGS["E"], batch_norm=False, **kw)
+
+
+@variant(card=_card(True), params=_PARAMS, doc=_ARGS_DOC)
+def vgg11_bn(**kw):
+    """VGG-11 with BatchNorm, as torchvision's ``vgg11_bn`` (132,868,840 parameters)."""
+    return _vgg(config=VGG_CONFIGS["A"], batch_norm=True, **kw)
+
+
+@variant(card=_card(True, slow=True), params=_PARAMS, doc=_ARGS_DOC)
+def vgg13_bn(**kw):
+    """VGG-13 with BatchNorm, as torchvision's ``vgg13_bn`` (133,053,736 parameters)."""
+    return _vgg(config=VGG_CONFIGS["B"], batch_norm=True, **kw)
+
+
+@variant(card=_card(True, slow=True), params=_PARAMS, doc=_ARGS_DOC)
+def vgg16_bn(**kw):
+    """VGG-16 with BatchNorm, as torchvision's ``vgg16_bn`` (138,365,992 parameters)."""
+    return _vgg(config=VGG_CONFIGS["D"], batch_norm=True, **kw)
+
+
+@variant(card=_card(True, slow=True), params=_PARAMS, doc=_ARGS_DOC)
+def vgg19_bn(**kw):
+    """VGG-19 with BatchNorm, as torchvision's ``vgg19_bn`` (143,678,248 parameters)."""
+    return _vgg(config=VGG_CONFIGS["E"], batch_norm=True, **kw)
