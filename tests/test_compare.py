@@ -9,9 +9,10 @@ import shutil
 import pytest
 
 import zoo.data
-from tuning import compare
+from tuning import RunOptions, compare
 from tuning.records import read_records
 from zoo.cli import main as cli_main
+from zoo.training import TrainingConfig
 
 MODELS = ["mlp", "convnet"]
 KWARGS = {"mlp": {"hidden_units": (16,)}, "convnet": {"filters": (8, 16), "dense_units": (16,)}}
@@ -25,8 +26,8 @@ def data():
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, data):
     out = tmp_path_factory.mktemp("cmp")
-    result = compare(MODELS, data=data, epochs=1, seeds=2, out=out, model_kwargs=KWARGS, verbose=0,
-                     speed_iterations=2, command=["zoo", "compare", "mlp", "convnet"])
+    result = compare(MODELS, data=data, training=TrainingConfig(epochs=1), seeds=2, out=out, model_kwargs=KWARGS,
+                     options=RunOptions(verbose=0, speed_iterations=2), command=["zoo", "compare", "mlp", "convnet"])
     return out, result
 
 
@@ -66,8 +67,6 @@ def test_every_result_row_traces_to_records(run):
     best = result.best_record  # the best seed of the best configuration, as SearchResult.best_record is a record
     assert best["id"] in result.best_row["record_ids"]
     assert best["val_accuracy"] == max(by_id[i]["val_accuracy"] for i in result.best_row["record_ids"])
-    with pytest.warns(DeprecationWarning, match="best_row"):
-        assert result.best == result.best_row  # the old name, for one release
 
 
 def test_html_is_self_contained_with_every_plot(run):
@@ -92,7 +91,7 @@ def test_report_regenerated_from_records_equals_the_first(run, tmp_path, capsys)
     out, result = run
     copy = tmp_path / "copy"
     copy.mkdir()
-    for name in ("records.jsonl", "report_meta.json"):
+    for name in ("records.jsonl", "run.json", "report_meta.json"):
         shutil.copy(os.path.join(out, name), copy / name)
     shutil.copytree(os.path.join(out, "models"), copy / "models")  # the report links the saved models
     assert cli_main(["report", str(copy)]) == 0
@@ -103,8 +102,8 @@ def test_report_regenerated_from_records_equals_the_first(run, tmp_path, capsys)
 
 def test_resume_reuses_completed_trials(run, data, capsys):
     out, result = run
-    again = compare(MODELS, data=data, epochs=1, seeds=2, out=out, model_kwargs=KWARGS, verbose=0,
-                    report=False)
+    again = compare(MODELS, data=data, training=TrainingConfig(epochs=1), seeds=2, out=out, model_kwargs=KWARGS,
+                    options=RunOptions(report=False))
     assert [r["id"] for r in again.records] == [r["id"] for r in result.records]
     assert capsys.readouterr().out.count("reused from") == 4
     assert len(read_records(os.path.join(out, "records.jsonl"))) == 4
@@ -113,8 +112,8 @@ def test_resume_reuses_completed_trials(run, data, capsys):
 def test_precision_is_recorded_and_part_of_the_trial_identity(run, data, capsys):
     out, result = run
     assert {r["precision"] for r in result.records} == {"float32"}
-    mixed = compare(["mlp"], data=data, epochs=1, seeds=1, out=out, model_kwargs={"mlp": KWARGS["mlp"]},
-                    verbose=0, report=False, measure_speed=False, precision="mixed_bfloat16")
+    mixed = compare(["mlp"], data=data, training=TrainingConfig(epochs=1, precision="mixed_bfloat16"), seeds=1,
+                    out=out, model_kwargs={"mlp": KWARGS["mlp"]}, options=RunOptions(report=False, measure_speed=False))
     record = mixed.records[0]
     assert record["status"] == "completed", record["error"]
     assert record["precision"] == "mixed_bfloat16"
@@ -136,5 +135,5 @@ def test_bad_input_fails_before_training(data, tmp_path):
     with pytest.raises(ValueError, match="not compared"):
         compare(["mlp"], data=data, out=tmp_path, model_kwargs={"lenet5": {}})
     with pytest.raises(ValueError, match="precision.*'half'"):
-        compare(["mlp"], data=data, out=tmp_path, precision="half")
+        compare(["mlp"], data=data, out=tmp_path, training=TrainingConfig(precision="half"))
     assert not os.path.exists(tmp_path / "records.jsonl")

@@ -195,9 +195,9 @@ def test_the_comparison_report_shows_grad_cam_of_the_best_model(tmp_path):
     import tuning
 
     data = zoo.data.load("digits", image_size=16, channels=1, batch_size=128)
-    result = tuning.compare(["convnet"], data=data, epochs=1, seeds=1, out=tmp_path,
-                            model_kwargs={"convnet": {"filters": (8, 16), "dense_units": ()}}, verbose=0,
-                            progress=False, measure_speed=False)
+    result = tuning.compare(["convnet"], data=data, training=zoo.training.TrainingConfig(epochs=1), seeds=1,
+                            out=tmp_path, model_kwargs={"convnet": {"filters": (8, 16), "dense_units": ()}},
+                            options=tuning.RunOptions(verbose=0, measure_speed=False))
     assert result.paths and (tmp_path / "plots" / "gradcam.png").stat().st_size > 2000
     text = (tmp_path / "report.md").read_text()
     assert "## Where the best model looks (Grad-CAM)" in text and "plots/gradcam.png" in text

@@ -9,6 +9,7 @@ import pytest
 import tuning
 import zoo.data
 from tuning.isolation import WorkerDied, WorkerPool, check_picklable, data_spec
+from zoo.training import TrainingConfig
 
 DATA = {"name": "moons", "num_samples": 200}
 
@@ -25,8 +26,9 @@ def crashing_build(hp):
 
 def test_a_trial_killed_by_a_signal_is_a_failed_record_naming_it_and_the_search_completes(tmp_path, capsys):
     data = zoo.data.load(**DATA)
-    result = tuning.search(crashing_build, data=data, directory=tmp_path, algorithm="grid", max_trials=None,
-                           epochs=1, report=False, measure_speed=False, isolation="process", save_models=None)
+    options = tuning.RunOptions(report=False, measure_speed=False, isolation="process", save_models=None)
+    result = tuning.search(crashing_build, data=data, directory=tmp_path, algorithm="grid", budget=None,
+                           training=TrainingConfig(epochs=1), options=options)
     by_crash = {r["hyperparameters"]["crash"]: r for r in result.records}
     assert set(by_crash) == {"none", "SIGSEGV"}
     assert by_crash["none"]["status"] == "completed" and by_crash["none"]["val_accuracy"] > 0
@@ -63,10 +65,10 @@ def test_worker_died_names_the_signal():
 def test_bad_isolation_arguments_fail_before_any_trial(tmp_path):
     data = zoo.data.load(**DATA)
     with pytest.raises(ValueError, match="isolation"):
-        tuning.search("mlp", data=data, directory=tmp_path, isolation="thread")
+        tuning.search("mlp", data=data, directory=tmp_path, options=tuning.RunOptions(isolation="thread"))
     with pytest.raises(TypeError, match="callbacks"):
-        tuning.search("mlp", data=data, directory=tmp_path, isolation="process",
-                      callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=lambda *a: None)])
+        tuning.search("mlp", data=data, directory=tmp_path, options=tuning.RunOptions(
+            isolation="process", callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=lambda *a: None)]))
     with pytest.raises(TypeError, match="models"):
         check_picklable(lambda hp: None, "models")
     with pytest.raises(ValueError, match="zoo.data.load"):

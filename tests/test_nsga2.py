@@ -6,15 +6,14 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import keras_tuner as kt
-import numpy as np
 import pytest
 
 import tuning
 import zoo.data
+from search_scripts import SCRIPT, run_search
 from tuning.indicators import hypervolume
 from tuning.searches import engine
 from tuning.searches.nsga2 import (
@@ -26,8 +25,8 @@ from tuning.searches.nsga2 import (
     survivors,
 )
 from tuning.searches.pruning import MedianPruner, check_pruning
+from zoo.training import TrainingConfig
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TWO = [kt.Objective("f1", "min"), kt.Objective("f2", "min")]
 
 
@@ -180,22 +179,18 @@ def test_infeasible_trials_are_ranked_by_violation_and_never_breed_ahead_of_feas
 
 
 DATA = {"name": "moons", "num_samples": 300}
-SEARCH = {"models": "mlp", "epochs": 1, "seed": 4, "report": False, "measure_speed": False, "algorithm": "nsga2",
-          "objectives": [["val_accuracy", "max"], ["params", "min"]], "population_size": 2, "checkpoint": False,
-          "training": {"optimizer": ["adam"], "schedule": ["constant"], "weight_decay": [0.0]}}
-SCRIPT = textwrap.dedent(f"""
-    import json, sys
-    sys.path.insert(0, {REPO!r})
-    import tuning, zoo.data
-    config = json.loads(sys.argv[2])
-    data = zoo.data.load(**config.pop("data"))
-    tuning.search(config.pop("models"), data=data, directory=sys.argv[1], **config)
-""")
+SEARCH = {"models": "mlp", "seed": 4, "algorithm": "nsga2", "algorithm_settings": {"population_size": 2},
+          "objectives": [["val_accuracy", "max"], ["params", "min"]], "training": {"epochs": 1},
+          "options": {"report": False, "measure_speed": False, "checkpoint": False},
+          "space": {"training": {"optimizer": ["adam"], "schedule": ["constant"], "weight_decay": [0.0]}}}
 
 
-def _run(script, directory, **overrides):
-    config = {**SEARCH, "data": DATA, **overrides}
-    return subprocess.Popen([sys.executable, str(script), str(directory), json.dumps(config)],
+def _config(max_trials, **overrides):
+    return {**SEARCH, "data": DATA, "budget": {"max_trials": max_trials}, **overrides}
+
+
+def _run(directory, max_trials):
+    return subprocess.Popen([sys.executable, SCRIPT, str(directory), json.dumps(_config(max_trials))],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -211,12 +206,10 @@ def _hps(directory):
 def test_kill_9_then_resume_continues_the_same_evolution(tmp_path):
     """A multi-objective search killed with SIGKILL after its third record, then resumed, proposes the
     same hyperparameters trial for trial (three generations of two) as the same search run without interruption."""
-    script = tmp_path / "search.py"
-    script.write_text(SCRIPT)
-    whole = _run(script, tmp_path / "whole", max_trials=6)
+    whole = _run(tmp_path / "whole", 6)
     assert whole.wait(timeout=300) == 0, whole.stdout.read()
     killed_dir = tmp_path / "killed"
-    proc = _run(script, killed_dir, max_trials=6)
+    proc = _run(killed_dir, 6)
     records = killed_dir / "records.jsonl"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
@@ -226,7 +219,7 @@ def test_kill_9_then_resume_continues_the_same_evolution(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert 3 <= len(_hps(killed_dir)) < 6
-    again = _run(script, killed_dir, max_trials=6)
+    again = _run(killed_dir, 6)
     out = again.communicate(timeout=300)[0]
     assert again.returncode == 0, out
     assert "resumed:" in out and "other values" not in out
@@ -234,10 +227,9 @@ def test_kill_9_then_resume_continues_the_same_evolution(tmp_path):
 
 
 def test_nsga2_search_records_infeasible_trials_and_keeps_them_off_the_front(tmp_path):
-    data = zoo.data.load(**DATA)
-    config = {k: v for k, v in SEARCH.items() if k != "models"}
-    result = tuning.search("mlp", data=data, directory=tmp_path, max_trials=8, verbose=0,
-                           constraints={"max_params": 1000}, **config)
+    config = _config(8, constraints={"max_params": 1000})
+    config["options"] = {**config["options"], "verbose": 0}
+    result = run_search(tmp_path, config)
     statuses = [r["status"] for r in result.records]
     assert "infeasible" in statuses and "completed" in statuses
     front = result.pareto()  # over the search's own objectives
@@ -247,25 +239,30 @@ def test_nsga2_search_records_infeasible_trials_and_keeps_them_off_the_front(tmp
     assert result.hypervolume() > 0
     assert result.manifest["objectives"] == [{"name": "val_accuracy", "direction": "max"},
                                              {"name": "params", "direction": "min"}]
-    assert result.manifest["algorithm"]["population_size"] == 2
+    assert result.manifest["identity"]["algorithm"]["population_size"] == 2
 
 
 def test_bad_multi_objective_arguments_fail_before_any_trial(tmp_path):
     data = zoo.data.load(**DATA)
-    with pytest.raises(ValueError, match="objectives=None"):
+    with pytest.raises(ValueError, match="2 or 3 objectives"):
         tuning.search("mlp", data=data, directory=tmp_path, algorithm="nsga2")
     with pytest.raises(ValueError, match="2 or 3 objectives"):
         tuning.search("mlp", data=data, directory=tmp_path, algorithm="nsga2", objectives=["val_accuracy"])
     with pytest.raises(ValueError, match="population_size"):
-        tuning.search("mlp", data=data, directory=tmp_path, algorithm="random", population_size=4)
-    with pytest.raises(ValueError, match="distinct"):
+        tuning.search("mlp", data=data, directory=tmp_path, algorithm=tuning.NSGA2(population_size=1),
+                      objectives=["val_accuracy", "params"])
+    with pytest.raises(TypeError, match="population_size"):
+        tuning.Random(population_size=4)  # an NSGA-II setting: the other algorithms do not take it
+    with pytest.raises(ValueError, match="twice"):
         tuning.search("mlp", data=data, directory=tmp_path, objectives=["val_accuracy", "val_accuracy"])
     with pytest.raises(TypeError, match="objectives"):
-        tuning.search("mlp", data=data, directory=tmp_path, objectives="val_accuracy")
+        tuning.search("mlp", data=data, directory=tmp_path, objectives=42)
+    with pytest.raises(ValueError, match="algorithm"):
+        tuning.search("mlp", data=data, directory=tmp_path, algorithm="nsga3")
     with pytest.raises(ValueError, match="pruning"):
-        tuning.search("mlp", data=data, directory=tmp_path, pruning="percentile")
+        tuning.search("mlp", data=data, directory=tmp_path, algorithm=tuning.Random(pruning="percentile"))
     with pytest.raises(ValueError, match="Hyperband"):
-        tuning.search("mlp", data=data, directory=tmp_path, algorithm="hyperband", pruning="median")
+        tuning.search("mlp", data=data, directory=tmp_path, algorithm=tuning.Hyperband(pruning="median"))
     assert not (tmp_path / "records.jsonl").exists()
 
 
@@ -301,16 +298,18 @@ def test_median_pruner_by_hand():
 def test_median_pruning_in_a_search_records_pruned_trials_that_are_never_ranked(tmp_path):
     data = zoo.data.load(**DATA)
     training = {"optimizer": ["sgd"], "learning_rate": [1e-5, 1.0], "schedule": ["constant"], "weight_decay": [0.0]}
-    result = tuning.search("mlp", data=data, directory=tmp_path, max_trials=10, epochs=3, seed=0, verbose=0,
-                           report=False, measure_speed=False, training=training,
-                           pruning=MedianPruner(min_trials=2, warmup_epochs=0))
+    result = tuning.search("mlp", data=data, directory=tmp_path, budget=10, training=TrainingConfig(epochs=3), seed=0,
+                           space=tuning.SearchSpace(training=training),
+                           algorithm=tuning.Random(pruning=MedianPruner(min_trials=2, warmup_epochs=0)),
+                           options=tuning.RunOptions(verbose=0, report=False, measure_speed=False))
     pruned = [r for r in result.records if r["status"] == "pruned"]
     assert pruned, [(r["status"], r.get("val_accuracy")) for r in result.records]
     for r in pruned:
         assert "pruned at epoch" in r["error"] and len(r["history"]["val_accuracy"]) < 3
     ranked = {r["id"] for r in result.pareto()} | {result.best_record["id"]}
     assert not ranked & {r["id"] for r in pruned}
-    assert result.manifest["pruning"] == {"name": "median", "min_trials": 2, "warmup_epochs": 0}
+    assert result.manifest["identity"]["algorithm"]["pruning"] == {"name": "median", "min_trials": 2,
+                                                                   "warmup_epochs": 0}
 
 
 def test_cli_tune_nsga2_with_objectives_and_pruning(tmp_path, capsys):
@@ -321,11 +320,12 @@ def test_cli_tune_nsga2_with_objectives_and_pruning(tmp_path, capsys):
                  "--directory", str(tmp_path), "--no-report", "--tiny"]) == 0
     out = capsys.readouterr().out
     assert "nsga2 search" in out and "| front " in out and ", HV " in out and "hypervolume" in out
-    manifest = json.loads((tmp_path / "search.json").read_text())
+    manifest = json.loads((tmp_path / "run.json").read_text())
     assert manifest["objectives"][1] == {"name": "params", "direction": "min"}
-    assert manifest["pruning"]["name"] == "median"
+    assert manifest["identity"]["algorithm"]["pruning"]["name"] == "median"
     for bad, message in ((["--objectives", "val_accuracy:up"], "NAME[:max|min]"),
-                         (["--algorithm", "nsga2"], "objectives=None")):
+                         (["--algorithm", "nsga2"], "2 or 3 objectives"),
+                         (["--population-size", "4"], "nsga2 setting")):
         assert main(["tune", "mlp", "--data", "moons", "--directory", str(tmp_path / "bad"), *bad]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0]

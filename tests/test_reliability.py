@@ -9,6 +9,7 @@ import pytest
 import zoo
 from zoo import training, transfer
 from zoo.cli import main
+from zoo.training import TrainingConfig
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +82,8 @@ def test_build_time_constraints_are_checked_before_training(tmp_path):
     import tuning
 
     data = zoo.data.load("moons", num_samples=200)
-    result = tuning.search("mlp", data=data, directory=str(tmp_path), max_trials=2, epochs=1, report=False,
-                           measure_speed=False, constraints={"max_params": 10})
+    result = tuning.search("mlp", data=data, directory=str(tmp_path), budget=2, training=TrainingConfig(epochs=1),
+                           options=tuning.RunOptions(report=False, measure_speed=False), constraints={"max_params": 10})
     assert len(result.records) == 2
     for r in result.records:  # infeasible, and never trained
         assert r["status"] == "infeasible" and "params=" in r["error"] and "> 10.0" in r["error"]
@@ -132,11 +133,12 @@ def test_trial_ids_have_one_width_whatever_max_trials(max_trials, tmp_path):
     import keras_tuner as kt
 
     from tuning.searches import engine
+    from tuning.searches.algorithms import Random
 
     hp = kt.HyperParameters()
     hp.Int("units", 1, 100)
-    oracle = engine.make_oracle("random", objective=kt.Objective("val_loss", "min"), max_trials=max_trials, epochs=1,
-                                seed=0, hyperparameters=hp, hyperband_factor=3, num_initial_points=None)
+    oracle = engine.make_oracle(Random(), objectives=[("val_loss", "min")], max_trials=max_trials, epochs=1, seed=0,
+                                hyperparameters=hp)
     oracle._set_project_dir(str(tmp_path), "p")
     ids = []
     for _ in range(3):
@@ -152,8 +154,8 @@ def test_a_bad_builder_argument_fails_once_before_any_trial(tmp_path, capsys):
 
     data = zoo.data.load("moons", num_samples=200)
     with pytest.raises(ValueError, match=r"`fixed` builder arguments \{'dropout': 7.0\}: `dropout`.*7.0"):
-        tuning.search("mlp", data=data, directory=str(tmp_path / "s"), max_trials=3, epochs=1, report=False,
-                      fixed={"dropout": 7.0})
+        tuning.search("mlp", data=data, directory=str(tmp_path / "s"), budget=3, training=TrainingConfig(epochs=1),
+                      space=tuning.SearchSpace(fixed={"dropout": 7.0}), options=tuning.RunOptions(report=False))
     assert not os.path.exists(tmp_path / "s" / "records.jsonl")
     out = str(tmp_path / "c")
     argv = ["compare", "mlp", "--data", "moons", "--epochs", "1", "--seeds", "1", "--out", out]
@@ -179,8 +181,8 @@ def test_a_full_disk_stops_the_run_with_one_message_naming_the_folder(tmp_path, 
     monkeypatch.setattr(tuning.comparison, "append_record", full)
     out = tmp_path / "c"
     with pytest.raises(OSError, match=rf"No space left on the device of {out}.*run the same command again") as info:
-        tuning.compare(["mlp"], data=zoo.data.load("moons", num_samples=200), epochs=1, seeds=1, out=out,
-                       report=False, progress=False, verbose=0, measure_speed=False)
+        tuning.compare(["mlp"], data=zoo.data.load("moons", num_samples=200), training=TrainingConfig(epochs=1),
+                       seeds=1, out=out, options=tuning.RunOptions(report=False, verbose=0, measure_speed=False))
     assert info.value.errno == errno.ENOSPC and len(written) == 1
     argv = ["compare", "mlp", "--data", "moons", "--epochs", "1", "--seeds", "1", "--no-speed", "--out", str(out)]
     assert main(argv) == 2

@@ -190,7 +190,7 @@ def test_write_report_from_records_alone(tmp_path):
     for r in records:
         append_record(tmp_path / "records.jsonl", r)
     paths = write_report(read_records(tmp_path / "records.jsonl"), tmp_path, title="Search",
-                         provenance={"seeds": [0, 1, 2], "note": "hand-made"}, command=["zoo", "tune"])
+                         command=["zoo", "tune"]).paths
     md = open(paths["markdown"]).read()
     assert md.startswith("# Search")
     for text in ("mlp[hidden_units=64]", "lenet5-bad", "non-finite loss", "Provenance", "seeds: 0, 1, 2",
@@ -206,7 +206,7 @@ def test_write_report_from_records_alone(tmp_path):
 
     # regenerated from the records file alone: same files
     first = {k: open(paths[k], "rb").read() for k in ("markdown", "html", "csv", "json")}
-    again = regenerate(tmp_path, tmp_path / "again")
+    again = regenerate(tmp_path, tmp_path / "again").paths
     for k, content in first.items():
         assert open(again[k], "rb").read() == content, k
 
@@ -215,7 +215,7 @@ def test_regression_records_use_mae(tmp_path):
     history = {"loss": [1.0, 0.5], "mae": [0.8, 0.5], "val_loss": [1.1, 0.6], "val_mae": [0.9, 0.6]}
     records = [new_record(id=f"r{s}", model="mlp", seed=s, epochs=2, history=history, val_loss=0.6, val_mae=0.6,
                           test_mae=0.61, params=100, fit_seconds=1.0) for s in (0, 1)]
-    paths = write_report(records, tmp_path, title="Regression")
+    paths = write_report(records, tmp_path, title="Regression").paths
     md = open(paths["markdown"]).read()
     assert "val mae" in md and "mae_vs_params" in " ".join(paths)
     assert os.path.exists(paths["curves"])
@@ -251,7 +251,7 @@ def test_a_report_of_many_records_is_written(tmp_path):
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
     from report_scale import synthetic_records
 
-    paths = write_report(synthetic_records(300), tmp_path, title="300 trials")
+    paths = write_report(synthetic_records(300), tmp_path, title="300 trials").paths
     assert os.path.getsize(paths["accuracy_vs_params"]) > 10_000
     with open(paths["json"]) as f:
         assert len(json.load(f)) == 300

@@ -2,7 +2,6 @@
 never ranked, fronts decided on validation, SearchResult.hypervolume / dataframe."""
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -10,12 +9,14 @@ import pytest
 import tuning
 import zoo.data
 from tuning.indicators import default_reference, hypervolume
+from tuning.manifest import make_manifest, read_manifest
 from tuning.records import new_record
 from tuning.report import regenerate, summarize_records, write_report
 from tuning.report import plots as report_plots
 from tuning.report import search_plots as sp
 from tuning.report.write import search_context
 from tuning.searches import SearchResult
+from zoo.training import TrainingConfig
 
 PNG = b"\x89PNG\r\n\x1a\n"
 QUICK = {"optimizer": ("adam",), "schedule": ("constant",), "weight_decay": (0.0,)}
@@ -39,9 +40,10 @@ def search_run(tmp_path_factory):
     """Eight trials of an MLP on moons (1 epoch), with the search report written."""
     directory = tmp_path_factory.mktemp("search")
     data = zoo.data.load("moons", num_samples=300)
-    result = tuning.search("mlp", data=data, objective="val_loss", algorithm="random", max_trials=8, epochs=1,
-                           directory=directory, training={**QUICK, "batch_size": (16, 64)}, seed=3,
-                           measure_speed=False, save_models=None, verbose=0)
+    result = tuning.search("mlp", data=data, objectives="val_loss", algorithm="random", budget=8,
+                           training=TrainingConfig(epochs=1), directory=directory, seed=3,
+                           space=tuning.SearchSpace(training={**QUICK, "batch_size": (16, 64)}),
+                           options=tuning.RunOptions(measure_speed=False, save_models=None, verbose=0))
     return result
 
 
@@ -56,7 +58,7 @@ def test_real_search_report_has_the_search_section(search_run):
     md = open(paths["markdown"], encoding="utf-8").read()
     html = open(paths["html"], encoding="utf-8").read()
     assert "## Search" in md and "<h2>Search</h2>" in html
-    assert "`val_loss` (min), `params` (min)" in md and "from `search.json`" in md
+    assert "`val_loss` (min), `params` (min)" in md and "from the run manifest" in md
     reference = default_reference(result.records, [("val_loss", "min"), ("params", "min")])
     value = hypervolume(result.records, fields=[("val_loss", "min"), ("params", "min")], reference=reference)
     assert value > 0 and f"**{value:.6g}**, reference point ({', '.join(f'{v:.6g}' for v in reference)})" in md
@@ -69,7 +71,7 @@ def test_real_search_report_has_the_search_section(search_run):
     assert result.default_reference() == reference and result.hypervolume() == pytest.approx(value)
     assert f"hypervolume {value:.6g}" in result.summary()
     # regenerated from the directory alone: the same section
-    again = regenerate(result.directory)
+    again = regenerate(result.directory).paths
     assert open(again["markdown"], encoding="utf-8").read() == md
 
 
@@ -180,12 +182,12 @@ def test_synthetic_search_report_and_pruned_trials_never_ranked(tmp_path):
     pruned = [r for r in records if r["status"] == "pruned"]
     for r in pruned:  # a pruned trial may carry the best partial score: it still never ranks
         r["val_accuracy"], r["params"] = 0.999, 10
-    paths = write_report(records, tmp_path, title="Search")
+    paths = write_report(records, tmp_path, title="Search").paths
     for name in SEARCH_PLOTS:
         assert_png(paths[name])
     md = open(paths["markdown"], encoding="utf-8").read()
     assert "3 failed, 0 infeasible, 3 pruned" in md and "## Failed, infeasible and pruned trials" in md
-    assert "the records' search objective, with `params`" in md
+    assert "from records.jsonl (no manifest), an older run folder" in md
     rows = summarize_records(records)
     best = next(r for r in rows if r["best"])
     assert best["record_ids"] and best["val_accuracy_mean"] < 0.999
@@ -219,28 +221,31 @@ def test_search_result_objectives_from_the_manifest():
     assert SearchResult(directory="x", records=[]).hypervolume() == 0.0
 
 
-def test_search_context_finds_the_objectives(tmp_path):
+def test_search_context_reads_the_objectives_from_the_manifest(tmp_path):
     records = _search_records(10)
-    assert search_context([{k: v for k, v in r.items() if k not in ("algorithm", "objective")}
-                           for r in records]) is None  # a comparison: no search section
-    context = search_context(records)
-    assert context["objectives"] == [("val_accuracy", "max"), ("params", "min")] and context["algorithm"] == "random"
-    assert search_context(records, objectives=[("val_loss", "min")])["objectives"] == [("val_loss", "min"),
-                                                                                       ("params", "min")]
+    bare = [{k: v for k, v in r.items() if k not in ("algorithm", "objective")} for r in records]
+    data = {"name": "moons", "fingerprint": "abc", "batch_size": 32}
+    comparison = make_manifest("comparison", identity={}, objectives=[("val_accuracy", "max")], data=data)
+    assert search_context(records, comparison) is None  # no search section
+    single = make_manifest("search", identity={}, objectives=[("val_loss", "min")], data=data)
+    context = search_context(records, single)
+    assert context["objectives"] == [("val_loss", "min"), ("params", "min")] and context["algorithm"] == "random"
+    assert context["source"] == "from the run manifest"
+    # a search folder of format 1 (search.json) is migrated: its three objectives and its algorithm
     (tmp_path / "search.json").write_text(json.dumps({
-        "algorithm": {"name": "nsga2"},
+        "search": "0123456789abcdef", "algorithm": {"name": "nsga2", "population_size": 4},
         "objectives": [{"name": "val_accuracy", "direction": "max"}, {"name": "params", "direction": "min"},
                        {"name": "fit_seconds", "direction": "min"}]}))
-    bare = [{k: v for k, v in r.items() if k not in ("algorithm", "objective")} for r in records]
-    context = search_context(bare, run_dir=str(tmp_path))
+    context = search_context(bare, read_manifest(tmp_path))
     assert context["objectives"][2] == ("fit_seconds", "min") and context["algorithm"] == "nsga2"
-    # three objectives: the report states a 3-D hypervolume, and regenerate keeps given objectives
-    paths = write_report(records, tmp_path / "report", title="3 objectives", run_dir=str(tmp_path))
+    assert "search.json (format 1)" in context["source"]
+    # three objectives: the report states a 3-D hypervolume
+    paths = write_report(records, tmp_path / "report", title="3 objectives", run_dir=str(tmp_path)).paths
     md = open(paths["markdown"], encoding="utf-8").read()
     assert "`val_accuracy` (max), `params` (min), `fit_seconds` (min): **" in md
     assert_png(paths["search_hypervolume"])
-    given = write_report(records, tmp_path / "given", title="given", objectives=[("val_loss", "min")])
-    assert json.load(open(given["meta"]))["objectives"] == [["val_loss", "min"]]
+    given = write_report(records, tmp_path / "given", title="given", manifest=single).paths
+    assert "`val_loss` (min), `params` (min)" in open(given["markdown"], encoding="utf-8").read()
 
 
 def test_plots_of_thousands_of_trials_stay_cheap(tmp_path):
@@ -313,7 +318,7 @@ def test_fronts_are_decided_on_validation_and_test_is_shown_beside(monkeypatch, 
     xs, _ = _red_points(monkeypatch, y="val_accuracy", test=False)
     assert xs == [1_000, 100_000]
     monkeypatch.undo()
-    paths = write_report(_disagreeing_records(), tmp_path, title="Comparison")
+    paths = write_report(_disagreeing_records(), tmp_path, title="Comparison").paths
     md = open(paths["markdown"], encoding="utf-8").read()
     assert "Pareto front computed on validation accuracy; test values shown for reference" in md
     assert _front_line(md) == {"small", "big"}
@@ -322,7 +327,7 @@ def test_fronts_are_decided_on_validation_and_test_is_shown_beside(monkeypatch, 
 
 def test_without_validation_the_front_is_on_test_and_says_so(tmp_path):
     records = [{k: v for k, v in r.items() if k != "val_accuracy"} for r in _disagreeing_records()]
-    md = open(write_report(records, tmp_path, title="t")["markdown"], encoding="utf-8").read()
+    md = open(write_report(records, tmp_path, title="t").paths["markdown"], encoding="utf-8").read()
     assert "Pareto front computed on test accuracy: the records have no validation accuracy." in md
     assert _front_line(md) == {"small", "mid"}
 
@@ -330,8 +335,8 @@ def test_without_validation_the_front_is_on_test_and_says_so(tmp_path):
 def test_a_search_without_completed_trials_still_reports(tmp_path):
     records = [new_record(id=i, model="mlp", status="failed", error="boom", hyperparameters={"a": i},
                           algorithm="random") for i in range(3)]
-    paths = write_report(records, tmp_path, title="all failed")
+    paths = write_report(records, tmp_path, title="all failed").paths
     md = open(paths["markdown"], encoding="utf-8").read()
-    assert "0 completed, 3 failed" in md and "`val_loss` (min)" in md
+    assert "0 completed, 3 failed" in md and "`val_accuracy` (max)" in md  # records that state no objective
     assert "No hypervolume: no completed trial" in md and "no parallel coordinates, importance or slices" in md
     assert_png(paths["search_history"])

@@ -7,42 +7,35 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 import warnings
 
 import pytest
 
-import tuning
 import zoo.data
+from search_scripts import SCRIPT, run_search
 from tuning.records import read_records
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = {"name": "moons", "num_samples": 400}
-SEARCH = {"models": "mlp", "epochs": 1, "seed": 3, "report": False, "measure_speed": False,
-          "training": {"optimizer": ["adam"], "schedule": ["constant"], "weight_decay": [0.0]}}
-
-# Runs one search from the command line: `python script.py DIRECTORY '{"max_trials": 4, ...}'`.
-SCRIPT = textwrap.dedent(f"""
-    import json, sys
-    sys.path.insert(0, {REPO!r})
-    import tuning, zoo.data
-    config = json.loads(sys.argv[2])
-    data = zoo.data.load(**config.pop("data"))
-    result = tuning.search(config.pop("models"), data=data, directory=sys.argv[1], **config)
-    print("DONE", len(result.records), flush=True)
-""")
+SEARCH = {"models": "mlp", "seed": 3, "training": {"epochs": 1}, "options": {"report": False, "measure_speed": False},
+          "space": {"training": {"optimizer": ["adam"], "schedule": ["constant"], "weight_decay": [0.0]}}}
 
 
-def _config(**overrides):
-    return {**SEARCH, "data": DATA, **overrides}
+def _config(max_trials, *, verbose=1, precision=None, optimizers=None, overwrite=False, max_seconds=None, data=DATA,
+            **rest):
+    config = json.loads(json.dumps(SEARCH))
+    config["budget"] = {"max_trials": max_trials, "max_seconds": max_seconds}
+    config["options"].update(verbose=verbose, resume=not overwrite)
+    if precision:
+        config["training"]["precision"] = precision
+    if optimizers:
+        config["space"]["training"]["optimizer"] = optimizers
+    return {**config, "data": data, **rest}
 
 
-def _search(directory, **overrides):
-    config = _config(**overrides)
-    data = zoo.data.load(**config.pop("data"))
-    return tuning.search(config.pop("models"), data=data, directory=directory, **config)
+def _search(directory, max_trials, **overrides):
+    return run_search(directory, _config(max_trials, **overrides))
 
 
 def _records(directory):
@@ -57,14 +50,12 @@ def _lines(path):
 
 
 def test_kill_9_at_a_random_trial_then_resume_keeps_every_trial(tmp_path):
-    script = tmp_path / "search.py"
-    script.write_text(SCRIPT)
     directory = tmp_path / "run"
     rng = random.Random()
     wait_for, delay = rng.choice([1, 2]), rng.uniform(0.0, 1.0)
     print(f"killing after {wait_for} record(s) + {delay:.2f} s")  # shown when the test fails
     log = open(tmp_path / "search.log", "wb")  # a file, not a pipe: a full pipe would block the search
-    proc = subprocess.Popen([sys.executable, str(script), str(directory), json.dumps(_config(max_trials=4))],
+    proc = subprocess.Popen([sys.executable, SCRIPT, str(directory), json.dumps(_config(4))],
                             stdout=log, stderr=subprocess.STDOUT)
     records_path = directory / "records.jsonl"
     deadline = time.monotonic() + 240
@@ -79,7 +70,7 @@ def test_kill_9_at_a_random_trial_then_resume_keeps_every_trial(tmp_path):
     before = _records(directory)
     assert len(before) >= 1
 
-    result = _search(directory, max_trials=4, verbose=0)
+    result = _search(directory, 4, verbose=0)
     after = {r["id"]: r for r in result.records}
     assert sorted(after) == ["0000", "0001", "0002", "0003"]  # the final count is reached
     for rid, record in before.items():  # completed trials are kept, not re-run
@@ -96,7 +87,7 @@ def test_kill_9_at_a_random_trial_then_resume_keeps_every_trial(tmp_path):
 
 def test_damaged_state_is_rebuilt_and_changed_searches_are_refused(tmp_path, capsys):
     directory = tmp_path / "run"
-    first = _search(directory, max_trials=2)
+    first = _search(directory, 2)
     project = directory / "keras_tuner"
     oracle_json = (project / "oracle.json").read_text()
     (project / "oracle.json").write_text(oracle_json[: len(oracle_json) // 2])  # truncated mid-write
@@ -105,7 +96,7 @@ def test_damaged_state_is_rebuilt_and_changed_searches_are_refused(tmp_path, cap
         f.write('{"id": "7", "model": "ml')  # a record cut short by a crash
     capsys.readouterr()
 
-    second = _search(directory, max_trials=3)
+    second = _search(directory, 3)
     out = capsys.readouterr().out
     assert "oracle.json is unreadable" in out and "trial_0000/trial.json is unreadable" in out
     assert "records.jsonl.partial" in out
@@ -114,27 +105,26 @@ def test_damaged_state_is_rebuilt_and_changed_searches_are_refused(tmp_path, cap
     assert {r["precision"] for r in second.records} == {"float32"}
     assert len(read_records(directory / "records.jsonl", strict=True)) == 3  # the cut line is gone
 
-    manifest = directory / "search.json"
+    manifest = directory / "run.json"
     good = manifest.read_text()
     manifest.write_text(good[:40])
-    with pytest.raises(ValueError, match=r"search\.json is unreadable"):
-        _search(directory, max_trials=3)
+    with pytest.raises(ValueError, match=r"run\.json is unreadable"):
+        _search(directory, 3)
     manifest.write_text(good)
 
     other_data = {**DATA, "noise": 0.3}
     with pytest.raises(ValueError, match=r"different search: data 'moons' fingerprint"):
-        _search(directory, max_trials=3, data=other_data)
-    wider = {**SEARCH["training"], "optimizer": ["adam", "sgd"]}
+        _search(directory, 3, data=other_data)
     with pytest.raises(ValueError, match=r"hyperparameter space changed \['optimizer'\]"):
-        _search(directory, max_trials=3, training=wider)
+        _search(directory, 3, optimizers=["adam", "sgd"])
     with pytest.raises(ValueError, match="objective"):
-        _search(directory, max_trials=3, objective="val_loss")
+        _search(directory, 3, objectives="val_loss")
     with pytest.raises(ValueError, match="precision"):
-        _search(directory, max_trials=3, precision="mixed_bfloat16")
+        _search(directory, 3, precision="mixed_bfloat16")
     assert len(_records(directory)) == 3  # refusing touched nothing
 
-    fresh = _search(directory, max_trials=3, data=other_data, overwrite=True, max_seconds=0)
-    assert fresh.records == [] and any("overwrite=True" in n for n in fresh.notes)
+    fresh = _search(directory, 3, data=other_data, overwrite=True, max_seconds=0)
+    assert fresh.records == [] and any("resume=False" in n for n in fresh.notes)
     assert json.loads(manifest.read_text())["data"]["fingerprint"] == zoo.data.load(**other_data).fingerprint
     backups = [p for p in os.listdir(directory) if p.startswith("records.jsonl.") and p.endswith(".bak")]
     assert len(backups) == 1 and len(read_records(directory / backups[0])) == 3
@@ -146,7 +136,8 @@ def _free_port():
         return s.getsockname()[1]
 
 
-MULTI = {"algorithm": "nsga2", "objectives": [["val_accuracy", "max"], ["params", "min"]], "population_size": 2}
+MULTI = {"algorithm": "nsga2", "objectives": [["val_accuracy", "max"], ["params", "min"]],
+         "algorithm_settings": {"population_size": 2}}
 
 
 # nsga2's worker path is covered fast by test_nsga2.py::test_a_worker_reports_every_objective_through_its_client
@@ -154,16 +145,14 @@ MULTI = {"algorithm": "nsga2", "objectives": [["val_accuracy", "max"], ["params"
 def test_distributed_chief_and_two_workers_record_every_trial(tmp_path, monkeypatch, algorithm):
     """A chief (in this process) and two worker processes on 127.0.0.1 share one records.jsonl; the NSGA-II
     oracle serves its generations to the workers the same way."""
-    script = tmp_path / "search.py"
-    script.write_text(SCRIPT)
     directory = tmp_path / "run"
     port = str(_free_port())
     extra = MULTI if algorithm == "nsga2" else {}
-    config = _config(max_trials=4, **extra)
+    config = _config(4, verbose=0, **extra)
     env = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": port}
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
     workers = [
-        subprocess.Popen([sys.executable, str(script), str(directory), json.dumps({**config, "verbose": 0})],
+        subprocess.Popen([sys.executable, SCRIPT, str(directory), json.dumps(config)],
                          env={**env, "KERASTUNER_TUNER_ID": f"tuner{i}"}, stdout=open(logs[i], "wb"),
                          stderr=subprocess.STDOUT)
         for i in range(2)
@@ -173,7 +162,7 @@ def test_distributed_chief_and_two_workers_record_every_trial(tmp_path, monkeypa
         monkeypatch.setenv("KERASTUNER_ORACLE_PORT", port)
         monkeypatch.setenv("KERASTUNER_TUNER_ID", "chief")
         box = {}
-        chief = threading.Thread(target=lambda: box.setdefault("result", _search(directory, max_trials=4, **extra)),
+        chief = threading.Thread(target=lambda: box.setdefault("result", _search(directory, 4, **extra)),
                                  daemon=True)  # a hung chief must not keep pytest alive
         chief.start()
         chief.join(timeout=300)
@@ -198,7 +187,7 @@ def test_distributed_chief_and_two_workers_record_every_trial(tmp_path, monkeypa
 def test_damaged_records_are_moved_aside_and_their_trials_run_again(tmp_path):
     # Non-UTF-8 bytes, a record without a status, and a record whose hyperparameters are a list.
     directory = str(tmp_path / "s")
-    _search(directory, max_trials=3)
+    _search(directory, 3)
     path = os.path.join(directory, "records.jsonl")
     lines = open(path, "rb").read().splitlines()
     damaged = json.loads(lines[1])
@@ -208,7 +197,7 @@ def test_damaged_records_are_moved_aside_and_their_trials_run_again(tmp_path):
         f.write(b"\n".join(lines) + b"\n" + b'{"id": "7"}\n' + b"\xff\xfe garbage\n")
     with pytest.warns(UserWarning, match=r"records.jsonl: set aside 3 damaged line\(s\)"):
         assert len(read_records(path)) == 2  # reading alone never fails, and keeps the others
-    result = _search(directory, max_trials=3)
+    result = _search(directory, 3)
     ids = [r["id"] for r in result.records]
     assert len(ids) == 3 and len(set(ids)) == 3 and all(r["status"] == "completed" for r in result.records)
     assert damaged["id"] in ids  # its trial ran again

@@ -13,9 +13,10 @@ import pytest
 import tuning
 import zoo
 from tuning.artifacts import ModelFileError, TrialFiles
-from tuning.trial import run_trial
+from tuning.trial import TrialPlan, run_trial
 from zoo import training
 from zoo.cli import main
+from zoo.training import TrainingConfig
 
 MLP = {"hidden_units": (16,)}
 
@@ -71,8 +72,8 @@ def test_early_stopping_stops_and_restores_the_best_epoch():
 
 def test_compare_saves_the_best_seed_and_it_reproduces_its_test_accuracy(moons, tmp_path, capsys):
     out = tmp_path / "cmp"
-    result = tuning.compare(["mlp"], data=moons, epochs=3, seeds=2, out=out, model_kwargs={"mlp": MLP},
-                            measure_speed=False, report=True, verbose=0, progress=False, patience=5)
+    result = tuning.compare(["mlp"], data=moons, training=TrainingConfig(epochs=3, patience=5), seeds=2, out=out,
+                            model_kwargs={"mlp": MLP}, options=tuning.RunOptions(measure_speed=False, verbose=0))
     saved = [r for r in result.records if r.get("model_path") and os.path.exists(out / r["model_path"])]
     assert len(result.records) == 2 and len(saved) == 1  # save_models="best": one per configuration
     record = saved[0]
@@ -93,8 +94,8 @@ def test_compare_saves_the_best_seed_and_it_reproduces_its_test_accuracy(moons, 
     with pytest.raises(ModelFileError, match=r"is missing: .*\.keras"):
         result.load()
     capsys.readouterr()
-    again = tuning.compare(["mlp"], data=moons, epochs=3, seeds=2, out=out, model_kwargs={"mlp": MLP},
-                           measure_speed=False, report=False, verbose=0, patience=5)
+    again = tuning.compare(["mlp"], data=moons, training=TrainingConfig(epochs=3, patience=5), seeds=2, out=out,
+                           model_kwargs={"mlp": MLP}, options=tuning.RunOptions(measure_speed=False, report=False))
     assert [r["id"] for r in again.records] == [r["id"] for r in result.records]  # nothing retrained
     assert "is missing (not retrained)" in capsys.readouterr().out
 
@@ -104,8 +105,8 @@ def test_search_keeps_the_front_loads_the_best_and_logs_tensorboard(moons, tmp_p
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     directory, logs = tmp_path / "s", tmp_path / "tb"
-    result = tuning.search("mlp", data=moons, directory=str(directory), max_trials=3, epochs=2, report=False,
-                           measure_speed=False, log_dir=str(logs), verbose=0)
+    result = tuning.search("mlp", data=moons, directory=str(directory), budget=3, training=TrainingConfig(epochs=2),
+                           options=tuning.RunOptions(report=False, measure_speed=False, log_dir=str(logs), verbose=0))
     front = {r["id"] for r in result.pareto()}
     on_disk = {r["id"] for r in result.records if r.get("model_path") and os.path.exists(directory / r["model_path"])}
     assert on_disk == front and result.best_record["id"] in front
@@ -132,21 +133,23 @@ def test_a_killed_trial_resumes_from_its_last_finished_epoch(moons, tmp_path):
     script = textwrap.dedent(f"""
         import os, tuning, zoo
         from tuning import artifacts
+        from zoo.training import TrainingConfig
         saved = artifacts.EpochCheckpoint.on_epoch_end
         def on_epoch_end(self, epoch, logs=None):
             saved(self, epoch, logs)
             if epoch == 1:  # the checkpoint of epoch 2 is on disk: die as epoch 3 starts
                 os.kill(os.getpid(), 9)
         artifacts.EpochCheckpoint.on_epoch_end = on_epoch_end
-        tuning.compare(["mlp"], data=zoo.data.load("moons", num_samples=200, seed=0), epochs=6, seeds=1,
-                       out={str(out)!r}, model_kwargs={{"mlp": {MLP!r}}}, measure_speed=False, verbose=0)
+        tuning.compare(["mlp"], data=zoo.data.load("moons", num_samples=200, seed=0), training=TrainingConfig(epochs=6),
+                       seeds=1, out={str(out)!r}, model_kwargs={{"mlp": {MLP!r}}},
+                       options=tuning.RunOptions(measure_speed=False, verbose=0))
     """)
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert run.returncode == -9, run.stderr[-2000:]
     state = json.loads(next((out / "checkpoints").iterdir()).joinpath("state.json").read_text())
     assert state["epoch"] == 2 and len(state["history"]["loss"]) == 2
-    result = tuning.compare(["mlp"], data=moons, epochs=6, seeds=1, out=out, model_kwargs={"mlp": MLP},
-                            measure_speed=False, report=False, verbose=0, progress=False)
+    result = tuning.compare(["mlp"], data=moons, training=TrainingConfig(epochs=6), seeds=1, out=out,
+                            model_kwargs={"mlp": MLP}, options=tuning.RunOptions(measure_speed=False, report=False, verbose=0))
     record = result.records[0]
     assert record["resumed_from_epoch"] == 2 and record["epochs_run"] == 4
     assert all(len(v) == 6 for v in record["history"].values())
@@ -161,8 +164,8 @@ def test_a_damaged_checkpoint_is_discarded_with_a_note(moons, tmp_path):
         json.dump({"epoch": 1, "seed": 0, "history": {"loss": [0.5]}}, f)
     with open(os.path.join(files.checkpoint_dir, "model.keras"), "wb") as f:
         f.write(b"not a zip")
-    record = run_trial("mlp", moons, trial_id="t1", epochs=2, measure_speed=False, files=files,
-                       fit_kwargs={})
+    record = run_trial("mlp", moons, TrialPlan(training=TrainingConfig(epochs=2), measure_speed=False), trial_id="t1",
+                       files=files)
     assert record["status"] == "completed" and record.get("resumed_from_epoch") is None
     assert "discarded a damaged checkpoint" in record["notes"][0] and len(record["history"]["loss"]) == 2
 
@@ -211,7 +214,8 @@ def test_validation_metrics_taken_from_the_last_epoch_equal_evaluating_the_final
     """Without early stopping, run_trial reads the validation metrics from fit's last epoch instead of a
     second pass: they are the final weights' metrics (the saved model, evaluated again, gives the same)."""
     files = TrialFiles(str(tmp_path), "t0", save_model=True, checkpoint=False)
-    record = run_trial("mlp", moons, trial_id="t0", epochs=2, seed=1, measure_speed=False, files=files)
+    record = run_trial("mlp", moons, TrialPlan(training=TrainingConfig(epochs=2), measure_speed=False), trial_id="t0",
+                       seed=1, files=files)
     assert record["status"] == "completed"
     assert record["val_loss"] == record["history"]["val_loss"][-1]
     model = keras.saving.load_model(tmp_path / record["model_path"])
@@ -221,8 +225,8 @@ def test_validation_metrics_taken_from_the_last_epoch_equal_evaluating_the_final
 
 
 def test_compare_times_each_model_once_and_its_other_seeds_copy_it(moons, tmp_path):
-    result = tuning.compare(["mlp"], data=moons, epochs=1, seeds=2, out=tmp_path, model_kwargs={"mlp": MLP},
-                            report=False, verbose=0, progress=False, save_models=None)
+    result = tuning.compare(["mlp"], data=moons, training=TrainingConfig(epochs=1), seeds=2, out=tmp_path,
+                            model_kwargs={"mlp": MLP}, options=tuning.RunOptions(report=False, verbose=0, save_models=None))
     first, second = result.records
     assert first["latency_ms"] > 0 and "speed_from_seed" not in first
     assert second["speed_from_seed"] == first["seed"]

@@ -32,6 +32,7 @@ from tuning.records import append_record, read_records
 from tuning.searches import load_search
 from tuning.searches.engine import declared_space as _declared_space
 from zoo.cli import main
+from zoo.training import TrainingConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -223,8 +224,9 @@ RECORD_FIELDS = ("params", "trainable_params", "macs", "weight_bytes", "fit_seco
 
 
 def test_search_records_every_field(moons, tmp_path, capsys):
-    result = tuning.search("mlp", data=moons, algorithm="bayesian", num_initial_points=2, max_trials=3, epochs=2,
-                           directory=tmp_path, training=QUICK, report=False, seed=1)
+    result = tuning.search("mlp", data=moons, algorithm=tuning.Bayesian(num_initial_points=2), budget=3,
+                           training=TrainingConfig(epochs=2), directory=tmp_path, space=tuning.SearchSpace(training=QUICK),
+                           options=tuning.RunOptions(report=False), seed=1)
     out = capsys.readouterr().out
     assert len(result.records) == 3 and [r["id"] for r in result.records] == ["0000", "0001", "0002"]
     assert len(read_records(tmp_path / "records.jsonl")) == 3
@@ -238,10 +240,11 @@ def test_search_records_every_field(moons, tmp_path, capsys):
         assert r["backend"] == keras.backend.backend() and r["versions"]["keras_tuner"] == kt.__version__
         assert r["host"]["name"] and r["data"] == moons.fingerprint
         assert {"learning_rate", "hidden_units", "batch_size"} <= set(r["hyperparameters"])
-        assert r["tuner_id"] == "tuner0" and r["algorithm"] == "bayesian" and r["search"] == result.manifest["search"]
+        assert r["tuner_id"] == "tuner0" and r["algorithm"] == "bayesian" and r["search"] == result.manifest["id"]
         assert f"trial {r['id']} completed" in out
-    manifest = json.loads((tmp_path / "search.json").read_text())
-    assert manifest["data"]["fingerprint"] == moons.fingerprint and manifest["objective"]["direction"] == "max"
+    manifest = json.loads((tmp_path / "run.json").read_text())
+    assert manifest["data"]["fingerprint"] == moons.fingerprint and manifest["kind"] == "search"
+    assert manifest["objectives"] == [{"name": "val_accuracy", "direction": "max"}]
     best = max(result.records, key=lambda r: r["val_accuracy"])
     assert result.best["val_accuracy"] == best["val_accuracy"]
     front = result.pareto()
@@ -272,8 +275,8 @@ class _Cases(kt.HyperModel):
 
 
 def test_failed_trials_are_recorded_and_never_abort_or_rank(moons, tmp_path):
-    result = tuning.search(_Cases(), data=moons, algorithm="grid", max_trials=8, epochs=1, directory=tmp_path,
-                           report=False, measure_speed=False, verbose=0)
+    result = tuning.search(_Cases(), data=moons, algorithm="grid", budget=8, training=TrainingConfig(epochs=1),
+                           directory=tmp_path, options=tuning.RunOptions(report=False, measure_speed=False, verbose=0))
     by_case = {r["hyperparameters"]["case"]: r for r in result.records}
     assert list(by_case) == _Cases.CASES  # all eight ran although four failed in a row
     for case in ("nan_a", "nan_b", "nan_c", "nan_d"):
@@ -311,7 +314,7 @@ def test_cli_tune_with_hyperband_and_bad_input(tmp_path, capsys):
 
 def test_each_trial_starts_from_a_clear_session(moons):
     """No per-trial slow-down: Keras' global state (graphs, layer-name counters) is dropped after every trial."""
-    from tuning.trial import run_trial
+    from tuning.trial import TrialPlan, run_trial
 
     names = []
 
@@ -323,8 +326,9 @@ def test_each_trial_starts_from_a_clear_session(moons):
         return model
 
     for trial in range(3):
-        record = run_trial(build, moons, trial_id=str(trial), epochs=1, measure_speed=False,
-                           precision="mixed_bfloat16" if trial == 1 else None)
+        plan = TrialPlan(training=TrainingConfig(epochs=1, precision="mixed_bfloat16" if trial == 1 else None),
+                         measure_speed=False)
+        record = run_trial(build, moons, plan, trial_id=str(trial))
         assert record["status"] == "completed", record["error"]
         assert record["precision"] == ("mixed_bfloat16" if trial == 1 else "float32")
     assert names[0] == names[1] == names[2] == ["dense", "dense_1"]

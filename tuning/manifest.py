@@ -16,9 +16,9 @@ import hashlib
 import json
 import os
 
+from tuning.objectives import objective, objective_fields
 from tuning.records import read_records
 from zoo.runtime import environment, write_json_atomic
-from zoo.utils import metric_direction
 
 __all__ = ["FORMAT", "KINDS", "MANIFEST_FILE", "OLDER_MANIFESTS", "RECORDS_FILE", "make_manifest", "migrate", "migrate_record", "objectives_of",
            "read_manifest", "search_training_identity", "write_manifest"]
@@ -35,7 +35,7 @@ def _normalise(value):
 
 
 def make_manifest(kind, *, identity, objectives, data, budget=None, provenance=None) -> dict:
-    """The manifest of a run; its ``id`` is a hash of what makes the run what it is.
+    """The manifest of a run about to start; its ``id`` is a hash of what makes the run what it is.
 
     Args:
         kind: ``"comparison"`` or ``"search"``.
@@ -43,17 +43,24 @@ def make_manifest(kind, *, identity, objectives, data, budget=None, provenance=N
         objectives: ``[(name, "max" | "min"), ...]``, the first one the run's main metric.
         data: ``{"name", "fingerprint", "batch_size"}``.
         budget: what the run may spend (trials, seconds, seeds, epochs).
+        provenance: the data's ``DataBundle.provenance()``.
     """
+    return {**_manifest(kind, identity=identity, objectives=objectives, data=data, budget=budget,
+                        provenance=provenance),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "environment": {k: v for k, v in environment().items() if k != "host"}}
+
+
+def _manifest(kind, *, identity, objectives, data, budget=None, provenance=None) -> dict:
+    """The manifest's fields that describe the run (:func:`make_manifest` adds when and where)."""
     if kind not in KINDS:
         raise ValueError(f"`kind` must be one of {KINDS}. Received: kind={kind!r}")
     body = _normalise({"kind": kind, "objectives": [{"name": n, "direction": d} for n, d in objectives],
                        "data": data, "identity": identity})
     run_id = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
-    return {
-        "format": FORMAT, "id": run_id, **body, "budget": _normalise(budget or {}), "provenance": provenance,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "environment": {k: v for k, v in environment().items() if k != "host"},
-    }
+    # provenance as it reads back from the file: reports agree key for key
+    return {"format": FORMAT, "id": run_id, **body, "budget": _normalise(budget or {}),
+            "provenance": _normalise(provenance)}
 
 
 def objectives_of(manifest) -> list:
@@ -107,7 +114,7 @@ def migrate(old, records) -> dict:
                           "hyperband": {"factor": algorithm.get("hyperband_factor")},
                           "nsga2": {"population_size": algorithm.get("population_size")}}.get(name, {}))
         pairs = old.get("objectives") or [old.get("objective") or {}]
-        manifest = make_manifest("search", identity={
+        manifest = _manifest("search", identity={
             "hypermodel": old.get("hypermodel"), "space": old.get("space"), "algorithm": described,
             "seed": old.get("seed"), "executions": old.get("executions", 1), "constraints": old.get("constraints", {}),
             "training": search_training_identity(epochs=old.get("epochs"), precision=old.get("precision", "float32"),
@@ -122,14 +129,14 @@ def migrate(old, records) -> dict:
     stated = next((r["objectives"] for r in records if r.get("objectives")), None)
     single = next((r["objective"] for r in records if isinstance(r.get("objective"), str)), None)
     if stated:
-        pairs = [tuple(p) if isinstance(p, (list, tuple)) else (p, metric_direction(p)) for p in stated]
+        pairs = objective_fields(stated, arg="the records' objectives")
     elif single:
-        pairs = [(single, metric_direction(single))]
+        pairs = [objective(single, arg="the records' objective")]
     else:  # a comparison's records: its main metric is the validation accuracy, or the loss of a regression
         regression = any(r.get("task") == "regression" or "val_mae" in r for r in records)
         pairs = [("val_loss", "min") if regression else ("val_accuracy", "max")]
     first = records[0]
-    manifest = make_manifest("search" if searched else "comparison", identity={}, objectives=pairs,
+    manifest = _manifest("search" if searched else "comparison", identity={}, objectives=pairs,
                              data={"name": first.get("dataset"), "fingerprint": first.get("data"),
                                    "batch_size": first.get("batch_size")})
     manifest.update(id=first.get("search") or manifest["id"], created=None, environment=None,
