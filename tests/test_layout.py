@@ -12,6 +12,38 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGES = ("zoo", "tuning")
 # The only import circle allowed: the registry loads the model modules, which register themselves.
 ALLOWED_CYCLES = [{"zoo.registry", "zoo.models"}]
+# The floors of ../shared/DESIGN.md, bottom first: a module imports only from its own floor and the ones below.
+# A module belongs to the floor of the longest name that prefixes it (a package's own floor holds only its
+# __init__); every module must have a floor.
+FLOORS = (
+    ("zoo._lazy", "zoo._version", "zoo.utils", "zoo.layers"),
+    ("zoo.runtime", "zoo.graph"),
+    ("zoo.plots",),
+    ("zoo.weights",),  # readers, conversion, the weights table: below the builders that load them
+    ("zoo.blocks",),
+    ("zoo.registry",),
+    ("zoo.models",),
+    ("zoo.data",),
+    ("zoo.profiling",),
+    ("zoo.training",),
+    ("zoo.transfer",),
+    ("zoo.explain",),
+    ("zoo",),  # the package: public names imported on first use
+    ("zoo.bench",),
+    ("tuning.records",),
+    ("tuning.objectives", "tuning.constraints"),
+    ("tuning.manifest", "tuning.fronts", "tuning.indicators", "tuning.diagnosis"),
+    ("tuning.report",),  # reads records and the manifest; the runs below write it
+    ("tuning.settings", "tuning.artifacts", "tuning.spaces"),
+    ("tuning.trial",),
+    ("tuning.isolation", "tuning.hypermodels"),
+    ("tuning.searches",),
+    ("tuning.comparison",),
+    ("tuning",),
+    ("zoo.cli",),
+)
+# Upward imports that are part of the design: the registry imports the model modules on first use.
+ALLOWED_UPWARD = {("zoo.registry", "zoo.models")}
 
 
 def _module_name(path: pathlib.Path, root=ROOT) -> str:
@@ -65,13 +97,26 @@ def import_graph(root=ROOT) -> dict:
     return graph, files
 
 
+def floor(name):
+    """``(index, prefix)`` of the floor ``name`` is on, or ``None`` when no floor holds it."""
+    found = [(len(prefix), i, prefix) for i, group in enumerate(FLOORS) for prefix in group
+             if name == prefix or name.startswith(prefix + ".") and prefix not in PACKAGES]
+    return max(found)[1:] if found else None
+
+
 def violations(graph, files, root=ROOT) -> list:
     """Every broken layout rule, as a sentence naming the file."""
     out = []
     for name, targets in graph.items():
         path = files[name].relative_to(root)
         in_cli = name == "zoo.cli" or name.startswith("zoo.cli.")
+        here = floor(name)
+        if here is None:
+            out.append(f"{path} ({name}) is on no floor: add it to FLOORS in tests/test_layout.py")
         for target in sorted(targets):
+            there = floor(target)
+            if here and there and there[0] > here[0] and (here[1], there[1]) not in ALLOWED_UPWARD:
+                out.append(f"{path} imports {target}: an upward import (floor {here[1]} -> {there[1]})")
             if name.startswith("zoo") and not in_cli and target.split(".")[0] == "tuning":
                 out.append(f"{path} imports {target}: nothing in zoo/ outside zoo/cli/ imports tuning")
             if (target == "zoo.cli" or target.startswith("zoo.cli.")) and not in_cli:
@@ -150,25 +195,40 @@ def test_keras_tuner_private_api_stays_in_the_engine():
     assert users == ["tuning/searches/engine.py"]
 
 
-@pytest.mark.parametrize("source, expected", [
-    ("import tuning.report\n", "imports tuning.report: nothing in zoo/ outside zoo/cli/ imports tuning"),
-    ("from zoo.cli.args import parse_kwargs\n", "imports zoo.cli.args: nothing imports the CLI"),
-    ("import argparse\n", "imports argparse: argument parsing lives in zoo/cli/"),
-    ("from zoo.transfer import freeze\n", "import circle"),
+@pytest.mark.parametrize("target, source, expected", [
+    ("zoo/training/compile.py", "import tuning.report\n", "nothing in zoo/ outside zoo/cli/ imports tuning"),
+    ("zoo/training/compile.py", "from zoo.cli.args import parse_kwargs\n", "nothing imports the CLI"),
+    ("zoo/training/compile.py", "import argparse\n", "argument parsing lives in zoo/cli/"),
+    ("zoo/training/compile.py", "from zoo.transfer import freeze\n", "import circle"),
+    ("zoo/blocks.py", "import zoo.bench\n", "an upward import (floor zoo.blocks -> zoo.bench)"),
+    ("zoo/blocks.py", "from zoo import weights\n\ndef f():\n    from zoo.models import resnet\n",
+     "an upward import (floor zoo.blocks -> zoo.models)"),
+    ("tuning/records.py", "from tuning.report import write_report\n",
+     "an upward import (floor tuning.records -> tuning.report)"),
+    ("tuning/trial.py", "from tuning.searches.runner import Runner\n",
+     "an upward import (floor tuning.trial -> tuning.searches)"),
 ])
-def test_the_rules_catch_a_wrong_import(tmp_path, source, expected):
-    """A deliberately wrong import in a copy of the tree is reported, naming the file."""
+def test_the_rules_catch_a_wrong_import(tmp_path, target, source, expected):
+    """A deliberately wrong import in a copy of the tree (lazy ones too) is reported, naming the file."""
     import shutil
 
     for package in PACKAGES:
         shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
-    target = tmp_path / "zoo" / "training" / "compile.py"
-    target.write_text(source + target.read_text(encoding="utf-8"), encoding="utf-8")
-    graph, files = import_graph(tmp_path)
-    found = violations(graph, files, tmp_path)
-    assert any(expected in v for v in found), found
-    assert all("training" in v for v in found if expected in v)
+    path = tmp_path / target
+    path.write_text(source + path.read_text(encoding="utf-8"), encoding="utf-8")
+    found = violations(*import_graph(tmp_path), tmp_path)
+    assert [v for v in found if expected in v] and all(v.startswith((target, "import circle")) for v in found), found
     assert violations(*import_graph(ROOT)) == []  # the real tree is untouched
+
+
+def test_a_module_on_no_floor_is_reported(tmp_path):
+    import shutil
+
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "tuning" / "newcomer.py").write_text("from tuning.records import finite\n", encoding="utf-8")
+    found = violations(*import_graph(tmp_path), tmp_path)
+    assert found == ["tuning/newcomer.py (tuning.newcomer) is on no floor: add it to FLOORS in tests/test_layout.py"]
 
 
 FRAMEWORKS = ("tensorflow", "keras", "jax", "keras_tuner", "torch")
@@ -183,8 +243,9 @@ def _frameworks_after(code) -> list:
 
 
 @pytest.mark.parametrize("module", ["zoo", "tuning", "tuning.report", "tuning.records", "tuning.fronts",
-                                    "tuning.diagnosis", "tuning.searches", "zoo.runtime", "zoo.plots",
-                                    "zoo.registry", "zoo.cli"])
+                                    "tuning.objectives", "tuning.constraints", "tuning.indicators", "tuning.manifest",
+                                    "tuning.settings", "tuning.searches.algorithms", "tuning.diagnosis",
+                                    "tuning.searches", "zoo.runtime", "zoo.plots", "zoo.registry", "zoo.cli"])
 def test_reading_records_and_reporting_import_no_framework(module):
     """Start-up (issue 19): the packages, the records, the report and the CLI's parser load no framework, so
     `zoo --help` and `zoo report` start in a fraction of a second; a framework imported at the top of any
