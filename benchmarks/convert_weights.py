@@ -7,7 +7,7 @@ Without ``--checkpoint`` it writes a ``.safetensors`` file with torchvision's re
 names and shapes (recorded in tests/fixtures/weights/full_size_keys.json) and random
 values, in NumPy, so it runs offline and without torch. Measured, each in the same process:
 reading the file (``read_checkpoint``), converting and assigning it (``load_state_dict``),
-and loading the kept ``.weights.h5`` the next time (``load_converted``). Memory is the
+and loading the kept ``.weights.h5`` the next time (``zoo.weights.load``, twice). Memory is the
 peak resident set size above the level after the model was built, sampled every 5 ms,
 as a multiple of the checkpoint's size. Results go to ``--out`` with the machine, the
 backend and the versions.
@@ -115,12 +115,13 @@ def main(argv=None):
         del state
         with PeakRSS() as convert_mem:
             start = time.perf_counter()
-            report = zoo.weights.load_converted(model, path)  # reads, converts, assigns, keeps the .weights.h5
+            # reads, converts, assigns, keeps the .weights.h5
+            report = zoo.weights.load(model, path, card=zoo.get_card(args.model))
             convert_s = time.perf_counter() - start
         fresh = zoo.build(args.model)
         with PeakRSS() as kept_mem:
             start = time.perf_counter()
-            kept = zoo.weights.load_converted(fresh, path)
+            kept = zoo.weights.load(fresh, path, card=zoo.get_card(args.model))
             kept_s = time.perf_counter() - start
         assert kept.key_style == "converted", kept
         same = all(np.array_equal(a, b) for a, b in zip(model.get_weights(), fresh.get_weights()))

@@ -41,7 +41,7 @@ def pretrained_recipe(fast, out):
     if fast:
         train, val, test = train.take(4), val.take(2), test.take(2)
     backbone = zoo.build("resnet18", input_shape=bundle.input_shape, include_top=False)
-    print(zoo.weights.load_pretrained(backbone, "torchvision")[1])
+    print(zoo.weights.load(backbone, "torchvision", card=zoo.get_card("resnet18")))
     model = transfer.replace_head(backbone, bundle.num_classes, dropout=0.2)
     epochs = 1 if fast else 3
     result = transfer.fine_tune(model, train, val, head_epochs=epochs, unfreeze="stage4", ft_epochs=epochs,

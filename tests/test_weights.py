@@ -47,12 +47,58 @@ def test_converted_fixture_gives_the_torch_logits(name, suffix):
     assert _max_relative_error(model, name) <= 1e-5
 
 
-def test_builder_weights_argument_converts_a_checkpoint():
-    info = INDEX["resnet18_basic"]
-    path = os.path.join(FIXTURES, "resnet18_basic.safetensors")
-    model = zoo.build("resnet18", input_shape=(64, 64, 3), num_classes=10, classifier_activation=None,
-                      weights=path, **info["kwargs"])
+def test_builder_weights_argument_converts_a_checkpoint_once(tmp_path):
+    # A local checkpoint takes the table's path: converted by its family's key rules, the result kept beside it.
+    path = tmp_path / "resnet18_basic.safetensors"
+    shutil.copy(os.path.join(FIXTURES, "resnet18_basic.safetensors"), path)
+    model = _fixture_model("resnet18_basic", weights=str(path))
     assert _max_relative_error(model, "resnet18_basic") <= 1e-5
+    kept = tmp_path / "resnet18_basic.zoo.weights.h5"
+    assert kept.exists()
+    report = zoo.weights.load(_fixture_model("resnet18_basic"), path, card=zoo.get_card("resnet18"))
+    assert report.key_style == "converted" and report.source == str(kept) and report.family == "resnet"
+
+
+def test_one_load_for_every_kind_of_weights(tmp_path):
+    # zoo.weights.load (also zoo.load_weights) takes Keras files too, by layer key or name, with a report.
+    source = _fixture_model("resnet18_basic")
+    load_state_dict(source, os.path.join(FIXTURES, "resnet18_basic.pth"), family="resnet")
+    h5, saved = tmp_path / "r18.weights.h5", tmp_path / "r18.keras"
+    source.save_weights(h5)
+    source.save(saved)
+    for path in (h5, saved):
+        target = _fixture_model("resnet18_basic")
+        report = zoo.load_weights(target, path)
+        assert isinstance(report, zoo.weights.LoadReport) and not report.skipped
+        assert _max_relative_error(target, "resnet18_basic") <= 1e-5
+    with pytest.raises(ValueError, match="does not exist"):
+        zoo.weights.load(source, tmp_path / "missing.pth")
+    with pytest.raises(ValueError, match="keras.applications wrappers"):
+        zoo.weights.load(source, "imagenet")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ValueError, match=r"\.weights\.h5 or a \.keras file"):
+        zoo.weights.load(source, tmp_path / "notes.txt")
+
+
+def test_every_table_entry_is_on_its_models_card_and_its_family_has_key_rules():
+    for name in {r["model"] for r in zoo.weights.weights_table()}:
+        card = zoo.get_card(name)
+        assert card.weights and all(zoo.weights.resolve(name, spec)["model"] == name for spec in card.weights)
+        zoo.weights.key_rules(card.family)
+    assert zoo.get_card("keras_resnet50").weights == ("imagenet",) and zoo.get_card("lenet5").weights == ()
+
+
+def test_each_family_brings_its_own_key_rules():
+    # Registered by the family modules (the weights floor imports no model); the card names the family.
+    assert {"resnet", "densenet", "vgg", "alexnet"} <= set(zoo.weights.convert._KEY_RULES)
+    assert zoo.weights.key_rules(zoo.get_card("vgg16_bn").family).sequential
+    with pytest.raises(ValueError, match="no torchvision counterpart"):
+        zoo.weights.key_rules("lenet")
+    with pytest.raises(ValueError, match="already"):
+        zoo.weights.register_key_rules("resnet", zoo.weights.KeyRules())
+    # A model without its card is recognised by its layer names.
+    for name in ("resnet18_basic", "densenet121", "vgg11_bn", "alexnet"):
+        assert zoo.weights.infer_family(_fixture_model(name)) == zoo.get_card(INDEX[name]["model"]).family
 
 
 def test_legacy_torch_format_reads_the_same_tensors():
@@ -274,32 +320,34 @@ def test_a_cached_file_is_used_without_network_and_its_hash_checked(monkeypatch,
     monkeypatch.setattr(zoo.weights.hub, "weights_table", lambda: (entry,))
     _no_network(monkeypatch)
     model = _fixture_model("resnet18_basic")
-    loaded, report = zoo.weights.load_pretrained(model, "torchvision", model_name="resnet18", directory=str(tmp_path))
-    assert loaded["file_name"] == name and len(report.loaded) == 41
+    card = zoo.get_card("resnet18")
+    assert "torchvision:IMAGENET1K_V1" in card.weights  # the card lists the table's entries
+    report = zoo.weights.load(model, "torchvision", card=card, directory=str(tmp_path))
+    assert report.source == str(tmp_path / name) and len(report.loaded) == 41
     assert _max_relative_error(model, "resnet18_basic") <= 1e-5
     data = bytearray((tmp_path / name).read_bytes())
     data[-1] ^= 1
     (tmp_path / name).write_bytes(bytes(data))
     with pytest.raises(ValueError, match=re.escape(name) + ".*SHA-256"):
-        zoo.weights.load_pretrained(model, "torchvision", model_name="resnet18", directory=str(tmp_path))
+        zoo.weights.load(model, "torchvision", card=card, directory=str(tmp_path))
     # The conversion is kept beside the checkpoint and used by the next load, whole or without the head.
     (tmp_path / name).write_bytes(open(source, "rb").read())
     kept = tmp_path / name.replace(".safetensors", ".zoo.weights.h5")
     assert str(kept) == zoo.weights.converted_path(str(tmp_path / name)) and kept.exists()
-    _, report = zoo.weights.load_pretrained(model, "torchvision", model_name="resnet18", directory=str(tmp_path))
+    report = zoo.weights.load(model, "torchvision", card=card, directory=str(tmp_path))
     assert report.key_style == "torchvision"  # the checkpoint is newer than the kept file: converted again
     fresh = _fixture_model("resnet18_basic")
-    _, report = zoo.weights.load_pretrained(fresh, "torchvision", model_name="resnet18", directory=str(tmp_path))
+    report = zoo.weights.load(fresh, "torchvision", card=card, directory=str(tmp_path))
     assert report.key_style == "converted" and report.source == str(kept)
     assert _max_relative_error(fresh, "resnet18_basic") <= 1e-5
     body = _fixture_model("resnet18_basic", include_top=False, pooling="avg")
-    _, report = zoo.weights.load_pretrained(body, "torchvision", model_name="resnet18", directory=str(tmp_path))
+    report = zoo.weights.load(body, "torchvision", card=card, directory=str(tmp_path))
     assert report.key_style == "converted"
     np.testing.assert_array_equal(body.get_layer("stem_conv").kernel, fresh.get_layer("stem_conv").kernel)
     kept.write_bytes(kept.read_bytes()[:1000])  # a damaged kept file: ignored, converted again, rewritten
     with pytest.warns(UserWarning, match="Ignoring the converted weights"):
-        _, report = zoo.weights.load_pretrained(_fixture_model("resnet18_basic"), "torchvision",
-                                                model_name="resnet18", directory=str(tmp_path))
+        report = zoo.weights.load(_fixture_model("resnet18_basic"), "torchvision", card=card,
+                                  directory=str(tmp_path))
     assert report.key_style == "torchvision" and kept.stat().st_size > 1000
 
 

@@ -70,14 +70,16 @@ def test_weights_verify_and_fetch(capsys, monkeypatch, tmp_path):
 def test_predict_with_a_checkpoint_prints_the_top_classes(capsys, tmp_path):
     image = np.random.default_rng(0).integers(0, 256, (80, 100, 3))
     _write_png(tmp_path / "photo.png", image)
-    out = _run(capsys, ["predict", "resnet18", str(tmp_path / "photo.png"), "--weights", FIXTURE,
+    checkpoint = str(tmp_path / os.path.basename(FIXTURE))  # its conversion is kept beside it
+    shutil.copy(FIXTURE, checkpoint)
+    out = _run(capsys, ["predict", "resnet18", str(tmp_path / "photo.png"), "--weights", checkpoint,
                         "--num-classes", "10", "--top", "3", *TINY])
     lines = out.splitlines()
     assert lines[0] == str(tmp_path / "photo.png") and len(lines) == 4
     # The same prediction by hand: the weights' preprocessing (resize 73, crop 64, ImageNet mean/std).
     entry = zoo.weights.resolve("resnet18", "torchvision")
     x = zoo.weights.normalization(entry)(zoo.weights.read_images(tmp_path / "photo.png", resize=73, crop=64))
-    probs = np.asarray(_fixture_model("resnet18_basic", weights=FIXTURE, classifier_activation="softmax")(x))[0]
+    probs = np.asarray(_fixture_model("resnet18_basic", weights=checkpoint, classifier_activation="softmax")(x))[0]
     best = np.argsort(-probs)[:3]
     assert [int(line.split()[1]) for line in lines[1:]] == best.tolist()
     assert lines[1].split()[0] == f"{probs[best[0]]:.2%}"
@@ -85,7 +87,7 @@ def test_predict_with_a_checkpoint_prints_the_top_classes(capsys, tmp_path):
 
 
 def test_transfer_with_torchvision_weights_then_predict_with_class_names(capsys, monkeypatch, tmp_path):
-    entry, _ = _fixture_entry(monkeypatch, tmp_path)
+    entry, cached = _fixture_entry(monkeypatch, tmp_path)
     rng = np.random.default_rng(1)
     for cls, channel in (("cat", 0), ("dog", 2)):  # a photo folder: reddish cats, bluish dogs
         os.makedirs(tmp_path / "photos" / cls)
@@ -99,7 +101,7 @@ def test_transfer_with_torchvision_weights_then_predict_with_class_names(capsys,
                         "--ft-epochs", "1", "--batch-size", "4", "--min-steps", "0", "--out", str(out_dir)])
     assert "weights: torchvision:IMAGENET1K_V1" in out and "normalised with mean [0.485, 0.456, 0.406]" in out
     # The backbone started from the checkpoint: its frozen stem is the fixture's, converted.
-    reference = _fixture_model("resnet18_basic", weights=FIXTURE)
+    reference = _fixture_model("resnet18_basic", weights=str(cached))
     saved = keras.saving.load_model(str(out_dir / "model.keras"))
     backbone = next(la for la in saved.layers if isinstance(la, keras.Model))
     np.testing.assert_array_equal(backbone.get_layer("stem_conv").kernel, reference.get_layer("stem_conv").kernel)

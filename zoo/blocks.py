@@ -188,28 +188,6 @@ def predictions(x, units, classifier_activation, *, name="head"):
                         name=f"{name}_predictions")(x)
 
 
-def finish(inputs, outputs, *, name, weights=None):
-    """Wrap into a functional model and load ``weights`` (a local file) if given.
-
-    A torch or safetensors checkpoint (``.pth``, ``.pt``, ``.bin``, ``.safetensors``) is
-    converted by :func:`zoo.weights.load_state_dict`; other files go to ``load_weights``.
-    """
-    model = keras.Model(inputs, outputs, name=name)
-    if weights is not None:
-        from zoo import weights as pretrained
-
-        if pretrained.is_checkpoint(weights):
-            pretrained.load_state_dict(model, weights)
-            return model
-        try:
-            model.load_weights(weights)
-        except Exception as e:  # keras raises several types; report one clear error
-            raise ValueError(
-                f"Could not load `weights` into model {name!r}: {e}. Received: weights={weights!r}"
-            ) from e
-    return model
-
-
 # ---------------------------------------------------------------------------
 # Residual and dense blocks. Layers are created in the reference's forward
 # order (torchvision ``BasicBlock``/``Bottleneck``/``_DenseLayer``/``_Transition``;

@@ -62,6 +62,9 @@ class ModelCard:
             and by quick demos (small width, small input).
         preprocess_input: input preprocessing expected by pretrained weights,
             or ``None`` when the model takes inputs scaled to [0, 1].
+        weights: the named weights its ``weights=`` takes, as torchvision's ``Weights`` enums list
+            them: the weights table's entries for the model as ``"source:tag"`` (``zoo weights list``),
+            or ``"imagenet"``, Keras' own, for the keras.applications wrappers.
     """
 
     name: str
@@ -73,6 +76,7 @@ class ModelCard:
     description: str = ""
     test_kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     preprocess_input: Callable | None = field(default=None, compare=False, repr=False)
+    weights: tuple = ()
     builder: Callable = field(default=None, compare=False, repr=False)
 
     def has(self, tag: str) -> bool:
@@ -92,9 +96,12 @@ def register_model(
     description: str = "",
     test_kwargs: Mapping[str, Any] | None = None,
     preprocess_input: Callable | None = None,
+    weights: tuple | None = None,
     name: str | None = None,
 ):
     """Decorator registering a builder under its function name (or ``name``).
+
+    ``weights=None`` lists the weights table's entries for the model (:attr:`ModelCard.weights`).
 
     Raises:
         ValueError: if the name is already registered or a tag is unknown.
@@ -118,11 +125,19 @@ def register_model(
             description=description or (doc[0] if doc else ""),
             test_kwargs=MappingProxyType(dict(test_kwargs or {})),
             preprocess_input=preprocess_input,
+            weights=_table_weights(model_name) if weights is None else tuple(weights),
             builder=fn,
         )
         return fn
 
     return decorator
+
+
+def _table_weights(name):
+    """``"source:tag"`` of the weights table's entries for model ``name``."""
+    from zoo.weights import weights_table  # imported when a model registers: `zoo list` stays light
+
+    return tuple(f"{r['source']}:{r['tag']}" for r in weights_table() if r["model"] == name)
 
 
 def _ensure_loaded():

@@ -331,14 +331,12 @@ def check_common(
     include_top,
     pooling,
     classifier_activation,
-    weights,
     default_input_shape,
     min_size,
     rank=3,
     channels=None,
-    allow_imagenet=False,
 ):
-    """The checks every keras.applications-style builder starts with."""
+    """The checks every keras.applications-style builder starts with (``weights`` has its own, :func:`check_weights`)."""
     shape = check_input_shape(
         input_shape, default=default_input_shape, min_size=min_size, rank=rank, channels=channels
     )
@@ -346,7 +344,6 @@ def check_common(
     num_classes = check_int("num_classes", num_classes, maximum=MAX_CLASSES)
     check_choice("pooling", pooling, POOLINGS)
     check_classifier_activation(classifier_activation)
-    check_weights(weights, allow_imagenet=allow_imagenet)
     return shape, num_classes
 
 

@@ -35,13 +35,12 @@ def cmd_transfer(args):
     args.channels = 3 if entry or args.channels is None else args.channels
     bundle = load_data(args)
     backbone = zoo.build(args.backbone, input_shape=bundle.input_shape, include_top=False, **kwargs)
-    if entry and pretrained.is_weights_spec(args.weights):
-        entry, report = pretrained.load_pretrained(backbone, args.weights, model_name=args.backbone)
-        print(f"weights: {entry['source']}:{entry['tag']} (ImageNet top-1 {entry['top1']}%), {report}")
-    elif args.weights and pretrained.is_checkpoint(args.weights):
-        print(f"weights: {pretrained.load_converted(backbone, args.weights)}")
-    elif args.weights:
-        zoo.load_weights(backbone, args.weights, skip_mismatch=args.skip_mismatch)
+    if args.weights:
+        report = pretrained.load(backbone, args.weights, card=zoo.get_card(args.backbone),
+                                 skip_mismatch=args.skip_mismatch)
+        named = f"{entry['source']}:{entry['tag']} (ImageNet top-1 {entry['top1']}%), " if (
+            entry and pretrained.is_weights_spec(args.weights)) else ""
+        print(f"weights: {named}{report}")
     model = zoo.replace_head(backbone, bundle.num_classes, dropout=args.dropout)
     train, val, test = bundle.train, bundle.validation, bundle.test
     if entry:

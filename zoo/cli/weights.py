@@ -71,6 +71,7 @@ def _build_for_checkpoint(args, path):
 
 
 def cmd_convert(args):
+    import zoo
     from zoo import weights as pretrained
 
     if not os.path.isfile(args.file):
@@ -85,7 +86,7 @@ def cmd_convert(args):
     if entry is not None:
         pretrained.verify(args.file, entry)
     model, name = _build_for_checkpoint(args, args.file)
-    report = pretrained.load_state_dict(model, args.file, source=args.file)
+    report = pretrained.load_state_dict(model, args.file, family=zoo.get_card(name).family, source=args.file)
     print(report)
     if os.path.dirname(out):
         os.makedirs(os.path.dirname(out), exist_ok=True)

@@ -10,12 +10,14 @@ greppable function whose body says what it builds (``return _imagenet_resnet(50,
   the function's own ``__name__``, ``__qualname__``, ``__module__`` and docstring;
 * the prologue every builder shares: the keras.applications arguments
   (:data:`COMMON_ARGS`) are checked once, by :func:`zoo.utils.check_common` against the
-  card's default input shape and minimum input size, before anything is built, and
-  a model whose weights may not fit in memory is counted dry first;
+  card's default input shape and minimum input size, before anything is built; a model
+  whose weights may not fit in memory is counted dry first; ``weights`` is checked, and a
+  table entry fetched, before building too;
+* the epilogue: the one place where weights are loaded, :func:`zoo.weights.load`.
 
-and then calls the function with the checked ``input_shape`` and ``num_classes`` and the
-caller's other arguments. A limit that depends on another argument (DenseNet's minimum
-size follows its stem) is left to the family builder, which checks it after that argument.
+The function itself gets the checked arguments but ``weights``. A limit that depends on
+another argument (DenseNet's minimum size follows its stem) is left to the family builder,
+which checks it after that argument.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ import math
 import numbers
 
 from zoo import blocks
+from zoo import weights as pretrained
 from zoo.graph import dry_weight_count
-from zoo.registry import register_model
-from zoo.utils import check_common, check_initializer, check_weights_fit
+from zoo.registry import get_card, register_model
+from zoo.utils import check_common, check_initializer, check_weights, check_weights_fit
 
 COMMON_ARGS = ("input_shape", "num_classes", "include_top", "pooling", "classifier_activation", "weights")
 # How the docstrings of the staged CNN families with a `width` end (``{name}``: the builder's).
@@ -53,23 +56,24 @@ def keras_params(num_classes, *extra, before=()):
             ("pooling", None), ("classifier_activation", "softmax"), *extra, ("weights", None))
 
 
-def _pretrained_entry(name, card, args):
-    """The weights-table entry that ``args["weights"]`` names (``"torchvision"``, a tag...), or ``None``
-    for a file or no weights; ``args["weights"]`` becomes ``None`` then, for the shared checks."""
-    from zoo import weights as pretrained
+def _weights_source(card, weights, include_top, num_classes):
+    """``weights`` checked before anything is built: what the build's last step loads, or ``None``.
 
-    spec = args["weights"]
-    if not pretrained.is_weights_spec(spec) or card["family"] not in pretrained.FAMILIES:
-        return None
-    entry = pretrained.resolve(name, spec)
-    if args["include_top"] and args["num_classes"] != 1000:
-        raise ValueError(
-            f"weights={spec!r} with include_top=True needs num_classes=1000 (the checkpoint's head). Received: "
-            f"num_classes={args['num_classes']!r}. For another task build with include_top=False, or call "
-            f"zoo.weights.load_pretrained(model, {spec!r}, new_head=True) to keep the backbone and a new head."
-        )
-    args["weights"] = None
-    return entry
+    A name of the weights table is resolved for the model, its head checked against the model's
+    and its file fetched (from the Keras cache, else downloaded: offline this fails within a
+    second), so that the build loads that file; a file must exist.
+    """
+    if card.weights and pretrained.is_weights_spec(weights):
+        entry = pretrained.resolve(card.name, weights)
+        if include_top and num_classes != 1000:
+            raise ValueError(
+                f"weights={weights!r} with include_top=True needs num_classes=1000 (the checkpoint's head). Received: "
+                f"num_classes={num_classes!r}. For another task build with include_top=False, or load them with "
+                f"zoo.weights.load(model, {weights!r}, card=zoo.get_card({card.name!r}), new_head=True) to keep the "
+                "backbone and a new head."
+            )
+        return pretrained.fetch(entry)
+    return check_weights(weights, allow_imagenet="imagenet" in card.weights)
 
 
 def _looks_large(args, defaults, default_input_shape, factor=4):
@@ -91,10 +95,10 @@ def _looks_large(args, defaults, default_input_shape, factor=4):
 
 
 def variant(*, card, params, doc="", checks=None):
-    """Register the decorated function as a model: its name, its docstring, the shared prologue.
+    """Register the decorated function as a model: its name, its docstring, the shared prologue and epilogue.
 
-    The function takes the checked arguments as keywords and builds the model, e.g.
-    ``def resnet50(**kw): return _imagenet_resnet(50, **kw)``.
+    The function takes the checked arguments as keywords, all but ``weights``, and builds the
+    model, e.g. ``def resnet50(**kw): return _imagenet_resnet(50, **kw)``.
 
     Args:
         card: keyword arguments of :func:`zoo.registry.register_model`.
@@ -102,8 +106,9 @@ def variant(*, card, params, doc="", checks=None):
             ``name``; they include every argument of :data:`COMMON_ARGS`.
         doc: a docstring tail shared by a family's variants (their Args, Returns and Example),
             appended to the function's own docstring; ``{name}`` in it becomes the builder's name.
-        checks: overrides of :func:`zoo.utils.check_common`'s settings
-            (``default_input_shape`` and ``min_size`` are the card's).
+        checks: overrides of :func:`zoo.utils.check_common`'s settings (``default_input_shape``
+            and ``min_size`` are the card's); ``False`` when the function checks every argument
+            itself (the MLP, whose input rank and task decide its input shape and classes).
 
     Returns:
         The decorator; it returns the registered builder.
@@ -127,24 +132,25 @@ def variant(*, card, params, doc="", checks=None):
             for key in kwargs:
                 if key not in defaults:
                     raise TypeError(f"{name}() got an unexpected keyword argument {key!r}")
+            model_card = get_card(name)
             args = {**defaults, **kwargs}
             initializer = args.pop("kernel_initializer") if contextual else None
             if initializer is not None:
                 initializer = check_initializer("kernel_initializer", initializer)
-            entry = _pretrained_entry(name, card, args)
-            args["input_shape"], args["num_classes"] = check_common(**{k: args[k] for k in COMMON_ARGS}, **settings)
-            if _looks_large(args, defaults, card["default_input_shape"]):
-                given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k != "weights")
-                check_weights_fit(dry_weight_count(lambda: fn(**{**args, "weights": None})),
-                                  what=f"{name} with {given}")
+            weights = args.pop("weights")
+            if checks is not False:
+                args["input_shape"], args["num_classes"] = check_common(
+                    **{k: args[k] for k in COMMON_ARGS if k != "weights"}, **settings)
+                if _looks_large(args, defaults, card["default_input_shape"]):
+                    given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k != "weights")
+                    check_weights_fit(dry_weight_count(lambda: fn(**args)), what=f"{name} with {given}")
+            source = _weights_source(model_card, weights, args["include_top"], args["num_classes"])
+            if source == "imagenet":  # keras.applications' own: Keras' constructor loads them, and they shape the
+                args["imagenet"], source = True, None  # model it builds (EfficientNet), so the wrapper builds them in
             with blocks.kernel_initializer(initializer):
-                if entry is None:
-                    return fn(**args)
-                from zoo import weights as pretrained
-
-                path = pretrained.fetch(entry)  # before building: offline, this fails within a second
-                model = fn(**{**args, "weights": None})
-            pretrained.load_converted(model, path)
+                model = fn(**args)
+            if source is not None:
+                pretrained.load(model, source, card=model_card)
             return model
 
         builder.__name__ = builder.__qualname__ = name

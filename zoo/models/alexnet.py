@@ -12,6 +12,7 @@ import keras
 from zoo import blocks
 from zoo.models._variants import keras_params, variant
 from zoo.utils import check_float, check_width, scaled
+from zoo.weights.convert import KeyRules, register_key_rules
 
 # The two layouts: per conv stage (filters, kernel, stride, padding, max-pool after it), the side of the
 # adaptive average pool before the classifier (None: flatten the last map) and the hidden FC units.
@@ -32,10 +33,17 @@ ALEXNET_LAYOUTS = {
 }
 MIN_INPUT_SIZE = 63  # smallest input that survives alexnet's three 3x3/2 max-pools
 CIFAR_MIN_INPUT_SIZE = 15
+# torchvision's state-dict keys: the stages replay torch's `features` Sequential.
+KEY_RULES = register_key_rules("alexnet", KeyRules(
+    sequential=True,
+    heads={"torchvision": {"head_fc1": "classifier.1", "head_fc2": "classifier.4", "head_predictions": "classifier.6"}},
+    head_modules=("classifier",),
+    signature=r"stage5_conv",  # five conv stages named stageN_conv (LeNet has three)
+))
 
 
 def _alexnet(*, convs, pooled_size, hidden_units, input_shape, num_classes, include_top, pooling,
-             classifier_activation, dropout, width, weights, name):
+             classifier_activation, dropout, width, name):
     dropout = check_float("dropout", dropout, minimum=0.0, maximum=1.0, max_inclusive=False)
     width = check_width(width)
     inputs = keras.Input(shape=input_shape, name="input")
@@ -58,7 +66,7 @@ def _alexnet(*, convs, pooled_size, hidden_units, input_shape, num_classes, incl
         dropout=dropout,
         dropout_first=True,
     )
-    return blocks.finish(inputs, x, name=name, weights=weights)
+    return keras.Model(inputs, x, name=name)
 
 
 def _card(kind, default_input_shape, min_input_size):

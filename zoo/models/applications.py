@@ -146,10 +146,11 @@ def _download_error(model_name, error):
     )
 
 
-def _application(*, model_name, input_shape, num_classes, include_top, pooling, classifier_activation,
-                 weights, name):
+def _application(*, model_name, input_shape, num_classes, include_top, pooling, classifier_activation, name,
+                 imagenet=False):
+    """The wrapper of ``APPLICATIONS[model_name]``; ``imagenet``: Keras' ImageNet model, built and loaded by Keras'
+    constructor (weights="imagenet" shapes the model: EfficientNet rescales its input once more), its weights copied."""
     spec = APPLICATIONS[model_name]
-    imagenet = weights == "imagenet"
     if imagenet:  # the pretrained backbones take RGB
         check_input_shape(input_shape, default=input_shape, channels=3)
     keras_top = include_top and num_classes == 1000  # Keras' own ImageNet classifier
@@ -168,10 +169,10 @@ def _application(*, model_name, input_shape, num_classes, include_top, pooling, 
     inputs = keras.Input(shape=input_shape, name="input")
     staged = _staged(backbone, inputs, STAGE_RULES[spec.rules], copy_weights=imagenet)
     if keras_top:
-        return blocks.finish(inputs, staged.output, name=name, weights=None if imagenet else weights)
+        return keras.Model(inputs, staged.output, name=name)
     x = blocks.classifier_head(staged.output, num_classes=num_classes, include_top=include_top,
                                pooling=pooling, classifier_activation=classifier_activation)
-    return blocks.finish(inputs, x, name=name, weights=None if imagenet else weights)
+    return keras.Model(inputs, x, name=name)
 
 
 def _card(model_name):
@@ -185,6 +186,7 @@ def _card(model_name):
         + spec.tags + (("slow",) if spec.slow else ()),
         test_kwargs={"input_shape": (32, 32, 3)},
         preprocess_input=spec.module.preprocess_input,
+        weights=("imagenet",),
     )
 
 
@@ -210,82 +212,81 @@ _ARGS_DOC = """
         >>> model = {name}(input_shape=(32, 32, 3), num_classes=10)
     """
 _PARAMS = keras_params(1000)
-_CHECKS = {"allow_imagenet": True}
 
 
-@variant(card=_card("keras_vgg16"), params=_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+@variant(card=_card("keras_vgg16"), params=_PARAMS, doc=_ARGS_DOC)
 def keras_vgg16(**kw):
     """``keras.applications.VGG16`` backbone with a zoo head and stage-prefixed layer names."""
     return _application(model_name="keras_vgg16", **kw)
 
 
-@variant(card=_card("keras_vgg19"), params=_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+@variant(card=_card("keras_vgg19"), params=_PARAMS, doc=_ARGS_DOC)
 def keras_vgg19(**kw):
     """``keras.applications.VGG19`` backbone with a zoo head and stage-prefixed layer names."""
     return _application(model_name="keras_vgg19", **kw)
 
 
-@variant(card=_card("keras_resnet50"), params=_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+@variant(card=_card("keras_resnet50"), params=_PARAMS, doc=_ARGS_DOC)
 def keras_resnet50(**kw):
     """``keras.applications.ResNet50`` backbone with a zoo head and stage-prefixed layer names."""
     return _application(model_name="keras_resnet50", **kw)
 
 
-@variant(card=_card("keras_resnet101"), params=_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+@variant(card=_card("keras_resnet101"), params=_PARAMS, doc=_ARGS_DOC)
 def keras_resnet101(**kw):
     """``keras.applications.ResNet101`` backbone with a zoo head and stage-prefixed layer names."""
     return _application(model_name="keras_resnet101", **kw)
 
 
-@variant(card=_card("keras_resnet152"), params=_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+@variant(card=_card("keras_resnet152"), params=_PARAMS, doc=_ARGS_DOC)
 def keras_resnet152(**kw):
     """``keras.applications.ResNet152`` backbone with a zoo head and stage-prefixed layer names."""
     return _application(model_name="keras_resnet152", **kw)
 
 
-@variant(card=_card("keras_resnet50v2"), params=_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+@variant(card=_card("keras_resnet50v2"), params=_PARAMS, doc=_ARGS_DOC)
 def keras_resnet50v2(**kw):
     """``keras.applications.ResNet50V2`` backbone with a zoo head and stage-prefixed layer names."""
     return _application(model_name="keras_resnet50v2", **kw)
 
 
-@variant(card=_card("keras_resnet101v2"), params=_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+@variant(card=_card("keras_resnet101v2"), params=_PARAMS, doc=_ARGS_DOC)
 def keras_resnet101v2(**kw):
     """``keras.applications.ResNet101V2`` backbone with a zoo head and stage-prefixed layer names."""
     return _application(model_name="keras_resnet101v2", **kw)
 
 
-@variant(card=_card("keras_resnet152v2"), params=_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+@variant(card=_card("keras_resnet152v2"), params=_PARAMS, doc=_ARGS_DOC)
 def keras_resnet152v2(**kw):
     """``keras.applications.ResNet152V2`` backbone with a zoo head and stage-prefixed layer names."""
     return _application(model_name="keras_resnet152v2", **kw)
 
 
-@variant(card=_card("keras_densenet121"), params=_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+@variant(card=_card("keras_densenet121"), params=_PARAMS, doc=_ARGS_DOC)
 def keras_densenet121(**kw):
     """``keras.applications.DenseNet121`` backbone with a zoo head and stage-prefixed layer names."""
     return _application(model_name="keras_densenet121", **kw)
 
 
-@variant(card=_card("keras_densenet169"), params=_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+@variant(card=_card("keras_densenet169"), params=_PARAMS, doc=_ARGS_DOC)
 def keras_densenet169(**kw):
     """``keras.applications.DenseNet169`` backbone with a zoo head and stage-prefixed layer names."""
     return _application(model_name="keras_densenet169", **kw)
 
 
-@variant(card=_card("keras_densenet201"), params=_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+@variant(card=_card("keras_densenet201"), params=_PARAMS, doc=_ARGS_DOC)
 def keras_densenet201(**kw):
     """``keras.applications.DenseNet201`` backbone with a zoo head and stage-prefixed layer names."""
     return _application(model_name="keras_densenet201", **kw)
 
 
-@variant(card=_card("keras_mobilenetv2"), params=_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+@variant(card=_card("keras_mobilenetv2"), params=_PARAMS, doc=_ARGS_DOC)
 def keras_mobilenetv2(**kw):
     """``keras.applications.MobileNetV2`` backbone with a zoo head and stage-prefixed layer names."""
     return _application(model_name="keras_mobilenetv2", **kw)
 
 
-@variant(card=_card("keras_efficientnetb0"), params=_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+@variant(card=_card("keras_efficientnetb0"), params=_PARAMS, doc=_ARGS_DOC)
 def keras_efficientnetb0(**kw):
     """``keras.applications.EfficientNetB0`` backbone with a zoo head and stage-prefixed layer names."""
     return _application(model_name="keras_efficientnetb0", **kw)

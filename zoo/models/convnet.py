@@ -37,7 +37,7 @@ def _spatial_size(size, *, filters, convs, kernel, strides, padding, dilation, p
 
 
 def _convnet(*, input_shape, num_classes, filters, convs_per_stage, kernel_size, activation, pool, batch_norm,
-             dropout, dense_units, flatten, width, include_top, pooling, classifier_activation, weights, name,
+             dropout, dense_units, flatten, width, include_top, pooling, classifier_activation, name,
              strides=1, padding="same", dilation_rate=1, l1=0.0, l2=0.0):
     filters = check_int_sequence("filters", filters, allow_empty=False)
     n = check_int("convs_per_stage", convs_per_stage, maximum=MAX_LAYERS)
@@ -87,7 +87,7 @@ def _convnet(*, input_shape, num_classes, filters, convs_per_stage, kernel_size,
         act=act,
         dropout=dropout,
     )
-    return blocks.finish(inputs, x, name=name, weights=weights)
+    return keras.Model(inputs, x, name=name)
 
 
 @variant(

@@ -9,6 +9,8 @@ bottleneck layers, a bare 3x3 conv of 2k filters as stem, compression 0.5).
 
 from __future__ import annotations
 
+import re
+
 import keras
 
 from zoo import blocks
@@ -23,6 +25,7 @@ from zoo.utils import (
     check_width,
     scaled,
 )
+from zoo.weights.convert import KeyRules, register_key_rules
 
 # depth -> torchvision's (growth_rate, block_config, num_init_features).
 DENSENET_SPECS = {
@@ -32,6 +35,23 @@ DENSENET_SPECS = {
 }
 BN_SIZE = 4  # bottleneck width = BN_SIZE * growth_rate
 COMPRESSION = 0.5
+# torchvision's DenseNet checkpoints of 2017 name 'norm1' 'norm.1' (torchvision's own _load_state_dict rule).
+_OLD_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+# torchvision's state-dict keys (timm's DenseNets use the same): zoo layer -> torch module.
+KEY_RULES = register_key_rules("densenet", KeyRules(
+    modules=(
+        (r"stem_conv", "features.conv0"), (r"stem_bn", "features.norm0"),
+        (r"stage(\d+)_block(\d+)_bn(\d)", "features.denseblock{0}.denselayer{1}.norm{2}"),
+        (r"stage(\d+)_block(\d+)_conv(\d)", "features.denseblock{0}.denselayer{1}.conv{2}"),
+        (r"stage(\d+)_transition_bn", "features.transition{0}.norm"),
+        (r"stage(\d+)_transition_conv", "features.transition{0}.conv"),
+        (r"stage\d+_post_bn", "features.norm5"),
+        (r"head_predictions", "classifier"),
+    ),
+    head_modules=("classifier",),
+    rename=lambda key: _OLD_KEY.sub(r"\1\2", key),
+    signature=r"stage\d+_transition_conv",
+))
 
 
 def min_input_size(stem, num_blocks):
@@ -42,7 +62,7 @@ def min_input_size(stem, num_blocks):
 
 
 def _densenet(*, growth_rate, block_config, init_features, stem, compression,
-              input_shape, num_classes, include_top, pooling, classifier_activation, width, weights, name):
+              input_shape, num_classes, include_top, pooling, classifier_activation, width, name):
     width = check_width(width)
     compression = check_float("compression", compression, minimum=0.0, maximum=1.0)
     if compression == 0.0:
@@ -63,7 +83,7 @@ def _densenet(*, growth_rate, block_config, init_features, stem, compression,
     x = blocks.bn_relu(x, name=f"stage{len(block_config)}_post")
     x = blocks.classifier_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
                                classifier_activation=classifier_activation)
-    return blocks.finish(inputs, x, name=name, weights=weights)
+    return keras.Model(inputs, x, name=name)
 
 
 def _imagenet_densenet(depth, **kwargs):

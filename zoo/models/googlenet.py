@@ -64,8 +64,7 @@ def inception(x, spec, *, width, name):
     return layers.Concatenate(name=f"{name}_concat")([b1, b2, b3, b4])
 
 
-def _googlenet(*, input_shape, num_classes, include_top, pooling, classifier_activation, dropout, width, weights,
-               name):
+def _googlenet(*, input_shape, num_classes, include_top, pooling, classifier_activation, dropout, width, name):
     dropout = check_float("dropout", dropout, minimum=0.0, maximum=1.0, max_inclusive=False)
     width = check_width(width)
     inputs = keras.Input(shape=input_shape, name="input")
@@ -79,7 +78,7 @@ def _googlenet(*, input_shape, num_classes, include_top, pooling, classifier_act
             x = inception(x, spec, width=width, name=f"stage{s}_block{b}")
     x = blocks.classifier_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
                                classifier_activation=classifier_activation, dropout=dropout)
-    return blocks.finish(inputs, x, name=name, weights=weights)
+    return keras.Model(inputs, x, name=name)
 
 
 @variant(

@@ -24,7 +24,7 @@ DESIGN_SIZE = 32
 MIN_SIZE = 28
 
 
-def _lenet(*, variant, input_shape, num_classes, include_top, pooling, classifier_activation, weights, name):
+def _lenet(*, variant, input_shape, num_classes, include_top, pooling, classifier_activation, name):
     variant = check_choice("variant", variant, tuple(LENET_VARIANTS))
     act, kind = LENET_VARIANTS[variant]["activation"], LENET_VARIANTS[variant]["pool"]
     inputs = keras.Input(shape=input_shape, name="input")
@@ -51,7 +51,7 @@ def _lenet(*, variant, input_shape, num_classes, include_top, pooling, classifie
         hidden_units=(LENET_LAYERS["f6"],),
         act=act,
     )
-    return blocks.finish(inputs, x, name=name, weights=weights)
+    return keras.Model(inputs, x, name=name)
 
 
 _CARD = dict(

@@ -12,7 +12,7 @@ import keras
 from keras import layers
 
 from zoo import blocks
-from zoo.registry import register_model
+from zoo.models._variants import variant
 from zoo.utils import (
     MAX_CLASSES,
     activation_units,
@@ -24,7 +24,6 @@ from zoo.utils import (
     check_input_shape,
     check_int,
     check_int_sequence,
-    check_weights,
     check_weights_fit,
 )
 
@@ -54,59 +53,14 @@ def dense_block(x, units, *, act, initializer, regularizer, batch_norm, dropout,
     return x
 
 
-@register_model(
-    family="mlp",
-    default_input_shape=(784,),
-    min_input_size=None,
-    reference="Rumelhart, Hinton & Williams, Nature 1986",
-    tags=("tabular", "stages"),
-    test_kwargs={"input_shape": (8,), "hidden_units": (16, 8)},
-)
-def mlp(
-    *,
-    input_shape=None,
-    num_classes=None,
-    hidden_units=(128, 64),
-    activation="relu",
-    kernel_initializer="glorot_uniform",
-    dropout=0.0,
-    batch_norm=False,
-    l1=0.0,
-    l2=0.0,
-    task="multiclass",
-    num_outputs=None,
-    include_top=True,
-    pooling=None,
-    classifier_activation=None,
-    weights=None,
-    name="mlp",
-):
-    """A fully connected network: [Dense -> (BN) -> act -> (Dropout)] x K -> output.
+_PARAMS = (("input_shape", None), ("num_classes", None), ("hidden_units", (128, 64)), ("activation", "relu"),
+           ("kernel_initializer", "glorot_uniform"), ("dropout", 0.0), ("batch_norm", False), ("l1", 0.0), ("l2", 0.0),
+           ("task", "multiclass"), ("num_outputs", None), ("include_top", True), ("pooling", None),
+           ("classifier_activation", None), ("weights", None))
 
-    Args:
-        input_shape: ``(features,)``; image shapes are flattened first.
-        num_classes: classes for ``multiclass``/``logits`` tasks (default 10);
-            ``None``, 1 or 2 for ``binary``.
-        hidden_units: units of each hidden layer, e.g. ``(64, 64)``.
-        activation: relu, leaky_relu, elu, selu, gelu, swish, tanh, sigmoid, ...
-        kernel_initializer: lecun/glorot/he, with ``_uniform`` or ``_normal``.
-        dropout: rate after each hidden layer.
-        batch_norm: BatchNorm before each hidden activation.
-        l1, l2: weight penalties (both > 0 gives elastic net).
-        task: ``multiclass`` (softmax), ``binary`` (one sigmoid unit),
-            ``regression`` (``num_outputs`` linear units) or ``logits``.
-        num_outputs: output units for regression (default 1).
-        include_top: ``False`` returns the last hidden layer.
-        pooling: unused (no spatial axes); accepted for a uniform API.
-        classifier_activation: overrides the task's output activation.
-        weights: ``None`` or a local weights file.
 
-    Returns:
-        A functional ``keras.Model``.
-
-    Example:
-        >>> model = mlp(input_shape=(2,), hidden_units=(16, 16), task="binary")
-    """
+def _mlp(*, input_shape, num_classes, hidden_units, activation, kernel_initializer, dropout, batch_norm, l1, l2, task,
+         num_outputs, include_top, pooling, classifier_activation, name):
     if input_shape is not None and not isinstance(input_shape, (str, bytes)) and hasattr(input_shape, "__len__"):
         rank = len(input_shape) if len(input_shape) in (1, 2, 3) else 1
     else:
@@ -124,7 +78,6 @@ def mlp(
     l1 = check_float("l1", l1, minimum=0.0)
     l2 = check_float("l2", l2, minimum=0.0)
     check_choice("pooling", pooling, (None, "avg", "max"))
-    check_weights(weights)
     if task == "binary" and num_classes not in (None, 1, 2):
         raise ValueError(
             "task='binary' has one sigmoid output; `num_classes` must be 2 (or None). "
@@ -157,4 +110,46 @@ def mlp(
             dtype="float32",
             name="head_predictions",
         )(x)
-    return blocks.finish(inputs, x, name=name, weights=weights)
+    return keras.Model(inputs, x, name=name)
+
+
+@variant(
+    card=dict(
+        family="mlp",
+        default_input_shape=(784,),
+        min_input_size=None,
+        reference="Rumelhart, Hinton & Williams, Nature 1986",
+        tags=("tabular", "stages"),
+        test_kwargs={"input_shape": (8,), "hidden_units": (16, 8)},
+    ),
+    params=_PARAMS,
+    checks=False,  # the input's rank and the task decide the input shape and the classes: _mlp checks them
+)
+def mlp(**kw):
+    """A fully connected network: [Dense -> (BN) -> act -> (Dropout)] x K -> output.
+
+    Args:
+        input_shape: ``(features,)``; image shapes are flattened first.
+        num_classes: classes for ``multiclass``/``logits`` tasks (default 10);
+            ``None``, 1 or 2 for ``binary``.
+        hidden_units: units of each hidden layer, e.g. ``(64, 64)``.
+        activation: relu, leaky_relu, elu, selu, gelu, swish, tanh, sigmoid, ...
+        kernel_initializer: lecun/glorot/he, with ``_uniform`` or ``_normal``.
+        dropout: rate after each hidden layer.
+        batch_norm: BatchNorm before each hidden activation.
+        l1, l2: weight penalties (both > 0 gives elastic net).
+        task: ``multiclass`` (softmax), ``binary`` (one sigmoid unit),
+            ``regression`` (``num_outputs`` linear units) or ``logits``.
+        num_outputs: output units for regression (default 1).
+        include_top: ``False`` returns the last hidden layer.
+        pooling: unused (no spatial axes); accepted for a uniform API.
+        classifier_activation: overrides the task's output activation.
+        weights: ``None`` or a local weights file.
+
+    Returns:
+        A functional ``keras.Model``.
+
+    Example:
+        >>> model = mlp(input_shape=(2,), hidden_units=(16, 16), task="binary")
+    """
+    return _mlp(**kw)

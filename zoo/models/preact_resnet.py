@@ -21,7 +21,7 @@ BLOCKS = {"basic": blocks.preact_basic_block, "bottleneck": blocks.preact_bottle
 
 
 def _preact_resnet(depth, *, input_shape, num_classes, include_top, pooling, classifier_activation,
-                   width, stem, weights, name):
+                   width, stem, name):
     width = check_width(width)
     stem = check_stem(stem, input_shape)
     block, stage_blocks = RESNET_LAYERS[depth]
@@ -41,7 +41,7 @@ def _preact_resnet(depth, *, input_shape, num_classes, include_top, pooling, cla
     x = blocks.bn_relu(x, name=f"stage{len(stage_blocks)}_post")
     x = blocks.classifier_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
                                classifier_activation=classifier_activation)
-    return blocks.finish(inputs, x, name=name, weights=weights)
+    return keras.Model(inputs, x, name=name)
 
 
 def _card(depth):

@@ -14,6 +14,7 @@ import keras
 from zoo import blocks
 from zoo.models._variants import STAGED_DOC_TAIL, keras_params, variant
 from zoo.utils import check_choice, check_stem, check_width, scaled
+from zoo.weights.convert import KeyRules, register_key_rules
 
 # depth -> (block, blocks per stage), torchvision's ``_resnet(block, layers)``.
 RESNET_LAYERS = {
@@ -35,10 +36,22 @@ MIN_INPUT_SIZE = 1
 # Depths whose tiny test model takes over ~10 s for one training step on a
 # 2-core CPU (graph tracing grows with the layer count): tagged "slow".
 SLOW_DEPTHS = frozenset({32, 34, 44, 50, 56, 101, 110, 152})
+# torchvision's state-dict keys (timm's ResNets use the same): zoo layer -> torch module.
+KEY_RULES = register_key_rules("resnet", KeyRules(
+    modules=(
+        (r"stem_conv", "conv1"), (r"stem_bn", "bn1"),
+        (r"stage(\d+)_block(\d+)_(conv|bn)(\d)", "layer{0}.{1-}.{2}{3}"),
+        (r"stage(\d+)_block(\d+)_shortcut_conv", "layer{0}.{1-}.downsample.0"),
+        (r"stage(\d+)_block(\d+)_shortcut_bn", "layer{0}.{1-}.downsample.1"),
+        (r"head_predictions", "fc"),
+    ),
+    head_modules=("fc",),
+    signature=r"stage\d+_block\d+_add",
+))
 
 
 def _resnet(*, block, stage_blocks, stage_filters, stem_filters, stem, shortcut,
-            input_shape, num_classes, include_top, pooling, classifier_activation, width, weights, name):
+            input_shape, num_classes, include_top, pooling, classifier_activation, width, name):
     width = check_width(width)
     stem = check_stem(stem, input_shape)
     check_choice("shortcut", shortcut, SHORTCUTS)
@@ -52,7 +65,7 @@ def _resnet(*, block, stage_blocks, stage_filters, stem_filters, stem, shortcut,
                          name=f"stage{s}_block{b}")
     x = blocks.classifier_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
                                classifier_activation=classifier_activation)
-    return blocks.finish(inputs, x, name=name, weights=weights)
+    return keras.Model(inputs, x, name=name)
 
 
 def _imagenet_resnet(depth, **kwargs):

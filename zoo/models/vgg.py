@@ -13,6 +13,7 @@ import keras
 from zoo import blocks
 from zoo.models._variants import keras_params, variant
 from zoo.utils import check_float, check_width, scaled
+from zoo.weights.convert import KeyRules, register_key_rules
 
 # torchvision's ``cfgs`` (A: VGG-11, B: VGG-13, D: VGG-16, E: VGG-19): conv widths, "M" = 2x2/2 max-pool ending a stage.
 VGG_CONFIGS = {
@@ -24,10 +25,20 @@ VGG_CONFIGS = {
 POOLED_SIZE = 7  # torchvision's AdaptiveAvgPool2d((7, 7)) before the classifier
 HIDDEN_UNITS = (4096, 4096)
 MIN_INPUT_SIZE = 32  # five 2x2 max-pools
+# torchvision's and timm's state-dict keys: the stages replay torch's `features` Sequential; the classifiers differ.
+KEY_RULES = register_key_rules("vgg", KeyRules(
+    sequential=True,
+    heads={
+        "torchvision": {"head_fc1": "classifier.0", "head_fc2": "classifier.3", "head_predictions": "classifier.6"},
+        "timm": {"head_fc1": "pre_logits.fc1", "head_fc2": "pre_logits.fc2", "head_predictions": "head.fc"},
+    },
+    head_modules=("classifier", "pre_logits", "head"),
+    signature=r"stage\d+_block\d+_conv",
+))
 
 
 def _vgg(*, config, batch_norm, input_shape, num_classes, include_top, pooling, classifier_activation,
-         dropout, width, weights, name):
+         dropout, width, name):
     dropout = check_float("dropout", dropout, minimum=0.0, maximum=1.0, max_inclusive=False)
     width = check_width(width)
     inputs = keras.Input(shape=input_shape, name="input")
@@ -54,7 +65,7 @@ def _vgg(*, config, batch_norm, input_shape, num_classes, include_top, pooling, 
         hidden_units=tuple(scaled(u, width) for u in HIDDEN_UNITS),
         dropout=dropout,
     )
-    return blocks.finish(inputs, x, name=name, weights=weights)
+    return keras.Model(inputs, x, name=name)
 
 
 def _card(batch_norm, *, slow=False):

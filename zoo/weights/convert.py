@@ -2,12 +2,12 @@
 
 Weights are paired **by name**, never by position (Keras' ``model.layers`` puts a
 residual block's shortcut conv between conv2 and bn2, unlike torch's module order):
-each zoo layer name maps to the torch module that holds its tensors, per family
-(:data:`RULES` for the named families; the ``features.N`` index of VGG and AlexNet
-replays torch's ``nn.Sequential`` over the zoo's layers). Layouts are converted as
-torch stores them: conv ``(O, I, kh, kw)`` -> ``(kh, kw, I, O)``, Linear transposed,
-the first classifier layer after a flatten permuted from torch's CHW order to Keras'
-HWC, a conv used as a classifier layer (timm's VGG ``pre_logits``) reshaped the same
+each zoo layer name maps to the torch module that holds its tensors by its family's
+:class:`KeyRules`, which the family's module registers (:func:`register_key_rules`, as
+timm's per-family ``checkpoint_filter_fn``; this floor imports no model). Layouts are
+converted as torch stores them: conv ``(O, I, kh, kw)`` -> ``(kh, kw, I, O)``, Linear
+transposed, the first classifier layer after a flatten permuted from torch's CHW order to
+Keras' HWC, a conv used as a classifier layer (timm's VGG ``pre_logits``) reshaped the same
 way, and BatchNorm ``weight, bias, running_mean, running_var`` -> ``gamma, beta,
 moving_mean, moving_variance`` (``num_batches_tracked`` is not needed and dropped).
 
@@ -19,44 +19,70 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Callable, Mapping
 
 import numpy as np
 
 from zoo.weights.readers import read_checkpoint
 
-__all__ = ["ConversionReport", "load_state_dict", "infer_family", "FAMILIES"]
+__all__ = ["ConversionReport", "KeyRules", "infer_family", "key_rules", "load_state_dict", "register_key_rules"]
 
-FAMILIES = ("resnet", "densenet", "vgg", "alexnet")
-# (regex on the zoo layer name, torch module prefix template) per family.
-RULES = {
-    "resnet": (
-        (r"stem_conv", "conv1"), (r"stem_bn", "bn1"),
-        (r"stage(\d+)_block(\d+)_(conv|bn)(\d)", "layer{0}.{1-}.{2}{3}"),
-        (r"stage(\d+)_block(\d+)_shortcut_conv", "layer{0}.{1-}.downsample.0"),
-        (r"stage(\d+)_block(\d+)_shortcut_bn", "layer{0}.{1-}.downsample.1"),
-        (r"head_predictions", "fc"),
-    ),
-    "densenet": (
-        (r"stem_conv", "features.conv0"), (r"stem_bn", "features.norm0"),
-        (r"stage(\d+)_block(\d+)_bn(\d)", "features.denseblock{0}.denselayer{1}.norm{2}"),
-        (r"stage(\d+)_block(\d+)_conv(\d)", "features.denseblock{0}.denselayer{1}.conv{2}"),
-        (r"stage(\d+)_transition_bn", "features.transition{0}.norm"),
-        (r"stage(\d+)_transition_conv", "features.transition{0}.conv"),
-        (r"stage\d+_post_bn", "features.norm5"),
-        (r"head_predictions", "classifier"),
-    ),
-}
-# Classifier layers of the Sequential families, by key style.
-HEADS = {
-    ("vgg", "torchvision"): {"head_fc1": "classifier.0", "head_fc2": "classifier.3", "head_predictions": "classifier.6"},
-    ("vgg", "timm"): {"head_fc1": "pre_logits.fc1", "head_fc2": "pre_logits.fc2", "head_predictions": "head.fc"},
-    ("alexnet", "torchvision"): {"head_fc1": "classifier.1", "head_fc2": "classifier.4", "head_predictions": "classifier.6"},
-}
-# torch modules that belong to the classifier (dropped with include_top=False).
-HEAD_MODULES = ("fc", "classifier", "pre_logits", "head")
-# torchvision's DenseNet checkpoints of 2017 name 'norm1' 'norm.1' (torchvision's own _load_state_dict rule).
-_OLD_DENSENET_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
 _BN_KEYS = ("weight", "bias", "running_mean", "running_var")
+
+
+@dataclass(frozen=True)
+class KeyRules:
+    """How one family's zoo layer names give the torch modules of its torchvision/timm state dicts.
+
+    Attributes:
+        modules: ``(regex on a zoo layer name, torch module template)`` pairs, the first match
+            wins; ``{i}`` in a template is the regex's group ``i``, ``{i-}`` that group minus one
+            (torch counts blocks from 0, the zoo from 1).
+        sequential: the layers that ``modules`` do not name replay torch's ``features``
+            ``nn.Sequential`` (VGG, AlexNet): every ``stage*`` layer but the zoo's padding counts one
+            module, with weights or not.
+        heads: per key style (``"torchvision"``, ``"timm"``), ``{zoo head layer: torch module}``;
+            a family with heads has checkpoints of these styles only.
+        head_modules: the classifier's top-level torch modules, dropped with ``include_top=False``.
+        rename: turns an old spelling of a key into today's (torchvision's 2017 DenseNet files).
+        signature: a regex that some layer name of this family's models matches, and no other
+            family's: how :func:`infer_family` recognises a model that comes without its card.
+    """
+
+    modules: tuple = ()
+    sequential: bool = False
+    heads: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))
+    head_modules: tuple = ()
+    rename: Callable[[str], str] | None = None
+    signature: str = ""
+
+
+_KEY_RULES: dict[str, KeyRules] = {}
+
+
+def register_key_rules(family: str, rules: KeyRules) -> KeyRules:
+    """Make ``rules`` the torch key rules of ``family`` (called by the family's module at import).
+
+    Raises:
+        ValueError: the family has rules already.
+    """
+    if family in _KEY_RULES:
+        raise ValueError(f"The {family!r} family has torch key rules already.")
+    _KEY_RULES[family] = rules
+    return rules
+
+
+def key_rules(family: str) -> KeyRules:
+    """The registered :class:`KeyRules` of ``family``.
+
+    Raises:
+        ValueError: the family has no torchvision counterpart.
+    """
+    if family not in _KEY_RULES:
+        raise ValueError(f"The zoo's {family!r} family has no torchvision counterpart: torch checkpoints load into "
+                         f"its {', '.join(sorted(_KEY_RULES))} families only.")
+    return _KEY_RULES[family]
 
 
 @dataclass
@@ -80,18 +106,16 @@ class ConversionReport:
 
 
 def infer_family(model):
-    """The torch family a zoo model's layer names follow (``resnet``, ``densenet``, ``vgg`` or ``alexnet``)."""
-    names = {layer.name for layer in model.layers}
-    if any(n.endswith("_transition_conv") for n in names):
-        return "densenet"
-    if "stem_conv" in names and any(re.fullmatch(r"stage\d+_block\d+_conv1", n) for n in names):
-        return "resnet"
-    if any(re.fullmatch(r"stage\d+_block\d+_conv", n) for n in names):
-        return "vgg"
-    if {f"stage{i}_conv" for i in range(1, 6)} <= names:  # AlexNet's five conv stages (LeNet has two)
-        return "alexnet"
-    raise ValueError(f"Model {model.name!r} has no torchvision counterpart: torch checkpoints load into the "
-                     f"zoo's {', '.join(FAMILIES)} families only.")
+    """The family of a zoo model that comes without its card (a model loaded from a file, a user's own model
+    named as the zoo names layers), from its layer names: the registered family whose ``signature`` one matches.
+    Builds and callers that hold the card use ``card.family`` instead."""
+    names = [layer.name for layer in model.layers]
+    found = [family for family, rules in _KEY_RULES.items()
+             if rules.signature and any(re.fullmatch(rules.signature, n) for n in names)]
+    if len(found) != 1:
+        raise ValueError(f"Model {model.name!r} has no torchvision counterpart: torch checkpoints load into the "
+                         f"zoo's {', '.join(sorted(_KEY_RULES))} families only.")
+    return found[0]
 
 
 def key_style(state):
@@ -105,32 +129,29 @@ def _prefix(template, groups):
     return re.sub(r"\{(\d+)(-?)\}", fill, template)
 
 
-def _module_names(model, family, style):
+def _module_names(model, family, rules, style):
     """``{zoo layer name: torch module prefix}`` for every zoo layer with weights."""
-    out = {}
-    if family in RULES:
-        for layer in model.layers:
-            if not layer.weights:
-                continue
-            for pattern, template in RULES[family]:
-                m = re.fullmatch(pattern, layer.name)
-                if m:
-                    out[layer.name] = _prefix(template, m.groups())
-                    break
-        return out
-    # VGG/AlexNet: torch's `features` Sequential counts conv, BN, ReLU and max-pool modules
-    # (the zoo's ZeroPadding2D layers have no torch module).
-    index = 0
-    for layer in model.layers:
-        if not layer.name.startswith("stage") or type(layer).__name__ == "ZeroPadding2D":
-            continue
-        if layer.weights:
-            out[layer.name] = f"features.{index}"
-        index += 1
-    heads = HEADS.get((family, style))
-    if heads is None:
+    if rules.heads and style not in rules.heads:
         raise ValueError(f"No {style} checkpoints exist for the zoo's {family} family.")
-    out.update({n: p for n, p in heads.items() if any(layer.name == n for layer in model.layers)})
+    heads = rules.heads.get(style, {})
+    out, index = {}, 0
+    for layer in model.layers:
+        if layer.name in heads:
+            out[layer.name] = heads[layer.name]
+            continue
+        for pattern, template in rules.modules:
+            m = re.fullmatch(pattern, layer.name)
+            if m:
+                if layer.weights:
+                    out[layer.name] = _prefix(template, m.groups())
+                break
+        else:
+            # torch's `features` Sequential counts conv, BN, ReLU and max-pool modules
+            # (the zoo's ZeroPadding2D layers have no torch module).
+            if rules.sequential and layer.name.startswith("stage") and type(layer).__name__ != "ZeroPadding2D":
+                if layer.weights:
+                    out[layer.name] = f"features.{index}"
+                index += 1
     return out
 
 
@@ -161,7 +182,8 @@ def load_state_dict(model, state, *, family=None, new_head=False, assign=True, s
         model: a zoo ResNet, DenseNet, VGG or AlexNet of the checkpoint's architecture
             (any ``width`` the checkpoint was made with; ``include_top=False`` drops its head).
         state: ``{key: numpy array}`` or a path read by :func:`zoo.weights.read_checkpoint`.
-        family: the torch family, inferred from the layer names by default.
+        family: the model's family (``zoo.get_card(name).family``), whose :class:`KeyRules` pair
+            the names; without it, :func:`infer_family` recognises it from the layer names.
         new_head: keep the model's own (new) prediction layer instead of the checkpoint's:
             how to start a different number of classes from a pretrained backbone.
         assign: ``False`` only checks that everything matches (names, shapes) and assigns nothing.
@@ -180,11 +202,11 @@ def load_state_dict(model, state, *, family=None, new_head=False, assign=True, s
         source = str(state)
         state = read_checkpoint(state)
     family = infer_family(model) if family is None else family
-    if family not in FAMILIES:
-        raise ValueError(f"`family` must be one of {FAMILIES}. Received: family={family!r}")
+    rules = key_rules(family)
     style = key_style(state)
-    state = {(_OLD_DENSENET_KEY.sub(r"\1\2", k) if family == "densenet" else k): v for k, v in state.items()}
-    modules = _module_names(model, family, style)
+    if rules.rename is not None:
+        state = {rules.rename(k): v for k, v in state.items()}
+    modules = _module_names(model, family, rules, style)
     report = ConversionReport(source=source, family=family, key_style=style)
     used, plan, missing, bad = set(), [], [], []
     flatten_shape = None
@@ -219,14 +241,13 @@ def load_state_dict(model, state, *, family=None, new_head=False, assign=True, s
             bad.append(f"{layer.name}: zoo {shapes} vs {prefix} {[a.shape for a in arrays]}")
             continue
         plan.append((layer, arrays))
-    head_prefix = modules.get("head_predictions", {"resnet": "fc", "densenet": "classifier"}.get(family))
+    head_prefix = modules.get("head_predictions")
     for key in state:
         if key in used:
             continue
-        module = key.split(".")[0]
         if new_head and head_prefix and key.startswith(head_prefix + "."):
             report.dropped.append((key, "new_head=True"))
-        elif not has_head and module in HEAD_MODULES:
+        elif not has_head and key.split(".")[0] in rules.head_modules:
             report.dropped.append((key, "include_top=False"))
         elif key.endswith("num_batches_tracked"):
             report.dropped.append((key, "BatchNorm step counter, not a weight"))
