@@ -195,6 +195,37 @@ def test_keras_tuner_private_api_stays_in_the_engine():
     assert users == ["tuning/searches/engine.py"]
 
 
+def private_overrides(module) -> list:
+    """``module.Class._name`` for each private KerasTuner method or attribute a class of ``module`` overrides."""
+    import inspect
+
+    found = []
+    for cls in vars(module).values():
+        if not inspect.isclass(cls) or cls.__module__ != module.__name__:
+            continue
+        bases = [b for b in cls.__mro__[1:] if b.__module__.split(".")[0] == "keras_tuner"]
+        found += [f"{module.__name__}.{cls.__name__}.{name}" for name in vars(cls)
+                  if name.startswith("_") and not name.startswith("__") and any(name in vars(b) for b in bases)]
+    return found
+
+
+def test_keras_tuner_private_methods_are_overridden_in_the_engine_only():
+    import types
+
+    import keras_tuner as kt
+
+    planted = types.ModuleType("planted")
+    planted.Oracle = type("Oracle", (kt.Oracle,), {"__module__": "planted", "_check_objective_found": None,
+                                                   "_own_helper": None, "populate_space": None})
+    assert private_overrides(planted) == ["planted.Oracle._check_objective_found"]  # the guard catches one
+    offenders = []
+    for name in sorted(import_graph()[1]):
+        if name.startswith("tuning") and name != "tuning.searches.engine":
+            offenders += private_overrides(importlib.import_module(name))
+    assert offenders == []
+    assert private_overrides(importlib.import_module("tuning.searches.engine"))  # there, and only there
+
+
 @pytest.mark.parametrize("target, source, expected", [
     ("zoo/training/compile.py", "import tuning.report\n", "nothing in zoo/ outside zoo/cli/ imports tuning"),
     ("zoo/training/compile.py", "from zoo.cli.args import parse_kwargs\n", "nothing imports the CLI"),

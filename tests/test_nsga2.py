@@ -167,7 +167,7 @@ def test_infeasible_trials_are_ranked_by_violation_and_never_breed_ahead_of_feas
             return {VIOLATION: values["x0"] / 0.5 - 1}
         return _zdt1(values)
 
-    oracle = NSGA2Oracle(TWO, population_size=8, max_trials=48, seed=2, hyperparameters=_zdt_space(3))
+    oracle = engine.MultiObjectiveOracle(TWO, population_size=8, max_trials=48, seed=2, hyperparameters=_zdt_space(3))
     trials = engine.drive(oracle, evaluate)
     assert any(t.status == "FAILED" for t in trials) and any(t.status == "COMPLETED" for t in trials)
     for generation in range(1, 6):

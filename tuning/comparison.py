@@ -327,7 +327,8 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
                 "models": {n: model_kwargs.get(n, {}) for n in names}}
     objective = ("val_loss", "min") if data.task == "regression" else ("val_accuracy", "max")
     manifest = make_manifest("comparison", identity=identity, objectives=[objective],
-                             data={"name": data.name, "fingerprint": data.fingerprint, "batch_size": training.batch_size},
+                             data={"name": data.name, "fingerprint": data.fingerprint,
+                                   "batch_size": training.batch_size},
                              budget={"epochs": training.epochs, "seeds": len(seeds)}, provenance=data.provenance())
     write_manifest(out, manifest)
     plan = TrialPlan(training=training, measure_speed=options.measure_speed,

@@ -20,8 +20,8 @@ from tuning.objectives import objective, objective_fields
 from tuning.records import read_records
 from zoo.runtime import environment, write_json_atomic
 
-__all__ = ["FORMAT", "KINDS", "MANIFEST_FILE", "OLDER_MANIFESTS", "RECORDS_FILE", "make_manifest", "migrate", "migrate_record", "objectives_of",
-           "read_manifest", "search_training_identity", "write_manifest"]
+__all__ = ["FORMAT", "KINDS", "MANIFEST_FILE", "OLDER_MANIFESTS", "RECORDS_FILE", "make_manifest", "migrate",
+           "migrate_record", "objectives_of", "read_manifest", "search_training_identity", "write_manifest"]
 
 MANIFEST_FILE = "run.json"
 RECORDS_FILE = "records.jsonl"

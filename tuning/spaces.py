@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass
 from zoo import training
 from zoo.data import AUGMENTATION_PRESETS
 
-__all__ = ["COMMON_SPACE", "FAMILY_ARGUMENTS", "FAMILY_SPACES", "NONE", "SEARCHED_TRAINING", "SearchSpace", "TrainingSpace",
-           "declare"]
+__all__ = ["COMMON_SPACE", "FAMILY_ARGUMENTS", "FAMILY_SPACES", "NONE", "SEARCHED_TRAINING", "SearchSpace",
+           "TrainingSpace", "declare"]
 
 # KerasTuner choices cannot hold None: "none" stands for "no augmentation".
 NONE = "none"

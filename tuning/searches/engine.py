@@ -51,11 +51,11 @@ import gc
 import os
 import sys
 import time
-import traceback
 
 import keras_tuner as kt
+from keras_tuner.src import config as kt_config
 from keras_tuner.src.distribute import utils as dist_utils
-from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.engine import trial as trial_module  # the public alias of Trial and TrialStatus
 
 from tuning.hypermodels import ZooHyperModel
 from tuning.searches.nsga2 import VIOLATION, NSGA2Oracle, outcome
@@ -74,7 +74,8 @@ _REPLAY_TUNER = "replay"
 
 
 class _BudgetMixin:
-    """Oracle additions: a wall-clock deadline after which no trial starts."""
+    """Oracle additions: a wall-clock deadline after which no trial starts, a pause before a busy oracle is
+    asked again."""
 
     deadline = None  # time.monotonic() value, or None
 
@@ -84,7 +85,10 @@ class _BudgetMixin:
                 and tuner_id not in self.ongoing_trials):
             self.tuner_ids.discard(tuner_id)
             return trial_module.Trial(self.get_space(), status=STOPPED)
-        return super().create_trial(tuner_id)
+        trial = super().create_trial(tuner_id)
+        if trial.status == _IDLE:  # e.g. Hyperband waiting for other workers' trials: KerasTuner asks again at once
+            time.sleep(0.2)
+        return trial
 
 
 class RandomOracle(_BudgetMixin, kt.oracles.RandomSearchOracle):
@@ -104,7 +108,9 @@ class GridOracle(_BudgetMixin, kt.oracles.GridSearchOracle):
 
 
 class MultiObjectiveOracle(_BudgetMixin, NSGA2Oracle):
-    pass
+    def _check_objective_found(self, metrics):
+        if VIOLATION not in metrics:  # an infeasible trial reports its violation only
+            super()._check_objective_found(metrics)
 
 
 ID_WIDTH = 4  # trial ids "0000", "0001", ...: their text order is their numeric order up to 9,999 trials
@@ -276,51 +282,42 @@ class SearchTuner(kt.Tuner):
         explore_space(self.hypermodel, self.oracle)
 
     def search(self, *args, **kwargs):
-        """KerasTuner's search loop, plus a pause when the oracle is busy and a faster chief."""
+        """KerasTuner's search; a chief serves its oracle through :func:`_serve_chief` (a faster poll)."""
         if dist_utils.is_chief_oracle():
             self.save()
             _serve_chief(self.oracle)
             return
-        self.on_search_begin()
+        try:
+            super().search(*args, **kwargs)
+        finally:
+            gc.unfreeze()
+
+    def on_search_begin(self):
+        super().on_search_begin()
         # Each trial ends with keras.backend.clear_session(), whose gc.collect() walks every object of
         # the process (~0.3 s with TensorFlow loaded). Freezing what exists now (modules, data) keeps
         # those collections to the trial's own objects; reference counting still frees the rest.
         gc.collect()
         gc.freeze()
-        try:
-            while True:
-                self.pre_create_trial()
-                trial = self.oracle.create_trial(self.tuner_id)
-                if trial.status == STOPPED:
-                    break
-                if trial.status == _IDLE:  # e.g. Hyperband waiting for other workers' trials
-                    time.sleep(0.2)
-                    continue
-                self.on_trial_begin(trial)
-                self._try_run_and_update_trial(trial, *args, **kwargs)
-                self.on_trial_end(trial)
-        finally:
-            gc.unfreeze()
-        self.on_search_end()
 
     def _try_run_and_update_trial(self, trial, *args, **kwargs):
-        # KerasTuner prints a traceback for every failed trial (its config.DEBUG is True): a recorded
-        # failure is expected and its record says why, so only unexpected errors are printed.
+        # KerasTuner prints a traceback for every failed trial (its config.DEBUG): a recorded failure says
+        # why in its record, so the traceback is left out while the trial runs.
+        debug, kt_config.DEBUG = kt_config.DEBUG, False
         try:
-            self._run_and_update_trial(trial, *args, **kwargs)
-            trial.status = _COMPLETED
-        except kt.errors.FailedTrialError as e:
-            trial.status = _FAILED
-            trial.message = str(e)
-        except Exception as e:  # noqa: BLE001 - same handling as KerasTuner's
-            if isinstance(e, kt.errors.FatalError) or is_disk_full(e):
-                raise  # a full disk stops the search (tuning.search names the folder); it is no failed trial
-            traceback.print_exc()
-            trial.status = trial_module.TrialStatus.INVALID
-            trial.message = traceback.format_exc()
+            super()._try_run_and_update_trial(trial, *args, **kwargs)
+        finally:
+            kt_config.DEBUG = debug
+        if trial.status == trial_module.TrialStatus.INVALID:  # an error outside the record: show it once
+            print(trial.message, file=sys.stderr, flush=True)
 
     def run_trial(self, trial, *args, **kwargs):
-        record = self.runner.run(trial, self.hypermodel, tuner_id=self.tuner_id)
+        try:
+            record = self.runner.run(trial, self.hypermodel, tuner_id=self.tuner_id)
+        except Exception as e:
+            if is_disk_full(e):  # not the trial's fault: KerasTuner stops on a FatalError; search names the folder
+                raise kt.errors.FatalError(str(e)) from e
+            raise
         metrics = trial_metrics(self.oracle, record, self.runner.objective)
         if metrics and VIOLATION in metrics:  # NSGA-II ranks infeasible trials by how far over they are
             self.oracle.update_trial(trial.trial_id, metrics)

@@ -169,7 +169,9 @@ class NSGA2Oracle(kt.Oracle):
         max_trials, seed, hyperparameters, ...: as for every KerasTuner oracle.
 
     Every completed trial reports all objectives (``oracle.update_trial(id, {name: value, ...})``);
-    an infeasible one reports only ``{"constraint_violation": amount}`` and ends ``FAILED``.
+    an infeasible one reports only ``{"constraint_violation": amount}`` and ends ``FAILED`` (KerasTuner's
+    check that every objective was reported is relaxed for it by :class:`tuning.searches.engine.MultiObjectiveOracle`,
+    the oracle searches use).
     """
 
     def __init__(self, objective, *, population_size=None, **kwargs):
@@ -181,10 +183,6 @@ class NSGA2Oracle(kt.Oracle):
         self.population_size = int(population_size or default_population(kwargs.get("max_trials")))
         self._keys = {}  # trial_id -> its values as JSON, for duplicate checks
         self._parents = {}  # generation -> survivors, once every trial before that generation has ended
-
-    def _check_objective_found(self, metrics):
-        if VIOLATION not in metrics:  # an infeasible trial reports its violation only
-            super()._check_objective_found(metrics)
 
     def score_trial(self, trial):
         # KerasTuner's weighted sum (``MultiObjective.get_value``), for its own displays only: the

@@ -3,7 +3,8 @@
 The rule is Optuna's ``MedianPruner``: after epoch ``e`` (past ``warmup_epochs``),
 once ``min_trials`` earlier trials have completed, a trial whose best value so
 far is worse than the median of those trials' values at epoch ``e`` stops
-there (never after its last epoch: nothing would be saved). Its record gets the status ``pruned``: it keeps its history and size
+there (never after its last epoch: nothing would be saved). Its record gets the status ``pruned``: it keeps
+its history and size
 but is never ranked, never on a front and never a parent in NSGA-II. With
 several objectives the pruner watches the first one, which must be a metric
 logged every epoch (``val_*``).
