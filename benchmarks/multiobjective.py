@@ -288,14 +288,16 @@ def injected_oracle(oracle, objectives):
 
 def run_search(method, *, seed, data, trials, population, epochs, optuna):
     import tuning
+    from zoo.training import TrainingConfig
 
-    settings = dict(data=data, objectives=SEARCH_OBJECTIVES, max_trials=trials, epochs=epochs, seed=seed,
-                    verbose=0, report=False, measure_speed=False, save_models=None, checkpoint=False)
+    settings = dict(data=data, objectives=SEARCH_OBJECTIVES, budget=trials, training=TrainingConfig(epochs=epochs),
+                    seed=seed, options=tuning.RunOptions(verbose=0, report=False, measure_speed=False,
+                                                         save_models=None, checkpoint=False))
     with tempfile.TemporaryDirectory() as directory:
         start = time.perf_counter()
         if method in ("nsga2", "random"):
-            result = tuning.search("mlp", directory=directory, algorithm=method,
-                                   population_size=population if method == "nsga2" else None, **settings)
+            algorithm = tuning.NSGA2(population_size=population) if method == "nsga2" else tuning.Random()
+            result = tuning.search("mlp", directory=directory, algorithm=algorithm, **settings)
         else:
             # hyperparameters=None, as tuning.search gives its own oracles: the tuner declares the space
             oracle = make_method_oracle(method, objectives=SEARCH_OBJECTIVES, max_trials=trials, seed=seed,
@@ -304,8 +306,8 @@ def run_search(method, *, seed, data, trials, population, epochs, optuna):
             with injected_oracle(oracle, SEARCH_OBJECTIVES):
                 # the (temporary) manifest names the weighted sum "bayesian" and the Optuna oracle "random"
                 if method == "weighted_sum":
-                    result = tuning.search("mlp", directory=directory, algorithm="bayesian",
-                                           num_initial_points=population, **settings)
+                    result = tuning.search("mlp", directory=directory, **settings,
+                                           algorithm=tuning.Bayesian(num_initial_points=population))
                 else:
                     result = tuning.search("mlp", directory=directory, algorithm="random", **settings)
         seconds = time.perf_counter() - start

@@ -51,6 +51,7 @@ def slope(values, skip=10) -> float:
 def search_rss(trials, isolation):
     import tuning
     import zoo.data
+    from zoo.training import TrainingConfig
 
     data = zoo.data.load("moons", num_samples=400)
     samples, stop = [], threading.Event()
@@ -69,8 +70,9 @@ def search_rss(trials, isolation):
         thread = threading.Thread(target=watch, daemon=True)
         thread.start()
         start = time.perf_counter()
-        tuning.search("mlp", data=data, directory=directory, max_trials=trials, epochs=2, seed=0, report=False,
-                      save_models=None, checkpoint=False, measure_speed=False, verbose=0, isolation=isolation)
+        tuning.search("mlp", data=data, directory=directory, budget=trials, training=TrainingConfig(epochs=2), seed=0,
+                      options=tuning.RunOptions(report=False, save_models=None, checkpoint=False, measure_speed=False,
+                                                verbose=0, isolation=isolation))
         seconds = time.perf_counter() - start
         time.sleep(0.2)
         stop.set()

@@ -36,6 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tuning  # noqa: E402
 import zoo.data  # noqa: E402
 from zoo.runtime import environment, write_json_atomic  # noqa: E402
+from zoo.training import TrainingConfig  # noqa: E402
 
 GOAL = 0.05
 
@@ -49,9 +50,10 @@ def run(*, model, data_name, image_size, trials, epochs, measure_speed, seed=0):
     data = zoo.data.load(data_name, image_size=image_size) if image_size else zoo.data.load(data_name)
     with tempfile.TemporaryDirectory() as directory:
         start = time.perf_counter()
-        result = tuning.search(model, data=data, max_trials=trials, epochs=epochs, directory=directory,
-                               measure_speed=measure_speed, report=False, seed=seed, verbose=1,
-                               training={"optimizer": ("adam",), "schedule": ("constant",)})
+        result = tuning.search(model, data=data, budget=trials, training=TrainingConfig(epochs=epochs),
+                               directory=directory, seed=seed,
+                               space=tuning.SearchSpace(training={"optimizer": ("adam",), "schedule": ("constant",)}),
+                               options=tuning.RunOptions(measure_speed=measure_speed, report=False))
         wall = time.perf_counter() - start
     done = [r for r in result.records if r.get("fit_seconds")]
     fit = sum(r["fit_seconds"] for r in done)

@@ -26,8 +26,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import zoo.data
-    from tuning import compare
+    from tuning import RunOptions, compare
     from tuning.report import format_summary, regenerate
+    from zoo.training import TrainingConfig
 
     data = zoo.data.load("digits", image_size=32, channels=1, batch_size=64)
     if args.fast:
@@ -36,9 +37,10 @@ def main(argv=None) -> int:
         models = ["mlp", "lenet5", "resnet20", "densenet_bc_40"]
         kwargs = {"mlp": {"hidden_units": (256, 128)}, "resnet20": {"width": 0.5}, "densenet_bc_40": {"width": 0.5}}
         epochs, seeds = 5, 3
-    result = compare(models, data=data, epochs=epochs, seeds=seeds, out=args.out, model_kwargs=kwargs,
-                     fit_kwargs={"optimizer": "adam", "learning_rate": 2e-3}, verbose=0, patience=2,
-                     title="Classic vs modern CNNs on digits")
+    # One TrainingConfig for every model: that is what makes the comparison fair.
+    training = TrainingConfig(epochs=epochs, optimizer="adam", learning_rate=2e-3, patience=2)
+    result = compare(models, data=data, training=training, seeds=seeds, out=args.out, model_kwargs=kwargs,
+                     title="Classic vs modern CNNs on digits", options=RunOptions(verbose=1))
     print("\n" + format_summary(result.rows, result.paths))
     best = result.best_row
     print(f"\nBest by validation accuracy: {best['label']} ({best['params_mean']:,.0f} parameters), "
@@ -53,7 +55,7 @@ def main(argv=None) -> int:
 
     # The report is a function of the records: rebuild it without training anything.
     again = regenerate(args.out)
-    print(f"Regenerated from {args.out}/records.jsonl: {again['html']}")
+    print(f"Regenerated from {args.out}/records.jsonl and run.json: {again.paths['html']}")
     return 0
 
 

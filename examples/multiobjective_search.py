@@ -24,6 +24,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tuning  # noqa: E402
 import zoo.data  # noqa: E402
+from tuning.searches.pruning import MedianPruner  # noqa: E402
+from zoo.training import TrainingConfig  # noqa: E402
 
 OBJECTIVES = [("val_accuracy", "max"), ("params", "min")]
 
@@ -38,16 +40,18 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     if args.fast:
         data = zoo.data.load("moons", num_samples=400)
-        settings = dict(models="mlp", max_trials=6, population_size=3, epochs=3, constraints={"max_params": 10_000},
-                        training={"optimizer": ("adam",), "schedule": ("constant",), "weight_decay": (0.0,)})
+        models, trials, population, epochs, max_params = "mlp", 6, 3, 3, 10_000
+        space = tuning.SearchSpace(training={"optimizer": ("adam",), "schedule": ("constant",), "weight_decay": (0.0,)})
     else:
         data = zoo.data.load("digits", image_size=16)
-        settings = dict(models="convnet", max_trials=40, population_size=8, epochs=4,
-                        constraints={"max_params": 200_000}, training={"optimizer": ("adam",)})
+        models, trials, population, epochs, max_params = "convnet", 40, 8, 4, 200_000
+        space = tuning.SearchSpace(training={"optimizer": ("adam",)})
     directory = args.out or ("runs/example_multiobjective_fast" if args.fast else "runs/example_multiobjective")
-    result = tuning.search(settings.pop("models"), data=data, directory=directory, overwrite=args.overwrite,
-                           algorithm="nsga2", objectives=OBJECTIVES, pruning=tuning.searches.pruning.MedianPruner(
-                               min_trials=3, warmup_epochs=1), seed=0, **settings)
+    # The algorithm holds its own settings: NSGA-II's generation size and its pruner.
+    algorithm = tuning.NSGA2(population_size=population, pruning=MedianPruner(min_trials=3, warmup_epochs=1))
+    result = tuning.search(models, data=data, objectives=OBJECTIVES, training=TrainingConfig(epochs=epochs),
+                           space=space, algorithm=algorithm, budget=trials, constraints={"max_params": max_params},
+                           seed=0, directory=directory, options=tuning.RunOptions(resume=not args.overwrite))
 
     front = sorted(result.pareto(), key=lambda r: r["params"])  # over the search's own objectives
     reference = result.default_reference()

@@ -20,6 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tuning  # noqa: E402
 import zoo.data  # noqa: E402
+from zoo.training import TrainingConfig  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -33,21 +34,21 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     if args.fast:
         data = zoo.data.load("digits", image_size=16, batch_size=32)
-        settings = dict(models=["convnet", "alexnet_cifar"], algorithm="random", max_trials=4, epochs=2,
-                        max_seconds=30, tiny=True,
-                        training={"optimizer": ("adam",), "learning_rate": (2e-3, 2e-2), "default_learning_rate": 5e-3,
-                                  "schedule": ("constant",)})
+        models, algorithm, epochs = ["convnet", "alexnet_cifar"], "random", 2
+        budget = tuning.Budget(max_trials=4, max_seconds=30)
+        space = tuning.SearchSpace(tiny=True, training=tuning.TrainingSpace(
+            optimizer=("adam",), learning_rate=(2e-3, 2e-2), default_learning_rate=5e-3, schedule=("constant",)))
     else:
         data = zoo.data.load("digits", image_size=32)
-        settings = dict(models=["convnet", "resnet20", "alexnet_cifar", "lenet5_modern"], algorithm="bayesian",
-                        max_trials=16, epochs=5, tiny=False,
-                        training={"optimizer": ("adam", "momentum"), "augmentation": (None, "light"),
-                                  "augmentation_flip": None})
+        models, algorithm, epochs = ["convnet", "resnet20", "alexnet_cifar", "lenet5_modern"], "bayesian", 5
+        budget = tuning.Budget(max_trials=16)
+        space = tuning.SearchSpace(training=tuning.TrainingSpace(
+            optimizer=("adam", "momentum"), augmentation=(None, "light"), augmentation_flip=None))
     directory = args.directory or ("runs/example_tuning_fast" if args.fast else "runs/example_tuning")
-    models = settings.pop("models")
     result = tuning.search(
-        models, data=data, objective="val_accuracy", directory=directory, overwrite=args.overwrite,
-        constraints={"max_params": 500_000}, seed=0, report=True, verbose=1, **settings,
+        models, data=data, objectives="val_accuracy", training=TrainingConfig(epochs=epochs), space=space,
+        algorithm=algorithm, budget=budget, constraints={"max_params": 500_000}, seed=0, directory=directory,
+        options=tuning.RunOptions(resume=not args.overwrite),
     )
 
     front = result.pareto(minimize=("params", "latency_ms"))
