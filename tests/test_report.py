@@ -8,7 +8,7 @@ import os
 import pytest
 
 from tuning.diagnosis import LABELS, RULES, THRESHOLDS, diagnose, rules, summarize
-from tuning.records import append_record, latest_records, new_record, read_records
+from tuning.records import append_record, new_record, read_records
 from tuning.report import (
     format_summary,
     group_records,
@@ -235,12 +235,6 @@ def test_plot_tradeoff_direction(tmp_path):
     assert (tmp_path / "max.png").read_bytes() != (tmp_path / "min.png").read_bytes()
     with pytest.raises(ValueError, match="direction='up'"):
         plot_tradeoff(rows, str(tmp_path / "bad.png"), x="params", y="test_accuracy", direction="up")
-
-
-def test_latest_records_keeps_the_last_record_per_id():
-    records = [{"id": "10", "v": 1}, {"id": "b", "v": 1}, {"id": "2", "v": 1}, {"id": "10", "v": 2}]
-    assert [(r["id"], r["v"]) for r in latest_records(records)] == [("2", 1), ("10", 2), ("b", 1)]
-    assert [(r["id"], r["v"]) for r in latest_records(records, sort=False)] == [("10", 2), ("b", 1), ("2", 1)]
 
 
 def test_a_report_of_many_records_is_written(tmp_path):

@@ -4,9 +4,6 @@ import json
 import math
 import os
 import re
-import subprocess
-import sys
-import textwrap
 
 import keras
 import keras_tuner as kt
@@ -28,13 +25,11 @@ from tuning.hypermodels import (
     family_hypermodels,
     make_hypermodel,
 )
-from tuning.records import append_record, read_records
-from tuning.searches import load_search
+from tuning.records import read_records
 from tuning.searches.engine import declared_space as _declared_space
 from zoo.cli import main
 from zoo.training import TrainingConfig
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 # A small search space: the MLP family with Adam only, so that trials are quick.
 QUICK = {"optimizer": ("adam",), "schedule": ("constant",), "weight_decay": (0.0,)}
@@ -124,34 +119,6 @@ def test_apply_constraints_marks_infeasible_and_keeps_measurements():
     with pytest.raises(ValueError, match="Unknown constraint"):
         apply_constraints(_record(3, "completed", 0.9, 1.0, 1.0), {"max_size": 3})
     assert P.best_under([r, ok], max_params=1e4)["id"] == "1"  # infeasible records are not ranked
-
-
-# --------------------------------------------------------------------------- records
-
-def test_concurrent_appends_merge_into_one_readable_file(tmp_path):
-    """Several processes append to one records.jsonl (as the workers of a distributed search do)."""
-    path = tmp_path / "records.jsonl"
-    script = textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {REPO!r})
-        from tuning.records import append_record
-        w = int(sys.argv[1])
-        for i in range(40):
-            append_record({str(path)!r}, {{"id": f"{{w}}-{{i}}", "status": "completed", "model": "mlp",
-                                           "hyperparameters": {{}}, "payload": "x" * 20000}})
-    """)
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(w)]) for w in range(4)]
-    assert all(p.wait(timeout=120) == 0 for p in procs)
-    with open(path, "a") as f:
-        f.write('{"id": "cut-short", "sta')  # a writer killed mid-line
-    append_record(path, {"id": "after", "status": "completed", "model": "mlp", "hyperparameters": {}})
-    with pytest.warns(UserWarning, match="damaged line.*line 161: not JSON"):
-        records = read_records(path)
-    ids = [r["id"] for r in records]
-    assert len(ids) == len(set(ids)) == 161 and "after" in ids
-    assert all(r.get("payload", "x" * 20000) == "x" * 20000 for r in records)
-    with pytest.warns(UserWarning):
-        assert len(load_search(tmp_path).records) == 161
 
 
 # --------------------------------------------------------------------------- HyperModels
