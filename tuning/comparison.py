@@ -33,6 +33,7 @@ from tuning.trial import TrialPlan, check_build, data_kwargs, run_trial
 from zoo import training as zoo_training
 from zoo.runtime import names_full_disk, resolve_precision
 from zoo.training import TrainingConfig
+from zoo.utils import settings_object
 
 __all__ = ["Comparison", "compare", "check_compatible"]
 
@@ -285,7 +286,7 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
         >>> result.paths["html"]
         'runs/cmp/report.html'
     """
-    options = RunOptions.coerce(options)
+    options = settings_object(RunOptions, options, "options")
     if options.isolation is not None:
         raise ValueError("A comparison trains in this process; isolation='process' is for tuning.search. "
                          f"Received: isolation={options.isolation!r}")

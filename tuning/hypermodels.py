@@ -16,9 +16,9 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
-import dataclasses
 from dataclasses import dataclass, field
 
 import keras_tuner as kt
@@ -28,6 +28,7 @@ from tuning.spaces import COMMON_SPACE, FAMILY_ARGUMENTS, FAMILY_SPACES, Trainin
 from tuning.trial import data_kwargs
 from zoo import training
 from zoo.training import TrainingConfig
+from zoo.utils import settings_object
 
 __all__ = [
     "TrainingSpace",
@@ -157,7 +158,7 @@ class ZooHyperModel(kt.HyperModel):
         self.batch_size = batch_size
         self.fixed = dict(fixed or {})
         self.tiny = bool(tiny)
-        self.training = TrainingSpace.coerce(training)
+        self.training = settings_object(TrainingSpace, training, "training")
 
     @classmethod
     def from_data(cls, *args, data, **kwargs):

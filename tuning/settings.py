@@ -111,17 +111,6 @@ class RunOptions:
             raise TypeError(f"`callbacks` must be a list of Keras callbacks. Received: callbacks={self.callbacks!r}")
         object.__setattr__(self, "callbacks", tuple(self.callbacks))
 
-    @classmethod
-    def coerce(cls, options) -> RunOptions:
-        """RunOptions from RunOptions, a dict of fields or ``None`` (the defaults)."""
-        if options is None:
-            return cls()
-        if isinstance(options, cls):
-            return options
-        if isinstance(options, dict):
-            return cls(**options)
-        raise TypeError(f"`options` must be a tuning.RunOptions, a dict or None. Received: options={options!r}")
-
     def kept(self, kind) -> str | None:
         """Which trained models a run of ``kind`` (``"search"`` or ``"comparison"``) keeps."""
         if self.save_models == "auto":

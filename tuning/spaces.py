@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 
 from zoo import training
 from zoo.data import AUGMENTATION_PRESETS
+from zoo.utils import settings_object
 
 __all__ = ["COMMON_SPACE", "FAMILY_ARGUMENTS", "FAMILY_SPACES", "NONE", "SEARCHED_TRAINING", "SearchSpace",
            "TrainingSpace", "declare"]
@@ -105,6 +106,9 @@ class TrainingSpace:
     warmup_epochs: float = 1.0
 
     def __post_init__(self):
+        for name in ("optimizer", "learning_rate", "schedule", "weight_decay", "batch_size", "augmentation"):
+            if isinstance(getattr(self, name), list):  # from JSON
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         for opt in self.optimizer:
             if opt not in training.OPTIMIZERS:
                 raise ValueError(f"`optimizer` must be in {list(training.OPTIMIZERS)}. Received: optimizer={opt!r}")
@@ -130,17 +134,6 @@ class TrainingSpace:
                     f"`augmentation` must be None or one of {sorted(AUGMENTATION_PRESETS)}. Received: {preset!r}")
 
 
-    @classmethod
-    def coerce(cls, value) -> TrainingSpace:
-        """A TrainingSpace from ``None`` (defaults), a dict of fields or a TrainingSpace."""
-        if value is None:
-            return cls()
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, dict):
-            fields = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
-            return cls(**fields)
-        raise TypeError(f"`training` must be a TrainingSpace, a dict or None. Received: training={value!r}")
 
     def declare(self, hp, *, batch_size, image) -> dict:
         """Declare the training hyperparameters in ``hp``; returns the chosen values."""
@@ -190,22 +183,9 @@ class SearchSpace:
     hyperparameters: object = None
 
     def __post_init__(self):
-        object.__setattr__(self, "training", TrainingSpace.coerce(self.training))
+        object.__setattr__(self, "training", settings_object(TrainingSpace, self.training, "training"))
         if self.fixed is not None and not isinstance(self.fixed, dict):
             raise TypeError(f"`fixed` must be a dict of builder arguments. Received: fixed={self.fixed!r}")
         if not isinstance(self.tiny, bool):
             raise TypeError(f"`tiny` must be True or False. Received: tiny={self.tiny!r}")
 
-    @classmethod
-    def coerce(cls, space) -> SearchSpace:
-        """A SearchSpace from a SearchSpace, a TrainingSpace, a dict of SearchSpace fields or ``None``."""
-        if space is None:
-            return cls()
-        if isinstance(space, cls):
-            return space
-        if isinstance(space, TrainingSpace):
-            return cls(training=space)
-        if isinstance(space, dict):
-            return cls(**space)
-        raise TypeError(f"`space` must be a tuning.SearchSpace, a TrainingSpace, a dict or None. "
-                        f"Received: space={space!r}")

@@ -382,3 +382,15 @@ def snake_case(class_name: str) -> str:
     """Keras' automatic layer-name rule (``keras.src.utils.naming.to_snake_case``): ``Conv2D`` -> ``conv2d``."""
     name = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", class_name)
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def settings_object(cls, value, arg):
+    """``value`` as a ``cls`` settings object (a frozen dataclass): ``None`` gives its defaults, a dict its
+    fields, an instance itself; anything else is a ``TypeError`` naming ``arg``."""
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, dict):
+        return cls(**value)
+    raise TypeError(f"`{arg}` must be a {cls.__name__}, a dict of its fields or None. Received: {arg}={value!r}")

@@ -29,11 +29,11 @@ from tuning.searches.result import SearchResult, load_search
 from tuning.searches.runner import Runner, SearchRun
 from tuning.searches.state import check_keras_tuner_state, prepare_directory, repair_tail
 from tuning.settings import Budget, RunOptions
-from tuning.spaces import SEARCHED_TRAINING, SearchSpace
+from tuning.spaces import SEARCHED_TRAINING, SearchSpace, TrainingSpace
 from tuning.trial import TrialPlan, check_build
 from zoo.runtime import names_full_disk, resolve_precision
 from zoo.training import TrainingConfig
-from zoo.utils import check_int
+from zoo.utils import check_int, settings_object
 
 __all__ = ["search"]
 
@@ -90,8 +90,10 @@ def search(models, *, data, objectives="val_accuracy", training=None, space=None
         >>> result.best_record["val_accuracy"], len(result.pareto())
     """
     began = time.perf_counter()
-    budget, options = Budget.coerce(budget), RunOptions.coerce(options)
-    algorithm, space, data = coerce_algorithm(algorithm), SearchSpace.coerce(space), _data(data)
+    budget, options = Budget.coerce(budget), settings_object(RunOptions, options, "options")
+    if isinstance(space, TrainingSpace):
+        space = SearchSpace(training=space)
+    algorithm, space, data = coerce_algorithm(algorithm), settings_object(SearchSpace, space, "space"), _data(data)
     check_int("seed", seed, minimum=0)
     objectives = _objectives(objectives, data, algorithm=algorithm)
     objective_name, direction = objectives[0]
