@@ -27,22 +27,15 @@ import keras
 
 from zoo.runtime import write_json_atomic
 
-SAVE_MODELS = ("best", "pareto", "all", None)
 MODELS_DIR = "models"
 CHECKPOINTS_DIR = "checkpoints"
 
-__all__ = ["SAVE_MODELS", "EpochCheckpoint", "ModelFileError", "TrialFiles", "check_save_models", "load_checkpoint",
-           "load_saved_model", "prune_saved_models", "save_trained_model", "write_hparams"]
+__all__ = ["EpochCheckpoint", "ModelFileError", "TrialFiles", "load_checkpoint", "load_saved_model", "prune_saved_models",
+           "save_trained_model", "write_hparams"]
 
 
 class ModelFileError(ValueError):
     """A saved model is missing, altered (its SHA-256 differs from its record's) or was not kept."""
-
-
-def check_save_models(save_models, allowed=SAVE_MODELS):
-    if save_models not in allowed:
-        raise ValueError(f"`save_models` must be one of {list(allowed)}. Received: save_models={save_models!r}")
-    return save_models
 
 
 def _safe(record_id) -> str:
