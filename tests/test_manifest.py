@@ -53,8 +53,13 @@ def test_a_format_1_comparison_reports_and_resumes(tmp_path, capsys):
     manifest = read_manifest(run)
     assert manifest["kind"] == "comparison" and objectives_of(manifest) == [("val_accuracy", "max")]
     assert "records.jsonl" in manifest["migrated_from"]
-    report = regenerate(run)
-    assert [(row["label"], row["completed"]) for row in report.rows] == [("mlp", 2)]
+    for _ in range(2):  # its report keeps the data, training and models of the earlier report, written again
+        report = regenerate(run)
+        md = open(report.paths["markdown"], encoding="utf-8").read()
+        assert [(row["label"], row["completed"]) for row in report.rows] == [("mlp", 2)]
+        for text in ("data: `moons` (embedded", '"learning_rate": 0.01', '"patience": 3', '"hidden_units": [8]',
+                     "seeds: 0, 1"):
+            assert text in md, text
     capsys.readouterr()
     training = TrainingConfig(epochs=2, learning_rate=0.01, patience=3)
     result = tuning.compare(["mlp"], data=zoo.data.load(**DATA), training=training, seeds=2, out=run,
@@ -89,3 +94,24 @@ def test_a_format_1_search_reports_and_resumes_and_refuses_a_changed_search(tmp_
     assert result.records[:3] == before and any("resumed: 3" in note for note in result.notes)
     assert {r["search"] for r in result.records} == {manifest["id"]}  # the run keeps its id
     assert read_manifest(run)["format"] == 2 and read_manifest(run)["id"] == manifest["id"]
+
+
+def test_a_resumed_search_refuses_changed_training_settings_of_its_own_hypermodel(tmp_path):
+    """A HyperModel that builds its own model trains with the whole TrainingConfig: all of it is the identity."""
+    import keras
+
+    def build(hp):
+        inputs = keras.Input((2,))
+        return keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Dense(hp.Int("units", 2, 8))(inputs)))
+
+    def search(**training):
+        options = tuning.RunOptions(measure_speed=False, report=False, verbose=0)
+        return tuning.search(build, data=zoo.data.load(**DATA), training=TrainingConfig(epochs=1, **training), budget=1,
+                             directory=tmp_path, options=options)
+
+    assert search(optimizer="sgd", learning_rate=0.5).records[0]["status"] == "completed"
+    with pytest.raises(ValueError, match=r"identity\.training\.batch_size None -> 7.*identity\.training\.optimizer"):
+        search(optimizer="adam", batch_size=7)
+    with pytest.raises(ValueError, match="The search space sets \\['optimizer'\\]"):
+        tuning.search("mlp", data=zoo.data.load(**DATA), training=TrainingConfig(optimizer="sgd"),
+                      directory=tmp_path / "z")

@@ -149,7 +149,8 @@ def test_a_killed_trial_resumes_from_its_last_finished_epoch(moons, tmp_path):
     state = json.loads(next((out / "checkpoints").iterdir()).joinpath("state.json").read_text())
     assert state["epoch"] == 2 and len(state["history"]["loss"]) == 2
     result = tuning.compare(["mlp"], data=moons, training=TrainingConfig(epochs=6), seeds=1, out=out,
-                            model_kwargs={"mlp": MLP}, options=tuning.RunOptions(measure_speed=False, report=False, verbose=0))
+                            model_kwargs={"mlp": MLP},
+                            options=tuning.RunOptions(measure_speed=False, report=False, verbose=0))
     record = result.records[0]
     assert record["resumed_from_epoch"] == 2 and record["epochs_run"] == 4
     assert all(len(v) == 6 for v in record["history"].values())
@@ -226,7 +227,8 @@ def test_validation_metrics_taken_from_the_last_epoch_equal_evaluating_the_final
 
 def test_compare_times_each_model_once_and_its_other_seeds_copy_it(moons, tmp_path):
     result = tuning.compare(["mlp"], data=moons, training=TrainingConfig(epochs=1), seeds=2, out=tmp_path,
-                            model_kwargs={"mlp": MLP}, options=tuning.RunOptions(report=False, verbose=0, save_models=None))
+                            model_kwargs={"mlp": MLP},
+                            options=tuning.RunOptions(report=False, verbose=0, save_models=None))
     first, second = result.records
     assert first["latency_ms"] > 0 and "speed_from_seed" not in first
     assert second["speed_from_seed"] == first["seed"]

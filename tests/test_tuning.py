@@ -191,7 +191,8 @@ RECORD_FIELDS = ("params", "trainable_params", "macs", "weight_bytes", "fit_seco
 
 def test_search_records_every_field(moons, tmp_path, capsys):
     result = tuning.search("mlp", data=moons, algorithm=tuning.Bayesian(num_initial_points=2), budget=3,
-                           training=TrainingConfig(epochs=2), directory=tmp_path, space=tuning.SearchSpace(training=QUICK),
+                           training=TrainingConfig(epochs=2), directory=tmp_path,
+                           space=tuning.SearchSpace(training=QUICK),
                            options=tuning.RunOptions(report=False), seed=1)
     out = capsys.readouterr().out
     assert len(result.records) == 3 and [r["id"] for r in result.records] == ["0000", "0001", "0002"]

@@ -30,8 +30,8 @@ from zoo.runtime import write_json_atomic
 MODELS_DIR = "models"
 CHECKPOINTS_DIR = "checkpoints"
 
-__all__ = ["EpochCheckpoint", "ModelFileError", "TrialFiles", "load_checkpoint", "load_saved_model", "prune_saved_models",
-           "save_trained_model", "write_hparams"]
+__all__ = ["EpochCheckpoint", "ModelFileError", "TrialFiles", "load_checkpoint", "load_saved_model",
+           "prune_saved_models", "save_trained_model", "write_hparams"]
 
 
 class ModelFileError(ValueError):

@@ -24,7 +24,14 @@ import numpy as np
 
 import zoo
 from tuning.artifacts import TrialFiles, load_saved_model, prune_saved_models
-from tuning.manifest import RECORDS_FILE, make_manifest, migrate_record, write_manifest
+from tuning.manifest import (
+    RECORDS_FILE,
+    make_manifest,
+    migrate_record,
+    read_manifest,
+    training_identity,
+    write_manifest,
+)
 from tuning.records import append_record, finite, read_records, reject_bad_lines
 from tuning.report import confusion_matrix, write_report
 from tuning.report.summary import primary_metric
@@ -314,6 +321,10 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
         check_build(_builder(name, data, dict(model_kwargs.get(name, {}))),
                     what=f"{name} with model_kwargs {model_kwargs.get(name, {})}")
     out = os.fspath(out)
+    kind = (read_manifest(out, records=[]) or {}).get("kind", "comparison")
+    if kind != "comparison":
+        raise ValueError(f"{out} holds a {kind} (its run.json says so), not a comparison: choose another `out`. "
+                         f"Received: out={out!r}")
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, RECORDS_FILE)
     notes = []
@@ -324,7 +335,7 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
         os.replace(path, backup)
         notes.append(f"resume=False: previous records moved to {backup}")
     existing = {_record_key(migrate_record(r)): r for r in read_records(path)} if options.resume else {}
-    identity = {"training": _normalise(dataclasses.asdict(training)), "seeds": seeds,
+    identity = {"training": training_identity(training), "seeds": seeds,
                 "models": {n: model_kwargs.get(n, {}) for n in names}}
     objective = ("val_loss", "min") if data.task == "regression" else ("val_accuracy", "max")
     manifest = make_manifest("comparison", identity=identity, objectives=[objective],
@@ -333,7 +344,7 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
                              budget={"epochs": training.epochs, "seeds": len(seeds)}, provenance=data.provenance())
     write_manifest(out, manifest)
     plan = TrialPlan(training=training, measure_speed=options.measure_speed,
-                     speed_iterations=options.speed_iterations, callbacks=options.callbacks,
+                     speed_iterations=options.iterations("comparison"), callbacks=options.callbacks,
                      on_trained=_predictions_hook(data), verbose=options.fit_verbose)
 
     total = len(names) * len(seeds)
@@ -408,10 +419,6 @@ def _training(training, data):
         monitor = "val_loss" if data.task == "regression" else "val_accuracy"
     return dataclasses.replace(training, batch_size=training.batch_size or data.batch_size, monitor=monitor,
                                precision=resolve_precision(training.precision or "float32"))
-
-
-def _normalise(value):
-    return json.loads(json.dumps(value, sort_keys=True, default=str))
 
 
 def _summary(record) -> str:

@@ -20,11 +20,12 @@ from tuning.objectives import objective, objective_fields
 from tuning.records import read_records
 from zoo.runtime import environment, write_json_atomic
 
-__all__ = ["FORMAT", "KINDS", "MANIFEST_FILE", "OLDER_MANIFESTS", "RECORDS_FILE", "make_manifest", "migrate",
-           "migrate_record", "objectives_of", "read_manifest", "search_training_identity", "write_manifest"]
+__all__ = ["FORMAT", "KINDS", "MANIFEST_FILE", "OLDER_MANIFESTS", "RECORDS_FILE", "REPORT_META", "make_manifest",
+           "migrate", "migrate_record", "objectives_of", "read_manifest", "training_identity", "write_manifest"]
 
 MANIFEST_FILE = "run.json"
 RECORDS_FILE = "records.jsonl"
+REPORT_META = "report_meta.json"  # what a report keeps to be written again (tuning.report)
 FORMAT = 2
 KINDS = ("comparison", "search")
 OLDER_MANIFESTS = ("search.json",)  # format 1: searches only, identity keys at the top level
@@ -99,12 +100,26 @@ def read_manifest(run_dir, *, records=None):
         return manifest if manifest.get("format") == FORMAT else migrate(manifest, [])
     if records is None:
         records = read_records(os.path.join(run_dir, RECORDS_FILE))
-    return migrate(None, records) if records else None
+    return migrate(None, records, provenance=_report_provenance(run_dir)) if records else None
 
 
-def migrate(old, records) -> dict:
+def _report_provenance(run_dir):
+    """The provenance an earlier report kept in its ``report_meta.json`` (beside the records, or in ``report/``)."""
+    for folder in (run_dir, os.path.join(run_dir, "report")):
+        try:
+            with open(os.path.join(folder, REPORT_META), encoding="utf-8") as f:
+                meta = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if isinstance(meta, dict) and isinstance(meta.get("provenance"), dict):
+            return meta["provenance"]
+    return None
+
+
+def migrate(old, records, *, provenance=None) -> dict:
     """A current-format manifest from a format-1 search manifest (``old``) or, with ``old=None``, from
-    the records of a folder that has none (the run's kind and objectives as its records state them)."""
+    the records of a folder that has none (the run's kind and objectives as its records state them) and the
+    ``provenance`` its report kept (data, seeds, training settings, models)."""
     if old is not None:
         es = old.get("early_stopping") or {}
         algorithm = dict(old.get("algorithm") or {})
@@ -117,9 +132,7 @@ def migrate(old, records) -> dict:
         manifest = _manifest("search", identity={
             "hypermodel": old.get("hypermodel"), "space": old.get("space"), "algorithm": described,
             "seed": old.get("seed"), "executions": old.get("executions", 1), "constraints": old.get("constraints", {}),
-            "training": search_training_identity(epochs=old.get("epochs"), precision=old.get("precision", "float32"),
-                                                 patience=es.get("patience"), min_delta=es.get("min_delta", 0.0),
-                                                 monitor=es.get("monitor")),
+            "training": _format_1_training(old, es),
         }, objectives=[(o.get("name"), o.get("direction")) for o in pairs], data=old.get("data"),
             provenance=old.get("provenance"))
         manifest.update(id=old.get("search", manifest["id"]), created=old.get("created"),
@@ -135,10 +148,16 @@ def migrate(old, records) -> dict:
     else:  # a comparison's records: its main metric is the validation accuracy, or the loss of a regression
         regression = any(r.get("task") == "regression" or "val_mae" in r for r in records)
         pairs = [("val_loss", "min") if regression else ("val_accuracy", "max")]
-    first = records[0]
-    manifest = _manifest("search" if searched else "comparison", identity={}, objectives=pairs,
-                             data={"name": first.get("dataset"), "fingerprint": first.get("data"),
-                                   "batch_size": first.get("batch_size")})
+    first, kept = records[0], dict(provenance or {})
+    if "fingerprint" in kept and "source" in kept:  # a bare DataBundle.provenance()
+        kept = {"data": kept}
+    training = kept.get("training") or {k: kept[k] for k in ("epochs", "batch_size", "precision", "fit_kwargs")
+                                        if k in kept}
+    identity = {k: v for k, v in (("seeds", kept.get("seeds")), ("training", training), ("models", kept.get("models")))
+                if v}
+    manifest = _manifest("search" if searched else "comparison", identity=identity, objectives=pairs,
+                         data={"name": first.get("dataset"), "fingerprint": first.get("data"),
+                               "batch_size": first.get("batch_size")}, provenance=kept.get("data"))
     manifest.update(id=first.get("search") or manifest["id"], created=None, environment=None,
                     migrated_from="records.jsonl (no manifest)")
     return manifest
@@ -158,10 +177,22 @@ def migrate_record(record) -> dict:
                                                 precision=record.get("precision") or "float32")
     except (TypeError, ValueError):
         return record  # settings today's TrainingConfig refuses: the trial is not reused
-    return {**record, "training": _normalise(dataclasses.asdict(config))}
+    return {**record, "training": training_identity(config)}
 
 
-def search_training_identity(*, epochs, precision, patience, min_delta, monitor, steps_per_epoch=None, options=None):
-    """The training settings that make two searches the same: what the search space does not vary."""
-    return {"epochs": epochs, "precision": precision, "patience": patience, "min_delta": min_delta,
-            "monitor": monitor, "steps_per_epoch": steps_per_epoch, "options": dict(options or {})}
+def training_identity(config, *, searched=()) -> dict:
+    """The training settings that make two runs the same: every field of a ``TrainingConfig`` but the
+    ``searched`` ones, which a search space sets in each trial."""
+    return _normalise({k: v for k, v in dataclasses.asdict(config).items() if k not in searched})
+
+
+def _format_1_training(old, early_stopping) -> dict:
+    """The training identity of a format-1 search: it stored epochs, precision and early stopping; the
+    other settings were the defaults (a zoo search space set the ones it searched in every trial)."""
+    from zoo.training import TrainingConfig  # only for such a folder: the defaults are TrainingConfig's
+
+    stored = dict(epochs=old.get("epochs"), precision=old.get("precision", "float32"),
+                  patience=early_stopping.get("patience"), min_delta=early_stopping.get("min_delta", 0.0),
+                  monitor=early_stopping.get("monitor"))
+    config = TrainingConfig(**{k: v for k, v in stored.items() if v is not None})
+    return training_identity(config, searched=tuple((old.get("hypermodel") or {}).get("training") or ()))

@@ -73,7 +73,8 @@ class RunOptions:
         log_dir: TensorBoard scalars and a ``log.csv`` per trial in ``log_dir/ID``.
         report: write the report at the end.
         measure_speed: time batch-1 latency and throughput after training (needed by latency constraints).
-        speed_iterations: timed batches for the latency (a third of them for the throughput).
+        speed_iterations: timed batches for the latency (a third of them for the throughput); ``None``: 5 in a
+            search (many trials), 10 in a comparison (one timing per model).
         isolation: ``"process"`` runs each search trial in a fresh worker process
             (:mod:`tuning.isolation`); ``None`` trains in this process.
         callbacks: extra Keras callbacks for every trial (picklable with ``isolation="process"``).
@@ -89,7 +90,7 @@ class RunOptions:
     log_dir: str | None = None
     report: bool = True
     measure_speed: bool = True
-    speed_iterations: int = 5
+    speed_iterations: int | None = None
     isolation: str | None = None
     callbacks: tuple = ()
     verbose: int = 1
@@ -103,7 +104,7 @@ class RunOptions:
                              f"Received: save_models={self.save_models!r}")
         if self.isolation not in ISOLATION:
             raise ValueError(f"`isolation` must be None or 'process'. Received: isolation={self.isolation!r}")
-        check_int("speed_iterations", self.speed_iterations)
+        check_int("speed_iterations", self.speed_iterations, allow_none=True)
         check_int("verbose", self.verbose, minimum=0, maximum=2)
         if self.log_dir is not None and not isinstance(self.log_dir, str):
             object.__setattr__(self, "log_dir", str(self.log_dir))  # a pathlib.Path
@@ -118,6 +119,10 @@ class RunOptions:
         if kind == "comparison" and self.save_models == "pareto":
             raise ValueError("A comparison keeps 'best', 'all' or None of its models. Received: save_models='pareto'")
         return self.save_models
+
+    def iterations(self, kind) -> int:
+        """Timed batches for the latency in a run of ``kind``."""
+        return self.speed_iterations or (5 if kind == "search" else 10)
 
     @property
     def fit_verbose(self) -> int:

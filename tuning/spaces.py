@@ -6,10 +6,11 @@ Every name is a stable snake_case hyperparameter name with an explicit default
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from zoo import training
 from zoo.data import AUGMENTATION_PRESETS
+from zoo.training import TrainingConfig
 from zoo.utils import settings_object
 
 __all__ = ["COMMON_SPACE", "FAMILY_ARGUMENTS", "FAMILY_SPACES", "NONE", "SEARCHED_TRAINING", "SearchSpace",
@@ -133,8 +134,6 @@ class TrainingSpace:
                 raise ValueError(
                     f"`augmentation` must be None or one of {sorted(AUGMENTATION_PRESETS)}. Received: {preset!r}")
 
-
-
     def declare(self, hp, *, batch_size, image) -> dict:
         """Declare the training hyperparameters in ``hp``; returns the chosen values."""
         lo, hi = self.learning_rate
@@ -156,9 +155,9 @@ class TrainingSpace:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-# The TrainingConfig fields a TrainingSpace sets in every trial; a search's TrainingConfig gives the others.
-SEARCHED_TRAINING = ("optimizer", "learning_rate", "schedule", "weight_decay", "batch_size", "augmentation",
-                     "augmentation_flip", "warmup_epochs")
+# The TrainingConfig fields a TrainingSpace sets in every trial (those of its fields that TrainingConfig has);
+# a search's TrainingConfig gives the others.
+SEARCHED_TRAINING = tuple(f.name for f in fields(TrainingSpace) if f.name in {g.name for g in fields(TrainingConfig)})
 
 
 @dataclass(frozen=True)

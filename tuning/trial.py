@@ -161,8 +161,9 @@ def run_trial(build, data, plan=None, *, trial_id, seed=0, files=None, model_nam
     finally:
         trial.model = None
         keras.backend.clear_session()  # free_memory=True: it runs gc.collect() itself (a second one cost ~0.3 s)
-    if status != "infeasible" and trial.record.get("timings", {}).get("build") is not None:
-        trial.record["peak_memory_bytes"] = peak_memory_bytes()
+    built = trial.record["timings"].get("build") is not None
+    if status != "infeasible" and (built or error.startswith(("build failed", "out of memory"))):
+        trial.record["peak_memory_bytes"] = peak_memory_bytes()  # not for settings refused before building
     return new_record(status=status, error=error, **trial.record)
 
 
@@ -193,8 +194,9 @@ class _Timed:
     def __enter__(self):
         self.start = time.perf_counter()
 
-    def __exit__(self, *exc):
-        self.timings[self.phase] = time.perf_counter() - self.start
+    def __exit__(self, error_type, *exc):
+        if error_type is None:  # a phase that raised has no duration worth recording
+            self.timings[self.phase] = time.perf_counter() - self.start
 
 
 def _failure(error, trial) -> str:

@@ -336,7 +336,7 @@ def check_common(
     rank=3,
     channels=None,
 ):
-    """The checks every keras.applications-style builder starts with (``weights`` has its own, :func:`check_weights`)."""
+    """The checks every keras.applications-style builder starts with (``weights``: :func:`check_weights`)."""
     shape = check_input_shape(
         input_shape, default=default_input_shape, min_size=min_size, rank=rank, channels=channels
     )

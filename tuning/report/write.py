@@ -13,6 +13,7 @@ import numpy as np
 from tuning.diagnosis import THRESHOLDS, rules
 from tuning.indicators import default_reference, hypervolume
 from tuning.manifest import RECORDS_FILE, objectives_of, read_manifest
+from tuning.manifest import REPORT_META as META_FILE
 from tuning.records import finite, latest_records, read_records
 from tuning.report import search_plots
 from tuning.report.plots import AXES, plot_confusion_matrix, plot_curves, plot_tradeoff
@@ -29,7 +30,6 @@ from tuning.report.summary import (
 )
 from zoo.runtime import write_json_atomic
 
-META_FILE = "report_meta.json"
 MAX_CURVE_ROWS = 12  # curves of at most this many groups (the best ones) in one figure
 
 
@@ -78,10 +78,13 @@ def write_report(records, out_dir, *, title, manifest=None, command=None, select
     plot_dir = os.path.join(out_dir, "plots")
     os.makedirs(plot_dir, exist_ok=True)
     rows = summarize_records(records)
-    doc, paths = _build_document(records, rows, title=title, provenance=_provenance(manifest), command=command,
+    provenance = _provenance(manifest)
+    doc, paths = _build_document(records, rows, title=title, provenance=provenance, command=command,
                                  plot_dir=plot_dir, run_dir=run_dir, out_dir=out_dir,
                                  search=search_context(records, manifest))
-    meta = {"title": title, "command": command, "selection": list(selection) if selection is not None else None}
+    # the provenance too, for a folder without a run manifest (written by hand, or before manifests)
+    meta = {"title": title, "command": command, "selection": list(selection) if selection is not None else None,
+            "provenance": provenance}
     paths.update(_write_files(out_dir, doc, rows, meta))
     return Report(paths=paths, rows=rows)
 

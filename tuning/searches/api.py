@@ -20,7 +20,7 @@ from tuning.artifacts import prune_saved_models
 from tuning.constraints import check_constraints
 from tuning.hypermodels import ZooHyperModel, make_hypermodel
 from tuning.isolation import WorkerPool, check_picklable, data_spec
-from tuning.manifest import RECORDS_FILE, make_manifest, search_training_identity, write_manifest
+from tuning.manifest import RECORDS_FILE, make_manifest, training_identity, write_manifest
 from tuning.objectives import objective, objective_fields
 from tuning.records import latest_records, read_records, reject_bad_lines
 from tuning.searches import engine
@@ -122,10 +122,8 @@ def search(models, *, data, objectives="val_accuracy", training=None, space=None
     identity = {
         "hypermodel": described, "space": declared.get_config(), "algorithm": algorithm.describe(), "seed": seed,
         "executions": budget.executions, "constraints": constraints,
-        "training": search_training_identity(epochs=training.epochs, precision=training.precision,
-                                             patience=training.patience, min_delta=training.min_delta,
-                                             monitor=training.monitor, steps_per_epoch=training.steps_per_epoch,
-                                             options=training.options),
+        "training": training_identity(training, searched=SEARCHED_TRAINING if isinstance(
+            hypermodel, ZooHyperModel) else ()),
     }
     manifest = make_manifest("search", identity=identity, objectives=objectives, budget=budget.to_dict(),
                              data={"name": data.name, "fingerprint": data.fingerprint, "batch_size": data.batch_size},
@@ -138,7 +136,7 @@ def search(models, *, data, objectives="val_accuracy", training=None, space=None
                                 epochs=training.epochs, seed=seed, hyperparameters=space.hyperparameters)
     oracle.verbose = 0  # one line per trial is printed by the runner instead
     run = SearchRun(plan=TrialPlan(training=training, constraints=constraints, measure_speed=options.measure_speed,
-                                   speed_iterations=options.speed_iterations, callbacks=options.callbacks,
+                                   speed_iterations=options.iterations("search"), callbacks=options.callbacks,
                                    verbose=options.fit_verbose),
                     data=data, objectives=objectives, algorithm=algorithm, budget=budget, options=options, seed=seed,
                     directory=directory, search_id=manifest["id"])

@@ -25,9 +25,9 @@ Design decisions (keras-tuner 1.4.8 read in ``engine/base_tuner.py``,
   Hyperband brackets and the grid order are rebuilt too; where a proposal
   differs (e.g. trials that overlapped in a distributed run) the recorded
   values win. A trial that was running when the process died has no record
-  and runs again, under the same id. A manifest (``search.json``: space, data
-  fingerprint, objective, algorithm, epochs, seed, constraints) detects a
-  changed search, refused unless ``overwrite=True``.
+  and runs again, under the same id. The run manifest (``run.json``,
+  :mod:`tuning.manifest`: space, data fingerprint, objectives, algorithm, training settings, seed,
+  constraints) detects a changed search, refused unless ``RunOptions(resume=False)``.
 * Distributed. With KerasTuner's environment variables (``KERASTUNER_TUNER_ID``,
   ``KERASTUNER_ORACLE_IP``, ``KERASTUNER_ORACLE_PORT``) the chief serves the
   oracle and the workers run trials; all of them append to the one shared
@@ -62,11 +62,10 @@ from tuning.searches.nsga2 import VIOLATION, NSGA2Oracle, outcome
 from tuning.trial import objective_value
 from zoo.runtime import is_disk_full
 
-__all__ = ["FunctionHyperModel", "SearchTuner", "declared_space", "drive", "make_oracle", "replay",
-           "role", "trial_metrics"]
+__all__ = ["FunctionHyperModel", "MultiObjectiveOracle", "SearchTuner", "declared_space", "drive", "make_oracle",
+           "replay", "role", "trial_metrics"]
 
 STOPPED = trial_module.TrialStatus.STOPPED
-_IDLE = trial_module.TrialStatus.IDLE
 _RUNNING = trial_module.TrialStatus.RUNNING
 _COMPLETED = trial_module.TrialStatus.COMPLETED
 _FAILED = trial_module.TrialStatus.FAILED
@@ -74,8 +73,7 @@ _REPLAY_TUNER = "replay"
 
 
 class _BudgetMixin:
-    """Oracle additions: a wall-clock deadline after which no trial starts, a pause before a busy oracle is
-    asked again."""
+    """Oracle additions: a wall-clock deadline after which no trial starts."""
 
     deadline = None  # time.monotonic() value, or None
 
@@ -85,10 +83,7 @@ class _BudgetMixin:
                 and tuner_id not in self.ongoing_trials):
             self.tuner_ids.discard(tuner_id)
             return trial_module.Trial(self.get_space(), status=STOPPED)
-        trial = super().create_trial(tuner_id)
-        if trial.status == _IDLE:  # e.g. Hyperband waiting for other workers' trials: KerasTuner asks again at once
-            time.sleep(0.2)
-        return trial
+        return super().create_trial(tuner_id)
 
 
 class RandomOracle(_BudgetMixin, kt.oracles.RandomSearchOracle):
@@ -108,6 +103,8 @@ class GridOracle(_BudgetMixin, kt.oracles.GridSearchOracle):
 
 
 class MultiObjectiveOracle(_BudgetMixin, NSGA2Oracle):
+    """The NSGA-II oracle of searches: an infeasible trial may report its ``constraint_violation`` alone."""
+
     def _check_objective_found(self, metrics):
         if VIOLATION not in metrics:  # an infeasible trial reports its violation only
             super()._check_objective_found(metrics)
@@ -292,7 +289,20 @@ class SearchTuner(kt.Tuner):
         finally:
             gc.unfreeze()
 
+    def pre_create_trial(self):
+        # An oracle that answered IDLE (e.g. Hyperband waiting for other workers' trials) gets no trial
+        # started before it is asked again; KerasTuner asks again at once. Pause here, in the worker.
+        if self._asked:
+            time.sleep(0.2)
+        self._asked = True
+        super().pre_create_trial()
+
+    def on_trial_begin(self, trial):
+        self._asked = False
+        super().on_trial_begin(trial)
+
     def on_search_begin(self):
+        self._asked = False
         super().on_search_begin()
         # Each trial ends with keras.backend.clear_session(), whose gc.collect() walks every object of
         # the process (~0.3 s with TensorFlow loaded). Freezing what exists now (modules, data) keeps
@@ -308,7 +318,9 @@ class SearchTuner(kt.Tuner):
             super()._try_run_and_update_trial(trial, *args, **kwargs)
         finally:
             kt_config.DEBUG = debug
-        if trial.status == trial_module.TrialStatus.INVALID:  # an error outside the record: show it once
+        if trial.status == trial_module.TrialStatus.INVALID:  # an error outside the record
+            if is_disk_full(RuntimeError(trial.message)):  # e.g. KerasTuner saving the trial: the run stops
+                raise kt.errors.FatalError(trial.message.strip().splitlines()[-1])
             print(trial.message, file=sys.stderr, flush=True)
 
     def run_trial(self, trial, *args, **kwargs):
@@ -404,7 +416,8 @@ def drive(oracle, evaluate, *, tuner_id="drive"):
 
     ``evaluate(values) -> {metric: value}`` gets each proposal's hyperparameter values; a returned
     ``None`` ends the trial ``FAILED``, a dict with only ``"constraint_violation"`` ends it ``FAILED``
-    with that violation (see :mod:`tuning.searches.nsga2`). KerasTuner's state files are not written.
+    with that violation (see :mod:`tuning.searches.nsga2`; the oracle must take such a report, as
+    :class:`MultiObjectiveOracle` does). KerasTuner's state files are not written.
     Returns the ended trials in order.
     """
     oracle.save = oracle._save_trial = lambda *a, **k: None

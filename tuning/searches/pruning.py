@@ -3,9 +3,9 @@
 The rule is Optuna's ``MedianPruner``: after epoch ``e`` (past ``warmup_epochs``),
 once ``min_trials`` earlier trials have completed, a trial whose best value so
 far is worse than the median of those trials' values at epoch ``e`` stops
-there (never after its last epoch: nothing would be saved). Its record gets the status ``pruned``: it keeps
-its history and size
-but is never ranked, never on a front and never a parent in NSGA-II. With
+there (never after its last epoch: nothing would be saved). Its record gets the status
+``pruned``: it keeps its history and size but is never ranked, never on a front and never
+a parent in NSGA-II. With
 several objectives the pruner watches the first one, which must be a metric
 logged every epoch (``val_*``).
 """
@@ -64,7 +64,7 @@ def check_pruning(pruning, *, algorithm, monitor):
                         f"Received: pruning={pruning!r}")
     if algorithm == "hyperband":
         raise ValueError("Hyperband stops trials by its own schedule: use pruning=None with it. "
-                         "Received: pruning={pruning!r}, algorithm='hyperband'")
+                         f"Received: pruning={pruning!r}, algorithm='hyperband'")
     if not monitor.startswith("val_"):
         raise ValueError(f"Pruning watches the (first) objective epoch by epoch, so it must be a validation "
                          f"metric (val_*). Received: objective={monitor!r}")

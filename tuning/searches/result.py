@@ -9,12 +9,12 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from tuning.artifacts import load_saved_model
 from tuning.fronts import best_under, knee_point, pareto
 from tuning.indicators import default_reference, hypervolume
-from tuning.objectives import objective_fields
-from tuning.artifacts import load_saved_model
-from tuning.records import latest_records, read_records
 from tuning.manifest import RECORDS_FILE, objectives_of, read_manifest
+from tuning.objectives import objective_fields
+from tuning.records import latest_records, read_records
 from tuning.trial import objective_value
 
 __all__ = ["SearchResult", "load_search"]
@@ -73,7 +73,8 @@ class SearchResult:
         return pairs
 
     def default_reference(self, objectives=None) -> tuple:
-        """The reference point :meth:`hypervolume` uses when given none (:func:`tuning.fronts.default_reference`)."""
+        """The reference point :meth:`hypervolume` uses when given none
+        (:func:`tuning.indicators.default_reference`)."""
         return default_reference(self.records, objectives or self.objectives)
 
     def hypervolume(self, objectives=None, reference=None) -> float:

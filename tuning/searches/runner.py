@@ -162,7 +162,7 @@ class Runner:
 
     def _front(self):
         """`` | front 4, HV 0.512`` for a multi-objective search: the front so far and its hypervolume
-        (reference point: :func:`tuning.hypervolume.default_reference` of the records so far)."""
+        (reference point: :func:`tuning.indicators.default_reference` of the records so far)."""
         objectives = self.run_settings.objectives
         if len(objectives) < 2:
             return ""

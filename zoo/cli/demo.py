@@ -54,7 +54,7 @@ def run(quick: bool = False, out=None, epochs=None, seeds=None, fresh=False) -> 
         seeds=seeds if seeds is not None else budget["seeds"], out=out,
         model_kwargs={name: kw for name, kw in models if kw},
         title="Architecture comparison on embedded digits (32x32)" + (" - quick" if quick else ""),
-        options=RunOptions(speed_iterations=5 if quick else 10, resume=not fresh, verbose=2),
+        options=RunOptions(speed_iterations=5 if quick else None, resume=not fresh, verbose=2),
     )
     print("\n" + format_summary(result.rows, result.paths))
     print(f"\nDemo finished in {time.perf_counter() - start:.0f} s (after start-up). Open {result.paths['html']} "

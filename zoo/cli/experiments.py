@@ -44,8 +44,7 @@ def cmd_compare(args):
     for name in exact:
         tuning.comparison.check_compatible(name, data)
     options = tuning.RunOptions(measure_speed=not args.no_speed, verbose=1 if args.quiet else 2,
-                                resume=not args.fresh, save_models=_none(args.save_models), log_dir=args.log_dir,
-                                speed_iterations=10)
+                                resume=not args.fresh, save_models=_none(args.save_models), log_dir=args.log_dir)
     result = tuning.compare(names, data=data, training=training_config(args), seeds=args.seeds, out=args.out,
                             model_kwargs=model_kwargs, title=args.title, command=["zoo", *sys.argv[1:]],
                             options=options)

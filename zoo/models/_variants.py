@@ -63,7 +63,7 @@ def _weights_source(card, weights, include_top, num_classes):
     and its file fetched (from the Keras cache, else downloaded: offline this fails within a
     second), so that the build loads that file; a file must exist.
     """
-    if card.weights and pretrained.is_weights_spec(weights):
+    if pretrained.is_weights_spec(weights):  # a table name: resolve says which exist when it names none
         entry = pretrained.resolve(card.name, weights)
         if include_top and num_classes != 1000:
             raise ValueError(
