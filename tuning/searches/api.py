@@ -269,7 +269,7 @@ def _write_report(result, notes):
 
     try:
         report = write_report(result.records, os.path.join(result.directory, "report"), manifest=result.manifest,
-                              title="Search", run_dir=result.directory)
+                              title=f"Search on {result.manifest['data']['name']}", run_dir=result.directory)
         return report.paths
     except Exception as e:  # noqa: BLE001 - a report problem must not fail a finished search
         notes.append(f"report not written: {type(e).__name__}: {e}")
