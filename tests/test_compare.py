@@ -60,7 +60,7 @@ def test_every_result_row_traces_to_records(run):
                       "throughput"):
             values = [by_id[i][field] for i in ids]
             assert float(row[f"{field}_mean"]) == pytest.approx(sum(values) / 2, rel=1e-12), field
-        assert row["diagnosis"] in ("still improving", "good fit", "underfitting", "overfitting", "unstable",
+        assert row["diagnosis"] in ("still improving", "good fit", "unclear", "underfitting", "overfitting", "unstable",
                                     "unrepresentative validation")
     assert json.load(open(os.path.join(out, "results.json")))[0]["best"] is True
     assert result.best_row["label"] in MODELS

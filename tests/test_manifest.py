@@ -115,3 +115,26 @@ def test_a_resumed_search_refuses_changed_training_settings_of_its_own_hypermode
     with pytest.raises(ValueError, match="The search space sets \\['optimizer'\\]"):
         tuning.search("mlp", data=zoo.data.load(**DATA), training=TrainingConfig(optimizer="sgd"),
                       directory=tmp_path / "z")
+
+
+def test_a_misspelled_objective_or_a_run_folder_of_another_kind_fails_before_any_trial(tmp_path, capsys):
+    """Issue 28: `val_acc` trained every trial and ended "best: none"; a search and a comparison mixed their
+    records in one folder. Both are refused before anything is trained or written."""
+    from zoo.cli import main
+
+    data = zoo.data.load(**DATA)
+    with pytest.raises(ValueError, match=r"objective 'val_acc' is not a field the trials record\. Did you mean: "
+                                         r"val_accuracy"):
+        tuning.search("mlp", data=data, objectives=("val_acc", "max"), directory=tmp_path / "s")
+    assert not (tmp_path / "s" / "records.jsonl").exists()
+    assert main(["tune", "mlp", "--data", "moons", "--objectives", "val_acc:max", "--directory",
+                 str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "val_acc" in err[0]
+    comparison = _copy("comparison", tmp_path)
+    with pytest.raises(ValueError, match=r"holds a comparison, not a search"):
+        tuning.search("mlp", data=data, directory=comparison, budget=1)
+    search_run = _copy("search", tmp_path)
+    with pytest.raises(ValueError, match=r"holds a search .*not a comparison"):
+        tuning.compare(["mlp"], data=data, out=search_run)
+    assert len(read_records(comparison / "records.jsonl")) == 2 and len(read_records(search_run / "records.jsonl")) == 3

@@ -31,6 +31,23 @@ def test_good_fit():
     assert label == "good fit", reason
 
 
+def test_good_fit_is_earned_never_the_fallback():
+    """Issue 28: a model at chance (both losses near ln 8, accuracy 1/8) and a trial whose training loss still
+    falls 6% an epoch at 0.62 accuracy were called a good fit; neither is."""
+    chance = [2.2 - 0.15 * (1 - math.exp(-i / 2)) for i in range(8)]  # flattens at about ln 8 = 2.08
+    at_chance = {"loss": chance, "val_loss": [v + 0.01 for v in chance], "accuracy": [0.125] * 8,
+                 "val_accuracy": [0.12] * 8}
+    label, reason = diagnose(at_chance, num_classes=8)
+    assert label == "underfitting", reason
+    at_chance.pop("accuracy"), at_chance.pop("val_accuracy")
+    assert diagnose(at_chance, num_classes=8)[0] != "good fit"
+    falling = [0.94 ** i for i in range(10)]  # 6% an epoch to the end; validation 3%, close to it
+    still = {"loss": falling, "val_loss": [1.02 * 0.97 ** i for i in range(10)], "accuracy": [0.62] * 10,
+             "val_accuracy": [0.6] * 10}
+    label, reason = diagnose(still, num_classes=3)
+    assert label == "unclear" and "no rule decides" in reason and "0.620" in reason, (label, reason)
+
+
 def test_underfitting_low_accuracy_and_flat_loss():
     loss = [2.0 - 0.2 * (1 - math.exp(-i / 3)) for i in E]
     val = [v + 0.02 for v in loss]
@@ -132,7 +149,7 @@ def test_diagnosis_edge_cases_and_rules():
     stated = rules(num_classes=10)  # the table of rules in words, in the order they are checked
     assert [label for label, _ in stated] == [
         "unstable", "still improving", "unrepresentative validation", "overfitting", "unrepresentative training",
-        "learning rate too low", "underfitting", "still improving", "overfitting", "good fit"]
+        "learning rate too low", "underfitting", "still improving", "overfitting", "good fit", "unclear"]
     assert {label for label, _, _ in RULES} == set(LABELS)
     text = " ".join(rule for _, rule in stated)
     assert "0.775" in text and "ln(10)" in text and f"{100 * THRESHOLDS['val_rise']:g}%" in text

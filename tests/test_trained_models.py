@@ -155,6 +155,10 @@ def test_a_killed_trial_resumes_from_its_last_finished_epoch(moons, tmp_path):
     assert record["resumed_from_epoch"] == 2 and record["epochs_run"] == 4
     assert all(len(v) == 6 for v in record["history"].values())
     assert record["history"]["loss"][:2] == state["history"]["loss"]
+    # the two epochs before the kill count in its training time (issue 28: they were left out)
+    assert len(state["epoch_seconds"]) == 2 and record["epoch_seconds"][:2] == state["epoch_seconds"]
+    assert len(record["epoch_seconds"]) == 6 and record["fit_seconds"] > sum(record["epoch_seconds"][2:])
+    assert record["seconds_per_epoch"] == pytest.approx(record["fit_seconds"] / 6)
     assert not os.listdir(out / "checkpoints")  # deleted once the record was written
 
 

@@ -132,13 +132,15 @@ def prune_saved_models(run_dir, records, keep_ids):
 
 class EpochCheckpoint(keras.callbacks.Callback):
     """After each epoch but the last of ``epochs`` (the record follows it at once), the model (with its
-    optimizer state) and ``state.json`` (the epochs done, the trial's seed and the history so far,
-    ``history`` given holding the epochs before a resume)."""
+    optimizer state) and ``state.json`` (the epochs done, the trial's seed, the history so far and each
+    epoch's seconds; ``history`` and ``seconds`` given hold the epochs before a resume, ``timer`` is the
+    trial's :class:`zoo.training.EpochTimer`, called before this callback)."""
 
-    def __init__(self, folder, *, seed, epochs, history=None):
+    def __init__(self, folder, *, seed, epochs, history=None, seconds=(), timer=None):
         super().__init__()
-        self.folder, self.seed, self.epochs = folder, seed, epochs
+        self.folder, self.seed, self.epochs, self.timer = folder, seed, epochs, timer
         self.history = {k: list(v) for k, v in (history or {}).items()}
+        self.seconds = list(seconds)
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
@@ -146,8 +148,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if epoch + 1 >= self.epochs:
             return
         _save_keras(self.model, os.path.join(self.folder, "model.keras"))
+        seconds = self.seconds + (list(self.timer.seconds) if self.timer is not None else [])
         write_json_atomic(os.path.join(self.folder, "state.json"),
-                          {"epoch": epoch + 1, "seed": self.seed, "history": self.history})
+                          {"epoch": epoch + 1, "seed": self.seed, "history": self.history, "epoch_seconds": seconds})
 
 
 def load_checkpoint(folder, *, seed, epochs, notes):

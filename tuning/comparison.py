@@ -323,7 +323,7 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
     out = os.fspath(out)
     kind = (read_manifest(out, records=[]) or {}).get("kind", "comparison")
     if kind != "comparison":
-        raise ValueError(f"{out} holds a {kind} (its run.json says so), not a comparison: choose another `out`. "
+        raise ValueError(f"{out} holds a {kind} (its run manifest says so), not a comparison: choose another `out`. "
                          f"Received: out={out!r}")
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, RECORDS_FILE)

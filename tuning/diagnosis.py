@@ -21,8 +21,12 @@ deep-learning course):
   nearly flat curve) and has stopped improving; validation tracks training.
 * ``still improving``: both losses were still going down at the last epoch:
   training stopped too early.
-* ``good fit``: the training loss came down and flattened, and the validation
-  loss flattened close to it (a large gap is never a good fit).
+* ``good fit``: the training loss came down and flattened, well above chance (its
+  accuracy, or its loss against a uniform guess), and the validation loss flattened
+  close to it (a large gap is never a good fit). It is earned, never the fallback:
+* ``unclear``: no rule decides (e.g. the training loss still falls while the
+  validation loss has stopped, or the loss flattened near chance level): more
+  epochs, or the numbers in the reason, tell.
 
 Rules are checked in the order of :data:`RULES`, one table of ``(label, rule, explanation)`` rows: the
 first rule that matches gives the label and its reason. Every threshold lives in :data:`THRESHOLDS`;
@@ -44,6 +48,7 @@ LABELS = (
     "underfitting",
     "still improving",
     "good fit",
+    "unclear",
 )
 
 THRESHOLDS = {
@@ -296,10 +301,28 @@ def _flattened_apart(c):
     return None
 
 
-def _flattened(c):
+def _fits_well(c):
+    """Good fit, earned: the training loss came down and stopped falling, at an accuracy well above chance (or a
+    loss well below a uniform guess's), and the validation loss (the rules before checked it) ends close to it."""
+    loss, t, chance = c.loss, THRESHOLDS, _chance_loss(c.num_classes)
+    if not _stopped(c) or (loss[0] - min(loss)) < t["flat_decrease"] * max(abs(loss[0]), 1e-12):
+        return None
+    if c.acc and math.isfinite(c.acc[-1]) and c.acc[-1] < _accuracy_threshold(c.num_classes):
+        return None
+    if chance and loss[-1] > t["underfit_loss"] * chance:
+        return None
     if c.paired:
         return f"the losses flattened close to each other (final training {c.loss[-1]:.4g}, validation {c.val[-1]:.4g})"
     return f"the training loss came down and flattened ({c.loss[0]:.4g} -> {c.loss[-1]:.4g})"
+
+
+def _undecided(c):
+    """The reason when no rule decides: where the curves stand."""
+    train = (f"the training loss went {c.loss[0]:.4g} -> {c.loss[-1]:.4g} ({100 * _rate(c.loss):.1f}% per epoch at "
+             f"the end)")
+    val = f", the validation loss {c.val[0]:.4g} -> {c.val[-1]:.4g} ({100 * _rate(c.val):.1f}%)" if c.paired else ""
+    acc = f", training accuracy {c.acc[-1]:.3f}" if c.acc and math.isfinite(c.acc[-1]) else ""
+    return f"no rule decides: {train}{val}{acc}; more epochs would tell"
 
 
 # (label, rule, explanation): checked in this order, the first rule that matches gives the label. In an
@@ -339,7 +362,11 @@ RULES = (
                                         "fall by more than {p[improving_rate]} per epoch over the last third"),
     ("overfitting", _flattened_apart, "the losses end far apart: the final gap is above {p[gap_of_val]} of the "
                                       "validation loss and {p[gap_of_drop]} of the training loss' decrease"),
-    ("good fit", _flattened, "none of the above: the losses came down, flattened, and end close to each other"),
+    ("good fit", _fits_well, "the training loss fell by more than {p[flat_decrease]} and stopped falling, at a "
+                             "training accuracy of at least {accuracy} and a loss below {chance_loss} (when known), "
+                             "and the validation loss ends close to it"),
+    ("unclear", _undecided, "none of the above decides (e.g. the training loss still falls while the validation "
+                            "loss has stopped): the reason gives the numbers"),
 )
 
 # What to do about each label, stated after its rules.
@@ -354,6 +381,7 @@ ADVICE = {
     "learning rate too low": "Remedy: a larger learning rate (zoo lr-find suggests one).",
     "underfitting": "Remedies: a bigger model, longer training, a better learning rate.",
     "good fit": "",
+    "unclear": "Train longer, or look at the curves.",
 }
 
 

@@ -51,12 +51,15 @@ RECORD_FIELDS = (
     "host",
 )
 
-__all__ = ["STATUSES", "RECORD_FIELDS", "new_record", "append_record", "read_records", "check_record",
+__all__ = ["STATUSES", "RECORD_FIELDS", "MEASURED_FIELDS", "new_record", "append_record", "read_records", "check_record",
            "reject_bad_lines", "environment", "finite"]
 
 # Numeric fields: a finite number or None (``_clean`` writes NaN/Inf as None).
 NUMERIC_FIELDS = ("epochs", "params", "trainable_params", "macs", "weight_bytes", "fit_seconds", "seconds_per_epoch",
                   "latency_ms", "throughput", "peak_memory_bytes")
+# What every trial measures besides its metrics (``val_*``, ``test_*``): the fields an objective may name.
+MEASURED_FIELDS = ("params", "trainable_params", "macs", "flops", "weight_bytes", "fit_seconds", "seconds_per_epoch",
+                   "epochs_run", "latency_ms", "throughput", "peak_memory_bytes", "trial_seconds")
 
 
 def finite(value) -> bool:

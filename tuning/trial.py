@@ -264,12 +264,16 @@ def _fit(trial):
     if data.task == "regression" and config.options.get("compile", True) and "task" not in config.options:
         overrides["task"] = "regression"  # several linear outputs are not logits here
     before = trial.resumed[1]["history"] if trial.resumed is not None else {}
+    # the epochs before a resume count in the trial's training time (a checkpoint of an older run may not say)
+    seconds_before = list(trial.resumed[1].get("epoch_seconds") or []) if trial.resumed is not None else []
     if trial.resumed is not None:  # compiled already, with its optimizer state
         config, overrides = config.replace(options={**config.options, "compile": False}), {}
     trial.config = config
     timer = EpochTimer()
-    checkpoint = [EpochCheckpoint(files.checkpoint_dir, seed=trial.seed, epochs=config.epochs, history=before)] if (
-        files is not None and files.checkpoint) else []
+    checkpoint = []
+    if files is not None and files.checkpoint:
+        checkpoint.append(EpochCheckpoint(files.checkpoint_dir, seed=trial.seed, epochs=config.epochs, history=before,
+                                          seconds=seconds_before, timer=timer))
     with trial.timed("fit"):
         hist = training.fit(
             trial.model, train, val, config=config, seed=trial.seed, verbose=plan.verbose,
@@ -277,13 +281,14 @@ def _fit(trial):
             log_dir=files.log_dir if files is not None else None,
             initial_epoch=trial.resumed[1]["epoch"] if trial.resumed is not None else 0, **overrides,
         )
-    fit_seconds = record["timings"]["fit"]
+    fit_seconds = record["timings"]["fit"] + sum(seconds_before)
+    epoch_seconds = seconds_before + timer.seconds
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     if before:  # the epochs before the resume, then these: one continuous history
         history = {k: [*before.get(k, []), *history.get(k, [])] for k in {*before, *history}}
     record.update(best_epoch=hist.best_epoch, stopped_epoch=hist.stopped_epoch, history=history,
                   fit_seconds=fit_seconds, epochs_run=len(timer.seconds),
-                  seconds_per_epoch=fit_seconds / max(1, len(timer.seconds)), epoch_seconds=timer.seconds)
+                  seconds_per_epoch=fit_seconds / max(1, len(epoch_seconds)), epoch_seconds=epoch_seconds)
     losses = history.get("loss", [])
     if not losses or not all(finite(v) for v in losses):
         bad = next((i for i, v in enumerate(losses) if not finite(v)), 0)

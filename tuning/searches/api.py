@@ -9,6 +9,7 @@ resuming, distributed runs and budgets work: :mod:`tuning.searches.engine`.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import shutil
 import time
@@ -22,7 +23,7 @@ from tuning.hypermodels import ZooHyperModel, make_hypermodel
 from tuning.isolation import WorkerPool, check_picklable, data_spec
 from tuning.manifest import RECORDS_FILE, make_manifest, training_identity, write_manifest
 from tuning.objectives import objective, objective_fields
-from tuning.records import latest_records, read_records, reject_bad_lines
+from tuning.records import MEASURED_FIELDS, latest_records, read_records, reject_bad_lines
 from tuning.searches import engine
 from tuning.searches.algorithms import coerce_algorithm
 from tuning.searches.result import SearchResult, load_search
@@ -32,7 +33,7 @@ from tuning.settings import Budget, RunOptions
 from tuning.spaces import SEARCHED_TRAINING, SearchSpace, TrainingSpace
 from tuning.trial import TrialPlan, check_build
 from zoo.runtime import names_full_disk, resolve_precision
-from zoo.training import TrainingConfig
+from zoo.training import TrainingConfig, metric_names
 from zoo.utils import check_int, settings_object
 
 __all__ = ["search"]
@@ -106,6 +107,8 @@ def search(models, *, data, objectives="val_accuracy", training=None, space=None
     if not options.measure_speed and "max_latency_ms" in constraints:
         raise ValueError("max_latency_ms needs RunOptions(measure_speed=True). Received: measure_speed=False")
     hypermodel = _hypermodel(models, data=data, space=space)
+    if isinstance(hypermodel, ZooHyperModel) and "metrics" not in (training or TrainingConfig()).options:
+        _check_recorded(objectives, data, measure_speed=options.measure_speed)
     training = _training(training, objective_name, zoo_space=isinstance(hypermodel, ZooHyperModel))
     _check_isolation(options, data=data, hypermodel=hypermodel)
     if space.fixed:  # a bad fixed builder argument fails here, once, not in every trial
@@ -214,6 +217,20 @@ def _objectives(objectives, data, *, algorithm):
         raise ValueError(f"algorithm={algorithm.name!r} searches 2 or 3 objectives (its hypervolume is exact up "
                          f"to 3). Received: {len(pairs)} in objectives={objectives!r}")
     return pairs
+
+
+def _check_recorded(objectives, data, *, measure_speed):
+    """A zoo search's objectives must be fields its trials record (the metrics the training path logs on the
+    data's splits, the sizes and times): a misspelled name fails here, not silently after every trial."""
+    splits = [prefix for prefix, split in (("val", "validation"), ("test", "test")) if split in data.splits]
+    recorded = {f"{prefix}_{name}" for prefix in splits for name in metric_names(data.task)}
+    recorded |= set(MEASURED_FIELDS) - (set() if measure_speed else {"latency_ms", "throughput"})
+    for name, _ in objectives:
+        if name not in recorded:
+            close = difflib.get_close_matches(name, sorted(recorded), n=3, cutoff=0.6)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise ValueError(f"objective {name!r} is not a field the trials record.{hint} They record: "
+                             f"{', '.join(sorted(recorded))}. Received: objectives={[n for n, _ in objectives]}")
 
 
 def _check_isolation(options, *, data, hypermodel):

@@ -104,7 +104,15 @@ _COMPARED = ("kind", "objectives", "data", "identity")  # what makes two runs th
 
 def prepare_directory(directory, manifest, *, resume, role, records_path, notes) -> dict:
     """Check ``manifest`` against the run already in ``directory``: start over (``resume=False``), refuse
-    a changed search, or go on. Returns the manifest to keep (an earlier run's id when resuming)."""
+    a changed search, or go on. Returns the manifest to keep (an earlier run's id when resuming).
+    A folder that holds another kind of run (a comparison) is refused, whatever ``resume`` says."""
+    try:
+        kind = (read_manifest(directory) or {}).get("kind")  # records of a folder without a manifest tell it too
+    except ValueError:
+        kind = None  # an unreadable manifest: see below
+    if kind not in (None, "search"):
+        raise ValueError(f"{directory} holds a {kind}, not a search: choose another `directory` (nothing was "
+                         f"written there). Received: directory={directory!r}")
     if not resume and role != "worker":
         old = os.path.exists(records_path) and os.path.getsize(records_path) > 0
         if old:

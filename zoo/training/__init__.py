@@ -29,6 +29,7 @@ from zoo.training.compile import (
     make_loss,
     make_optimizer,
     make_schedule,
+    metric_names,
     outputs_logits,
 )
 from zoo.training.device import DeviceArrays, to_device, uint8_inputs
@@ -55,6 +56,7 @@ __all__ = [
     "make_optimizer",
     "make_schedule",
     "metric_direction",
+    "metric_names",
     "outputs_logits",
     "precision_policy",
     "resolve_precision",

@@ -7,7 +7,7 @@ import keras
 from zoo.utils import TASKS, check_choice, check_float, check_int
 
 __all__ = ["OPTIMIZERS", "REGRESSION_LOSSES", "SCHEDULES", "compile_model", "infer_task", "make_loss",
-           "make_optimizer", "make_schedule", "outputs_logits"]
+           "make_optimizer", "make_schedule", "metric_names", "outputs_logits"]
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "step", "exponential", "cosine", "warmup", "onecycle", "plateau")
@@ -202,6 +202,13 @@ def make_loss(task="multiclass", *, loss=None, from_logits=False, one_hot=False,
         f"`loss` must be one of {sorted(table) + ['binary_crossentropy', 'categorical_crossentropy', 'sparse_categorical_crossentropy']}. "
         f"Received: loss={loss!r}"
     )
+
+
+def metric_names(task) -> tuple:
+    """The names :func:`compile_model` logs for ``task`` with its default metrics, ``loss`` first (``fit`` and
+    ``evaluate`` report them, with ``val_``/``test_`` prefixes for the other splits)."""
+    check_choice("task", task, TASKS)
+    return ("loss", *(metric.name for metric in _metrics(task, False, False)))
 
 
 def _metrics(task, from_logits, one_hot):
