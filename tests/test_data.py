@@ -299,6 +299,17 @@ def test_tfds_mnist_loads_end_to_end_from_prepared_data(tmp_path, monkeypatch, n
 # ---------------------------------------------------------------------------
 
 
+def test_the_cli_prints_every_problem_of_a_bad_folder_and_its_own_option(bad_folder, capsys):
+    """Issue 28: the CLI printed "...5 problem(s):" and dropped the list, and named a Python argument."""
+    from zoo.cli import main
+
+    assert main(["compare", "mlp", "--data", f"folder:{bad_folder}", "--epochs", "1", "--seeds", "1",
+                 "--out", str(bad_folder.parent / "out")]) == 2
+    err = capsys.readouterr().err
+    for fragment in ("problem(s):", "corrupt.jpg", "zero.jpg", "page.jpg", "bird", "--data-option on_bad_file=warn"):
+        assert fragment in err, fragment
+
+
 def test_folder_reports_every_problem_at_once(bad_folder):
     with pytest.raises(zd.BadDataError) as info:
         zd.load(f"folder:{bad_folder}")

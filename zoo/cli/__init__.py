@@ -56,8 +56,10 @@ def main(argv=None):
         named = not isinstance(e, OSError) or isinstance(e, (FileNotFoundError, WeightsDownloadError))
         if os.environ.get("ZOO_DEBUG") or not (named or is_disk_full(e)):  # other OS errors keep their traceback
             raise
-        message = " ".join(str(e).split("\n")[0].split()) or type(e).__name__
-        print(f"zoo {args.command}: error: {message}", file=sys.stderr)
+        first, *body = [line for line in str(e).split("\n") if line.strip()] or [type(e).__name__]
+        print(f"zoo {args.command}: error: {' '.join(first.split())}", file=sys.stderr)
+        for line in body:  # the details of a multi-line error (e.g. each problem of an image folder)
+            print(f"  {line.strip()}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"zoo {args.command}: interrupted", file=sys.stderr)

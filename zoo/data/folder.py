@@ -262,7 +262,8 @@ def load_folder(path, *, validation_dir, on_bad_file, image_size, channels, vali
     fatal = report.empty_classes or report.errors or (report.bad_files and on_bad_file == "error")
     if fatal:
         hint = ("" if not report.bad_files or on_bad_file == "warn"
-                else "\nPass on_bad_file='warn' to skip bad files with a warning.")
+                else "\nPass on_bad_file='warn' (zoo: --data-option on_bad_file=warn) to skip bad files with a "
+                     "warning; an empty class folder stays an error.")
         raise BadDataError(report.summary() + hint, report)
     if report.bad_files:
         warnings.warn(f"Skipping {len(report.bad_files)} bad file(s). {report.summary()}", UserWarning,
