@@ -253,3 +253,12 @@ def test_results_are_written_whole_or_not_at_all(tmp_path):
         write_json_atomic(str(path), circular)
     assert json.loads(path.read_text()) == {"z": 1, "a": 2}
     assert os.listdir(path.parent) == ["results.json"]
+
+
+def test_learning_rate_message_states_the_bound_it_checks():
+    """Issue 28: `--learning-rate -1` said "must be >= 0.0", then 0 was refused too."""
+    for rate in (-1.0, 0.0):
+        with pytest.raises(ValueError, match=r"`learning_rate` must be > 0.0. Received: learning_rate="):
+            TrainingConfig(learning_rate=rate)
+        with pytest.raises(ValueError, match=r"`learning_rate` must be > 0.0"):
+            training.make_schedule("constant", rate)

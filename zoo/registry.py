@@ -196,11 +196,11 @@ def get_card(name: str) -> ModelCard:
     if not isinstance(name, str):
         raise TypeError(f"`name` must be a string. Received: name={name!r}")
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.5)
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.6)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise ValueError(
             f"Unknown model name. Received: name={name!r}.{hint} "
-            f"Use zoo.list_models() to see all {len(_REGISTRY)} models."
+            f"All {len(_REGISTRY)} models: zoo.list_models() (`zoo list` on the command line)."
         )
     return _REGISTRY[name]
 

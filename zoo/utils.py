@@ -93,14 +93,16 @@ def check_weights_fit(params, *, what):
             f"moments), more than this machine's {total / 2**30:,.1f} GiB of memory: choose smaller values")
 
 
-def check_float(name: str, value, *, minimum=None, maximum=None, max_inclusive=True, allow_inf=False):
+def check_float(name: str, value, *, minimum=None, maximum=None, min_inclusive=True, max_inclusive=True,
+                allow_inf=False):
     """A real number within the bounds; NaN is always refused, infinities unless ``allow_inf``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"`{name}` must be a number. Received: {name}={value!r}")
     if math.isnan(value) or (math.isinf(value) and not allow_inf):
         raise ValueError(f"`{name}` must be a finite number. Received: {name}={value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}. Received: {name}={value!r}")
+    if minimum is not None and (value < minimum or (not min_inclusive and value <= minimum)):
+        op = ">=" if min_inclusive else ">"
+        raise ValueError(f"`{name}` must be {op} {minimum}. Received: {name}={value!r}")
     if maximum is not None and (value > maximum or (not max_inclusive and value >= maximum)):
         op = "<=" if max_inclusive else "<"
         raise ValueError(f"`{name}` must be {op} {maximum}. Received: {name}={value!r}")

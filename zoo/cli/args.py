@@ -138,7 +138,8 @@ def add_training_arguments(p, *, epochs, seeds_default):
                    help=f"number of seeds (3: seeds 0,1,2) or a list (0,5,7) (default {seeds_default})")
     p.add_argument("--optimizer", default="adam", help="sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad")
     p.add_argument("--learning-rate", "--lr", type=float, default=1e-3, help="(default 1e-3)")
-    p.add_argument("--schedule", default="constant", help="constant, step, exponential, cosine, warmup")
+    p.add_argument("--schedule", default="constant", metavar="SCHEDULE",
+                   help="learning-rate schedule: constant, step, exponential, cosine, warmup, onecycle, plateau")
     p.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay (default 0)")
     add_early_stopping_arguments(p)
     add_precision_argument(p)

@@ -8,7 +8,6 @@ accelerator, uint8 inputs), and here :class:`TrainingConfig` and :func:`fit`.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -156,9 +155,7 @@ class TrainingConfig:
         check_int("batch_size", self.batch_size, allow_none=True)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, SCHEDULES)
-        lr = check_float("learning_rate", self.learning_rate, minimum=0.0, maximum=MAX_RATE)
-        if not lr > 0 or not math.isfinite(lr):
-            raise ValueError(f"`learning_rate` must be a finite number > 0. Received: learning_rate={lr!r}")
+        check_float("learning_rate", self.learning_rate, minimum=0.0, min_inclusive=False, maximum=MAX_RATE)
         check_float("weight_decay", self.weight_decay, minimum=0.0, maximum=MAX_RATE)
         check_float("warmup_epochs", self.warmup_epochs, minimum=0.0)
         check_int("steps_per_epoch", self.steps_per_epoch, allow_none=True)

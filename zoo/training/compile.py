@@ -46,9 +46,7 @@ def make_schedule(
             default ``decay_steps`` is a third of it).
     """
     check_choice("schedule", name, SCHEDULES)
-    lr = check_float("learning_rate", learning_rate, minimum=0.0, maximum=MAX_RATE)
-    if lr <= 0:
-        raise ValueError(f"`learning_rate` must be > 0. Received: learning_rate={learning_rate!r}")
+    lr = check_float("learning_rate", learning_rate, minimum=0.0, min_inclusive=False, maximum=MAX_RATE)
     warmup_steps = check_int("warmup_steps", warmup_steps, minimum=0)
     total_steps = check_int("total_steps", total_steps, allow_none=True)
     if decay_steps is None and total_steps:
