@@ -139,13 +139,13 @@ class SearchResult:
         return pick(pool, key=lambda r: r[self.objective])
 
     def _objectives(self, maximize, minimize):
-        """(maximize, minimize) names: a multi-objective search's own objectives when neither is given,
-        else the objective plus ``minimize`` (default ``("params", "fit_seconds")``)."""
-        if maximize is None and minimize is None and self.manifest.get("objectives"):
+        """(maximize, minimize) names: the search's :attr:`objectives` when neither is given (a single
+        objective with ``params``), else the objective plus ``minimize`` (default ``("params",)``)."""
+        if maximize is None and minimize is None:
             pairs = self.objectives
             return tuple(n for n, d in pairs if d == "max"), tuple(n for n, d in pairs if d == "min")
         if minimize is None:
-            minimize = ("params", "fit_seconds")
+            minimize = ("params",)
         if maximize is None:
             maximize = (self.objective,) if self.direction == "max" else ()
         if self.direction == "min" and self.objective not in (minimize or ()):
@@ -167,8 +167,8 @@ class SearchResult:
         return self.load(self.best_record["id"], compile=compile)
 
     def pareto(self, *, maximize=None, minimize=None) -> list:
-        """Non-dominated completed records (see :func:`tuning.pareto`): by default over a multi-objective
-        search's ``objectives``, else the objective plus ``minimize`` (default ``("params", "fit_seconds")``)."""
+        """Non-dominated completed records (see :func:`tuning.pareto`): by default over the search's
+        :attr:`objectives` (a single objective and ``params``), else the objective plus ``minimize``."""
         maximize, minimize = self._objectives(maximize, minimize)
         return pareto(self.records, maximize=maximize, minimize=minimize)
 
