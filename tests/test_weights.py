@@ -53,7 +53,7 @@ def test_builder_weights_argument_converts_a_checkpoint_once(tmp_path):
     shutil.copy(os.path.join(FIXTURES, "resnet18_basic.safetensors"), path)
     model = _fixture_model("resnet18_basic", weights=str(path))
     assert _max_relative_error(model, "resnet18_basic") <= 1e-5
-    kept = tmp_path / "resnet18_basic.zoo.weights.h5"
+    kept = tmp_path / "resnet18_basic.safetensors.zoo.weights.h5"
     assert kept.exists()
     report = zoo.weights.load(_fixture_model("resnet18_basic"), path, card=zoo.get_card("resnet18"))
     assert report.key_style == "converted" and report.source == str(kept) and report.family == "resnet"
@@ -195,9 +195,11 @@ def test_a_different_head_needs_new_head_and_keeps_the_backbone():
 
 
 def test_old_densenet_keys_load_too():
-    # torchvision's 2017 DenseNet files name 'norm1' 'norm.1' (its own _load_state_dict rule).
+    # torchvision's 2017 DenseNet files name 'norm1' 'norm.1' (its own _load_state_dict rule); they predate
+    # BatchNorm's num_batches_tracked (PyTorch 0.4.1), which torchvision's rule does not rename either.
     state = read_checkpoint(os.path.join(FIXTURES, "densenet121.pth"))
-    old = {re.sub(r"(denselayer\d+\.(?:norm|conv))([12])\.", r"\1.\2.", k): v for k, v in state.items()}
+    old = {re.sub(r"(denselayer\d+\.(?:norm|conv))([12])\.", r"\1.\2.", k): v for k, v in state.items()
+           if not k.endswith("num_batches_tracked")}
     assert any(".norm.1." in k for k in old)
     model = _fixture_model("densenet121")
     load_state_dict(model, old)
@@ -332,10 +334,10 @@ def test_a_cached_file_is_used_without_network_and_its_hash_checked(monkeypatch,
         zoo.weights.load(model, "torchvision", card=card, directory=str(tmp_path))
     # The conversion is kept beside the checkpoint and used by the next load, whole or without the head.
     (tmp_path / name).write_bytes(open(source, "rb").read())
-    kept = tmp_path / name.replace(".safetensors", ".zoo.weights.h5")
+    kept = tmp_path / (name + ".zoo.weights.h5")
     assert str(kept) == zoo.weights.converted_path(str(tmp_path / name)) and kept.exists()
     report = zoo.weights.load(model, "torchvision", card=card, directory=str(tmp_path))
-    assert report.key_style == "torchvision"  # the checkpoint is newer than the kept file: converted again
+    assert report.key_style == "converted"  # rewritten, but the very content the kept file was converted from
     fresh = _fixture_model("resnet18_basic")
     report = zoo.weights.load(fresh, "torchvision", card=card, directory=str(tmp_path))
     assert report.key_style == "converted" and report.source == str(kept)
@@ -400,3 +402,130 @@ def test_normalization_is_the_entrys_mean_and_std():
     np.testing.assert_allclose(np.asarray(layer(x))[0, 0, 0], expected, rtol=1e-5)
     with pytest.raises(ValueError, match="entry"):
         zoo.weights.normalization({"model": "resnet18"})
+
+
+# --- issue 28: the kept conversion, names and files, pairing, features-only weights ------------------
+
+_SAFETENSORS_DTYPE_NAMES = {"float32": "F32", "float16": "F16", "int64": "I64"}
+
+
+def _write_safetensors(path, state):
+    """A safetensors file of ``{key: array}``, written byte by byte (8-byte header length, JSON header, data)."""
+    header, data, offset = {}, [], 0
+    for key, value in state.items():
+        raw = np.ascontiguousarray(value).astype(value.dtype.newbyteorder("<")).tobytes()
+        header[key] = {"dtype": _SAFETENSORS_DTYPE_NAMES[value.dtype.name], "shape": list(value.shape),
+                       "data_offsets": [offset, offset + len(raw)]}
+        data.append(raw)
+        offset += len(raw)
+    text = json.dumps(header).encode()
+    with open(path, "wb") as f:
+        f.write(len(text).to_bytes(8, "little") + text + b"".join(data))
+
+
+def _negated_head(state):
+    """The same checkpoint with the classifier negated: the fixture's logits, negated."""
+    return {**state, "fc.weight": -state["fc.weight"], "fc.bias": -state["fc.bias"]}
+
+
+def _logits(model, name):
+    return np.asarray(model(np.load(os.path.join(FIXTURES, f"{name}_io.npz"))["inputs"], training=False))
+
+
+def test_the_kept_conversion_belongs_to_the_checkpoints_name_and_content(tmp_path):
+    # X.pth and X.safetensors each keep their own conversion, and a changed checkpoint is converted again even
+    # when its size and modification time are the old ones.
+    state = read_checkpoint(os.path.join(FIXTURES, "resnet18_basic.pth"))
+    expected = np.load(os.path.join(FIXTURES, "resnet18_basic_io.npz"))["logits"]
+    pth, st = tmp_path / "X.pth", tmp_path / "X.safetensors"
+    shutil.copy(os.path.join(FIXTURES, "resnet18_basic.pth"), pth)
+    _write_safetensors(st, _negated_head(state))
+    old = os.stat(st).st_mtime - 1000
+    os.utime(st, (old, old))  # older than any kept file
+    np.testing.assert_allclose(_logits(_fixture_model("resnet18_basic", weights=str(pth)), "resnet18_basic"),
+                               expected, rtol=1e-4, atol=1e-4)
+    card = zoo.get_card("resnet18")
+    model = _fixture_model("resnet18_basic")
+    report = zoo.weights.load(model, st, card=card)
+    assert report.key_style == "torchvision"  # converted, not the .pth's kept file
+    np.testing.assert_allclose(_logits(model, "resnet18_basic"), -expected, rtol=1e-4, atol=1e-4)
+    assert (tmp_path / "X.pth.zoo.weights.h5").exists() and (tmp_path / "X.safetensors.zoo.weights.h5").exists()
+    assert zoo.weights.load(_fixture_model("resnet18_basic"), st, card=card).key_style == "converted"
+    size = os.path.getsize(st)
+    _write_safetensors(st, state)  # new content, same size, the old modification time
+    os.utime(st, (old, old))
+    assert os.path.getsize(st) == size
+    model = _fixture_model("resnet18_basic")
+    assert zoo.weights.load(model, st, card=card).key_style == "torchvision"
+    np.testing.assert_allclose(_logits(model, "resnet18_basic"), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_file_name_is_a_file_and_an_unknown_name_names_both(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(os.path.join(FIXTURES, "resnet18_basic.safetensors"), tmp_path / "timm_resnet18.safetensors")
+    assert not zoo.weights.is_weights_spec("timm_resnet18.safetensors")
+    model = _fixture_model("resnet18_basic", weights="timm_resnet18.safetensors")  # relative, starts with "timm"
+    assert _max_relative_error(model, "resnet18_basic") <= 1e-5
+    with pytest.raises(ValueError, match="does not exist"):  # a file's name, even when it is missing
+        _fixture_model("resnet18_basic", weights="torchvision_resnet18.PTH")
+    (tmp_path / "torchvision").write_bytes(b"")  # any existing file is a file, even under a table name
+    assert not zoo.weights.is_weights_spec("torchvision")
+    with pytest.raises(ValueError, match="must be a torch/safetensors checkpoint"):
+        _fixture_model("resnet18_basic", weights="torchvision")
+    with pytest.raises(ValueError) as info:  # neither: both possibilities, before anything is built
+        zoo.build("resnet18", weights="resnet18_imagenet")
+    message = str(info.value)
+    assert "No pretrained weights 'resnet18_imagenet'" in message and "torchvision:IMAGENET1K_V1" in message
+    assert str(tmp_path / "resnet18_imagenet") + " does not exist" in message and ".safetensors" in message
+    assert zoo.weights.is_weights_spec("resnet50.a1_in1k") and zoo.weights.is_weights_spec("timm:a1_in1k")
+    assert not zoo.weights.is_weights_spec("") and not zoo.weights.is_weights_spec("imagenet")
+
+
+def test_a_checkpoint_of_another_architecture_lists_the_unmatched_keys():
+    # vgg11 (no BatchNorm) with a vgg11_bn checkpoint: paired by name first, never a reshape error.
+    info = INDEX["vgg11_bn"]
+    path = os.path.join(FIXTURES, "vgg11_bn.pth")
+    with pytest.raises(ValueError) as raised:
+        zoo.build("vgg11", input_shape=(info["input_size"],) * 2 + (3,), num_classes=info["num_classes"],
+                  weights=path, **info["kwargs"])
+    message = str(raised.value)
+    assert "axes" not in message and "zoo layer(s) unmatched" in message and "unmatched source tensor" in message
+    assert "running_mean" in message and "checkpoint has BatchNorm layers and the model none" in message
+
+
+def test_only_a_batchnorm_step_counter_is_accepted_without_a_weight():
+    state = read_checkpoint(os.path.join(FIXTURES, "resnet18_basic.pth"))
+    assert "layer1.0.bn1.num_batches_tracked" in state
+    report = load_state_dict(_fixture_model("resnet18_basic"), state)
+    assert ("layer1.0.bn1.num_batches_tracked", "BatchNorm step counter, not a weight") in report.dropped
+    for extra in ({"fc.num_batches_tracked": np.array(0)},  # not a BatchNorm's
+                  {"layer1.0.bn1.num_batches_tracked": np.zeros(4, np.float32)},  # not one number
+                  {"layer1.0.bn1.num_batches_tracked_old": np.array(0)}):
+        key = next(iter(extra))
+        with pytest.raises(ValueError, match=re.escape(f"source tensor {key} ")):
+            load_state_dict(_fixture_model("resnet18_basic"), {**state, **extra})
+
+
+def test_the_safetensors_suffix_in_any_case(tmp_path):
+    path = tmp_path / "R18.SAFETENSORS"
+    shutil.copy(os.path.join(FIXTURES, "resnet18_basic.safetensors"), path)
+    tensors = read_checkpoint(path)
+    reference = read_checkpoint(os.path.join(FIXTURES, "resnet18_basic.safetensors"))
+    assert list(tensors) == list(reference)
+    model = _fixture_model("resnet18_basic", weights=str(path))
+    assert _max_relative_error(model, "resnet18_basic") <= 1e-5
+
+
+def test_features_only_weights_need_include_top_false(monkeypatch):
+    _no_network(monkeypatch)
+    with pytest.raises(ValueError, match="features only.*include_top=False"):
+        zoo.build("vgg16", weights="IMAGENET1K_FEATURES")  # refused before fetching or building
+    with pytest.raises(ValueError, match="features only"):
+        zoo.weights.load(_fixture_model("vgg11_bn"), "torchvision:IMAGENET1K_FEATURES", card=zoo.get_card("vgg16"))
+    with pytest.raises(zoo.weights.WeightsDownloadError):  # the features alone are what they are for
+        zoo.build("vgg16", weights="IMAGENET1K_FEATURES", include_top=False)
+    # a classifier whose values are missing (NaN) is refused whatever its name
+    state = read_checkpoint(os.path.join(FIXTURES, "vgg11_bn.pth"))
+    state["classifier.0.weight"] = np.full_like(state["classifier.0.weight"], np.nan)
+    with pytest.raises(ValueError, match="head_fc1: classifier.0 holds NaN"):
+        load_state_dict(_fixture_model("vgg11_bn"), state)

@@ -109,3 +109,31 @@ def test_transfer_with_torchvision_weights_then_predict_with_class_names(capsys,
     out = _run(capsys, ["predict", str(out_dir / "model.keras"), str(tmp_path / "photos" / "dog" / "0.png"),
                         "--top", "2"])
     assert {line.split()[-1] for line in out.splitlines()[1:]} == {"cat", "dog"}
+
+
+def test_weights_verify_compares_the_content_with_the_table_never_the_name(capsys, monkeypatch, tmp_path):
+    entry, cached = _fixture_entry(monkeypatch, tmp_path)
+    other = open(os.path.join(FIXTURES, "vgg11_bn.pth"), "rb").read()
+    # another file renamed to its own hash prefix: its name agrees with it, but nothing published does
+    renamed = tmp_path / f"resnet18-{hashlib.sha256(other).hexdigest()[:8]}.pth"
+    renamed.write_bytes(other)
+    out = _run(capsys, ["weights", "verify", str(renamed)])
+    assert "matches" not in out and "OK" not in out and "not a file of the weights table" in out
+    # the table's file name on other content is refused
+    os.makedirs(tmp_path / "elsewhere")
+    impostor = tmp_path / "elsewhere" / entry["file_name"]
+    impostor.write_bytes(other)
+    assert "published in the weights table" in _run(capsys, ["weights", "verify", str(impostor)], code=2)
+    # the table's file under another name is known by its content
+    plain = tmp_path / "r18.pth"
+    shutil.copy(FIXTURE, plain)
+    out = _run(capsys, ["weights", "verify", str(plain)])
+    assert "OK" in out and entry["file_name"] in out and "the table has no full hash" in out
+    # a full hash in the table is the one compared: a right prefix with a wrong full hash is refused
+    digest = hashlib.sha256(open(FIXTURE, "rb").read()).hexdigest()
+    wrong = {**entry, "sha256": digest[:8] + "0" * 56}
+    monkeypatch.setattr(zoo.weights.hub, "weights_table", lambda: (wrong,))
+    assert "expected" in _run(capsys, ["weights", "verify", str(cached)], code=2)
+    monkeypatch.setattr(zoo.weights.hub, "weights_table", lambda: ({**entry, "sha256": digest},))
+    assert "matches the table's full SHA-256 of torchvision:IMAGENET1K_V1" in _run(capsys, ["weights", "verify",
+                                                                                            str(cached)])

@@ -14,7 +14,7 @@ from zoo.cli.args import parse_kwargs
 
 def _model_for_file(path):
     """The table's model a checkpoint file name starts with (``vgg16_bn-6c64b313.pth`` -> ``vgg16_bn``)."""
-    from zoo.weights import weights_table
+    from zoo.weights.hub import weights_table
 
     base = os.path.basename(path).lower()
     names = sorted({r["model"] for r in weights_table()}, key=len, reverse=True)
@@ -26,14 +26,14 @@ def _model_for_file(path):
 
 
 def _entry_for_file(path):
-    from zoo.weights import weights_table
+    from zoo.weights.hub import weights_table
 
     hits = [r for r in weights_table() if r["file_name"] == os.path.basename(path)]
     return hits[0] if hits else None
 
 
 def _default_spec(model_name):
-    from zoo.weights import weights_table
+    from zoo.weights.hub import weights_table
 
     sources = [r["source"] for r in weights_table() if r["model"] == model_name and r["default"]]
     if not sources:
@@ -73,6 +73,7 @@ def _build_for_checkpoint(args, path):
 def cmd_convert(args):
     import zoo
     from zoo import weights as pretrained
+    from zoo.weights.loading import save_converted
 
     if not os.path.isfile(args.file):
         raise FileNotFoundError(f"No such checkpoint file: {args.file!r}")
@@ -90,7 +91,7 @@ def cmd_convert(args):
     print(report)
     if os.path.dirname(out):
         os.makedirs(os.path.dirname(out), exist_ok=True)
-    model.save_weights(out)
+    save_converted(model, out, source=args.file)  # stamped: a later weights=args.file reads it (default --out)
     print(f"wrote {out}: load it with zoo.build({name!r}, num_classes={args.num_classes}, weights={out!r})")
     return 0
 
@@ -104,19 +105,33 @@ def cmd_fetch(args):
 
 
 def cmd_verify(args):
+    """A file's actual SHA-256 against the table's: the entry named by --model/--weights, else the entry of its
+    file name, else the entry its content is (a renamed file). Only the table publishes hashes: a file name's
+    hex digits are checked against the content, never taken as the published hash."""
     from zoo import weights as pretrained
-    from zoo.weights.hub import expected_sha256
+    from zoo.weights.hub import entry_for_digest
 
     if not os.path.isfile(args.file):
         raise FileNotFoundError(f"No such weights file: {args.file!r}")
-    entry = pretrained.resolve(args.model, args.weights) if args.model and args.weights else _entry_for_file(args.file)
-    expected = expected_sha256(args.file, entry)
-    digest = pretrained.verify(args.file, entry)
-    if expected:
-        print(f"{args.file}: OK, SHA-256 {digest} matches the published {expected}")
+    if bool(args.model) != bool(args.weights):
+        raise ValueError(f"--model and --weights go together. Received: --model={args.model!r}, "
+                         f"--weights={args.weights!r}")
+    entry = pretrained.resolve(args.model, args.weights) if args.model else _entry_for_file(args.file)
+    digest = pretrained.verify(args.file, entry)  # raises when the content is not the entry's (or its name's)
+    entry = entry or entry_for_digest(digest)
+    if entry is None:
+        print(f"{args.file}: SHA-256 {digest}; not a file of the weights table, so nothing published to compare "
+              f"with (a hash in a file name is no evidence)")
+        return 0
+    what = f"{entry['source']}:{entry['tag']} of {entry['model']} ({entry['file_name']})"
+    if entry["sha256"]:
+        print(f"{args.file}: OK, SHA-256 {digest} matches the table's full SHA-256 of {what}")
+    elif entry["sha256_prefix"]:
+        print(f"{args.file}: OK, SHA-256 {digest} starts with the {len(entry['sha256_prefix'])} hex digits "
+              f"{entry['source']} publishes for {what} (the table has no full hash)")
     else:
-        print(f"{args.file}: SHA-256 {digest}; no published hash to compare with "
-              f"({'timm publishes none in its file names' if entry else 'not a file of the table'})")
+        print(f"{args.file}: SHA-256 {digest}; no published hash to compare with for {what} "
+              f"({entry['source']} publishes none)")
     return 0
 
 
@@ -159,7 +174,7 @@ def _predict_inputs(args):
                                                               crop=size) * 255.0)
         return model, images, _class_names(None, model.output_shape[-1])
     spec = args.weights or _default_spec(args.model)
-    local = os.path.splitext(spec)[1] != "" and not pretrained.is_weights_spec(spec)
+    local = not pretrained.is_weights_spec(spec)  # a file: the model's default entry says its preprocessing
     entry = pretrained.resolve(args.model, _default_spec(args.model) if local else spec)
     p = entry["preprocessing"]
     crop = size or p["crop"]
@@ -255,14 +270,15 @@ def register(sub):
     q.add_argument("file", help="the checkpoint, e.g. resnet18-f37072fd.pth")
     q.add_argument("--model", default=None, help="registry name (default: from the file name)")
     _model_arguments(q)
-    q.add_argument("--out", default=None, help="output .weights.h5 (default: NAME.zoo.weights.h5 beside the file)")
+    q.add_argument("--out", default=None,
+                   help="output .weights.h5 (default: FILE.zoo.weights.h5 beside the file, which weights=FILE reads)")
     q.set_defaults(fn=cmd_convert)
     q = wsub.add_parser("fetch", help="download a checkpoint into the Keras cache (online)")
     q.add_argument("model", help="registry name, e.g. resnet18")
     q.add_argument("--weights", default=None, help="'torchvision' (default), 'timm', a tag or source:tag")
     q.add_argument("--dir", default=None, help="cache folder (default: the Keras cache, $KERAS_HOME/models)")
     q.set_defaults(fn=cmd_fetch)
-    q = wsub.add_parser("verify", help="check a checkpoint's SHA-256 against the table")
+    q = wsub.add_parser("verify", help="check a checkpoint's SHA-256 against the table's")
     q.add_argument("file")
     q.add_argument("--model", default=None, help="with --weights: the entry to check against")
     q.add_argument("--weights", default=None, help="with --model: e.g. IMAGENET1K_V2")

@@ -59,19 +59,15 @@ def keras_params(num_classes, *extra, before=()):
 def _weights_source(card, weights, include_top, num_classes):
     """``weights`` checked before anything is built: what the build's last step loads, or ``None``.
 
-    A name of the weights table is resolved for the model, its head checked against the model's
-    and its file fetched (from the Keras cache, else downloaded: offline this fails within a
-    second), so that the build loads that file; a file must exist.
+    A name of the weights table (:func:`zoo.weights.is_weights_spec` alone decides what is a name and what a
+    file) is resolved for the model, its head checked against the model's (a features-only entry needs
+    ``include_top=False``) and its file fetched (from the Keras cache, else downloaded: offline this fails
+    within a second), so that the build loads that file; a file must exist.
     """
     if pretrained.is_weights_spec(weights):  # a table name: resolve says which exist when it names none
         entry = pretrained.resolve(card.name, weights)
-        if include_top and num_classes != 1000:
-            raise ValueError(
-                f"weights={weights!r} with include_top=True needs num_classes=1000 (the checkpoint's head). Received: "
-                f"num_classes={num_classes!r}. For another task build with include_top=False, or load them with "
-                f"zoo.weights.load(model, {weights!r}, card=zoo.get_card({card.name!r}), new_head=True) to keep the "
-                "backbone and a new head."
-            )
+        pretrained.check_entry_head(entry, weights, model_name=card.name, include_top=include_top,
+                                    num_classes=num_classes)
         return pretrained.fetch(entry)
     return check_weights(weights, allow_imagenet="imagenet" in card.weights)
 

@@ -4,7 +4,8 @@
   table, a torch/safetensors checkpoint, a ``.weights.h5``/``.keras`` file); builds call it
   for their ``weights=``: ``zoo.build("resnet18", weights="resnet18-f37072fd.pth")``,
   ``zoo.build("resnet50", weights="torchvision")``. A checkpoint is converted once: the result
-  is kept beside it as ``NAME.zoo.weights.h5`` (:func:`converted_path`), which later loads read.
+  is kept beside it as ``NAME.SUFFIX.zoo.weights.h5`` (:func:`converted_path`), which later loads of the same
+  content (its SHA-256) read.
 * :func:`read_checkpoint`: a ``.pth``/``.pt``/``.bin`` (torch zip or legacy format) or
   ``.safetensors`` file as ``{key: numpy array}``; untrusted files are safe to read.
 * :func:`load_state_dict`: copy a torchvision or timm state dict into the zoo ResNet,
@@ -28,11 +29,21 @@ from zoo.weights.convert import (
     load_state_dict,
     register_key_rules,
 )
-from zoo.weights.hub import WeightsDownloadError, cache_dir, fetch, is_weights_spec, resolve, verify, weights_table
+from zoo.weights.hub import (
+    WeightsDownloadError,
+    cache_dir,
+    fetch,
+    has_classifier,
+    is_weights_spec,
+    resolve,
+    verify,
+    weights_table,
+)
 from zoo.weights.imagenet import decode_predictions, imagenet_classes, normalization, normalize_dataset, read_images
 from zoo.weights.loading import (
     CHECKPOINT_SUFFIXES,
     LoadReport,
+    check_entry_head,
     converted_path,
     is_checkpoint,
     load,
@@ -49,9 +60,11 @@ __all__ = [
     "UnsafeCheckpointError",
     "WeightsDownloadError",
     "cache_dir",
+    "check_entry_head",
     "converted_path",
     "decode_predictions",
     "fetch",
+    "has_classifier",
     "imagenet_classes",
     "infer_family",
     "is_checkpoint",

@@ -9,10 +9,13 @@ converted as torch stores them: conv ``(O, I, kh, kw)`` -> ``(kh, kw, I, O)``, L
 transposed, the first classifier layer after a flatten permuted from torch's CHW order to
 Keras' HWC, a conv used as a classifier layer (timm's VGG ``pre_logits``) reshaped the same
 way, and BatchNorm ``weight, bias, running_mean, running_var`` -> ``gamma, beta,
-moving_mean, moving_variance`` (``num_batches_tracked`` is not needed and dropped).
+moving_mean, moving_variance``.
 
-Every source tensor is used exactly once and every zoo weight is filled exactly once;
-otherwise nothing is assigned and one ``ValueError`` lists what is unmatched on each side.
+Names are paired first, shapes checked after (a tensor is never reshaped before its rank is
+known to fit). Every source tensor is used exactly once and every zoo weight is filled exactly
+once; otherwise nothing is assigned and one ``ValueError`` lists what is unmatched on each
+side. The one tensor accepted without a zoo weight is a BatchNorm's ``num_batches_tracked``
+(:func:`_is_step_counter`), and only in its exact form.
 """
 
 from __future__ import annotations
@@ -155,6 +158,32 @@ def _module_names(model, family, rules, style):
     return out
 
 
+def _is_step_counter(key, state):
+    """Whether ``key`` is a torch BatchNorm's ``num_batches_tracked``: ``MODULE.num_batches_tracked``, one number,
+    in a module with running statistics. It counts training steps (torch's cumulative-average momentum uses it)
+    and carries no weight: inference and the zoo's BatchNormalization never read it, so it is the one kind of
+    tensor accepted without a zoo weight. Anything else without a zoo weight is reported."""
+    module, _, leaf = key.rpartition(".")
+    return (leaf == "num_batches_tracked" and bool(module) and np.size(state[key]) == 1
+            and f"{module}.running_mean" in state and f"{module}.running_var" in state)
+
+
+def _unconvertible(kind, tensors):
+    """Why torch tensors ``{'weight': ..., ...}`` cannot be a ``kind`` layer's at all (their ranks), or ``None``:
+    checked before :func:`_convert` reshapes them; the converted shapes are compared after."""
+    ranks = {n: np.ndim(t) for n, t in tensors.items()}
+    if kind == "BatchNormalization":
+        wanted = {n: (1,) for n in tensors}
+    elif kind in ("Conv2D", "DepthwiseConv2D"):
+        wanted = {"weight": (4,), "bias": (1,)}
+    elif kind == "Dense":  # a Linear, or a conv used as a classifier layer (timm's VGG pre_logits)
+        wanted = {"weight": (2, 4), "bias": (1,)}
+    else:
+        return f"{kind} has no torch conversion"
+    bad = [f"{n} is {r}-D" for n, r in ranks.items() if r not in wanted.get(n, ())]
+    return f"not a {kind}'s tensors ({', '.join(bad)})" if bad else None
+
+
 def _convert(layer, tensors, flatten_shape):
     """The Keras weights of ``layer`` from its torch module's tensors ``{'weight': ..., ...}``."""
     kind = type(layer).__name__
@@ -193,7 +222,8 @@ def load_state_dict(model, state, *, family=None, new_head=False, assign=True, s
         A :class:`ConversionReport`.
 
     Raises:
-        ValueError: unmatched tensors or weights on either side, or shapes that differ;
+        ValueError: unmatched tensors or weights on either side (a BatchNorm's ``num_batches_tracked``
+            is the one tensor accepted without a weight), shapes that differ, or NaN or infinite values;
             nothing is assigned then.
     """
     if not isinstance(new_head, bool):
@@ -230,15 +260,22 @@ def load_state_dict(model, state, *, family=None, new_head=False, assign=True, s
             continue
         tensors = {n: state[f"{prefix}.{n}"] for n in names}
         used.update(f"{prefix}.{n}" for n in names)
-        if kind == "BatchNormalization" and f"{prefix}.num_batches_tracked" in state:
-            used.add(f"{prefix}.num_batches_tracked")
-            report.dropped.append((f"{prefix}.num_batches_tracked", "BatchNorm step counter, not a weight"))
-        arrays = _convert(layer, tensors, flatten_shape if kind == "Dense" else None)
+        shapes = [tuple(w.shape) for w in layer.weights]
+        layer_flatten = flatten_shape if kind == "Dense" else None
         if kind == "Dense":
             flatten_shape = None
-        shapes = [tuple(w.shape) for w in layer.weights]
+        why = _unconvertible(kind, tensors)  # paired by name; now the shapes, before any reshape
+        if why:
+            bad.append(f"{layer.name}: zoo {shapes} vs {prefix} {[tuple(np.shape(t)) for t in tensors.values()]} "
+                       f"(torch layout: {why})")
+            continue
+        arrays = _convert(layer, tensors, layer_flatten)
         if [a.shape for a in arrays] != shapes:
             bad.append(f"{layer.name}: zoo {shapes} vs {prefix} {[a.shape for a in arrays]}")
+            continue
+        if not all(np.isfinite(a).all() for a in arrays if np.issubdtype(a.dtype, np.floating)):
+            bad.append(f"{layer.name}: {prefix} holds NaN or infinite values (weights published without them, "
+                       "e.g. a features-only checkpoint's classifier)")
             continue
         plan.append((layer, arrays))
     head_prefix = modules.get("head_predictions")
@@ -249,24 +286,33 @@ def load_state_dict(model, state, *, family=None, new_head=False, assign=True, s
             report.dropped.append((key, "new_head=True"))
         elif not has_head and key.split(".")[0] in rules.head_modules:
             report.dropped.append((key, "include_top=False"))
-        elif key.endswith("num_batches_tracked"):
+        elif _is_step_counter(key, state):  # known to carry no weight (see _is_step_counter)
             report.dropped.append((key, "BatchNorm step counter, not a weight"))
         else:
             missing.append(f"source tensor {key} {tuple(state[key].shape)} (no zoo layer)")
     if missing or bad:
         zoo_side = [m for m in missing if not m.startswith("source")]
         src_side = [m for m in missing if m.startswith("source")]
+        def listed(items, n):
+            return "; ".join(items[:n]) + (f"; ... and {len(items) - n} more" if len(items) > n else "")
+
         parts = []
-        if bad:
-            parts.append(f"{len(bad)} shape mismatch(es): " + "; ".join(bad[:5]))
         if zoo_side:
-            parts.append(f"{len(zoo_side)} zoo layer(s) unmatched: " + "; ".join(zoo_side[:8]))
+            parts.append(f"{len(zoo_side)} zoo layer(s) unmatched: " + listed(zoo_side, 8))
         if src_side:
-            parts.append(f"{len(src_side)} " + "; ".join(src_side[:8]))
+            parts.append(f"{len(src_side)} unmatched " + listed(src_side, 8))
+        if bad:
+            parts.append(f"{len(bad)} shape mismatch(es): " + listed(bad, 5))
         hint = ""
         if any(m.startswith("head_predictions") for m in bad):
             hint = (" The checkpoint's head has a different number of classes: pass new_head=True to keep the "
                     "backbone and start a new head.")
+        model_bn = any(type(layer).__name__ == "BatchNormalization" for layer in model.layers)
+        state_bn = any(k.endswith(".running_mean") for k in state)
+        if model_bn != state_bn:
+            hint += (f" The {'model' if model_bn else 'checkpoint'} has BatchNorm layers and the "
+                     f"{'checkpoint' if model_bn else 'model'} none: another architecture "
+                     f"(e.g. vgg16 and vgg16_bn).")
         raise ValueError(f"Cannot load {source!r} ({style} keys) into {model.name!r} ({family}): "
                          + " | ".join(parts) + "." + hint)
     for layer, arrays in plan:

@@ -20,9 +20,14 @@ import socket
 import urllib.parse
 from types import MappingProxyType
 
-__all__ = ["WeightsDownloadError", "keras_cache_dir", "weights_table", "resolve", "fetch", "verify", "expected_sha256", "is_weights_spec", "cache_dir"]
+from zoo.weights.readers import CHECKPOINT_SUFFIXES
+
+__all__ = ["WeightsDownloadError", "keras_cache_dir", "weights_table", "resolve", "fetch", "verify", "expected_sha256",
+           "entry_for_digest", "has_classifier", "sha256_file", "is_weights_spec", "cache_dir", "WEIGHTS_FILE_SUFFIXES"]
 
 SOURCES = ("torchvision", "timm")
+# A name ending so is a file's, in any case: checkpoints, and Keras' .weights.h5 and .keras files.
+WEIGHTS_FILE_SUFFIXES = CHECKPOINT_SUFFIXES + (".h5", ".keras")
 CONNECT_TIMEOUT_S = 1.0  # an offline machine fails this fast instead of hanging in a download
 
 
@@ -55,10 +60,19 @@ keras_cache_dir = cache_dir
 
 
 def is_weights_spec(weights) -> bool:
-    """Whether ``weights`` names a table entry rather than a file (no path separator, no suffix)."""
-    if not isinstance(weights, str) or weights == "imagenet" or os.sep in weights or "/" in weights:
+    """Whether ``weights`` names an entry of the weights table rather than a file: the one rule that decides.
+
+    A file is anything that exists (``"timm_resnet18.safetensors"``, a file named ``"timm"``), a path with a
+    separator, or a name ending with a weights file's suffix (:data:`WEIGHTS_FILE_SUFFIXES`, in any case),
+    existing or not (then loading says it does not exist). Any other string but ``"imagenet"`` (Keras' own)
+    and ``""`` is a name of the table (``"torchvision"``, ``"IMAGENET1K_V2"``, ``"timm:a1_in1k"``,
+    ``"resnet50.a1_in1k"``): :func:`resolve` says when it names no entry, and that no such file exists either.
+    """
+    if not isinstance(weights, str) or weights in ("", "imagenet"):
         return False
-    return not os.path.splitext(weights)[1] or weights.startswith(SOURCES)
+    if os.sep in weights or "/" in weights or (os.altsep and os.altsep in weights):
+        return False
+    return not weights.lower().endswith(WEIGHTS_FILE_SUFFIXES) and not os.path.exists(weights)
 
 
 def resolve(model_name, spec):
@@ -78,15 +92,17 @@ def resolve(model_name, spec):
     if len(hits) != 1:
         available = [f"{r['source']}:{r['tag']}" for r in rows]
         raise ValueError(
-            f"No pretrained weights {spec!r} for {model_name!r}. "
-            + (f"Available: 'torchvision', 'timm', or one of {available}." if rows else
+            f"No pretrained weights {spec!r} for {model_name!r}, and no file of that name "
+            f"({os.path.abspath(spec)} does not exist). "
+            + (f"Available names of the weights table: 'torchvision', 'timm', or one of {available}." if rows else
                "Pretrained weights exist for the zoo's alexnet, vgg*, resnet18-152 and densenet121-201.")
-            + f" Received: weights={spec!r}"
+            + f" Files: a path that exists, or ends with {', '.join(WEIGHTS_FILE_SUFFIXES)}. Received: weights={spec!r}"
         )
     return hits[0]
 
 
-def _sha256(path):
+def sha256_file(path):
+    """The SHA-256 of a file's content, in hex."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -94,18 +110,39 @@ def _sha256(path):
     return digest.hexdigest()
 
 
-def expected_sha256(path, entry=None):
-    """The published SHA-256 (or its first hex digits) of a weights file: the entry's, else the one
-    its file name carries (torchvision's ``NAME-HASH.pth``); ``None`` when nothing is published."""
-    expected = entry and (entry["sha256"] or entry["sha256_prefix"])
-    if not expected:
-        match = re.search(r"-([a-f0-9]{6,})\.", os.path.basename(path))
-        expected = match.group(1) if match else None
-    return expected
+def has_classifier(entry) -> bool:
+    """Whether ``entry``'s checkpoint holds a usable ImageNet classifier. Torchvision publishes features-only
+    weights (vgg16 ``IMAGENET1K_FEATURES``: "missing values in the classifier module") with NaN accuracy, which
+    the table keeps as ``null``; every other entry has its published top-1."""
+    return entry["top1"] is not None
+
+
+def expected_sha256(entry):
+    """The SHA-256 the table publishes for ``entry``'s file: the full digest when it has one, else the first hex
+    digits (torchvision's file names carry them); ``None`` when nothing is published (timm's files)."""
+    return (entry["sha256"] or entry["sha256_prefix"] or None) if entry else None
+
+
+def _name_sha256(path):
+    """The hex digits a file name claims as the start of its SHA-256 (torchvision's ``NAME-HASH.pth``), or ``None``."""
+    match = re.search(r"-([a-f0-9]{6,64})\.", os.path.basename(path))
+    return match.group(1) if match else None
+
+
+def entry_for_digest(digest):
+    """The table entry whose published SHA-256 is ``digest`` (its full hash, or its prefix when it has no full
+    hash), or ``None``: a file of the table known by its content, whatever its name."""
+    hits = [r for r in weights_table() if (r["sha256"] == digest if r["sha256"] else
+                                            bool(r["sha256_prefix"]) and digest.startswith(r["sha256_prefix"]))]
+    return hits[0] if hits else None
 
 
 def verify(path, entry=None):
-    """Check a weights file's SHA-256 against the table (its file name's prefix, or the entry's).
+    """Check a weights file's actual SHA-256 against the table's for ``entry`` (its full hash, or its prefix
+    when the table has no full hash), and against the hex digits its own name claims (``NAME-HASH.pth``).
+
+    A name is never evidence that the content is published: a file renamed to its own hash prefix passes the
+    name's check only, and without ``entry`` nothing here says it is the table's (:func:`entry_for_digest`).
 
     Returns:
         The file's full SHA-256.
@@ -113,11 +150,12 @@ def verify(path, entry=None):
     Raises:
         ValueError: the digest differs (the file is damaged or not the published one).
     """
-    digest = _sha256(path)
-    expected = expected_sha256(path, entry)
-    if expected and not digest.startswith(expected):
-        raise ValueError(f"Weights file {path!r} has SHA-256 {digest[:16]}..., expected {expected}...: it is "
-                         f"damaged or not the published file. Delete it and fetch it again.")
+    digest = sha256_file(path)
+    for expected, whose in ((expected_sha256(entry), "published in the weights table"),
+                            (_name_sha256(path), "carried by its file name")):
+        if expected and not digest.startswith(expected):
+            raise ValueError(f"Weights file {path!r} has SHA-256 {digest[:16]}..., expected {expected[:16]}... "
+                             f"({whose}): it is damaged or not the published file. Delete it and fetch it again.")
     return digest
 
 

@@ -6,12 +6,15 @@ argument and fetches a table entry before building, then calls :func:`load`), an
 
 * a name of the weights table (``"torchvision"``, ``"timm"``, a tag, ``"source:tag"``):
   the entry's checkpoint, fetched into the Keras cache, then as a checkpoint file;
-* a torch or safetensors checkpoint (``.pth``, ``.pt``, ``.bin``, ``.safetensors``):
+* a torch or safetensors checkpoint (``.pth``, ``.pt``, ``.bin``, ``.safetensors``, in any case):
   converted by its family's key rules (:func:`zoo.weights.load_state_dict`), once: the
-  whole model's conversion is kept beside the checkpoint as ``NAME.zoo.weights.h5``
-  (:func:`converted_path`), which later loads read instead;
+  whole model's conversion is kept beside the checkpoint as ``NAME.SUFFIX.zoo.weights.h5``
+  (:func:`converted_path`), stamped with the checkpoint's SHA-256 and size, which later loads
+  of that very content read instead;
 * a Keras file of the model (``.weights.h5``, ``.keras``): layer by layer, with a report
   (:func:`load_keras_file`).
+
+Which of these ``weights`` is, a name or a file, is decided by :func:`zoo.weights.is_weights_spec` alone.
 """
 
 from __future__ import annotations
@@ -24,29 +27,59 @@ import numpy as np
 
 from zoo.utils import snake_case
 from zoo.weights.convert import ConversionReport, infer_family, load_state_dict
-from zoo.weights.hub import fetch, is_weights_spec, resolve
+from zoo.weights.hub import entry_for_digest, fetch, has_classifier, is_weights_spec, resolve, sha256_file
+from zoo.weights.readers import CHECKPOINT_SUFFIXES
 
-__all__ = ["CHECKPOINT_SUFFIXES", "LoadReport", "converted_path", "is_checkpoint", "load", "load_keras_file"]
+__all__ = ["CHECKPOINT_SUFFIXES", "LoadReport", "check_entry_head", "converted_path", "is_checkpoint", "load",
+           "load_keras_file", "save_converted"]
 
-# Files converted from torch's layout (anything else is a Keras file).
-CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 CONVERTED_SUFFIX = ".zoo.weights.h5"  # the kept conversion beside a checkpoint
+# What a kept conversion records of the checkpoint it came from (attributes of the file's root group).
+_SOURCE_SHA256, _SOURCE_SIZE = "zoo_source_sha256", "zoo_source_size"
 
 
 def is_checkpoint(path) -> bool:
-    """Whether ``path`` names a torch or safetensors checkpoint (by its suffix)."""
+    """Whether ``path`` names a torch or safetensors checkpoint (by its suffix, in any case)."""
     return isinstance(path, (str, os.PathLike)) and os.fspath(path).lower().endswith(CHECKPOINT_SUFFIXES)
 
 
 def converted_path(path) -> str:
-    """Where the converted Keras weights of checkpoint ``path`` are kept: beside it, as
-    ``NAME.zoo.weights.h5`` (``resnet18-f37072fd.pth`` -> ``resnet18-f37072fd.zoo.weights.h5``)."""
-    base = os.fspath(path)
-    for suffix in CHECKPOINT_SUFFIXES:
-        if base.lower().endswith(suffix):
-            base = base[: -len(suffix)]
-            break
-    return base + CONVERTED_SUFFIX
+    """Where the converted Keras weights of checkpoint ``path`` are kept: beside it, under its whole name
+    (``resnet18-f37072fd.pth`` -> ``resnet18-f37072fd.pth.zoo.weights.h5``), so that ``X.pth`` and
+    ``X.safetensors`` never share one. What is kept there is used only for the content it was converted
+    from (its SHA-256 and size are recorded in it), never by modification time."""
+    return os.fspath(path) + CONVERTED_SUFFIX
+
+
+def check_entry_head(entry, spec, *, model_name, include_top, num_classes=None, new_head=False):
+    """Refuse, before anything is fetched or built, a table entry whose classifier the model would take but cannot.
+
+    Args:
+        entry: the table entry (:func:`zoo.weights.resolve`); ``spec``: the name that chose it, for messages.
+        include_top: whether the model has the classifier (``head_*`` layers).
+        num_classes: the model's classes, when it keeps the entry's head (1000 for ImageNet).
+        new_head: the model keeps its own prediction layer (its hidden classifier layers still load).
+
+    Raises:
+        ValueError: a features-only entry (:func:`zoo.weights.has_classifier`) with ``include_top=True``,
+            whatever the head (its hidden classifier layers hold no values either), or another number of
+            classes than the entry's head without ``new_head``.
+    """
+    if not include_top:
+        return
+    if not has_classifier(entry):
+        raise ValueError(
+            f"weights={spec!r} ({entry['source']}:{entry['tag']} of {model_name!r}) are features only: "
+            f"{entry['source']} publishes them without a classifier (its values are missing, no ImageNet accuracy). "
+            f"Build with include_top=False (a backbone, e.g. for zoo.replace_head). Received: weights={spec!r}, "
+            "include_top=True")
+    if not new_head and num_classes is not None and num_classes != 1000:
+        raise ValueError(
+            f"weights={spec!r} with include_top=True needs num_classes=1000 (the checkpoint's head). Received: "
+            f"num_classes={num_classes!r}. For another task build with include_top=False, or load them with "
+            f"zoo.weights.load(model, {spec!r}, card=zoo.get_card({model_name!r}), new_head=True) to keep the "
+            "backbone and a new head."
+        )
 
 
 @dataclass
@@ -100,8 +133,12 @@ def load(model, weights, *, card=None, new_head=False, skip_mismatch=False, dire
     if weights == "imagenet":
         raise ValueError(f"weights='imagenet' are Keras' own, loaded by the keras.applications wrappers' builds: "
                          f"zoo.build({name!r}, weights='imagenet'). Received: weights='imagenet'")
+    head = any(layer.name == "head_predictions" for layer in model.layers)
     if is_weights_spec(weights):
-        weights = fetch(resolve(name, weights), directory=directory)
+        entry = resolve(name, weights)
+        # the head's classes are the checkpoint's to say (the conversion lists a mismatch); features-only refused
+        check_entry_head(entry, weights, model_name=name, include_top=head, new_head=new_head)
+        weights = fetch(entry, directory=directory)
     if not isinstance(weights, (str, os.PathLike)):
         raise TypeError(f"`weights` must be a weights name or a file path. Received: weights={weights!r}")
     path = os.fspath(weights)
@@ -109,7 +146,7 @@ def load(model, weights, *, card=None, new_head=False, skip_mismatch=False, dire
         raise ValueError(f"Weights file does not exist. Received: weights={path!r}")
     if is_checkpoint(path):
         family = infer_family(model) if card is None else card.family
-        report = _load_checkpoint(model, path, family=family, new_head=new_head)
+        report = _load_checkpoint(model, path, family=family, new_head=new_head, name=name)
     else:
         report = load_keras_file(model, path, skip_mismatch=skip_mismatch)
     if verbose:
@@ -117,42 +154,88 @@ def load(model, weights, *, card=None, new_head=False, skip_mismatch=False, dire
     return report
 
 
-def _save_atomically(model, path):
+def save_converted(model, path, *, source):
+    """Save ``model``'s weights as ``path`` (a ``.weights.h5`` file), atomically, stamped with the SHA-256 and
+    size of checkpoint ``source``, so that loading ``source`` again reads them instead of converting it
+    (when ``path`` is :func:`converted_path` ``(source)``).
+
+    Raises:
+        OSError: the folder is not writable.
+    """
+    _save_stamped(model, os.fspath(path), _source_stamp(source))
+
+
+def _save_stamped(model, path, stamp):
     temporary = f"{path[: -len('.weights.h5')]}.tmp{os.getpid()}.weights.h5"
     try:
         model.save_weights(temporary)
+        import h5py
+
+        with h5py.File(temporary, "a") as f:
+            f.attrs.update(stamp)
         os.replace(temporary, path)
-    except OSError as e:  # a read-only folder only costs the next load a conversion
-        warnings.warn(f"Could not keep the converted weights in {path!r}: {e}", stacklevel=4)
+    finally:
         if os.path.exists(temporary):
             os.remove(temporary)
 
 
-def _load_checkpoint(model, path, *, family, new_head):
+def _source_stamp(path):
+    """What a kept conversion records of its checkpoint: the content's SHA-256 and the size."""
+    return {_SOURCE_SHA256: sha256_file(path), _SOURCE_SIZE: os.path.getsize(path)}
+
+
+def _kept_stamp(keep):
+    """The checkpoint stamp a kept conversion carries (``{}`` without one).
+
+    Raises:
+        OSError: the file is damaged (not HDF5).
+    """
+    import h5py
+
+    with h5py.File(keep, "r") as f:
+        return {k: (v.decode() if isinstance(v, bytes) else v.item() if hasattr(v, "item") else v)
+                for k, v in f.attrs.items() if k in (_SOURCE_SHA256, _SOURCE_SIZE)}
+
+
+def _load_checkpoint(model, path, *, family, new_head, name):
     """Load checkpoint ``path`` into ``model``, converting it only the first time.
 
-    The first load converts with :func:`load_state_dict` and, for a whole model (its
-    head included), keeps the result as :func:`converted_path` ``(path)``; later loads read
-    that file with Keras' ``load_weights``. A kept file older than the checkpoint or that
-    does not fit the model is ignored (with a warning) and the checkpoint converted again.
+    The first load converts with :func:`load_state_dict` and, for a whole model (its head
+    included), keeps the result as :func:`converted_path` ``(path)``, stamped with the
+    checkpoint's SHA-256 and size; later loads read that file with Keras' ``load_weights``
+    when the checkpoint's content is the stamped one. A kept file of other content (the
+    checkpoint changed) is converted again and replaced; one that is damaged or does not fit
+    the model is ignored with a warning.
 
     Returns:
         A :class:`ConversionReport`; ``key_style`` is ``"converted"`` when it came from the kept file.
     """
     keep = converted_path(path)
     whole = not new_head and any(layer.name == "head_predictions" for layer in model.layers)
-    if not new_head and os.path.exists(keep) and os.path.getmtime(keep) >= os.path.getmtime(path):
+    stamp = None
+    if not new_head:
+        stamp = _source_stamp(path)
+        entry = entry_for_digest(stamp[_SOURCE_SHA256])  # a file of the table, known by its content
+        if entry is not None:
+            check_entry_head(entry, os.path.basename(path), model_name=name, include_top=whole)
+    if stamp is not None and os.path.exists(keep):
         try:
-            model.load_weights(keep)
-        except Exception as e:  # Keras raises several types; the checkpoint is the reference
+            fresh = _kept_stamp(keep) == stamp
+            if fresh:
+                model.load_weights(keep)
+        except Exception as e:  # Keras and h5py raise several types; the checkpoint is the reference
             warnings.warn(f"Ignoring the converted weights {keep!r} ({str(e).splitlines()[0][:200]}); "
                           f"converting {path!r} again.", stacklevel=3)
         else:
-            return ConversionReport(source=keep, family=family, key_style="converted",
-                                    loaded=[layer.name for layer in model.layers if layer.weights])
+            if fresh:
+                return ConversionReport(source=keep, family=family, key_style="converted",
+                                        loaded=[layer.name for layer in model.layers if layer.weights])
     report = load_state_dict(model, path, family=family, new_head=new_head, source=path)
     if whole:
-        _save_atomically(model, keep)
+        try:
+            _save_stamped(model, keep, stamp)
+        except OSError as e:  # a read-only folder only costs the next load a conversion
+            warnings.warn(f"Could not keep the converted weights in {keep!r}: {e}", stacklevel=3)
     return report
 
 
@@ -190,7 +273,7 @@ def load_keras_file(model, path, *, skip_mismatch=False) -> LoadReport:
     path = os.fspath(path)
     report = LoadReport(path)
     plan = []  # (layer, arrays)
-    if path.endswith(".keras"):
+    if path.lower().endswith(".keras"):
         import keras
 
         source = keras.saving.load_model(path, compile=False)
@@ -202,7 +285,7 @@ def load_keras_file(model, path, *, skip_mismatch=False) -> LoadReport:
                 report.skipped.append((layer.name, "no layer of that name in the file"))
                 continue
             plan.append((layer, [np.array(w) for w in src[layer.name].weights]))
-    elif path.endswith(".h5"):
+    elif path.lower().endswith(".h5"):
         import h5py
 
         with h5py.File(path, "r") as f:

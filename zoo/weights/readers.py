@@ -24,7 +24,10 @@ import zipfile
 
 import numpy as np
 
-__all__ = ["CheckpointError", "UnsafeCheckpointError", "read_checkpoint", "ALLOWED_GLOBALS"]
+__all__ = ["CHECKPOINT_SUFFIXES", "CheckpointError", "UnsafeCheckpointError", "read_checkpoint", "ALLOWED_GLOBALS"]
+
+# The names of the files read here, in any case (``.SAFETENSORS`` too): torch files and safetensors.
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 
 
 class CheckpointError(ValueError):
@@ -267,9 +270,11 @@ def read_checkpoint(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No checkpoint file at {path!r}.")
     with open(path, "rb") as f:
-        head = f.read(4)
+        head = f.read(9)
     try:
-        if path.endswith(".safetensors"):
+        # by its suffix in any case, or by its bytes: a little-endian header length, then the JSON header
+        if path.lower().endswith(".safetensors") or (len(head) == 9 and head[8:9] == b"{"
+                                                     and not head.startswith(b"PK")):
             state = _read_safetensors(path)
         elif head.startswith(b"PK"):
             state = _read_zip(path)
