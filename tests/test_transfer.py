@@ -173,6 +173,20 @@ def test_fine_tune_two_phases_recompiles_and_restores_best():
     assert not model.get_layer("stage3_block3_bn2").trainable  # BN stays in inference mode
 
 
+def test_fine_tune_says_how_many_epochs_each_phase_trains_and_why(capsys):
+    """Issue 28: `zoo transfer --head-epochs 3 --ft-epochs 3` trained 25 + 25 epochs (min_steps) without a word."""
+    model = T.replace_head(zoo.build("mlp", input_shape=(4,), num_classes=2, hidden_units=(8,)), 3)
+    x, y = np.zeros((16, 4), "float32"), np.arange(16) % 3
+    result = T.fine_tune(model, (x, y), head_epochs=1, ft_epochs=1, unfreeze="all", batch_size=16, min_steps=3,
+                         verbose=1)
+    out = capsys.readouterr().out
+    assert "[fine_tune] phase 1: the head only, the backbone frozen, 3 epoch(s) (1 asked; min_steps=3 at 1 " in out
+    assert "[fine_tune] phase 2: the head and 'all' unfrozen, 3 epoch(s) (1 asked;" in out
+    assert result.phases == [("head", 0, 3), ("fine_tune", 3, 6)]
+    T.fine_tune(model, (x, y), head_epochs=1, ft_epochs=0, batch_size=16, min_steps=None, verbose=0)
+    assert "[fine_tune]" not in capsys.readouterr().out  # verbose=0: silent
+
+
 def test_cached_features_train_the_grafted_head():
     base = zoo.build("resnet20", **tiny_kwargs("resnet20"))
     model = T.replace_head(base, 3)

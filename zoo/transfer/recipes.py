@@ -91,14 +91,24 @@ def fine_tune(model, train, validation=None, *, head_epochs=3, head_lr=3e-3, unf
             batches an epoch: three epochs of a head at 1e-3 barely move it, a hundred steps do.
         fit_kwargs: more :func:`zoo.training.fit` arguments (weight_decay, loss, ...).
 
-    The model is recompiled whenever trainability changes.
+    The model is recompiled whenever trainability changes. Unless ``verbose=0``, each phase starts with a
+    line saying what it trains, for how many epochs and why (``min_steps`` raising them).
     """
     head_epochs = check_int("head_epochs", head_epochs, minimum=0)
     ft_epochs = check_int("ft_epochs", ft_epochs, minimum=0)
     min_steps = check_int("min_steps", min_steps, minimum=0, allow_none=True)
     per_epoch = training.steps_per_epoch(train, batch_size) if min_steps else None
+    asked = {"head": head_epochs, "fine_tune": ft_epochs}
     if per_epoch:  # small data: enough epochs for min_steps updates in each phase that runs
         head_epochs, ft_epochs = (max(e, -(-min_steps // per_epoch)) if e else 0 for e in (head_epochs, ft_epochs))
+
+    def banner(phase, number, what, epochs, lr):
+        if verbose == 0:
+            return
+        why = (f" ({asked[phase]} asked; min_steps={min_steps} at {per_epoch} batch(es) an epoch)"
+               if epochs != asked[phase] else "")
+        print(f"[fine_tune] phase {number}: {what}, {epochs} epoch(s){why} at learning rate {lr:g}", flush=True)
+
     monitor = monitor or ("val_loss" if validation is not None else "loss")
     best = _BestWeights(monitor)
     history, phases, seconds = {}, [], {}
@@ -106,6 +116,7 @@ def fine_tune(model, train, validation=None, *, head_epochs=3, head_lr=3e-3, unf
     common = dict(batch_size=batch_size, seed=seed, verbose=verbose, schedule=schedule, optimizer=optimizer,
                   patience=patience, min_delta=min_delta, monitor=monitor, **fit_kwargs)
     if head_epochs:
+        banner("head", 1, "the head only, the backbone frozen", head_epochs, head_lr)
         start = time.perf_counter()
         h = training.fit(model, train, validation, epochs=head_epochs, learning_rate=head_lr,
                          callbacks=[best, *callbacks], **common)
@@ -129,6 +140,7 @@ def fine_tune(model, train, validation=None, *, head_epochs=3, head_lr=3e-3, unf
             raise TypeError(f"`unfreeze` must be 'last_block', an int, a stage name, 'all' or None. "
                             f"Received: unfreeze={unfreeze!r}")
         _unfreeze(model, train_bn=train_bn, **unfreeze_kw)
+        banner("fine_tune", 2, f"the head and {unfreeze!r} unfrozen", ft_epochs, ft_lr)
         best.offset = head_run if head_epochs else 0
         start = time.perf_counter()
         h = training.fit(model, train, validation, epochs=ft_epochs, learning_rate=ft_lr,
