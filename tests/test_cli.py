@@ -98,8 +98,9 @@ def _records_folder(folder, n=4):
     return folder
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["report", "--help"], ["list"], ["report", "RUN"]],
-                         ids=["help", "report-help", "list", "report"])
+@pytest.mark.parametrize("argv", [["--help"], ["report", "--help"], ["list"], ["report", "RUN"], ["tune", "--help"],
+                                  ["info", "lenet5"], ["weights", "list"]],
+                         ids=["help", "report-help", "list", "report", "tune-help", "info", "weights-list"])
 def test_start_up_imports_no_framework(argv, tmp_path):
     """Start-up (issue 19): `zoo --help`, `zoo list` and `zoo report RUN` run without importing TensorFlow, Keras,
     JAX or KerasTuner (0.2 s instead of 4-7 s, BENCHMARKS.md); a heavy import at the top of a command module or of

@@ -20,18 +20,15 @@ def cmd_list(args):
 
 
 def cmd_info(args):
-    import zoo
+    import zoo  # light: its public names load on first use
+    from zoo.registry import card_summary, catalogue
 
-    card = zoo.get_card(args.name)
-    info = {
-        "name": card.name,
-        "family": card.family,
-        "default_input_shape": card.default_input_shape,
-        "min_input_size": card.min_input_size,
-        "reference": card.reference,
-        "tags": sorted(card.tags),
-        "description": card.description,
-    }
+    # the catalogue answers without importing the model modules (and Keras); an unknown name goes to the
+    # registry, whose error lists close matches
+    rows = [] if any(c in args.name for c in "*?[") else catalogue(args.name)
+    if not rows:
+        rows = [card_summary(zoo.get_card(args.name))]
+    info = dict(rows[0])
     if args.profile:
         p = zoo.profile(zoo.build(args.name))
         info.update(params=p.params, trainable_params=p.trainable_params, macs=p.macs, flops=p.flops,

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import socket
+import sys
 import urllib.parse
 from types import MappingProxyType
 
@@ -45,14 +46,19 @@ def weights_table() -> tuple:
 
 def cache_dir():
     """Where ``keras.utils.get_file`` caches application weights: ``$KERAS_HOME/models``,
-    ``~/.keras/models`` by default (Keras reads ``KERAS_HOME`` once, at import)."""
-    try:
-        from keras.src.backend.config import keras_home
-    except ImportError:  # private in Keras 3; mirror its rule if it moves
+    ``~/.keras/models`` by default (Keras reads ``KERAS_HOME`` once, at import). Keras' own answer once it
+    is imported; before, its rule, so that listing the weights imports no framework."""
+    keras_home = None
+    if "keras" in sys.modules:
+        try:
+            from keras.src.backend.config import keras_home
+        except ImportError:  # private in Keras 3: its rule below if it moves
+            keras_home = None
+    if keras_home is not None:
+        home = keras_home()
+    else:
         base = os.path.expanduser("~")
         home = os.environ.get("KERAS_HOME") or os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
-    else:
-        home = keras_home()
     return os.path.join(os.path.expanduser(home), "models")
 
 
