@@ -137,3 +137,16 @@ def test_weights_verify_compares_the_content_with_the_table_never_the_name(capsy
     monkeypatch.setattr(zoo.weights.hub, "weights_table", lambda: ({**entry, "sha256": digest},))
     assert "matches the table's full SHA-256 of torchvision:IMAGENET1K_V1" in _run(capsys, ["weights", "verify",
                                                                                             str(cached)])
+
+
+def test_predict_and_explain_take_any_image_for_a_grayscale_model_or_say_what_it_expects(capsys, tmp_path):
+    """Issue 28: a model of a 32x32x1 comparison failed in Functional.call() on an RGB photo."""
+    model = zoo.build("lenet5", input_shape=(32, 32, 1), num_classes=3)
+    model.save(tmp_path / "gray.keras")
+    _write_png(tmp_path / "photo.png", np.random.default_rng(0).integers(0, 255, (40, 56, 3)))
+    out = _run(capsys, ["predict", str(tmp_path / "gray.keras"), str(tmp_path / "photo.png"), "--top", "2"])
+    assert out.splitlines()[0].endswith("photo.png") and len(out.splitlines()) == 3
+    flat = zoo.build("mlp", input_shape=(8,), num_classes=2)
+    flat.save(tmp_path / "flat.keras")
+    err = _run(capsys, ["predict", str(tmp_path / "flat.keras"), str(tmp_path / "photo.png")], code=2)
+    assert "takes inputs of shape (8,)" in err and "square RGB or grayscale images" in err

@@ -159,11 +159,7 @@ def _predict_inputs(args):
         if not os.path.isfile(args.model):
             raise FileNotFoundError(f"No such model file: {args.model!r}")
         model = keras.saving.load_model(args.model)
-        height, width = model.input_shape[1:3]
-        if height != width or height is None:
-            raise ValueError(f"{args.model!r} takes {model.input_shape[1:]} inputs; zoo predict needs square images.")
-        images = pretrained.read_images(args.images, resize=None, crop=int(height))  # as the data loaders resize
-        return model, images, _class_names(args.model, model.output_shape[-1])
+        return model, _images_for(model, args.model, args.images), _class_names(args.model, model.output_shape[-1])
     card = zoo.get_card(args.model)
     size = args.image_size
     if card.family == "keras_applications":
@@ -183,6 +179,20 @@ def _predict_inputs(args):
                       **parse_kwargs(args.arg))
     images = np.asarray(pretrained.normalization(entry)(pretrained.read_images(args.images, resize=resize, crop=crop)))
     return model, images, _class_names(None, model.output_shape[-1])
+
+
+def _images_for(model, model_file, paths):
+    """The image files as ``model`` takes them (its size, RGB or grayscale, values in [0, 1] as the zoo's data
+    loaders give them), or a ValueError saying what input the model expects and what the files are."""
+    from zoo import weights as pretrained
+
+    shape = tuple(model.input_shape[1:])
+    if len(shape) != 3 or shape[0] is None or shape[0] != shape[1] or shape[2] not in (1, 3):
+        raise ValueError(f"{model_file!r} takes inputs of shape {shape}; zoo predict and zoo explain read image "
+                         f"files as square RGB or grayscale images (height, width, 1 or 3). Received: {len(paths)} "
+                         "image file(s)")
+    images = pretrained.read_images(paths, resize=None, crop=int(shape[0]))  # as the data loaders resize
+    return images.mean(axis=-1, keepdims=True) if shape[2] == 1 else images
 
 
 def cmd_predict(args):
@@ -221,15 +231,7 @@ def cmd_explain(args):
     import zoo
 
     model = zoo.load_model(args.model_file, compile=False)
-    height, width, channels = tuple(model.inputs[0].shape[1:])
-    if height is None or height != width:
-        raise ValueError(f"zoo explain needs a model with a square input size; {args.model_file} takes "
-                         f"{(height, width, channels)}")
-    images = zoo.weights.read_images(args.images, resize=None, crop=height)
-    if channels == 1:
-        images = images.mean(axis=-1, keepdims=True)
-    elif channels != 3:
-        raise ValueError(f"zoo explain reads RGB or grayscale images; the model takes {channels} channels")
+    images = _images_for(model, args.model_file, args.images)
     os.makedirs(args.out, exist_ok=True)
     probabilities = np.asarray(model.predict(images, verbose=0))
     names = _class_names(args.model_file, probabilities.shape[-1])
