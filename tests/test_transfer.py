@@ -49,6 +49,28 @@ def test_freeze_unfreeze_counts_per_family(name):
     assert str(T.trainability(model)).splitlines()[0].split() == ["stage", "trainable", "frozen"]
 
 
+def test_unfreeze_never_freezes_a_trainable_layer():
+    """Issue 28: unfreeze(last_blocks=1) after freeze(until="stage2") re-froze stage 3's BatchNorm layers
+    (trainable parameters 203,520 -> 203,264 on resnet20)."""
+    model = zoo.build("resnet20", input_shape=(32, 32, 3), num_classes=10)
+    T.freeze(model, until="stage2")
+    trainable = {la.name for la in model.layers if la.trainable}
+    before = _trainable_count(model)
+    stage3 = {s: t for s, t, _ in T.trainability(model).rows}["stage3"]
+    assert stage3 == 203_520
+    after = T.unfreeze(model, last_blocks=1)
+    assert {s: t for s, t, _ in after.rows}["stage3"] == stage3
+    assert {la.name for la in model.layers if la.trainable} == trainable and _trainable_count(model) == before
+    # what it unfreezes follows train_bn: BatchNorm stays frozen by default, trains with train_bn=True
+    T.freeze(model)
+    T.unfreeze(model, last_blocks=1)
+    last = [la for la in model.layers if T.unit_of(la.name) == "stage3_block3" and la.weights]
+    assert all(la.trainable != isinstance(la, keras.layers.BatchNormalization) for la in last)
+    T.unfreeze(model, stages=["stage3_block2"], train_bn=True)
+    assert all(la.trainable for la in model.layers if T.unit_of(la.name) == "stage3_block2")
+    assert all(la.trainable != isinstance(la, keras.layers.BatchNormalization) for la in last)  # left as they were
+
+
 def test_fraction_never_cuts_through_a_block():
     model = zoo.build("resnet20", **tiny_kwargs("resnet20"))
     units = _units(model)

@@ -217,10 +217,17 @@ def unfreeze(model, *, last_blocks=None, from_layer=None, stages=None, train_bn=
             weights other than BatchNorm's; what follows them comes along).
         from_layer: unfreeze from the block containing this layer to the top.
         stages: names of stages/blocks to unfreeze; ``"all"`` for everything.
-        train_bn: also let BatchNorm layers train (update statistics). Off by
+        train_bn: also let the frozen BatchNorm layers it unfreezes train (update statistics). Off by
             default: keeping BN in inference mode is the standard fine-tuning recipe.
 
-    The head is always trainable. Returns a :class:`Trainability` summary.
+    ``unfreeze`` only makes layers trainable: a layer that is trainable already stays so (a BatchNorm
+    layer too, whatever ``train_bn``), so ``freeze(model, until="stage2")`` then
+    ``unfreeze(model, last_blocks=1)`` leaves stage 3 as trainable as it was. The head is always trainable.
+    Returns a :class:`Trainability` summary.
+
+    Example:
+        >>> freeze(model, until="stage2")
+        >>> unfreeze(model, last_blocks=1)
     """
     check_bool("train_bn", train_bn)
     given = [n for n, v in (("last_blocks", last_blocks), ("from_layer", from_layer), ("stages", stages))
@@ -254,7 +261,8 @@ def unfreeze(model, *, last_blocks=None, from_layer=None, stages=None, train_bn=
             raise ValueError(f"Layer {from_layer!r} is outside the named stages. Received: from_layer={from_layer!r}")
         keep = set(units[units.index(start):]) if start in units else set()
     for layer in _select(model, keep | {"head"}):
-        layer.trainable = train_bn or not _is_bn(layer)
+        if not layer.trainable:  # never the other way: re-freezing a trainable BatchNorm is freeze's job
+            layer.trainable = train_bn or not _is_bn(layer)
     summary = trainability(model)
     if verbose:
         print(summary)
