@@ -203,3 +203,74 @@ def test_uint8_wrapper_keeps_the_model_precision_and_loss_scaling():
     x = np.random.default_rng(0).integers(0, 256, size=(8, 28, 28, 1), dtype=np.uint8)
     h = wrapped.fit(x, np.arange(8) % 3, epochs=1, batch_size=4, verbose=0)
     assert math.isfinite(h.history["loss"][0])
+
+
+# ----------------------------------------------------------------------------- the learning-rate range test
+def _moons_mlp():
+    moons = zoo.data.load("moons")
+    keras.utils.set_random_seed(0)
+    model = zoo.build("mlp", input_shape=moons.input_shape, num_classes=moons.num_classes, hidden_units=(16,))
+    return moons, model
+
+
+def _captured_figures(monkeypatch):
+    """Figures handed to zoo.plots.save, kept open for inspection (nothing written)."""
+    import zoo.plots
+
+    figures = []
+    monkeypatch.setattr(zoo.plots, "save", lambda fig, path: figures.append(fig) or path)
+    return figures
+
+
+def test_lr_find_stops_on_the_smoothed_loss_not_on_one_batch(monkeypatch):
+    """Issue 28: one batch above 4x the lowest loss stopped the sweep while the smoothed curve still fell."""
+    moons, model = _moons_mlp()
+    result = training.lr_find(model, moons.arrays("train"), steps=100)
+    losses, smoothed = result.losses, result.smoothed
+    # where the old rule (a raw batch > 4x the lowest so far) stopped, after 83 batches at 0.42: now past it
+    raw_rule = next(i for i in range(10, len(losses)) if losses[i] > 4 * min(losses[: i + 1]))
+    assert len(losses) > raw_rule + 1
+    from zoo.training.lr_find import _SETTLE, _floor
+
+    noise = float(np.std(losses[:_SETTLE]))
+    for i in range(_SETTLE, len(smoothed) - 1):  # no stop before the smoothed loss rose 4x above its floor
+        assert smoothed[i] <= 4 * _floor(smoothed[:i], noise)
+    assert result.stopped_early == (len(losses) < 100)
+    if result.stopped_early:
+        assert smoothed[-1] > 4 * _floor(smoothed[:-1], noise)
+    assert 1e-3 < result.suggestion < 1.0 and "smoothed loss" in result.note
+    figures = _captured_figures(monkeypatch)
+    result.plot("lr.png")
+    low, high = figures[0].axes[0].get_ylim()
+    assert low <= min(smoothed) and max(smoothed) <= high  # the whole smoothed curve on the axes
+    with pytest.raises(ValueError, match="stop_factor"):
+        training.lr_find(model, moons.arrays("train"), stop_factor=0.5)
+
+
+def test_lr_find_on_a_trained_model_suggests_a_rate_that_keeps_it_and_draws_the_whole_curve(monkeypatch):
+    """Issue 28: after training (the README's order) the sweep returned suggestion=None, the curves off the axes."""
+    moons, model = _moons_mlp()
+    training.fit(model, moons.train, epochs=10, learning_rate=0.05, verbose=0)
+    before = model.evaluate(*moons.arrays("validation"), verbose=0, return_dict=True)
+    result = training.lr_find(model, moons.arrays("train"), steps=100)
+    assert result.suggestion is not None and "trained already" in result.note, result.note
+    assert result.suggestion < result.rates[-1] / 5  # well below where the loss took off
+    figures = _captured_figures(monkeypatch)
+    result.plot("lr.png")
+    ax = figures[0].axes[0]
+    low, high = ax.get_ylim()
+    assert low <= min(result.smoothed) and max(result.smoothed) <= high
+    assert "trained already" in ax.get_title(loc="left")
+    history = training.fit(model, moons.train, moons.validation, epochs=2, learning_rate=result.suggestion, verbose=0)
+    assert history.history["val_accuracy"][-1] >= before["accuracy"] - 0.02  # going on does not undo it
+
+
+def test_lr_find_says_why_it_has_no_suggestion(monkeypatch):
+    moons, model = _moons_mlp()
+    result = training.lr_find(model, moons.arrays("train"), start_lr=1e-9, end_lr=1e-8, steps=30)
+    assert result.suggestion is None and not result.stopped_early and len(result.losses) == 30
+    assert "never fell" in result.note and "raise end_lr" in result.note
+    figures = _captured_figures(monkeypatch)
+    result.plot("lr.png")
+    assert figures[0].axes[0].get_title(loc="left").startswith("No suggestion: ")
+
