@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import keras
 import numpy as np
@@ -215,3 +216,59 @@ def test_activation_maximisation_raises_each_filters_response(tiny):
         assert after[i, ..., i].mean() > before[i, ..., i].mean()
     with pytest.raises(ValueError, match=r"`method` must be one of"):
         explain.filters(model, method="dream")
+
+
+@pytest.mark.parametrize("name", ["lenet5", "lenet5_modern"])
+def test_the_default_grad_cam_layer_has_spatial_extent(name):
+    """Issue 28: on LeNet-5 the default was C5, 1x1 at 32x32, so every map was constant (a uniform tint)."""
+    bundle = zoo.data.load("digits", image_size=32, channels=1)
+    x, _ = bundle.arrays("test")
+    keras.utils.set_random_seed(0)
+    model = zoo.build(name, input_shape=bundle.input_shape, num_classes=10)
+    maps = explain.grad_cam(model, x[:8], upsample=False)
+    assert maps.shape == (8, 10, 10)  # C3's maps (stage 2), not C5's 1x1
+    assert (maps.reshape(8, -1).std(axis=1) > 0).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", explain.ConstantMapWarning)
+        explain.grad_cam(model, x[:8])
+    c5 = [la.name for la in model.layers if la.name.startswith("stage3_")][-1]
+    with pytest.raises(ValueError, match=rf"{c5}.*1x1.*Received: layer='{c5}'"):
+        explain.grad_cam(model, x[:2], layer=c5)
+
+
+def test_grad_cam_reaches_through_residual_connections_to_a_map_with_extent(tmp_path):
+    """MobileNetV2 at 32x32: its last stages are 1x1 and no chain of layers leads from a 2x2 map to the
+    output (residual additions follow), so the map is taken through the model's own graph."""
+    keras.utils.set_random_seed(0)
+    model = zoo.build("keras_mobilenetv2", input_shape=(32, 32, 3), num_classes=3, classifier_activation=None)
+    x = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
+    ours = explain.grad_cam(model, x, upsample=False, normalize=False)
+    assert ours.shape == (2, 2, 2)
+    np.testing.assert_allclose(ours, _hand_grad_cam(model, "stage6_block_13_expand_relu", x), rtol=1e-4, atol=1e-6)
+    softmax = zoo.build("keras_mobilenetv2", input_shape=(32, 32, 3), num_classes=3)
+    softmax.set_weights(model.get_weights())  # differentiated before its softmax: the same maps
+    np.testing.assert_allclose(explain.grad_cam(softmax, x, upsample=False, normalize=False), ours, rtol=1e-4,
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="does not depend on the input through that layer alone"):
+        explain.grad_cam(model, x, layer="stage5_block_12_project_BN")  # the addition bypasses it
+
+
+def test_a_constant_map_is_said_and_not_drawn_as_a_tint(tiny, monkeypatch):
+    """Every class weight negative: each weighted map is negative and the ReLU leaves zeros everywhere."""
+    import zoo.plots
+
+    logits, probabilities, x = tiny
+    model = zoo.build("convnet", **TINY)
+    model.set_weights(probabilities.get_weights())
+    kernel = model.get_layer("head_predictions").kernel
+    kernel.assign(-np.abs(np.asarray(kernel)) - 0.01)
+    with pytest.warns(explain.ConstantMapWarning, match=r"constant map \(all zero\) for 4 of 4 image"):
+        zero = explain.grad_cam(model, x, class_index=0)
+    assert not zero.any()
+    figures = []
+    monkeypatch.setattr(zoo.plots, "save", lambda fig, path: figures.append(fig) or path)
+    real = explain.grad_cam(probabilities, x)
+    explain.plot_overlays(x[:4], np.concatenate([zero[:2], real[:2]]), "o.png")
+    axes = figures[0].axes
+    assert [len(ax.images) for ax in axes] == [1, 1, 2, 2]  # the image alone, no tint, where the map is constant
+    assert [any("constant map" in t.get_text() for t in ax.texts) for ax in axes] == [True, True, False, False]

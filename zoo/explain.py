@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -26,11 +27,15 @@ from zoo.transfer.recipes import _head_model
 from zoo.transfer.stages import _layers, list_stages, stage_of
 from zoo.utils import check_choice, check_float, check_int
 
-__all__ = ["activation_stats", "feature_maps", "filters", "grad_cam", "gradient_stats", "plot_filters",
-           "plot_gradient_norms", "plot_maps", "plot_overlays", "saliency"]
+__all__ = ["ConstantMapWarning", "activation_stats", "feature_maps", "filters", "grad_cam", "gradient_stats",
+           "plot_filters", "plot_gradient_norms", "plot_maps", "plot_overlays", "saliency"]
 
 GRAD_CAM_METHODS = ("gradcam", "gradcam++")
 SALIENCY_METHODS = ("gradient", "smoothgrad", "integrated_gradients")
+
+
+class ConstantMapWarning(UserWarning):
+    """A Grad-CAM map is the same everywhere (e.g. all zero): it shows no location."""
 
 
 # ----------------------------------------------------------------------------- the one backend-specific piece
@@ -145,26 +150,81 @@ def _classes(model, x, class_index):
 
 
 _POOLING = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D, keras.layers.GlobalAveragePooling2D,
-            keras.layers.GlobalMaxPooling2D)
+            keras.layers.GlobalMaxPooling2D, keras.layers.ZeroPadding2D)  # padding: a map's zero border
+
+
+def _spatial(layer):
+    """True for a 4-D map that is not known to be 1x1: Grad-CAM over a 1x1 map is one number per image, so the
+    map it gives is constant (LeNet-5's C5 is 1x1 on a 32x32 input)."""
+    shape = layer.output.shape
+    return len(shape) == 4 and not (shape[1] == 1 and shape[2] == 1)
+
+
+def _head(model, feature):
+    """A function from ``feature``'s maps to the model's class scores before its final softmax/sigmoid.
+
+    A chain of layers after ``feature`` (every zoo head) is re-applied layer by layer; otherwise the
+    model's own graph from ``feature`` is used (residual and dense connections after it included), which
+    needs every path from the input to the output to pass through ``feature`` (ValueError otherwise)."""
+    try:
+        chain = _head_model(model, feature)
+        return lambda a: _logits(chain, a)
+    except ValueError:
+        pass
+    last = _layers(model)[-1]
+    dense = isinstance(last, keras.layers.Dense) and getattr(last.activation, "__name__", "linear") != "linear"
+    strip = dense or isinstance(last, keras.layers.Activation)
+    try:
+        body = keras.Model(feature.output, last.input if strip else model.outputs[0])
+    except ValueError:
+        raise ValueError(f"Grad-CAM over {feature.name!r}: the output of {model.name!r} does not depend on the input "
+                         "through that layer alone (a connection bypasses it); choose a layer every path passes "
+                         "through, e.g. a block's output") from None
+
+    def head(a):
+        x = body(a, training=False)
+        if dense:
+            x = ops.matmul(x, ops.cast(last.kernel, x.dtype))
+            x = x + ops.cast(last.bias, x.dtype) if last.use_bias else x
+        return x
+
+    return head
+
+
+def _cut_point(model, candidates):
+    """``(layer, head)`` for the last of ``candidates`` (up to three) that every path to the output passes."""
+    for feature in reversed(candidates[-3:]):
+        try:
+            return feature, _head(model, feature)
+        except ValueError:  # a residual/dense connection crosses it: not a cut point
+            continue
+    return None
 
 
 def _cam_layer(model, layer):
-    """``(feature layer, head model)``: ``layer``, else the last convolutional map of the last stage (its
-    last 4-D output that is not a pooling, so the map keeps the stage's resolution) when the rest of the
-    model is a chain from there, else the layer feeding the head."""
+    """``(feature layer, head)``: ``layer``, else the last convolutional map with spatial extent (more than
+    1x1) of the last stage that has one (its last 4-D output that is not a pooling, so the map keeps the
+    stage's resolution) when every path to the output passes through it, else the layer feeding the head
+    (or, when that is 1x1, the last earlier map with extent that every path passes)."""
     if layer is not None:
         feature = _feature_layer(model, layer)
-        return feature, _head_model(model, feature)
-    stages = [s for s in list_stages(model) if s.startswith("stage")]
-    candidates = [la for la in _layers(model) if stages and stage_of(la.name) == stages[-1]
-                  and len(la.output.shape) == 4 and not isinstance(la, _POOLING)]
-    for feature in reversed(candidates[-3:]):
-        try:
-            return feature, _head_model(model, feature)
-        except ValueError:  # a residual/dense connection crosses it: not a cut point
-            continue
+        return feature, _head(model, feature)
+    layers_ = _layers(model)
+    for stage in reversed([s for s in list_stages(model) if s.startswith("stage")]):
+        candidates = [la for la in layers_ if stage_of(la.name) == stage and _spatial(la)
+                      and not isinstance(la, _POOLING)]
+        if candidates:
+            found = _cut_point(model, candidates)
+            if found:
+                return found
+            break
     feature = _feature_layer(model)
-    return feature, _head_model(model, feature)
+    if len(feature.output.shape) == 4 and not _spatial(feature):
+        earlier = [la for la in layers_[: layers_.index(feature)] if _spatial(la) and not isinstance(la, _POOLING)]
+        found = _cut_point(model, earlier)
+        if found:
+            return found
+    return feature, _head(model, feature)
 
 
 def _select(scores, classes):
@@ -176,6 +236,15 @@ def _resize(maps, size):
     if maps.shape[1:] == tuple(size):
         return maps
     return np.asarray(ops.image.resize(maps[..., None], size, interpolation="bilinear"))[..., 0]
+
+
+def _constant(maps):
+    """One flag per map: True where the map is the same everywhere (all zero included), so it shows no place."""
+    flat = np.asarray(maps, dtype="float64").reshape(len(maps), -1)
+    if flat.shape[1] == 0:
+        return np.ones(len(flat), bool)
+    span = flat.max(axis=1) - flat.min(axis=1)
+    return span <= 1e-6 * np.maximum(np.abs(flat).max(axis=1), 1e-30)
 
 
 def _normalise(maps):
@@ -197,13 +266,24 @@ def grad_cam(model, images, class_index=None, *, layer=None, method="gradcam", u
             and wrapper).
         images: one image or a batch, as the model takes them.
         class_index: the class to explain, one per image, or ``None`` for the predicted class.
-        layer: the feature layer; default: the last convolutional map of the last stage (found from the
-            zoo's stage names; the layer feeding the head when the model has none).
+        layer: the feature layer; default: the last convolutional map with spatial extent (larger than
+            1x1) of the last stage that has one (found from the zoo's stage names; the layer feeding the
+            head when the model has none). On LeNet-5 at 32x32 that is C3 (``stage2``, 10x10): C5 is 1x1.
         upsample: resize the maps to the input's height and width (bilinear); else the layer's size.
         normalize: scale each map to [0, 1].
 
     Returns:
         ``(N, H, W)`` float32 maps.
+
+    Raises:
+        ValueError: the layer's maps are 1x1 (its Grad-CAM map would be the same everywhere), or not 4-D.
+
+    A map that still comes out constant (every weighted map negative, so the ReLU leaves zeros) is not a
+    location: a :class:`ConstantMapWarning` names those images, and :func:`plot_overlays` draws them
+    untinted, with a note.
+
+    Example:
+        >>> maps = grad_cam(model, images)            # (N, H, W) in [0, 1]
     """
     check_choice("method", method, GRAD_CAM_METHODS)
     x = _images(images, model)
@@ -212,8 +292,13 @@ def grad_cam(model, images, class_index=None, *, layer=None, method="gradcam", u
         raise ValueError(f"Grad-CAM needs a layer with (height, width, channels) maps; {feature.name!r} outputs "
                          f"{tuple(feature.output.shape)}. Received: layer={layer!r}")
     features = np.asarray(keras.Model(model.inputs[0], feature.output)(x, training=False))
+    if features.shape[1] * features.shape[2] == 1:
+        hint = ("leave `layer=None` for the last map with extent" if layer is not None
+                else f"{model.name!r} has no convolutional map larger than 1x1 at this input size")
+        raise ValueError(f"Grad-CAM over {feature.name!r} would be constant: its maps are 1x1, so they hold no "
+                         f"location; {hint}. Received: layer={layer!r}")
     classes = _classes(model, x, class_index)
-    scores, grads = _gradients(lambda a: _select(_logits(head, a), classes), features)
+    scores, grads = _gradients(lambda a: _select(head(a), classes), features)
     if method == "gradcam":
         weights = grads.mean(axis=(1, 2))
     else:  # Grad-CAM++ closed form for an exponential score (Chattopadhay et al. 2018, eq. 19)
@@ -222,6 +307,13 @@ def grad_cam(model, images, class_index=None, *, layer=None, method="gradcam", u
         alpha = np.where(denominator != 0, g2 / np.where(denominator != 0, denominator, 1), 0)
         weights = (alpha * np.maximum(grads, 0)).sum(axis=(1, 2))
     maps = np.maximum(np.einsum("nhwc,nc->nhw", features, weights), 0).astype("float32")
+    constant = np.flatnonzero(_constant(maps))
+    if len(constant):
+        zero = all(not maps[i].any() for i in constant)
+        warnings.warn(f"Grad-CAM over {feature.name!r} gives a constant map ({'all zero' if zero else 'one value'}"
+                      f") for {len(constant)} of {len(maps)} image(s) (indices {constant[:10].tolist()}"
+                      f"{' ...' if len(constant) > 10 else ''}): it shows no location; plot_overlays draws "
+                      "them untinted, with a note", ConstantMapWarning, stacklevel=2)
     if upsample:
         maps = _resize(maps, x.shape[1:3])
     return _normalise(maps) if normalize else maps
@@ -429,16 +521,25 @@ def _show(ax, image):
 
 
 def plot_overlays(images, maps, path, *, titles=None, alpha=0.45):
-    """Each image with its map overlaid (jet colour map); a PNG at ``path``."""
+    """Each image with its map overlaid (jet colour map); a PNG at ``path``.
+
+    A constant map (all zero, or one value everywhere) shows no location: its image is drawn without a
+    tint, with the note "constant map: no location" on it, instead of a uniform colour that looks like an
+    answer.
+    """
     from zoo.plots import figure, save
 
     images, maps = np.asarray(images), np.asarray(maps)
     rows, columns = _grid(len(maps))
     fig = figure(1.8 * columns, 1.9 * rows)
-    for i, (image, heat) in enumerate(zip(images, maps)):
+    for i, (image, heat, constant) in enumerate(zip(images, maps, _constant(maps))):
         ax = fig.add_subplot(rows, columns, i + 1)
         _show(ax, image)
-        ax.imshow(heat, cmap="jet", alpha=alpha, vmin=0, vmax=1)
+        if constant:
+            ax.text(0.5, 0.06, "constant map:\nno location", transform=ax.transAxes, ha="center", va="bottom",
+                    fontsize=6, color="#b00000", bbox=dict(facecolor="white", alpha=0.85, edgecolor="none", pad=1))
+        else:
+            ax.imshow(heat, cmap="jet", alpha=alpha, vmin=0, vmax=1)
         if titles is not None:
             ax.set_title(str(titles[i]), fontsize=7)
     return save(fig, path)
