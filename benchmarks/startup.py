@@ -40,6 +40,9 @@ def commands(run_dir) -> dict:
     return {
         "zoo --help": ["-m", "zoo.cli", "--help"],
         "zoo list": ["-m", "zoo.cli", "list"],
+        "zoo tune --help": ["-m", "zoo.cli", "tune", "--help"],
+        "zoo info lenet5": ["-m", "zoo.cli", "info", "lenet5"],
+        "zoo weights list": ["-m", "zoo.cli", "weights", "list"],
         "zoo report RUN": ["-m", "zoo.cli", "report", run_dir],
         "import tuning.report": ["-c", "import tuning.report"],
     }
