@@ -125,6 +125,8 @@ def test_damaged_state_is_rebuilt_and_changed_searches_are_refused(tmp_path, cap
 
     fresh = _search(directory, 3, data=other_data, overwrite=True, max_seconds=0)
     assert fresh.records == [] and any("resume=False" in n for n in fresh.notes)
+    assert any(n.startswith("stopped by the time budget: max_seconds=0 reached after 0 trial(s) of 3")
+               for n in fresh.notes)  # issue 28: a time-budget stop says so
     assert json.loads(manifest.read_text())["data"]["fingerprint"] == zoo.data.load(**other_data).fingerprint
     backups = [p for p in os.listdir(directory) if p.startswith("records.jsonl.") and p.endswith(".bak")]
     assert len(backups) == 1 and len(read_records(directory / backups[0])) == 3

@@ -163,6 +163,13 @@ def search(models, *, data, objectives="val_accuracy", training=None, space=None
 
     result = load_search(directory, objective=objective_name, direction=direction)
     result.manifest = manifest
+    deadline = getattr(tuner.oracle, "deadline", None)
+    if role != "worker" and deadline is not None and time.monotonic() >= deadline and (
+            budget.max_trials is None or len(result.records) < budget.max_trials):
+        notes.append(f"stopped by the time budget: max_seconds={budget.max_seconds:g} reached after "
+                     f"{len(result.records)} trial(s)" + (f" of {budget.max_trials}" if budget.max_trials else ""))
+        if options.verbose:
+            print(f"[tune] {notes[-1]}", flush=True)
     result.notes, result.seconds, result.tuner = notes, time.perf_counter() - began, tuner
     if role != "worker" and kept in ("pareto", "best"):  # a dominated trial stays dominated
         best = result.pareto() if kept == "pareto" else [result.best_record] if result.best_record else []
