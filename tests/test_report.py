@@ -17,6 +17,7 @@ from tuning.report import (
     summarize_records,
     write_report,
 )
+from tuning.report.summary import format_value
 
 E = range(20)
 
@@ -29,6 +30,15 @@ def test_good_fit():
     acc = [0.97] * 20
     label, reason = diagnose({"loss": loss, "val_loss": val, "accuracy": acc, "val_accuracy": acc}, num_classes=10)
     assert label == "good fit", reason
+
+
+def test_equal_values_have_no_spread_from_round_off():
+    """Issue 28: a table showed `350 ± 6.96e-14` for seeds with the same value."""
+    values = [350.0, 350.0 + 1e-13, 350.0]  # one seed's figure off by round-off
+    rows = summarize_records([new_record(id=str(i), model="mlp", seed=i, params=350, fit_seconds=v,
+                                         val_accuracy=(0.1 + 0.2, 0.3, 0.3)[i]) for i, v in enumerate(values)])
+    assert rows[0]["fit_seconds_std"] == 0.0 and rows[0]["val_accuracy_std"] == 0.0
+    assert format_value(rows[0]["fit_seconds_mean"], rows[0]["fit_seconds_std"], kind="sec") == "350.0"
 
 
 def test_good_fit_is_earned_never_the_fallback():

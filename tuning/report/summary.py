@@ -94,6 +94,8 @@ def _mean_std(values):
         return None, None
     mean = float(np.mean(values))
     std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    if std <= 1e-9 * max(1.0, abs(mean)):  # equal values up to float round-off (a "350 ± 6.96e-14")
+        std = 0.0
     return mean, std
 
 

@@ -199,7 +199,7 @@ def _gradcam(doc, out_dir):
     doc.add("h2", "Where the best model looks (Grad-CAM)")
     doc.add("p", f"Record `{meta.get('record')}` ({meta.get('model')}), its saved model on {meta.get('right')} "
                  f"correctly and {meta.get('wrong')} wrongly classified test images: the class activation map of "
-                 "its predicted class over the last stage's last convolutional map (`zoo.explain.grad_cam`); red "
+                 "its predicted class over the last convolutional map larger than 1x1 (`zoo.explain.grad_cam`); red "
                  "is where the evidence for that class lies.")
     doc.add("img", "plots/gradcam.png", f"Grad-CAM of {meta.get('model')} on test images")
 

@@ -63,8 +63,8 @@ def cmd_lr_find(args):
     rates = f"{result.rates[0]:.1e} .. {result.rates[-1]:.1e}"
     print(f"lr-find {args.name} on {data.name}: {len(result.losses)} batches, learning rates {rates}"
           + (" (stopped: the loss diverged)" if result.stopped_early else ""))
-    print(f"suggested learning rate: {result.suggestion:.3g}" if result.suggestion is not None
-          else "no suggestion: the loss never fell (widen --start-lr/--end-lr or check the data)")
+    print((f"suggested learning rate: {result.suggestion:.3g} ({result.note})" if result.suggestion is not None
+           else f"no suggestion: {result.note} (widen --start-lr/--end-lr or check the data)"))
     print(f"plot: {path}")
     return 0 if result.suggestion is not None else 1
 
