@@ -26,20 +26,19 @@ import zoo
 from tuning.artifacts import TrialFiles, load_saved_model, prune_saved_models
 from tuning.manifest import (
     RECORDS_FILE,
+    check_kind,
     make_manifest,
     migrate_record,
-    read_manifest,
     training_identity,
     write_manifest,
 )
-from tuning.records import append_record, finite, read_records, reject_bad_lines
+from tuning.records import append_record, finite, read_records, reject_bad_lines, start_over
 from tuning.report import confusion_matrix, write_report
 from tuning.report.summary import primary_metric
 from tuning.settings import RunOptions
-from tuning.trial import TrialPlan, check_build, data_kwargs, run_trial
+from tuning.trial import TrialPlan, check_build, data_kwargs, run_data, run_trial, run_training
 from zoo import training as zoo_training
-from zoo.runtime import names_full_disk, resolve_precision
-from zoo.training import TrainingConfig
+from zoo.runtime import names_full_disk
 from zoo.utils import settings_object
 
 __all__ = ["Comparison", "compare", "check_compatible"]
@@ -298,13 +297,9 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
         raise ValueError("A comparison trains in this process; isolation='process' is for tuning.search. "
                          f"Received: isolation={options.isolation!r}")
     kept = options.kept("comparison")
-    if isinstance(data, str):
-        import zoo.data
-
-        data = zoo.data.load(data)
-    if not hasattr(data, "fingerprint") or not hasattr(data, "splits"):
-        raise TypeError(f"`data` must be a zoo.data.DataBundle or a dataset name. Received: {type(data).__name__}")
-    training = _training(training, data)
+    data = run_data(data)
+    objective = ("val_loss", "min") if data.task == "regression" else ("val_accuracy", "max")
+    training = run_training(training, monitor=objective[0], batch_size=data.batch_size)
     seeds = _seeds(seeds)
     names = _model_names(models)
     model_kwargs = dict(model_kwargs or {})
@@ -321,23 +316,17 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
         check_build(_builder(name, data, dict(model_kwargs.get(name, {}))),
                     what=f"{name} with model_kwargs {model_kwargs.get(name, {})}")
     out = os.fspath(out)
-    kind = (read_manifest(out, records=[]) or {}).get("kind", "comparison")
-    if kind != "comparison":
-        raise ValueError(f"{out} holds a {kind} (its run manifest says so), not a comparison: choose another `out`. "
-                         f"Received: out={out!r}")
+    check_kind(out, "comparison", "out")
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, RECORDS_FILE)
     notes = []
     if options.resume:
         reject_bad_lines(path, notes)  # damaged lines move aside; their trials run again
-    elif os.path.exists(path) and os.path.getsize(path):
-        backup = f"{path}.{time.strftime('%Y%m%d-%H%M%S')}.bak"
-        os.replace(path, backup)
-        notes.append(f"resume=False: previous records moved to {backup}")
+    else:
+        start_over(path, notes)
     existing = {_record_key(migrate_record(r)): r for r in read_records(path)} if options.resume else {}
     identity = {"training": training_identity(training), "seeds": seeds,
                 "models": {n: model_kwargs.get(n, {}) for n in names}}
-    objective = ("val_loss", "min") if data.task == "regression" else ("val_accuracy", "max")
     manifest = make_manifest("comparison", identity=identity, objectives=[objective],
                              data={"name": data.name, "fingerprint": data.fingerprint,
                                    "batch_size": training.batch_size},
@@ -405,20 +394,6 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
         )
         result.paths, result.rows = report.paths, report.rows
     return result
-
-
-def _training(training, data):
-    """The comparison's checked TrainingConfig: the data's batch size, a resolved precision, early stopping
-    on the comparison's metric."""
-    if training is None:
-        training = TrainingConfig()
-    if not isinstance(training, TrainingConfig):
-        raise TypeError(f"`training` must be a zoo.training.TrainingConfig. Received: training={training!r}")
-    monitor = training.monitor
-    if training.patience is not None and monitor is None:
-        monitor = "val_loss" if data.task == "regression" else "val_accuracy"
-    return dataclasses.replace(training, batch_size=training.batch_size or data.batch_size, monitor=monitor,
-                               precision=resolve_precision(training.precision or "float32"))
 
 
 def _summary(record) -> str:

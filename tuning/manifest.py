@@ -20,8 +20,9 @@ from tuning.objectives import objective, objective_fields
 from tuning.records import read_records
 from zoo.runtime import environment, write_json_atomic
 
-__all__ = ["FORMAT", "KINDS", "MANIFEST_FILE", "OLDER_MANIFESTS", "RECORDS_FILE", "REPORT_META", "make_manifest",
-           "migrate", "migrate_record", "objectives_of", "read_manifest", "training_identity", "write_manifest"]
+__all__ = ["FORMAT", "KINDS", "MANIFEST_FILE", "OLDER_MANIFESTS", "RECORDS_FILE", "REPORT_META", "check_kind",
+           "make_manifest", "migrate", "migrate_record", "normalise", "objectives_of", "read_manifest", "report_meta",
+           "training_identity", "write_manifest"]
 
 MANIFEST_FILE = "run.json"
 RECORDS_FILE = "records.jsonl"
@@ -31,7 +32,8 @@ KINDS = ("comparison", "search")
 OLDER_MANIFESTS = ("search.json",)  # format 1: searches only, identity keys at the top level
 
 
-def _normalise(value):
+def normalise(value):
+    """``value`` as it reads back from a JSON file (keys sorted, tuples as lists, other objects as text)."""
     return json.loads(json.dumps(value, sort_keys=True, default=str))
 
 
@@ -56,12 +58,12 @@ def _manifest(kind, *, identity, objectives, data, budget=None, provenance=None)
     """The manifest's fields that describe the run (:func:`make_manifest` adds when and where)."""
     if kind not in KINDS:
         raise ValueError(f"`kind` must be one of {KINDS}. Received: kind={kind!r}")
-    body = _normalise({"kind": kind, "objectives": [{"name": n, "direction": d} for n, d in objectives],
+    body = normalise({"kind": kind, "objectives": [{"name": n, "direction": d} for n, d in objectives],
                        "data": data, "identity": identity})
     run_id = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
     # provenance as it reads back from the file: reports agree key for key
-    return {"format": FORMAT, "id": run_id, **body, "budget": _normalise(budget or {}),
-            "provenance": _normalise(provenance)}
+    return {"format": FORMAT, "id": run_id, **body, "budget": normalise(budget or {}),
+            "provenance": normalise(provenance)}
 
 
 def objectives_of(manifest) -> list:
@@ -103,17 +105,37 @@ def read_manifest(run_dir, *, records=None):
     return migrate(None, records, provenance=_report_provenance(run_dir)) if records else None
 
 
-def _report_provenance(run_dir):
-    """The provenance an earlier report kept in its ``report_meta.json`` (beside the records, or in ``report/``)."""
+def report_meta(run_dir):
+    """``(folder, meta)`` of the report a run folder keeps (a comparison's beside its records, a search's in
+    ``report/``): what :func:`tuning.report.write_report` stored to be written again; ``(None, {})`` when none."""
     for folder in (run_dir, os.path.join(run_dir, "report")):
         try:
             with open(os.path.join(folder, REPORT_META), encoding="utf-8") as f:
                 meta = json.load(f)
-        except (OSError, ValueError):
+        except FileNotFoundError:
             continue
-        if isinstance(meta, dict) and isinstance(meta.get("provenance"), dict):
-            return meta["provenance"]
-    return None
+        except (OSError, ValueError):
+            meta = None
+        return folder, meta if isinstance(meta, dict) else {}
+    return None, {}
+
+
+def check_kind(run_dir, kind, arg):
+    """Refuse a run folder that holds another kind of run (by its manifest, or its records when it has none),
+    before anything is written there."""
+    try:
+        found = (read_manifest(run_dir) or {}).get("kind", kind)
+    except ValueError:  # an unreadable manifest: the run's own reader names it
+        found = kind
+    if found != kind:
+        raise ValueError(f"{run_dir} holds a {found}, not a {kind}: choose another `{arg}` (nothing was written "
+                         f"there). Received: {arg}={os.fspath(run_dir)!r}")
+
+
+def _report_provenance(run_dir):
+    """The provenance an earlier report kept in its ``report_meta.json``."""
+    provenance = report_meta(run_dir)[1].get("provenance")
+    return provenance if isinstance(provenance, dict) else None
 
 
 def migrate(old, records, *, provenance=None) -> dict:
@@ -183,7 +205,7 @@ def migrate_record(record) -> dict:
 def training_identity(config, *, searched=()) -> dict:
     """The training settings that make two runs the same: every field of a ``TrainingConfig`` but the
     ``searched`` ones, which a search space sets in each trial."""
-    return _normalise({k: v for k, v in dataclasses.asdict(config).items() if k not in searched})
+    return normalise({k: v for k, v in dataclasses.asdict(config).items() if k not in searched})
 
 
 def _format_1_training(old, early_stopping) -> dict:

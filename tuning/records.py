@@ -9,6 +9,7 @@ peak_memory_bytes, backend, versions, host``. Reports read records; they never r
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
@@ -51,8 +52,8 @@ RECORD_FIELDS = (
     "host",
 )
 
-__all__ = ["STATUSES", "RECORD_FIELDS", "MEASURED_FIELDS", "new_record", "append_record", "read_records", "check_record",
-           "reject_bad_lines", "environment", "finite"]
+__all__ = ["STATUSES", "RECORD_FIELDS", "MEASURED_FIELDS", "new_record", "append_record", "read_records",
+           "check_record", "reject_bad_lines", "start_over", "environment", "finite"]
 
 # Numeric fields: a finite number or None (``_clean`` writes NaN/Inf as None).
 NUMERIC_FIELDS = ("epochs", "params", "trainable_params", "macs", "weight_bytes", "fit_seconds", "seconds_per_epoch",
@@ -273,6 +274,18 @@ def reject_bad_lines(path, notes=None) -> int:
     if notes is not None:
         notes.append(_bad_message(path, bad).replace("set aside", "moved") + f"; kept in {rejects_path(path)}")
     return len(bad)
+
+
+def start_over(path, notes) -> str | None:
+    """Move a records file that holds records aside, to ``<path>.<time>.bak`` (nothing a user computed is
+    lost), for a run that starts over; returns the backup's path (``None`` when there was nothing)."""
+    path = os.fspath(path)
+    if not os.path.exists(path) or not os.path.getsize(path):
+        return None
+    backup = f"{path}.{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}.bak"
+    os.replace(path, backup)
+    notes.append(f"resume=False: previous records moved to {backup}")
+    return backup
 
 
 def latest_records(records, *, sort: bool = True) -> list[dict]:

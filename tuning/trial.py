@@ -25,9 +25,9 @@ from tuning.constraints import BUILD_TIME_CONSTRAINTS, broken_constraints, check
 from tuning.records import finite, new_record
 from zoo import training
 from zoo.runtime import is_disk_full, is_out_of_memory, peak_memory_bytes
-from zoo.training import EpochTimer, TrainingConfig
+from zoo.training import EpochTimer, TrainingConfig, resolve_precision
 
-__all__ = ["TrialPlan", "check_build", "data_kwargs", "objective_value", "run_trial"]
+__all__ = ["TrialPlan", "check_build", "data_kwargs", "objective_value", "run_data", "run_trial", "run_training"]
 
 
 def _first_line(error: BaseException) -> str:
@@ -102,6 +102,28 @@ class TrialPlan:
             raise TypeError(f"`training` must be a zoo.training.TrainingConfig. Received: training={self.training!r}")
         object.__setattr__(self, "constraints", check_constraints(self.constraints) if self.constraints else {})
         object.__setattr__(self, "callbacks", tuple(self.callbacks))
+
+
+def run_data(data):
+    """The :class:`zoo.data.DataBundle` of a comparison or a search: given, or loaded by its name."""
+    if isinstance(data, str):
+        data = zoo.data.load(data)
+    for attr in ("fingerprint", "input_shape", "splits", "arrays"):
+        if not hasattr(data, attr):
+            raise TypeError(f"`data` must be a zoo.data.DataBundle or a data set name. Received: {type(data).__name__}")
+    return data
+
+
+def run_training(training, *, monitor, batch_size=None) -> TrainingConfig:
+    """The checked TrainingConfig a run's trials share: ``TrainingConfig()`` for ``None``, its precision resolved
+    (``float32`` unless set), early stopping on ``monitor`` unless it names its own, ``batch_size`` unless set."""
+    if training is None:
+        training = TrainingConfig()
+    if not isinstance(training, TrainingConfig):
+        raise TypeError(f"`training` must be a zoo.training.TrainingConfig. Received: training={training!r}")
+    return dataclasses.replace(training, precision=resolve_precision(training.precision or "float32"),
+                               monitor=training.monitor or (monitor if training.patience is not None else None),
+                               batch_size=training.batch_size or batch_size)
 
 
 class _End(Exception):

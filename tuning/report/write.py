@@ -12,7 +12,7 @@ import numpy as np
 
 from tuning.diagnosis import THRESHOLDS, rules
 from tuning.indicators import default_reference, hypervolume
-from tuning.manifest import RECORDS_FILE, objectives_of, read_manifest
+from tuning.manifest import RECORDS_FILE, objectives_of, read_manifest, report_meta
 from tuning.manifest import REPORT_META as META_FILE
 from tuning.records import finite, latest_records, read_records
 from tuning.report import search_plots
@@ -544,14 +544,8 @@ def regenerate(run_dir, out_dir=None, *, title=None, all_records=False) -> Repor
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No records.jsonl in {run_dir!r}. Received: run_dir={run_dir!r}")
     records = read_records(path)
-    meta = {}
-    # a comparison keeps its report next to the records; a search in RUN_DIR/report
-    for folder in (run_dir, os.path.join(run_dir, "report")):
-        if os.path.isfile(os.path.join(folder, META_FILE)):
-            with open(os.path.join(folder, META_FILE), encoding="utf-8") as f:
-                meta = json.load(f)
-            out_dir = out_dir or folder
-            break
+    folder, meta = report_meta(run_dir)
+    out_dir = out_dir or folder
     selection = None if all_records else meta.get("selection")
     if selection is not None:
         wanted = set(selection)

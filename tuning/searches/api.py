@@ -8,7 +8,6 @@ resuming, distributed runs and budgets work: :mod:`tuning.searches.engine`.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import os
 import shutil
@@ -31,8 +30,8 @@ from tuning.searches.runner import Runner, SearchRun
 from tuning.searches.state import check_keras_tuner_state, prepare_directory, repair_tail
 from tuning.settings import Budget, RunOptions
 from tuning.spaces import SEARCHED_TRAINING, SearchSpace, TrainingSpace
-from tuning.trial import TrialPlan, check_build
-from zoo.runtime import names_full_disk, resolve_precision
+from tuning.trial import TrialPlan, check_build, run_data, run_training
+from zoo.runtime import names_full_disk
 from zoo.training import TrainingConfig, metric_names
 from zoo.utils import check_int, settings_object
 
@@ -94,7 +93,7 @@ def search(models, *, data, objectives="val_accuracy", training=None, space=None
     budget, options = Budget.coerce(budget), settings_object(RunOptions, options, "options")
     if isinstance(space, TrainingSpace):
         space = SearchSpace(training=space)
-    algorithm, space, data = coerce_algorithm(algorithm), settings_object(SearchSpace, space, "space"), _data(data)
+    algorithm, space, data = coerce_algorithm(algorithm), settings_object(SearchSpace, space, "space"), run_data(data)
     check_int("seed", seed, minimum=0)
     objectives = _objectives(objectives, data, algorithm=algorithm)
     objective_name, direction = objectives[0]
@@ -107,9 +106,12 @@ def search(models, *, data, objectives="val_accuracy", training=None, space=None
     if not options.measure_speed and "max_latency_ms" in constraints:
         raise ValueError("max_latency_ms needs RunOptions(measure_speed=True). Received: measure_speed=False")
     hypermodel = _hypermodel(models, data=data, space=space)
-    if isinstance(hypermodel, ZooHyperModel) and "metrics" not in (training or TrainingConfig()).options:
-        _check_recorded(objectives, data, measure_speed=options.measure_speed)
-    training = _training(training, objective_name, zoo_space=isinstance(hypermodel, ZooHyperModel))
+    zoo_space = isinstance(hypermodel, ZooHyperModel)
+    training = run_training(training, monitor=objective_name if objective_name.startswith("val_") else "val_loss")
+    if zoo_space:
+        _check_searched(training)
+        if "metrics" not in training.options:  # the training path's own metrics: the fields are known
+            _check_recorded(objectives, data, measure_speed=options.measure_speed)
     _check_isolation(options, data=data, hypermodel=hypermodel)
     if space.fixed:  # a bad fixed builder argument fails here, once, not in every trial
         check_build(lambda: hypermodel.build(kt.HyperParameters()), what=f"`fixed` builder arguments {space.fixed}")
@@ -181,34 +183,13 @@ def search(models, *, data, objectives="val_accuracy", training=None, space=None
     return result
 
 
-def _training(training, objective, *, zoo_space):
-    """The checked TrainingConfig every trial starts from (precision resolved, early stopping's monitor set)."""
-    if training is None:
-        training = TrainingConfig()
-    if not isinstance(training, TrainingConfig):
-        raise TypeError(f"`training` must be a zoo.training.TrainingConfig. Received: training={training!r}")
-    if zoo_space:
-        searched = [k for k in SEARCHED_TRAINING if getattr(training, k) != getattr(TrainingConfig(), k)]
-        if searched:
-            raise ValueError(f"The search space sets {searched} in every trial: give them in "
-                             f"space=SearchSpace(training=TrainingSpace(...)) (one value fixes one). "
-                             f"Received: training={training!r}")
-    monitor = training.monitor
-    if training.patience is not None and monitor is None:
-        monitor = objective if objective.startswith("val_") else "val_loss"
-    return dataclasses.replace(training, precision=resolve_precision(training.precision or "float32"),
-                               monitor=monitor)
-
-
-def _data(data):
-    if isinstance(data, str):
-        import zoo.data
-
-        data = zoo.data.load(data)
-    for attr in ("fingerprint", "input_shape", "splits", "arrays"):
-        if not hasattr(data, attr):
-            raise TypeError(f"`data` must be a zoo.data.DataBundle or a data set name. Received: {type(data).__name__}")
-    return data
+def _check_searched(training):
+    """A zoo search space sets its training settings in every trial: a TrainingConfig may not set them too."""
+    searched = [k for k in SEARCHED_TRAINING if getattr(training, k) != getattr(TrainingConfig(), k)]
+    if searched:
+        raise ValueError(f"The search space sets {searched} in every trial: give them in "
+                         f"space=SearchSpace(training=TrainingSpace(...)) (one value fixes one). "
+                         f"Received: training={training!r}")
 
 
 def _objectives(objectives, data, *, algorithm):

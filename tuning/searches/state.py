@@ -8,12 +8,11 @@ from the records.
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 
-from tuning.manifest import MANIFEST_FILE, OLDER_MANIFESTS, RECORDS_FILE, read_manifest
-from tuning.records import read_records
+from tuning.manifest import MANIFEST_FILE, OLDER_MANIFESTS, RECORDS_FILE, check_kind, normalise, read_manifest
+from tuning.records import read_records, start_over
 
 __all__ = ["check_keras_tuner_state", "prepare_directory", "repair_tail"]
 
@@ -61,10 +60,6 @@ def check_keras_tuner_state(project_dir, notes):
             notes.append(f"{path} is unreadable ({type(e).__name__}); the oracle is rebuilt from {RECORDS_FILE}")
 
 
-def _normalise(value):
-    return json.loads(json.dumps(value, sort_keys=True, default=str))
-
-
 def _space_changes(old, new):
     old = {h["config"]["name"]: h for h in (old or {}).get("space", [])}
     new = {h["config"]["name"]: h for h in (new or {}).get("space", [])}
@@ -83,7 +78,7 @@ def _differences(old, new, prefix=""):
     """What changed between two manifests' identities, one phrase per changed setting (nested ones by path)."""
     diffs = []
     for key in new:
-        before, after = _normalise(old.get(key)), _normalise(new[key])
+        before, after = normalise(old.get(key)), normalise(new[key])
         if before == after:
             continue
         if key == "space":
@@ -106,20 +101,9 @@ def prepare_directory(directory, manifest, *, resume, role, records_path, notes)
     """Check ``manifest`` against the run already in ``directory``: start over (``resume=False``), refuse
     a changed search, or go on. Returns the manifest to keep (an earlier run's id when resuming).
     A folder that holds another kind of run (a comparison) is refused, whatever ``resume`` says."""
-    try:
-        kind = (read_manifest(directory) or {}).get("kind")  # records of a folder without a manifest tell it too
-    except ValueError:
-        kind = None  # an unreadable manifest: see below
-    if kind not in (None, "search"):
-        raise ValueError(f"{directory} holds a {kind}, not a search: choose another `directory` (nothing was "
-                         f"written there). Received: directory={directory!r}")
+    check_kind(directory, "search", "directory")
     if not resume and role != "worker":
-        old = os.path.exists(records_path) and os.path.getsize(records_path) > 0
-        if old:
-            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-            backup = f"{records_path}.{stamp}.bak"
-            os.replace(records_path, backup)
-            notes.append(f"resume=False: previous records moved to {backup}")
+        start_over(records_path, notes)
         for leftover in (MANIFEST_FILE, *OLDER_MANIFESTS, os.path.basename(records_path) + ".partial"):
             if os.path.exists(os.path.join(directory, leftover)):
                 os.remove(os.path.join(directory, leftover))
