@@ -6,6 +6,7 @@ key names, random weights and BatchNorm statistics, and their logits on fixed in
 """
 
 import json
+import hashlib
 import os
 import pickle
 import re
@@ -529,3 +530,19 @@ def test_features_only_weights_need_include_top_false(monkeypatch):
     state["classifier.0.weight"] = np.full_like(state["classifier.0.weight"], np.nan)
     with pytest.raises(ValueError, match="head_fc1: classifier.0 holds NaN"):
         load_state_dict(_fixture_model("vgg11_bn"), state)
+
+
+def test_a_file_is_hashed_once_per_version(tmp_path):
+    """A build with table weights checks the fetched file, then stamps its conversion: one hash, not two; a
+    rewritten file (same size, modification time set back) is hashed again."""
+    from zoo.weights import hub
+
+    path = tmp_path / "w.pth"
+    path.write_bytes(b"a" * 1000)
+    first = hub.sha256_file(path)
+    misses = hub._sha256.cache_info().misses
+    assert hub.sha256_file(path) == first and hub._sha256.cache_info().misses == misses
+    stat = os.stat(path)
+    path.write_bytes(b"b" * 1000)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert hub.sha256_file(path) == hashlib.sha256(b"b" * 1000).hexdigest() != first

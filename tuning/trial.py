@@ -237,7 +237,7 @@ def _build(trial, build, *, named):
     config, data, record = trial.plan.training, trial.data, trial.record
     batch_size = config.batch_size or data.batch_size
     policy = (keras.mixed_precision.global_policy().name if config.precision is None
-              else training.resolve_precision(config.precision))
+              else resolve_precision(config.precision))
     record.update(epochs=config.epochs, batch_size=batch_size, precision=policy)
     trial.config = config.replace(batch_size=batch_size)
     training.set_seed(trial.seed)

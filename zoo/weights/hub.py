@@ -108,7 +108,19 @@ def resolve(model_name, spec):
 
 
 def sha256_file(path):
-    """The SHA-256 of a file's content, in hex."""
+    """The SHA-256 of a file's content, in hex.
+
+    Computed once per version of the file in a process: a build with table weights checks the fetched file,
+    then stamps its conversion with the same digest (a 500 MB checkpoint took ~1 s each time). The version is
+    the file's inode, size and its modification *and* status-change times in nanoseconds; any write changes
+    the status-change time, which no ``os.utime`` can set back.
+    """
+    st = os.stat(path)
+    return _sha256(os.path.realpath(path), (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+
+
+@functools.lru_cache(maxsize=32)
+def _sha256(path, version):
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
