@@ -7,7 +7,7 @@ oracle; nothing here imports KerasTuner.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tuning.searches.pruning import MedianPruner, check_pruning
 from zoo.utils import check_int
@@ -27,9 +27,8 @@ class SearchAlgorithm:
 
     def checked(self, *, objective, max_trials) -> SearchAlgorithm:
         """This algorithm with its settings checked against the search's first ``objective`` and budget
-        (its pruner made); raises a clear error first."""
-        object.__setattr__(self, "pruning", check_pruning(self.pruning, algorithm=self.name, monitor=objective))
-        return self
+        (its pruner made): a new object; raises a clear error first."""
+        return replace(self, pruning=check_pruning(self.pruning, algorithm=self.name, monitor=objective))
 
     def describe(self) -> dict:
         """The settings that make two searches the same (the run manifest's ``algorithm``)."""
@@ -98,24 +97,21 @@ class NSGA2(SearchAlgorithm):
         from tuning.searches.nsga2 import default_population
 
         check_int("population_size", self.population_size, minimum=2, allow_none=True)
-        if self.population_size is None:
-            object.__setattr__(self, "population_size", default_population(max_trials))
-        return super().checked(objective=objective, max_trials=max_trials)
+        filled = replace(self, population_size=self.population_size or default_population(max_trials))
+        return SearchAlgorithm.checked(filled, objective=objective, max_trials=max_trials)
 
 
 ALGORITHMS = {cls.name: cls for cls in (Random, Hyperband, Bayesian, Grid, NSGA2)}
 
 
 def coerce_algorithm(algorithm) -> SearchAlgorithm:
-    """A fresh algorithm object from a name or an object (copied: checking fills in its defaults)."""
+    """An algorithm object from a name (its defaults) or an object."""
     if isinstance(algorithm, str):
         if algorithm not in ALGORITHMS:
             raise ValueError(f"`algorithm` must be one of {list(ALGORITHMS)} or a tuning algorithm object. "
                              f"Received: algorithm={algorithm!r}")
         return ALGORITHMS[algorithm]()
     if isinstance(algorithm, SearchAlgorithm) and type(algorithm) is not SearchAlgorithm:
-        from dataclasses import replace
-
-        return replace(algorithm)
+        return algorithm
     raise TypeError(f"`algorithm` must be a name such as 'random' or an object such as tuning.NSGA2(). "
                     f"Received: algorithm={algorithm!r}")
