@@ -145,3 +145,35 @@ def test_demo_quick(tmp_path):
     assert "[2/2] lenet5 seed=0: val_accuracy=" in done.stdout
     assert f"Report:  {out}/report.html" in done.stdout
     assert (out / "report.html").exists() and (out / "records.jsonl").exists()
+
+
+NOISE = ("absl::InitializeLog", "oneDNN", "cudart_stub", "cuInit", "I0000", "W0000", "E0000")
+
+
+def test_framework_start_up_lines_are_hidden_unless_verbose():
+    """Issue 28 (item 15): every TensorFlow command printed absl's, oneDNN's and CUDA's start-up lines (and
+    `failed call to cuInit`); they are held back by default and shown with --verbose, before or after the command."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "ZOO_QUIET_START")}
+    runs = {}
+    for name, argv in (("quiet", ["info", "lenet5", "--profile"]), ("verbose", ["info", "lenet5", "--profile",
+                                                                               "--verbose"])):
+        done = subprocess.run([sys.executable, "-m", "zoo.cli", *argv], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert json.loads(done.stdout)["params"] == 61_706
+        runs[name] = done.stderr
+    assert not [line for line in runs["quiet"].splitlines() if any(n in line for n in NOISE)], runs["quiet"]
+    assert "absl::InitializeLog" in runs["verbose"]  # TensorFlow 2.21 prints it while its libraries load
+
+
+def test_held_start_up_lines_come_back_when_the_import_fails(capfd):
+    from zoo.runtime import _native_stderr_held
+
+    with pytest.raises(ImportError):
+        with _native_stderr_held():
+            os.write(2, b"native library: missing symbol\n")
+            raise ImportError("cannot load")
+    assert "native library: missing symbol" in capfd.readouterr().err
+    with _native_stderr_held():
+        os.write(2, b"banner\n")
+    assert "banner" not in capfd.readouterr().err

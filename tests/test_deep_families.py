@@ -82,6 +82,59 @@ def test_trainable_params_match_torchvision(name):
     assert trainable_params(model) == TORCHVISION_PARAMS[name]
 
 
+# torchvision's counts (its models' trainable parameters at 224x224x3, 1,000 classes), counted without allocating.
+TORCHVISION_PARAMS_DRY = {
+    "densenet161": 28_681_000,
+    "resnext50_32x4d": 25_028_904,
+    "resnext101_32x8d": 88_791_336,
+    "resnext101_64x4d": 83_455_272,
+    "wide_resnet50_2": 68_883_240,
+    "wide_resnet101_2": 126_886_696,
+    "mobilenet_v2": 3_504_872,
+    "mobilenet_v3_large": 5_483_032,
+    "mobilenet_v3_small": 2_542_856,
+    "regnet_x_400mf": 5_495_976,
+    "regnet_x_800mf": 7_259_656,
+    "regnet_x_1_6gf": 9_190_136,
+    "regnet_x_3_2gf": 15_296_552,
+    "regnet_x_8gf": 39_572_648,
+    "regnet_x_16gf": 54_278_536,
+    "regnet_x_32gf": 107_811_560,
+    "regnet_y_400mf": 4_344_144,
+    "regnet_y_800mf": 6_432_512,
+    "regnet_y_1_6gf": 11_202_430,
+    "regnet_y_3_2gf": 19_436_338,
+    "regnet_y_8gf": 39_381_472,
+    "regnet_y_16gf": 83_590_140,
+    "regnet_y_32gf": 145_046_770,
+    "regnet_y_128gf": 644_812_894,
+    "convnext_tiny": 28_589_128,
+    "convnext_small": 50_223_688,
+    "convnext_base": 88_591_464,
+    "convnext_large": 197_767_336,
+    "efficientnet_b0": 5_288_548,
+    "efficientnet_b1": 7_794_184,
+    "efficientnet_b2": 9_109_994,
+    "efficientnet_b3": 12_233_232,
+    "efficientnet_b4": 19_341_616,
+    "efficientnet_b5": 30_389_784,
+    "efficientnet_b6": 43_040_704,
+    "efficientnet_b7": 66_347_960,
+    "efficientnet_v2_s": 21_458_488,
+    "efficientnet_v2_m": 54_139_356,
+    "efficientnet_v2_l": 118_515_272,
+}
+
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION_PARAMS_DRY))
+def test_trainable_params_match_torchvision_counted_dry(name):
+    from zoo.graph import dry_weight_count
+
+    count = dry_weight_count(lambda: zoo.build(name, input_shape=(224, 224, 3), num_classes=1000),
+                             trainable_only=True)
+    assert count == TORCHVISION_PARAMS_DRY[name]
+
+
 # He et al. 2016, table 6 (CIFAR-10, option A shortcuts).
 CIFAR_RESNET_PARAMS = {"resnet20": 0.27e6, "resnet32": 0.46e6, "resnet44": 0.66e6, "resnet56": 0.85e6,
                        "resnet110": 1.7e6}
@@ -547,3 +600,99 @@ def test_keras_wrapper_loads_local_weights(tmp_path):
     loaded = zoo.build("keras_mobilenetv2", input_shape=(32, 32, 3), num_classes=3, weights=path)
     for a, b in zip(model.weights, loaded.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_resnext_and_wide_resnet_bottlenecks_are_torchvisions():
+    """torchvision's Bottleneck: width = int(planes * width_per_group / 64) * groups, the 3x3 conv grouped."""
+    for name, groups, inner in (("resnext101_32x8d", 32, 128), ("wide_resnet50_2", 1, 64),
+                                ("resnext50_32x4d", 32, 64)):
+        model = zoo.build(name, input_shape=(32, 32, 3), num_classes=10, width=0.5)  # planes 32 at stage 1
+        conv2 = model.get_layer("stage1_block1_conv2")
+        assert conv2.groups == groups and conv2.filters == inner and conv2.kernel.shape == (3, 3, inner // groups,
+                                                                                              inner)
+        assert model.get_layer("stage1_block1_conv3").filters == 128  # planes x 4, as ResNet's
+    narrow = zoo.build("resnext50_32x4d", input_shape=(32, 32, 3), num_classes=10, width=0.0625)
+    assert narrow.get_layer("stage1_block1_conv2").filters == 32  # at least one channel a group
+
+
+@pytest.mark.parametrize("name, gmacs", [("mobilenet_v2", 0.30), ("mobilenet_v3_large", 0.22),
+                                         ("mobilenet_v3_small", 0.06)])
+def test_mobilenet_macs_are_torchvisions_published_gflops(name, gmacs):
+    """torchvision publishes multiply-adds as GFLOPS, to two decimals."""
+    assert round(zoo.profile(zoo.build(name)).macs / 1e9, 2) == gmacs
+
+
+def test_make_divisible_is_torchvisions():
+    from zoo.models.mobilenet import make_divisible
+
+    # torchvision's _make_divisible: nearest multiple of 8, at least 8, never more than 10% below
+    assert [make_divisible(v) for v in (3.2, 16 * 0.25, 24 * 0.35, 1280 * 0.75, 67, 92)] == [8, 8, 8, 960, 64, 96]
+
+
+@pytest.mark.parametrize("name, gflops", [("regnet_x_400mf", 0.414), ("regnet_y_400mf", 0.402),
+                                          ("convnext_tiny", 4.456)])
+def test_regnet_and_convnext_macs_are_torchvisions_published_gflops(name, gflops):
+    """torchvision's ``_ops`` (multiply-adds, as GFLOPS); Dense on a 4-D map counts H * W * in * out."""
+    assert zoo.profile(zoo.build(name)).macs / 1e9 == pytest.approx(gflops, rel=0.03)
+
+
+def test_regnet_block_params_are_torchvisions_quantisation():
+    from zoo.models.regnet import REGNET_PARAMS, block_params
+
+    # torchvision's BlockParams.from_init_params: (depth, width, group width) per stage
+    assert block_params(*REGNET_PARAMS["regnet_y_400mf"][:5]) == ((1, 48, 8), (3, 104, 8), (6, 208, 8), (6, 440, 8))
+    assert block_params(*REGNET_PARAMS["regnet_x_32gf"][:5]) == ((2, 336, 168), (7, 672, 168), (13, 1344, 168),
+                                                                 (1, 2520, 168))
+    assert block_params(*REGNET_PARAMS["regnet_y_128gf"][:5]) == ((2, 528, 264), (7, 1056, 264), (17, 2904, 264),
+                                                                  (1, 7392, 264))
+    model = zoo.build("regnet_y_400mf", input_shape=(32, 32, 3), num_classes=10, width=0.25)
+    conv = model.get_layer("stage4_block1_b_conv")  # width 440 / 4 = 110 in groups of 8 / 4 = 2 channels
+    assert conv.filters == 110 and conv.groups == 55 and conv.strides == (2, 2)
+    # a quarter of the block's input (208 at width 1): a narrow model keeps torchvision's count
+    assert model.get_layer("stage4_block1_se_fc1").filters == 52
+    assert zoo.build("regnet_y_400mf", input_shape=(32, 32, 3), width=2.0).get_layer(
+        "stage4_block1_se_fc1").filters == 104
+
+
+def test_convnext_stochastic_depth_grows_linearly_and_drops_whole_branches():
+    model = zoo.build("convnext_tiny", input_shape=(32, 32, 3), num_classes=10, width=0.0625)
+    rates = [layer.rate for layer in model.layers if layer.name.endswith("_stochastic_depth")]
+    assert len(rates) == 18 and rates[0] == 0.0 and rates[-1] == pytest.approx(0.1)
+    assert rates == pytest.approx([0.1 * i / 17 for i in range(18)])  # torchvision's sd_prob
+    drop = model.get_layer("stage4_block3_stochastic_depth")
+    x = np.ones((64, 2, 2, 3), "float32")
+    assert np.array_equal(np.asarray(drop(x, training=False)), x)
+    y = np.asarray(drop(x, training=True))
+    kept = y.reshape(64, -1)
+    assert set(np.unique(kept)) <= {0.0, np.float32(1 / 0.9)}
+    assert (kept == kept[:, :1]).all()  # one draw per sample: a whole residual branch dropped or kept
+    scale = model.get_layer("stage1_block1_layer_scale")
+    assert np.allclose(scale.get_weights()[0], 1e-6) and scale.get_weights()[0].shape == (1, 1, 6, 1)
+
+
+@pytest.mark.parametrize("name, gflops", [("efficientnet_b0", 0.386), ("efficientnet_v2_s", 8.366)])
+def test_efficientnet_macs_are_torchvisions_published_gflops(name, gflops):
+    """torchvision's ``_ops`` at its eval crop (224 for B0, 384 for V2-S), the cards' default input."""
+    assert zoo.profile(zoo.build(name)).macs / 1e9 == pytest.approx(gflops, rel=0.03)
+
+
+def test_efficientnet_blocks_are_torchvisions():
+    model = zoo.build("efficientnet_b0", input_shape=(32, 32, 3), num_classes=10)
+    names = {layer.name for layer in model.layers}
+    # features.1 does not widen: no expansion; squeeze-excitation to a quarter of the block's input (32 / 4)
+    assert "stage1_block1_expand_conv" not in names and model.get_layer("stage1_block1_se_reduce").filters == 8
+    assert model.get_layer("stage6_block2_se_reduce").filters == 192 // 4 and "stage6_block2_se_silu" in names
+    assert model.get_layer("stage3_block1_dw_conv").kernel_size == (5, 5)
+    assert model.get_layer("stage7_final8_conv").filters == 4 * 320
+    rates = {layer.name: layer.rate for layer in model.layers if layer.name.endswith("_stochastic_depth")}
+    assert rates["stage2_block2_stochastic_depth"] == pytest.approx(0.2 * 2 / 16)  # block 2 of 16 (from 0)
+    assert rates["stage6_block4_stochastic_depth"] == pytest.approx(0.2 * 14 / 16)
+    assert "stage2_block1_stochastic_depth" not in rates  # stride 2: no residual
+    assert model.get_layer("stage2_block2_stochastic_depth").noise_shape == (None, 1, 1, 1)  # whole samples
+    v2 = zoo.build("efficientnet_v2_s", input_shape=(32, 32, 3), num_classes=10)
+    names = {layer.name for layer in v2.layers}
+    assert "stage1_block1_fused_conv" in names and "stage1_block1_stochastic_depth" in names  # rate 0: 24 -> 24
+    assert v2.get_layer("stage2_block1_expand_conv").kernel_size == (3, 3) and "stage2_block1_dw_conv" not in names
+    assert v2.get_layer("stage1_block1_fused_bn").epsilon == 1e-3 and model.get_layer("stem_bn").epsilon == 1e-5
+    assert zoo.build("efficientnet_b5", input_shape=(32, 32, 3), width=0.25).get_layer("stem_bn").momentum == 0.99
+

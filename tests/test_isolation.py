@@ -1,14 +1,23 @@
 """Trials in their own processes: a crash by signal is one failed record, and the search goes on."""
 
+import json
 import os
+import re
 import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
 
 import keras
 import pytest
 
 import tuning
 import zoo.data
+from tuning import isolation
 from tuning.isolation import WorkerDied, WorkerPool, check_picklable, data_spec
+from tuning.lock import LOCK_FILE, OwnerLock, RunFolderInUse
 from zoo.training import TrainingConfig
 
 DATA = {"name": "moons", "num_samples": 200}
@@ -74,3 +83,194 @@ def test_bad_isolation_arguments_fail_before_any_trial(tmp_path):
     with pytest.raises(ValueError, match="zoo.data.load"):
         data_spec(object())
     assert not (tmp_path / "records.jsonl").exists()
+
+
+# Workers die with their search; a spare's death is nobody's trial; one owner per run folder (issue 29).
+
+def _processes():
+    """``{pid: (ppid, session, state, command line)}`` of every process, from /proc."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                command = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # ended while we looked
+            continue
+        found[int(entry)] = (int(fields[1]), int(fields[3]), fields[0], command)
+    return found
+
+
+def _files(folder):
+    """``{path: (size, mtime_ns)}`` of every file under ``folder``."""
+    out = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                continue
+            out[os.path.relpath(path, folder)] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+WORKER_COMMAND = "from tuning.isolation import _main"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; the parent-death signal is Linux's")
+def test_kill_9_of_an_isolated_search_leaves_no_worker_and_no_write_after_it(tmp_path):
+    """A search killed by SIGKILL while a trial trains: its workers die with it (none alive 2 s later), and
+    nothing in its folder changes after the kill (a resumed run may own the folder by then)."""
+    from search_scripts import SCRIPT
+
+    directory = tmp_path / "run"
+    config = {"models": "mlp", "data": DATA, "training": {"epochs": 400}, "budget": {"max_trials": 2},
+              "options": {"isolation": "process", "checkpoint": True, "report": False, "measure_speed": False,
+                          "save_models": "all", "verbose": 0}}
+    search = subprocess.Popen([sys.executable, SCRIPT, str(directory), json.dumps(config)],
+                              start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not any(p.startswith("checkpoints") for p in _files(directory)):  # a trial is training
+            assert search.poll() is None and time.monotonic() < deadline, "no trial started training"
+            time.sleep(0.05)
+        workers = [pid for pid, (ppid, _, _, command) in _processes().items()
+                   if ppid == search.pid and WORKER_COMMAND in command]
+        os.kill(search.pid, signal.SIGKILL)
+        search.wait()
+    finally:
+        if search.poll() is None:
+            os.killpg(search.pid, signal.SIGKILL)
+    after_kill = _files(directory)
+    time.sleep(2)
+    alive = {pid: info for pid, info in _processes().items()
+             if info[2] != "Z" and (pid in workers or info[1] == search.pid)}  # a zombie does nothing
+    time.sleep(1)
+    later = _files(directory)
+    for pid in alive:  # leave nothing behind, even when failing
+        os.kill(pid, signal.SIGKILL)
+    written = sorted(p for p in set(after_kill) | set(later) if after_kill.get(p) != later.get(p))
+    assert workers, "the busy worker was not found"
+    assert not alive and not written, (f"2 s after the kill, still running: {alive}; "
+                                       f"written in the 3 s after it: {written}")
+    OwnerLock(directory).acquire().release()  # nothing of it holds the folder: a resume may start
+
+
+def test_a_spare_killed_before_use_is_replaced_and_its_death_is_no_trials():
+    """A spare that died while it waited (its task cannot even be sent) ran nothing: a fresh worker runs the
+    call, and no error (hence no failed record) comes of it."""
+    with WorkerPool(zoo.data.load(**DATA), prestart=False) as pool:
+        spare = pool._spare = isolation._Worker(pool.spec)  # as run() leaves it while a trial runs
+        spare.process.kill()
+        spare.process.wait()
+        answer = pool.run(_double, value=2)
+    assert answer["value"] == 4 and answer["pid"] != spare.process.pid
+
+
+def test_a_worker_killed_after_its_task_was_sent_but_before_it_started_is_replaced():
+    """The task sits in the pipe while the worker still imports: killed then, it ran nothing: retried."""
+    pool = WorkerPool(zoo.data.load(**DATA), prestart=False)
+    pool._spare = isolation._Worker(pool.spec)
+    killer = threading.Timer(0.3, pool._spare.process.kill)  # still importing (seconds on a busy CPU)
+    killer.start()
+    try:
+        assert pool.run(_double, value=5)["value"] == 10
+    finally:
+        killer.cancel()
+        pool.close()
+
+
+def test_workers_that_all_die_before_starting_stop_the_search_instead_of_failing_its_trials(monkeypatch, tmp_path):
+    started = isolation._Worker.__init__
+
+    def dying(self, *args):
+        started(self, *args)
+        self.process.kill()
+        self.process.wait()
+
+    monkeypatch.setattr(isolation._Worker, "__init__", dying)
+    with WorkerPool(zoo.data.load(**DATA), prestart=False) as pool:
+        with pytest.raises(isolation.WorkersCannotStart, match="3 worker processes in a row.*SIGKILL"):
+            pool.run(_double, value=1)
+    options = tuning.RunOptions(report=False, measure_speed=False, isolation="process", save_models=None, verbose=0)
+    with pytest.raises(isolation.WorkersCannotStart):
+        tuning.search("mlp", data=zoo.data.load(**DATA), directory=tmp_path, budget=2,
+                      training=TrainingConfig(epochs=1), options=options)
+    assert not (tmp_path / "records.jsonl").exists() or not (tmp_path / "records.jsonl").read_text().strip()
+
+
+def _sleep(data, *, seconds):
+    time.sleep(seconds)
+
+
+def test_a_busy_worker_exits_when_its_task_pipe_closes():
+    """The watchdog: EOF on the task pipe (the search is gone) ends a running trial at once."""
+    worker = isolation._Worker(data_spec(zoo.data.load(**DATA)))
+    worker.send(_sleep, {"seconds": 60})
+    assert worker.conn.recv() == ("started", None)
+    begun = time.monotonic()
+    worker.tasks.close()
+    try:
+        assert worker.process.wait(timeout=10) == 1 and time.monotonic() - begun < 10
+    finally:
+        worker.process.kill()
+        worker.conn.close()
+
+
+def _hold(directory):
+    """A process that owns ``directory`` until killed; its pid."""
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from tuning.lock import OwnerLock; "
+                               "OwnerLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(120)",
+                               str(directory)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_second_run_of_a_folder_whose_owner_lives_is_refused_and_one_whose_owner_died_proceeds(tmp_path, capsys):
+    from zoo.cli import main
+
+    directory = tmp_path / "run"
+    holder = _hold(directory)
+    data = zoo.data.load(**DATA)
+    options = tuning.RunOptions(report=False, measure_speed=False, save_models=None, verbose=0)
+    try:
+        with pytest.raises(RunFolderInUse, match=f"{re.escape(str(directory))} is in use by another run "
+                                                 rf"\(pid {holder.pid} on host {re.escape(socket.gethostname())}"):
+            tuning.search("mlp", data=data, directory=directory, budget=1, training=TrainingConfig(epochs=1),
+                          options=options)
+        with pytest.raises(RunFolderInUse, match="in use by another run"):
+            tuning.compare(["mlp"], data=data, out=directory, seeds=1, training=TrainingConfig(epochs=1),
+                           options=options)
+        capsys.readouterr()
+        assert main(["tune", "mlp", "--data", "moons", "--directory", str(directory), "--quiet"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("zoo tune: error: ") and f"pid {holder.pid}" in err[0]
+        assert not (directory / "records.jsonl").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    result = tuning.search("mlp", data=data, directory=directory, budget=1, training=TrainingConfig(epochs=1),
+                           options=options)  # the owner died: its lock is free, taken over silently
+    assert [r["status"] for r in result.records] == ["completed"]
+    assert json.loads((directory / LOCK_FILE).read_text())["pid"] == os.getpid()  # the last owner, now free
+    OwnerLock(directory).acquire().release()
+
+
+def test_a_worker_keeps_the_run_folder_locked_until_it_ends(tmp_path):
+    """Workers inherit the owner lock: a worker that outlived its search would still keep a new run out."""
+    lock = OwnerLock(tmp_path).acquire()
+    worker = isolation._Worker(data_spec(zoo.data.load(**DATA)), (lock.fileno(),))
+    lock.release()
+    try:
+        with pytest.raises(RunFolderInUse, match=f"pid {os.getpid()} on host"):
+            OwnerLock(tmp_path).acquire()
+    finally:
+        worker.process.kill()
+        worker.process.wait()
+        worker.stop()
+    OwnerLock(tmp_path).acquire().release()

@@ -32,7 +32,7 @@ FLOORS = (
     ("zoo.bench",),
     ("tuning.records",),
     ("tuning.objectives", "tuning.constraints"),
-    ("tuning.manifest", "tuning.fronts", "tuning.indicators", "tuning.diagnosis"),
+    ("tuning.manifest", "tuning.lock", "tuning.fronts", "tuning.indicators", "tuning.diagnosis"),
     ("tuning.report",),  # reads records and the manifest; the runs below write it
     ("tuning.settings", "tuning.artifacts", "tuning.spaces"),
     ("tuning.trial",),

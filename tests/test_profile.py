@@ -93,3 +93,9 @@ def test_measure_speed_reports_latency_and_throughput():
 def test_profile_prints_a_table():
     text = str(zoo.profile(zoo.build("lenet5")))
     assert "stage1_conv" in text and "416,520 MACs" in text and "61,706 params" in text
+
+
+def test_grouped_convolutions_count_torchvisions_macs():
+    """torchvision publishes resnext50_32x4d at 4.23 GFLOPS (multiply-adds); its 3x3 convs are grouped by 32."""
+    p = zoo.profile(zoo.build("resnext50_32x4d"))
+    assert p.macs == pytest.approx(4.23e9, rel=0.01)

@@ -90,3 +90,17 @@ def test_latest_records_keeps_the_last_record_per_id():
     records = [{"id": "10", "v": 1}, {"id": "b", "v": 1}, {"id": "2", "v": 1}, {"id": "10", "v": 2}]
     assert [(r["id"], r["v"]) for r in latest_records(records)] == [("2", 1), ("10", 2), ("b", 1)]
     assert [(r["id"], r["v"]) for r in latest_records(records, sort=False)] == [("10", 2), ("b", 1), ("2", 1)]
+
+
+def test_a_record_nested_too_deep_is_rejected_not_a_crash(tmp_path):
+    """Issue 29: a line nested 100,000 deep raised RecursionError out of read_records."""
+    from tuning.records import read_records, reject_bad_lines
+
+    path = tmp_path / "records.jsonl"
+    good = json.dumps({"id": "0000", "model": "mlp", "status": "completed", "hyperparameters": {},
+                       "val_accuracy": 0.5})
+    path.write_text(good + "\n" + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.warns(UserWarning, match="nested too deep"):
+        assert [r["id"] for r in read_records(str(path))] == ["0000"]
+    assert reject_bad_lines(str(path)) == 1
+    assert "nested too deep" in (tmp_path / "records.rejected.jsonl").read_text()

@@ -340,3 +340,21 @@ def test_a_search_without_completed_trials_still_reports(tmp_path):
     assert "0 completed, 3 failed" in md and "`val_accuracy` (max)" in md  # records that state no objective
     assert "No hypervolume: no completed trial" in md and "no parallel coordinates, importance or slices" in md
     assert_png(paths["search_history"])
+
+
+def test_best_record_breaks_ties_on_the_other_objectives():
+    """Issue 28 (README run): a tie on val_accuracy went to the first trial, which the second dominated, so
+    `save_models="pareto"` had deleted its model and `result.load_best()` failed."""
+    records = [dict(id=f"{i:04d}", model="convnet", status="completed", val_accuracy=acc, params=params,
+                    fit_seconds=seconds) for i, (acc, params, seconds) in
+               enumerate([(0.916, 705_898, 4.76), (0.150, 34_450, 1.45), (0.916, 577_802, 3.46),
+                          (0.916, 577_802, 3.10)])]
+    manifest = {"objectives": [{"name": "val_accuracy", "direction": "max"}, {"name": "params", "direction": "min"},
+                               {"name": "fit_seconds", "direction": "min"}]}
+    result = SearchResult(directory="x", records=records, manifest=manifest)
+    assert result.best_record["id"] == "0003"
+    assert result.best_record["id"] in {r["id"] for r in result.pareto()}
+    single = SearchResult(directory="x", records=records[:3])  # one objective: params breaks the tie
+    assert single.best_record["id"] == "0002"
+    records[2]["params"] = float("nan")  # a broken value never wins a tie
+    assert SearchResult(directory="x", records=records[:3]).best_record["id"] == "0000"

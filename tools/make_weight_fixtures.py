@@ -10,6 +10,7 @@ formats) and as safetensors, with their logits on fixed inputs. How it was run h
     /tmp/side/bin/python tools/make_weight_fixtures.py tests/fixtures/weights
 """
 
+from functools import partial
 import json
 import os
 import sys
@@ -20,15 +21,19 @@ import timm
 import torch
 import torchvision
 from torch import nn
+from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+from torchvision.models.efficientnet import EfficientNet, FusedMBConvConfig, MBConvConfig, _efficientnet_conf
+from torchvision.models.regnet import BlockParams, RegNet
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 
 class TinyResNet(torchvision.models.ResNet):
     """torchvision's ResNet (its _make_layer and forward) with `width` stem channels."""
 
-    def __init__(self, block, layers, width, num_classes):
+    def __init__(self, block, layers, width, num_classes, groups=1, width_per_group=64):
         nn.Module.__init__(self)
-        self._norm_layer, self.inplanes, self.dilation, self.groups, self.base_width = nn.BatchNorm2d, width, 1, 1, 64
+        self._norm_layer, self.inplanes, self.dilation = nn.BatchNorm2d, width, 1
+        self.groups, self.base_width = groups, width_per_group
         self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
@@ -71,7 +76,20 @@ class TinyAlexNet(torchvision.models.AlexNet):
             nn.Dropout(), nn.Linear(hidden, hidden), nn.ReLU(True), nn.Linear(hidden, num_classes))
 
 
+def tiny_regnet(depths, widths, group_widths, stem_width, se_widths, num_classes):
+    """torchvision's RegNet Y from its BlockParams, with the zoo's squeeze-excitation widths at a narrow width
+    (never fewer units than torchvision's full-size model has; ``se_widths``, one per block)."""
+    model = RegNet(BlockParams(depths, widths, group_widths, [1.0] * len(depths), [2] * len(depths), se_ratio=0.25),
+                   num_classes=num_classes, stem_width=stem_width)
+    blocks = [m for m in model.modules() if isinstance(m, torchvision.models.regnet.ResBottleneckBlock)]
+    for block, squeeze in zip(blocks, se_widths, strict=True):
+        block.f.se = torchvision.ops.SqueezeExcitation(block.f.se.fc1.in_channels, squeeze)
+    return model
+
+
 def randomise_batch_norm(model):
+    """Random BatchNorm statistics and affine weights; LayerNorm weights and ConvNeXt's layer scale too (their
+    initial ones and 1e-6 would hide a wrong conversion)."""
     g = torch.Generator().manual_seed(1)
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
@@ -81,6 +99,11 @@ def randomise_batch_norm(model):
             m.running_mean.data = 0.2 * torch.randn(n, generator=g)
             m.running_var.data = 0.5 + torch.rand(n, generator=g)
             m.num_batches_tracked.fill_(7)
+        elif isinstance(m, nn.LayerNorm):
+            m.weight.data = 0.5 + torch.rand(m.weight.shape, generator=g)
+            m.bias.data = 0.2 * torch.randn(m.bias.shape, generator=g)
+        if isinstance(getattr(m, "layer_scale", None), nn.Parameter):
+            m.layer_scale.data = 0.5 + torch.rand(m.layer_scale.shape, generator=g)
     return model.eval()
 
 
@@ -88,6 +111,8 @@ def randomise_batch_norm(model):
 # also fixes its plain stem at 64 channels, so no tiny timm ResNet matches a zoo width.)
 # name -> (zoo model and its builder arguments, key style, torch module, input size)
 VGG_A = [2, "M", 4, "M", 8, 8, "M", 16, 16, "M", 16, 16, "M"]  # cfg "A" at width 1/32
+# ResNeXt's fixture is 6 MB a file (32 groups cannot be narrower): saved once; the readers are tested on the rest.
+SAFETENSORS_ONLY = ("resnext50_32x4d",)
 FIXTURES = {
     "resnet18_basic": ("resnet18", {"width": 0.125}, "torchvision",
                        lambda: TinyResNet(BasicBlock, [2, 2, 2, 2], 8, 10), 64),
@@ -97,6 +122,35 @@ FIXTURES = {
     "densenet121": ("densenet121", {"width": 0.125}, "torchvision",
                     lambda: torchvision.models.DenseNet(4, (6, 12, 24, 16), 8, num_classes=10), 64),
     "alexnet": ("alexnet", {"width": 0.03125}, "torchvision", lambda: TinyAlexNet([2, 6, 12, 8, 8], 128, 10), 127),
+    # ResNeXt's grouped bottleneck: planes 16 at stage 1, int(16 * 4 / 64) * 32 = 32 channels inside
+    "resnext50_32x4d": ("resnext50_32x4d", {"width": 0.25}, "torchvision",
+                        lambda: TinyResNet(Bottleneck, [3, 4, 6, 3], 16, 10, groups=32, width_per_group=4), 64),
+    # torchvision's width_mult is the zoo's width
+    "mobilenet_v2": ("mobilenet_v2", {"width": 0.25}, "torchvision",
+                     lambda: torchvision.models.mobilenet_v2(width_mult=0.25, num_classes=10), 64),
+    "mobilenet_v3_large": ("mobilenet_v3_large", {"width": 0.25}, "torchvision",
+                           lambda: torchvision.models.mobilenet_v3_large(width_mult=0.25, num_classes=10), 64),
+    "mobilenet_v3_small": ("mobilenet_v3_small", {"width": 0.25}, "torchvision",
+                           lambda: torchvision.models.mobilenet_v3_small(width_mult=0.25, num_classes=10), 64),
+    # the zoo's width scales the stem, stage and group widths (torchvision's figures at width 1): at 1/8,
+    # (depth, width, group width) (1, 8, 2), (3, 18, 2), (8, 40, 2), (2, 98, 2), a stem of 4; the SE keeps the
+    # full-size model's widths, a quarter of each block's input there (stem 32, stages 64, 144, 320, 784)
+    "regnet_y_800mf": ("regnet_y_800mf", {"width": 0.125}, "torchvision",
+                       lambda: tiny_regnet([1, 3, 8, 2], [8, 18, 40, 98], [2] * 4, 4,
+                                           [8, 16, 36, 36, 36] + [80] * 7 + [80, 196], 10), 64),
+    "convnext_tiny": ("convnext_tiny", {"width": 0.0625}, "torchvision",
+                      lambda: ConvNeXt([CNBlockConfig(6, 12, 3), CNBlockConfig(12, 24, 3), CNBlockConfig(24, 48, 9),
+                                        CNBlockConfig(48, None, 3)], num_classes=10), 64),
+    # the zoo's width and depth multiply torchvision's width_mult and depth_mult (V2's figures at 1, scaled here)
+    "efficientnet_b0": ("efficientnet_b0", {"width": 0.125, "depth": 0.5}, "torchvision",
+                        lambda: EfficientNet(_efficientnet_conf("efficientnet_b0", width_mult=0.125, depth_mult=0.5)[0],
+                                             0.2, num_classes=10), 64),
+    "efficientnet_v2_s": ("efficientnet_v2_s", {"width": 0.125, "depth": 0.25}, "torchvision",
+                          lambda: EfficientNet(
+                              [FusedMBConvConfig(1, 3, 1, 8, 8, 1), FusedMBConvConfig(4, 3, 2, 8, 8, 1),
+                               FusedMBConvConfig(4, 3, 2, 8, 8, 1), MBConvConfig(4, 3, 2, 8, 16, 2),
+                               MBConvConfig(6, 3, 1, 16, 24, 3), MBConvConfig(6, 3, 2, 24, 32, 4)],
+                              0.2, num_classes=10, norm_layer=partial(nn.BatchNorm2d, eps=1e-3), last_channel=1280), 64),
 }
 
 
@@ -110,7 +164,8 @@ def main(out):
         with torch.no_grad():
             logits = model(x).numpy()
         sd = model.state_dict()
-        torch.save(sd, os.path.join(out, f"{name}.pth"))
+        if name not in SAFETENSORS_ONLY:
+            torch.save(sd, os.path.join(out, f"{name}.pth"))
         safetensors.torch.save_file({k: v.contiguous() for k, v in sd.items()}, os.path.join(out, f"{name}.safetensors"))
         np.savez_compressed(os.path.join(out, f"{name}_io.npz"), inputs=x.permute(0, 2, 3, 1).numpy(), logits=logits)
         index[name] = {"model": model_name, "kwargs": kwargs, "keys": keys, "input_size": size,
@@ -150,7 +205,13 @@ def main(out):
     # Full-size key names and shapes (no weights) of every torchvision architecture the zoo has, and timm's.
     shapes = {}
     for arch in ["alexnet"] + [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")] + \
-            [f"resnet{d}" for d in (18, 34, 50, 101, 152)] + [f"densenet{d}" for d in (121, 169, 201)]:
+            [f"resnet{d}" for d in (18, 34, 50, 101, 152)] + [f"densenet{d}" for d in (121, 161, 169, 201)] + \
+            ["resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2",
+             "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"] + \
+            [f"regnet_x_{s}" for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")] + \
+            [f"regnet_y_{s}" for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf", "128gf")] + \
+            [f"convnext_{s}" for s in ("tiny", "small", "base", "large")] + \
+            [f"efficientnet_b{i}" for i in range(8)] + ["efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l"]:
         sd = getattr(torchvision.models, arch)(weights=None).state_dict()
         shapes[f"torchvision:{arch}"] = [[k, list(v.shape)] for k, v in sd.items()]
     for arch in ("resnet18", "resnet50", "densenet121", "vgg16_bn"):

@@ -5,32 +5,41 @@ Layout of a comparison or search folder ``RUN``::
 
     RUN/records.jsonl
     RUN/models/ID.keras, ID.json        saved models and their cards (save_models=)
-    RUN/checkpoints/ID/model.keras      the running trial's last finished epoch, optimizer included,
-    RUN/checkpoints/ID/state.json       with its epoch, seed and history; deleted with the record
+    RUN/checkpoints/ID/model-E.keras    the running trial's last finished epoch E, optimizer included,
+    RUN/checkpoints/ID/state.json       with its epoch, seed, history and the model file's name and hash;
+                                        deleted with the record
     LOG_DIR/ID/                         TensorBoard scalars and log.csv per trial (log_dir=, e.g. RUN/tb)
 
-Every file is written to a temporary name, then renamed, so a kill leaves either the old file or the
-new one. A record that saved its model holds ``model_path`` (relative to ``RUN``) and
-``model_sha256``; loading checks both and names the file when it is missing or altered.
+Every file is written to a temporary name (``*.tmp-PID*``), then renamed, so a kill leaves either the old
+file or the new one; a trial that starts again removes the temporary files of its writers that died. A
+checkpoint is one unit: ``state.json``, renamed last, names the model file of its epoch and its SHA-256,
+so a kill between the two writes leaves the previous epoch's pair. A record that saved its model holds
+``model_path`` (relative to ``RUN``) and ``model_sha256``; loading checks both and names the file when it
+is missing or altered.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
-import json
+import math
 import os
 import re
 import shutil
+import time
 
 import keras
 
+from tuning.manifest import read_json
 from zoo.runtime import write_json_atomic
+
+_STARTED = time.time()  # this process's start, near enough: a temporary file older than it is no live write
 
 MODELS_DIR = "models"
 CHECKPOINTS_DIR = "checkpoints"
 
-__all__ = ["EpochCheckpoint", "ModelFileError", "TrialFiles", "load_checkpoint", "load_saved_model",
+__all__ = ["EpochCheckpoint", "ModelFileError", "TrialFiles", "architecture", "load_checkpoint", "load_saved_model",
            "prune_saved_models", "save_trained_model", "write_hparams"]
 
 
@@ -69,6 +78,55 @@ class TrialFiles:
     def clear_checkpoint(self):
         """Delete the trial's checkpoint (its record is written)."""
         shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+
+    def remove_dead_temporaries(self) -> list:
+        """Delete the temporary files (``*.tmp-PID*``) that writers of this trial's saved model, card and
+        checkpoint left when they were killed; returns their paths. A file is kept while its writer may
+        still be writing it: its process is alive, is not this one and the file changed since this process
+        started."""
+        stem = os.path.join(self.run_dir, MODELS_DIR, _safe(self.record_id))
+        patterns = (f"{glob.escape(stem)}.tmp-*", f"{glob.escape(stem)}.json.tmp-*",
+                    os.path.join(glob.escape(self.checkpoint_dir), "*.tmp-*"))
+        removed = []
+        for path in sorted({p for pattern in patterns for p in glob.glob(pattern)}):
+            found = re.search(r"\.tmp-(\d+)", os.path.basename(path))
+            if found and not _may_be_writing(int(found.group(1)), path):
+                try:
+                    os.remove(path)
+                    removed.append(path)
+                except OSError:
+                    pass  # gone already, or not ours to remove: it harms nothing
+        return removed
+
+
+def clear_checkpoints(run_dir, records=None) -> list:
+    """Delete the checkpoints of trials whose record is written (a run killed between writing a record and
+    deleting its checkpoint left them), or all of them (``records=None``: a run that starts over); returns the
+    folders removed. Called by the run folder's owner, under its lock."""
+    done = None if records is None else {_safe(r["id"]) for r in records if r.get("id") is not None}
+    root = os.path.join(run_dir, CHECKPOINTS_DIR)
+    removed = []
+    for name in sorted(os.listdir(root)) if os.path.isdir(root) else ():
+        if done is None or name in done or name.split("-x")[0] in done:  # a search's later executions: ID-xN
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+            removed.append(os.path.join(root, name))
+    return removed
+
+
+def _may_be_writing(pid, path) -> bool:
+    """Whether process ``pid`` may still be writing ``path``."""
+    if pid == os.getpid():  # a killed run's file whose pid came back: this process writes none of this
+        return False  # trial's files while the trial starts (keep it so if such writes ever go to a thread)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass  # alive, another user's
+    try:
+        return os.path.getmtime(path) >= _STARTED  # older than this run: its writer died, the pid was reused
+    except OSError:
+        return False
 
 
 def _sha256(path) -> str:
@@ -132,9 +190,11 @@ def prune_saved_models(run_dir, records, keep_ids):
 
 class EpochCheckpoint(keras.callbacks.Callback):
     """After each epoch but the last of ``epochs`` (the record follows it at once), the model (with its
-    optimizer state) and ``state.json`` (the epochs done, the trial's seed, the history so far and each
-    epoch's seconds; ``history`` and ``seconds`` given hold the epochs before a resume, ``timer`` is the
-    trial's :class:`zoo.training.EpochTimer`, called before this callback)."""
+    optimizer state) as ``model-E.keras``, then ``state.json``: the epochs done, the trial's seed, the
+    history so far, each epoch's seconds, the optimizer's iterations and the model file's name and SHA-256
+    (``history`` and ``seconds`` given hold the epochs before a resume, ``timer`` is the trial's
+    :class:`zoo.training.EpochTimer`, called before this callback). ``state.json`` is renamed last: until
+    then the previous epoch's state names the previous model file, which stays until then."""
 
     def __init__(self, folder, *, seed, epochs, history=None, seconds=(), timer=None):
         super().__init__()
@@ -147,37 +207,98 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self.history.setdefault(key, []).append(float(value))
         if epoch + 1 >= self.epochs:
             return
-        _save_keras(self.model, os.path.join(self.folder, "model.keras"))
+        name = f"model-{epoch + 1}.keras"
+        _save_keras(self.model, os.path.join(self.folder, name))
         seconds = self.seconds + (list(self.timer.seconds) if self.timer is not None else [])
-        write_json_atomic(os.path.join(self.folder, "state.json"),
-                          {"epoch": epoch + 1, "seed": self.seed, "history": self.history, "epoch_seconds": seconds})
+        optimizer = getattr(self.model, "optimizer", None)
+        write_json_atomic(os.path.join(self.folder, "state.json"), {
+            "epoch": epoch + 1, "seed": self.seed, "history": self.history, "epoch_seconds": seconds,
+            "model": name, "model_sha256": _sha256(os.path.join(self.folder, name)),
+            "iterations": int(optimizer.iterations) if optimizer is not None else None})
+        _remove_other_models(self.folder, name)
 
 
-def load_checkpoint(folder, *, seed, epochs, notes):
+def _remove_other_models(folder, keep):
+    """Delete the checkpoint's model files but ``keep`` (earlier epochs' ones, no longer named by the state)."""
+    for path in glob.glob(os.path.join(glob.escape(folder), "model*.keras")):
+        if os.path.basename(path) != keep and ".tmp-" not in os.path.basename(path):
+            os.remove(path)
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_state(state, *, seed, epochs):
+    """The reason ``state`` (a checkpoint's ``state.json``) is unusable, or ``None``."""
+    if not isinstance(state, dict):
+        return "its state is not a JSON object"
+    found = state.get("seed")
+    if isinstance(found, bool) or found != seed:  # true == 1 in Python: a boolean is no seed
+        return f"its seed {found!r} is not the trial's {seed!r}"
+    done = state.get("epoch")
+    if type(done) is not int or not 0 < done <= epochs:
+        return f"its epoch {done!r} is not a whole number within the budget of {epochs}"
+    history = state.get("history")
+    if not isinstance(history, dict) or "loss" not in history:
+        return "its history is not a mapping with a loss"
+    for key, values in history.items():
+        if not isinstance(values, list) or len(values) != done or not all(_finite_number(v) for v in values):
+            return f"its history of {key!r} is not {done} finite number(s), one per epoch done"
+    seconds = state.get("epoch_seconds")
+    if not isinstance(seconds, list) or len(seconds) != done or not all(_finite_number(v) and v >= 0 for v in seconds):
+        return f"its epoch_seconds are not {done} durations"
+    name = state.get("model")
+    if not isinstance(name, str) or not re.fullmatch(r"model-\d+\.keras", name) or (
+            not isinstance(state.get("model_sha256"), str)):
+        return "it names no model file with its SHA-256 (written by an older version)"
+    if type(state.get("iterations")) is not int or state["iterations"] < done:
+        return f"its optimizer iterations {state.get('iterations')!r} are not a count of steps"
+    return None
+
+
+def architecture(model) -> list:
+    """What two models of one architecture share whatever their layers' generated names: each layer's class
+    and its weights' shapes, in order."""
+    return [(type(layer).__name__, [tuple(int(d) for d in w.shape) for w in layer.weights])
+            for layer in model._flatten_layers(include_self=False)]
+
+
+def load_checkpoint(folder, *, seed, epochs, notes, like=None):
     """``(model, state)`` from a trial's checkpoint, or ``None`` when there is none usable.
 
-    A damaged checkpoint (unreadable state or model, another seed, more epochs than the budget) is
-    deleted with a note in ``notes``, and the trial starts again from its first epoch.
+    The state must be whole and agree with itself and the trial: its seed, a whole epoch within the budget, a
+    finite history of that many epochs, the model file it names with that SHA-256, the model's optimizer at
+    the iterations it states, and (given ``like``, the freshly built model) the same architecture. A
+    checkpoint that does not is deleted with a note in ``notes`` naming its folder, and the trial starts
+    again from its first epoch.
     """
-    state_path, model_path = os.path.join(folder, "state.json"), os.path.join(folder, "model.keras")
-    if not os.path.exists(state_path):
-        return None
+    state_path = os.path.join(folder, "state.json")
+    if not os.path.exists(state_path):  # none, or a first model file whose state never came: the next
+        return None  # state written, or the record, removes that file
     try:
-        with open(state_path, encoding="utf-8") as f:
-            state = json.load(f)
-        if not isinstance(state, dict) or state.get("seed") != seed:
-            found = state.get("seed") if isinstance(state, dict) else None
-            raise ValueError(f"its seed {found!r} is not the trial's {seed}")
-        done = state.get("epoch")
-        if not isinstance(done, int) or not 0 < done <= epochs or not isinstance(state.get("history"), dict):
-            raise ValueError(f"epoch {done!r} is not within the budget of {epochs}")
+        state = read_json(state_path, what="checkpoint state")
+        problem = _check_state(state, seed=seed, epochs=epochs)
+        if problem:
+            raise ValueError(problem)
+        model_path = os.path.join(folder, state["model"])
+        if _sha256(model_path) != state["model_sha256"]:
+            raise ValueError(f"{state['model']} is not the file its state names (its SHA-256 differs)")
         from zoo import load_model
 
         model = load_model(model_path)
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is None or int(optimizer.iterations) != state["iterations"]:
+            found = int(optimizer.iterations) if optimizer is not None else None
+            raise ValueError(f"its optimizer is at iteration {found!r}, its state says {state['iterations']}")
+        if like is not None and architecture(model) != architecture(like):
+            raise ValueError(f"{state['model']} is not of the trial's architecture (its layers or weight shapes "
+                             "differ from the built model's)")
     except Exception as e:  # noqa: BLE001 - any damage: the trial restarts, with a note
         notes.append(f"{folder}: discarded a damaged checkpoint ({type(e).__name__}: {e}); the trial restarts")
         shutil.rmtree(folder, ignore_errors=True)
         return None
+    _remove_other_models(folder, state["model"])
     return model, state
 
 

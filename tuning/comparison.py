@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import zoo
-from tuning.artifacts import TrialFiles, load_saved_model, prune_saved_models
+from tuning.artifacts import TrialFiles, clear_checkpoints, load_saved_model, prune_saved_models
+from tuning.lock import hold_run_folder
 from tuning.manifest import (
     RECORDS_FILE,
     check_kind,
@@ -317,83 +318,85 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
                     what=f"{name} with model_kwargs {model_kwargs.get(name, {})}")
     out = os.fspath(out)
     check_kind(out, "comparison", "out")
-    os.makedirs(out, exist_ok=True)
-    path = os.path.join(out, RECORDS_FILE)
-    notes = []
-    if options.resume:
-        reject_bad_lines(path, notes)  # damaged lines move aside; their trials run again
-    else:
-        start_over(path, notes)
-    existing = {_record_key(migrate_record(r)): r for r in read_records(path)} if options.resume else {}
-    identity = {"training": training_identity(training), "seeds": seeds,
-                "models": {n: model_kwargs.get(n, {}) for n in names}}
-    manifest = make_manifest("comparison", identity=identity, objectives=[objective],
-                             data={"name": data.name, "fingerprint": data.fingerprint,
-                                   "batch_size": training.batch_size},
-                             budget={"epochs": training.epochs, "seeds": len(seeds)}, provenance=data.provenance())
-    write_manifest(out, manifest)
-    plan = TrialPlan(training=training, measure_speed=options.measure_speed,
-                     speed_iterations=options.iterations("comparison"), callbacks=options.callbacks,
-                     on_trained=_predictions_hook(data), verbose=options.fit_verbose)
+    with hold_run_folder(out):  # a second run of this folder is refused while this one runs
+        os.makedirs(out, exist_ok=True)
+        path = os.path.join(out, RECORDS_FILE)
+        notes = []
+        if options.resume:
+            reject_bad_lines(path, notes)  # damaged lines move aside; their trials run again
+        else:
+            start_over(path, notes)
+        existing = {_record_key(migrate_record(r)): r for r in read_records(path)} if options.resume else {}
+        clear_checkpoints(out, existing.values() if options.resume else None)  # a fresh run resumes nothing
+        identity = {"training": training_identity(training), "seeds": seeds,
+                    "models": {n: model_kwargs.get(n, {}) for n in names}}
+        manifest = make_manifest("comparison", identity=identity, objectives=[objective],
+                                 data={"name": data.name, "fingerprint": data.fingerprint,
+                                       "batch_size": training.batch_size},
+                                 budget={"epochs": training.epochs, "seeds": len(seeds)}, provenance=data.provenance())
+        write_manifest(out, manifest)
+        plan = TrialPlan(training=training, measure_speed=options.measure_speed,
+                         speed_iterations=options.iterations("comparison"), callbacks=options.callbacks,
+                         on_trained=_predictions_hook(data), verbose=options.fit_verbose)
 
-    total = len(names) * len(seeds)
-    records, i = [], 0
-    verbose = options.verbose
-    _say(verbose, f"Comparing {len(names)} model(s) x {len(seeds)} seed(s) on {data.name!r} "
-                  f"{tuple(data.input_shape)}, {training.epochs} epoch(s), batch {training.batch_size}; "
-                  f"records -> {path}")
-    for note in notes:
-        _say(verbose, note)
-    start_all = time.perf_counter()
-    for name in names:
-        kwargs = dict(model_kwargs.get(name, {}))
-        group = []
-        for seed in seeds:
-            # the same architecture runs at the same speed whatever its seed: timed once per model
-            timed = next((r for r in group if r.get("latency_ms") is not None), None)
-            i += 1
-            trial_id = _trial_id(name, kwargs, seed, identity["training"], data.fingerprint)
-            old = existing.get(trial_id)
-            if old is not None and old.get("status") == "completed":
-                records.append(old)
-                group.append(old)
-                missing = old.get("model_path") and not os.path.exists(os.path.join(out, old["model_path"]))
-                _say(verbose, f"[{i}/{total}] {name} seed={seed}: reused from {path} ({_summary(old)})"
-                              + (f"; its model file {old['model_path']} is missing (not retrained)" if missing else ""))
-                continue
-            files = TrialFiles(out, trial_id, save_model=kept is not None, checkpoint=options.checkpoint,
-                               log_root=options.log_dir)
-            _say(verbose, f"[{i}/{total}] {name} seed={seed}: training {training.epochs} epoch(s)")
-            with warnings.catch_warnings():
-                # Keras notes on every fit that `shuffle` is ignored for tf.data: the pipeline shuffles itself.
-                warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
-                record = run_trial(_builder(name, data, kwargs), data,
-                                   plan if timed is None else dataclasses.replace(plan, measure_speed=False),
-                                   trial_id=trial_id, seed=seed, files=files, model_name=name,
-                                   hyperparameters=kwargs)
-            record["training"] = identity["training"]
-            if timed is not None and record.get("status") == "completed":
-                record.update({k: timed[k] for k in SPEED_FIELDS}, speed_from_seed=timed["seed"])
-            append_record(path, record)
-            files.clear_checkpoint()
-            records.append(record)
-            group.append(record)
-            _say(verbose, f"[{i}/{total}] {name} seed={seed}: {_summary(record)}"
-                          + (f" (resumed from epoch {record['resumed_from_epoch']})"
-                             if record.get("resumed_from_epoch") else ""))
-        if kept == "best":  # the best seed's model of this configuration stays
-            best = best_seed(group)
-            prune_saved_models(out, group, [best["id"]] if best else [])
-    _say(verbose, f"All {total} trial(s) done in {time.perf_counter() - start_all:.1f} s.")
-    result = Comparison(out=out, records=records)
-    if options.report:
-        _gradcam_figure(records, data, out, verbose)
-        report = write_report(
-            records, out, manifest=manifest, title=title or f"Architecture comparison on {data.name}",
-            command=list(sys.argv) if command is None else command, selection=[r["id"] for r in records],
-        )
-        result.paths, result.rows = report.paths, report.rows
-    return result
+        total = len(names) * len(seeds)
+        records, i = [], 0
+        verbose = options.verbose
+        _say(verbose, f"Comparing {len(names)} model(s) x {len(seeds)} seed(s) on {data.name!r} "
+                      f"{tuple(data.input_shape)}, {training.epochs} epoch(s), batch {training.batch_size}; "
+                      f"records -> {path}")
+        for note in notes:
+            _say(verbose, note)
+        start_all = time.perf_counter()
+        for name in names:
+            kwargs = dict(model_kwargs.get(name, {}))
+            group = []
+            for seed in seeds:
+                # the same architecture runs at the same speed whatever its seed: timed once per model
+                timed = next((r for r in group if r.get("latency_ms") is not None), None)
+                i += 1
+                trial_id = _trial_id(name, kwargs, seed, identity["training"], data.fingerprint)
+                old = existing.get(trial_id)
+                if old is not None and old.get("status") == "completed":
+                    records.append(old)
+                    group.append(old)
+                    missing = old.get("model_path") and not os.path.exists(os.path.join(out, old["model_path"]))
+                    _say(verbose, f"[{i}/{total}] {name} seed={seed}: reused from {path} ({_summary(old)})" + (
+                        f"; its model file {old['model_path']} is missing (not retrained)" if missing else ""))
+                    continue
+                files = TrialFiles(out, trial_id, save_model=kept is not None, checkpoint=options.checkpoint,
+                                   log_root=options.log_dir)
+                _say(verbose, f"[{i}/{total}] {name} seed={seed}: training {training.epochs} epoch(s)")
+                with warnings.catch_warnings():
+                    # Keras notes on every fit that `shuffle` is ignored for tf.data: the pipeline shuffles itself.
+                    warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
+                    record = run_trial(_builder(name, data, kwargs), data,
+                                       plan if timed is None else dataclasses.replace(plan, measure_speed=False),
+                                       trial_id=trial_id, seed=seed, files=files, model_name=name,
+                                       hyperparameters=kwargs)
+                record["training"] = identity["training"]
+                if timed is not None and record.get("status") == "completed":
+                    record.update({k: timed[k] for k in SPEED_FIELDS}, speed_from_seed=timed["seed"])
+                append_record(path, record)
+                files.clear_checkpoint()
+                records.append(record)
+                group.append(record)
+                _say(verbose, f"[{i}/{total}] {name} seed={seed}: {_summary(record)}"
+                              + (f" (resumed from epoch {record['resumed_from_epoch']})"
+                                 if record.get("resumed_from_epoch") else ""))
+            if kept == "best":  # the best seed's model of this configuration stays
+                best = best_seed(group)
+                prune_saved_models(out, group, [best["id"]] if best else [])
+        _say(verbose, f"All {total} trial(s) done in {time.perf_counter() - start_all:.1f} s.")
+        result = Comparison(out=out, records=records)
+        if options.report:
+            _gradcam_figure(records, data, out, verbose)
+            report = write_report(
+                records, out, manifest=manifest, title=title or f"Architecture comparison on {data.name}",
+                command=list(sys.argv) if command is None else command, selection=[r["id"] for r in records],
+            )
+            result.paths, result.rows = report.paths, report.rows
+        return result
 
 
 def _summary(record) -> str:

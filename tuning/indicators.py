@@ -172,7 +172,15 @@ def hypervolume(points_or_records, *, reference, directions=None, fields=None) -
     if not len(points):
         return 0.0
     sign = np.array([-1.0 if d == "max" else 1.0 for d in directions])
-    return _hv_min(points * sign, ref * sign)
+    return _finite_volume(_hv_min(points * sign, ref * sign), ref)
+
+
+def _finite_volume(volume, ref):
+    """``volume``, or a ``ValueError`` when it overflows float64 (never an ``inf`` passed off as an answer)."""
+    if not np.isfinite(volume):
+        raise ValueError(f"The hypervolume overflows a 64-bit float (reference={list(map(float, ref))}): express "
+                         "the objectives in larger units (e.g. millions of parameters) or choose a closer reference")
+    return volume
 
 
 def hypervolume_history(records, fields, reference) -> list:
@@ -210,7 +218,7 @@ def hypervolume_history(records, fields, reference) -> list:
                 # only a point outside the union so far changes the volume; those it dominates no longer count
                 points = np.vstack([points[~np.all(p <= points, axis=1)], p])
                 value = _hv_min(points, ref)
-        history.append(float(value))
+        history.append(float(_finite_volume(value, ref * sign)))
     return history
 
 

@@ -21,8 +21,8 @@ from tuning.records import read_records
 from zoo.runtime import environment, write_json_atomic
 
 __all__ = ["FORMAT", "KINDS", "MANIFEST_FILE", "OLDER_MANIFESTS", "RECORDS_FILE", "REPORT_META", "check_kind",
-           "make_manifest", "migrate", "migrate_record", "normalise", "objectives_of", "read_manifest", "report_meta",
-           "training_identity", "write_manifest"]
+           "make_manifest", "migrate", "migrate_record", "normalise", "objectives_of", "read_json", "read_manifest",
+           "report_meta", "training_identity", "write_manifest"]
 
 MANIFEST_FILE = "run.json"
 RECORDS_FILE = "records.jsonl"
@@ -30,6 +30,42 @@ REPORT_META = "report_meta.json"  # what a report keeps to be written again (tun
 FORMAT = 2
 KINDS = ("comparison", "search")
 OLDER_MANIFESTS = ("search.json",)  # format 1: searches only, identity keys at the top level
+MAX_JSON_BYTES = 64 << 20  # a run's small JSON files (manifests, report meta, checkpoint states) are far smaller
+MAX_JSON_DEPTH = 64  # and far shallower: deeper is damage, and the parser's or a reader's recursion would fail
+
+
+def read_json(path, *, what="JSON file"):
+    """The value of a small JSON file, refusing one over ``MAX_JSON_BYTES`` or nested over ``MAX_JSON_DEPTH``.
+
+    Raises:
+        ValueError: not UTF-8 JSON, too large or too deep; the message names ``what`` and ``path`` (its
+            ``reason`` attribute says why alone).
+        OSError: unreadable (``FileNotFoundError``: no such file).
+    """
+    size = os.path.getsize(path)
+    reason = f"is {size} bytes, over the {MAX_JSON_BYTES} a run's JSON file may be" if size > MAX_JSON_BYTES else None
+    value, deep = None, False
+    if reason is None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                value = json.load(f)
+        except RecursionError:
+            deep = True
+        except ValueError as e:  # UnicodeDecodeError too
+            reason = f"is not JSON ({e})"
+    stack = [(value, 1)]
+    while stack and not deep:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deep = depth > MAX_JSON_DEPTH
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    if deep:
+        reason = f"is nested deeper than {MAX_JSON_DEPTH} levels"
+    if reason is not None:
+        error = ValueError(f"The {what} {path} {reason}")
+        error.reason = reason
+        raise error
+    return value
 
 
 def normalise(value):
@@ -90,14 +126,13 @@ def read_manifest(run_dir, *, records=None):
         if not os.path.exists(path):
             continue
         try:
-            with open(path, encoding="utf-8") as f:
-                manifest = json.load(f)
+            manifest = read_json(path, what="run manifest")
             if not isinstance(manifest, dict):
                 raise ValueError("not a JSON object")
         except (ValueError, OSError) as e:
             raise ValueError(
-                f"The run manifest {path} is unreadable ({e}); it records what the run is, so it cannot be "
-                "guessed. Restore it, or start the run over (a search: options=RunOptions(resume=False))."
+                f"The run manifest {path} is unreadable ({getattr(e, 'reason', e)}); it records what the run is, so "
+                "it cannot be guessed. Restore it, or start the run over (a search: options=RunOptions(resume=False))."
             ) from None
         return manifest if manifest.get("format") == FORMAT else migrate(manifest, [])
     if records is None:
@@ -110,8 +145,7 @@ def report_meta(run_dir):
     ``report/``): what :func:`tuning.report.write_report` stored to be written again; ``(None, {})`` when none."""
     for folder in (run_dir, os.path.join(run_dir, "report")):
         try:
-            with open(os.path.join(folder, REPORT_META), encoding="utf-8") as f:
-                meta = json.load(f)
+            meta = read_json(os.path.join(folder, REPORT_META), what="report meta")
         except FileNotFoundError:
             continue
         except (OSError, ValueError):

@@ -185,6 +185,9 @@ def _scan(data: bytes):
             continue
         try:
             record = json.loads(raw.decode("utf-8"))
+        except RecursionError:
+            bad.append((number, raw[:200], "nested too deep to be a record"))
+            continue
         except UnicodeDecodeError as e:
             bad.append((number, raw, f"not UTF-8 ({e.reason} at byte {e.start})"))
             continue

@@ -244,19 +244,22 @@ def _build(trial, build, *, named):
     if hasattr(data, "restarted"):  # the same data order whatever trained on the bundle before
         trial.data = data.restarted()
     files = trial.files
+    if files is not None:  # what writers of this trial killed mid-write left (the trial runs again)
+        files.remove_dead_temporaries()
     with trial.timed("build"):
+        # built even to resume: the checkpoint must be of its architecture, and a damaged one is replaced by it
+        with training.precision_policy(policy) if config.precision is not None else contextlib.nullcontext():
+            trial.model = zoo.build(build, input_shape=data.input_shape, num_classes=data.num_classes) if (
+                isinstance(build, str)) else build()
         notes = []
         if files is not None and files.checkpoint:
-            trial.resumed = load_checkpoint(files.checkpoint_dir, seed=trial.seed, epochs=config.epochs, notes=notes)
+            trial.resumed = load_checkpoint(files.checkpoint_dir, seed=trial.seed, epochs=config.epochs, notes=notes,
+                                            like=trial.model)
         if notes:
             record["notes"] = notes
         if trial.resumed is not None:
             trial.model = trial.resumed[0]
             record["resumed_from_epoch"] = trial.resumed[1]["epoch"]
-        else:
-            with training.precision_policy(policy) if config.precision is not None else contextlib.nullcontext():
-                trial.model = zoo.build(build, input_shape=data.input_shape, num_classes=data.num_classes) if (
-                    isinstance(build, str)) else build()
     if not named and not isinstance(build, str):
         record["model"] = trial.model.name  # a callable's own name ("<lambda>") says little
 

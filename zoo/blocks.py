@@ -194,11 +194,12 @@ def predictions(x, units, classifier_activation, *, name="head"):
 # He et al. 2016b for pre-activation) and named ``{name}_conv1``, ``{name}_bn1``, ...
 
 
-def conv2d(x, filters, kernel_size, *, strides=1, padding=0, use_bias=False,
+def conv2d(x, filters, kernel_size, *, strides=1, padding=0, groups=1, use_bias=False,
            kernel_initializer="he_normal", name):
-    """A Conv2D named ``name`` with torchvision's symmetric int ``padding`` (see :func:`symmetric_padding`)."""
+    """A Conv2D named ``name`` with torchvision's symmetric int ``padding`` (see :func:`symmetric_padding`);
+    ``groups`` splits the channels as torch's ``groups`` (both counts divisible by it)."""
     x, padding = symmetric_padding(x, padding, kernel_size, strides, name=name)
-    return layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=use_bias,
+    return layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, groups=groups, use_bias=use_bias,
                          kernel_initializer=_initializer(kernel_initializer), name=name)(x)
 
 
@@ -290,14 +291,17 @@ def basic_block(x, filters, *, stride=1, shortcut_kind="B", name):
     return layers.Activation("relu", name=f"{name}_out")(y)
 
 
-def bottleneck_block(x, filters, *, stride=1, expansion=4, shortcut_kind="B", name):
+def bottleneck_block(x, filters, *, stride=1, expansion=4, groups=1, width_per_group=64, shortcut_kind="B", name):
     """ResNet v1.5 bottleneck (torchvision ``Bottleneck``): 1x1, 3x3 (strided), 1x1 x ``expansion``.
 
-    The stride sits on the 3x3 conv, not on the first 1x1 as in the original paper.
+    The stride sits on the 3x3 conv, not on the first 1x1 as in the original paper. ResNeXt's and
+    Wide ResNet's bottleneck is the same with an inner width of ``int(filters * width_per_group / 64) * groups``
+    and a grouped 3x3 conv (torchvision's ``width``; at least one channel a group for narrow models).
     """
-    y = conv2d(x, filters, 1, name=f"{name}_conv1")
+    inner = max(1, int(filters * width_per_group / 64)) * groups
+    y = conv2d(x, inner, 1, name=f"{name}_conv1")
     y = bn_relu(y, name=name, suffix="1")
-    y = conv2d(y, filters, 3, strides=stride, padding=1, name=f"{name}_conv2")
+    y = conv2d(y, inner, 3, strides=stride, padding=1, groups=groups, name=f"{name}_conv2")
     y = bn_relu(y, name=name, suffix="2")
     y = conv2d(y, filters * expansion, 1, name=f"{name}_conv3")
     y = batch_norm(y, name=f"{name}_bn3")

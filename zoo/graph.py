@@ -16,8 +16,9 @@ import keras
 __all__ = ["dry_weight_count", "graph_calls", "inbound_layers", "producer"]
 
 
-def dry_weight_count(build):
-    """How many weights ``build()`` would create, found without allocating any of them.
+def dry_weight_count(build, *, trainable_only=False):
+    """How many weights (``trainable_only``: trainable weights) ``build()`` would create, found without
+    allocating any of them.
 
     Inside ``keras.StatelessScope(initialize_variables=False)`` Keras creates every variable
     without its value and keeps it in a global list of deferred variables, to be initialised
@@ -32,7 +33,7 @@ def dry_weight_count(build):
     try:
         with keras.StatelessScope(initialize_variables=False):
             model = build()
-        return sum(math.prod(v.shape) for v in model.weights)
+        return sum(math.prod(v.shape) for v in (model.trainable_weights if trainable_only else model.weights))
     finally:
         del pending[before:]
 

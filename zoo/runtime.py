@@ -40,9 +40,88 @@ __all__ = [
     "names_full_disk",
     "peak_memory_bytes",
     "precision_policy",
+    "quiet_framework_start",
     "resolve_precision",
     "write_json_atomic",
 ]
+
+# The frameworks whose native libraries print to file descriptor 2 while they load (absl's "All log messages
+# before absl::InitializeLog()", oneDNN's and CUDA's banners), before any setting of theirs can stop them.
+NOISY_FRAMEWORKS = ("tensorflow",)
+QUIET_ENV = "ZOO_QUIET_START"
+
+
+@contextlib.contextmanager
+def _native_stderr_held():
+    """File descriptor 2 goes to a temporary file for the block; its text is written back if the block raises."""
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+class _QuietLoader:
+    """Runs a module's real loader with file descriptor 2 held, then steps aside (the module keeps its loader)."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        module.__loader__ = module.__spec__.loader = self.loader
+        with _native_stderr_held():
+            self.loader.exec_module(module)
+
+
+class _QuietImport:
+    """A ``sys.meta_path`` finder that gives the first import of each of ``names`` a :class:`_QuietLoader`."""
+
+    def __init__(self, names):
+        self.names = set(names)
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in self.names:
+            return None
+        self.names.discard(name)
+        import importlib.machinery
+
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+def quiet_framework_start():
+    """Silence the deep-learning frameworks' start-up lines in this process (and the worker processes it starts).
+
+    The native libraries' INFO/WARNING logs go (``TF_CPP_MIN_LOG_LEVEL=3``; errors are still printed by Python),
+    the lines they print while loading, before any log setting applies, are held back and shown only if the import
+    fails, and TensorFlow's Python logger keeps its errors only. The ``zoo`` command calls it unless ``--verbose``
+    is given; nothing is imported here.
+    """
+    import logging
+
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.environ[QUIET_ENV] = "1"
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    pending = [n for n in NOISY_FRAMEWORKS if n not in sys.modules]
+    if pending and not any(isinstance(f, _QuietImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietImport(pending))
 
 
 def _backend() -> str:

@@ -20,6 +20,8 @@ ACTIVATIONS = (
     "tanh",
     "sigmoid",
     "softplus",
+    "hard_swish",
+    "hard_sigmoid",
     "linear",
     "prelu",
     "maxout",

@@ -12,7 +12,7 @@ import numpy as np
 from tuning.objectives import check_direction
 from tuning.records import finite
 from tuning.report.summary import pareto_front
-from zoo.plots import figure, save
+from zoo.plots import figure, integer_axis, legend_below, log_axis, place_labels, save, subplots
 
 # cost field -> (axis label, log scale)
 AXES = {
@@ -56,8 +56,9 @@ def plot_tradeoff(rows, path, *, x, y, direction="max", title=None, test=None):
     front = set(pareto_front([r for r, _, _ in pts], x, y, direction))
     split, _, metric = y.partition("_")
     words = {"val": "validation", "test": "test"}.get(split, split)
-    fig = figure()
+    fig = figure(6.4, 5.0, margins=(0.85, 0.6, 0.25, 0.55 if test else 0.35))
     ax = fig.add_subplot()
+    shown = []
     if test:
         shown = [(a, r.get(f"{test}_mean"), b) for r, a, b in pts if r.get(f"{test}_mean") is not None]
         if shown:
@@ -79,25 +80,30 @@ def plot_tradeoff(rows, path, *, x, y, direction="max", title=None, test=None):
                         yerr=[r.get(f"{y}_std") or 0 for r, _, _ in group], fmt="o", color=colour, ecolor="0.6",
                         capsize=3 if len(pts) <= LABEL_ALL else 0, markersize=size if len(pts) <= LABEL_ALL else 3,
                         zorder=3, label=f"{words} {metric_title(metric)}" if not on else None)
-    for i, (r, a, b) in enumerate(pts):
-        if len(pts) <= LABEL_ALL or (i in front and len(front) <= LABEL_ALL):
-            label = r["label"] if len(r["label"]) <= 32 else r["label"][:31] + "…"
-            note = ax.annotate(label, (a, b), textcoords="offset points", xytext=(5, 4), fontsize=8)
-            note.set_in_layout(len(pts) <= LABEL_ALL)  # a crowded plot's labels never shrink its axes
     if front:
         f = sorted((pts[i][1], pts[i][2]) for i in front)
         ax.step([p[0] for p in f], [p[1] for p in f], where="post", color="tab:red", alpha=0.6,
                 label=f"Pareto front on {words} {metric_title(metric)} (red)")
-    if ax.get_legend_handles_labels()[0]:
-        # a fixed corner away from the front (searching for the "best" one scans every point)
-        ax.legend(loc="lower right" if direction == "max" else "upper right", fontsize=8)
-    if log:
-        ax.set_xscale("log")
+    if log and pts:
+        log_axis(ax.xaxis, min(a for _, a, _ in pts), max(a for _, a, _ in pts))
+    ax.margins(x=0.06, y=0.08)
+    legend_below(fig, ax, ncol=2)  # below the axes: it covers no point (before the labels: it moves the axes)
+    # labels where they cover no point and no other label, inside the axes: the front's first
+    order = sorted(range(len(pts)), key=lambda i: (i not in front, i))
+    order = [i for i in order if len(pts) <= LABEL_ALL or (i in front and len(front) <= LABEL_ALL)]
+    place_labels(ax, [(pts[i][1], pts[i][2]) for i in order],
+                 [pts[i][0]["label"] if len(pts[i][0]["label"]) <= 32 else pts[i][0]["label"][:31] + "…"
+                  for i in order],
+                 # a crowded plot's front labels may sit on the cloud (on a white box), never on each other
+                 obstacles=[] if len(pts) > LABEL_ALL else [(a, t) for a, t, _ in shown],
+                 bbox=None if len(pts) <= LABEL_ALL else {"boxstyle": "square,pad=0.1", "facecolor": "white",
+                                                          "edgecolor": "none", "alpha": 0.75})
     ax.set_xlabel(xlabel + (" (log scale)" if log else ""))
     ax.set_ylabel(f"{metric_title(metric)} (mean ± std over seeds)")
     ax.set_title(title or f"{words} {metric_title(metric)} vs {xlabel}"
                  + (f"\nfront on {words}; test shown for reference" if test else ""), fontsize=10)
-    ax.grid(True, alpha=0.3, which="both")
+    ax.grid(True, alpha=0.3, which="major")
+    ax.grid(True, alpha=0.12, which="minor")
     return save(fig, path)
 
 
@@ -138,35 +144,42 @@ def plot_curves(groups, path, *, metric="accuracy", title=None):
     Returns:
         ``path``.
     """
-    from matplotlib.ticker import MaxNLocator
-
     if isinstance(groups, dict):
         groups = [("model", [groups], "")]
     groups = list(groups)
     has_metric = any(h.get(metric) for _, hs, _ in groups for h in hs)
     cols = 2 if has_metric else 1
-    fig = figure(4.2 * cols, 2.5 * max(1, len(groups)) + 0.4)
-    axes = fig.subplots(max(1, len(groups)), cols, squeeze=False)
+    rows = max(1, len(groups))
+    top = (0.45 if title else 0.0) + 0.7  # the suptitle, the legend, then the first row's titles
+    fig = figure(4.2 * cols, 2.5 * rows + top, margins=(0.6, 0.45, 0.15, top))
+    axes = subplots(fig, rows, cols, gaps=(0.55, 0.8))
     for row, (label, histories, subtitle) in enumerate(groups):
+        epochs = max((len(v) for h in histories for v in h.values() if isinstance(v, (list, tuple))), default=1)
         for col, key in enumerate(["loss", metric][:cols]):
             ax = axes[row][col]
             for prefix, color, name in (("", "tab:blue", "training"), ("val_", "tab:orange", "validation")):
                 mean, std = _stack(histories, prefix + key)
                 if mean is None:
                     continue
-                epochs = np.arange(1, len(mean) + 1)
-                ax.plot(epochs, mean, "o-" if len(mean) < 3 else "-", color=color, label=name, markersize=3)
+                xs = np.arange(1, len(mean) + 1)
+                ax.plot(xs, mean, "o-" if len(mean) < 3 else "-", color=color, label=name, markersize=3)
                 if np.any(std > 0):
-                    ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2)
+                    ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.2)
             ax.set_title(f"{label}: {key}" + (f"\n{subtitle}" if subtitle and col == 0 else ""), fontsize=9)
             ax.set_xlabel("epoch", fontsize=8)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            integer_axis(ax.xaxis, range(1, 1 + epochs))  # 1, 2, 3 (never 1.5, nor 0.96 for one epoch)
             ax.tick_params(labelsize=7)
             ax.grid(True, alpha=0.3)
-            if row == 0:
-                ax.legend(fontsize=7)
+    handles = {}
+    for ax in fig.axes:
+        for handle, name in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(name, handle)
+    if handles:
+        # one legend for every panel, above them: it hides no curve (loc="best" searched every panel's points)
+        fig.legend(list(handles.values()), list(handles), loc="upper center", ncol=len(handles), fontsize=8,
+                   frameon=False, bbox_to_anchor=(0.5, 1 - (0.4 if title else 0.0) / fig.get_size_inches()[1]))
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, y=1 - 0.08 / fig.get_size_inches()[1], va="top")
     return save(fig, path)
 
 
@@ -178,17 +191,26 @@ def plot_confusion_matrix(cm, path, *, class_names=None, title="Confusion matrix
     with np.errstate(all="ignore"):
         rate = np.nan_to_num(cm / cm.sum(axis=1, keepdims=True))
     size = min(12.0, 2.5 + 0.45 * k)
-    fig = figure(size + 1.0, size)
+    longest = max(len(n) for n in names) if k <= 30 else 2
+    rotate = longest > 2
+    # fixed margins: the class names (rotated 45 degrees when long) below and to the left, the colour bar right
+    below = 0.6 + (0.07 * min(longest, 24) * 0.72 if rotate else 0.0)
+    beside = 0.45 + 0.065 * min(longest, 24)
+    side = size - 1.0  # the matrix is square: the figure is sized around it, so nothing moves when it is drawn
+    fig = figure(beside + side + 1.3, below + side + 0.45, margins=(beside, below, 1.3, 0.45))
     ax = fig.add_subplot()
     im = ax.imshow(rate, cmap="Blues", vmin=0, vmax=1)
-    fig.colorbar(im, ax=ax, label="fraction of the true class")
+    box = ax.get_position()
+    cax = fig.add_axes((box.x1 + 0.25 / fig.get_size_inches()[0], box.y0, 0.18 / fig.get_size_inches()[0],
+                        box.height))
+    fig.colorbar(im, cax=cax, label="fraction of the true class")
     if k <= 30:
         for i in range(k):
             for j in range(k):
                 ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=7 if k > 12 else 9,
                         color="white" if rate[i, j] > 0.5 else "black")
-        ax.set_xticks(range(k), names, rotation=45 if max(len(n) for n in names) > 2 else 0, ha="right"
-                      if max(len(n) for n in names) > 2 else "center", fontsize=8)
+        ax.set_xticks(range(k), names, rotation=45 if rotate else 0, ha="right" if rotate else "center",
+                      fontsize=8)
         ax.set_yticks(range(k), names, fontsize=8)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")

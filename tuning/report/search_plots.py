@@ -2,8 +2,9 @@
 hyperparameters, hyperparameter importance and slices (PNG files).
 
 Only matplotlib and scikit-learn are imported (when a plot is made), never a deep-learning framework.
-Each plot stays cheap for thousands of trials: one collection per kind of point, no per-point labels,
-legends in a fixed corner.
+Each plot stays cheap for thousands of trials: one collection per kind of point, no per-point labels, a fixed
+layout (no layout engine) with the legends outside the axes. Integer hyperparameters get integer ticks, log
+axes labels that never collide, and the parallel coordinates at most :data:`MAX_AXES` hyperparameters.
 
 Trials are taken in trial order (by id, as :func:`tuning.records.latest_records` sorts them). Only
 completed trials with a finite objective are ranked, coloured or learned from; failed, infeasible and
@@ -24,7 +25,7 @@ import numpy as np
 from tuning.indicators import hypervolume_history
 from tuning.objectives import check_direction, objective_fields
 from tuning.records import finite, latest_records
-from zoo.plots import figure, save
+from zoo.plots import figure, integer_axis, legend_below, log_axis, save, subplots
 
 __all__ = ["MIN_IMPORTANCE_RECORDS", "hyperparameter_table", "hyperparameter_importance", "plot_history",
            "plot_hypervolume_history", "plot_importance", "plot_parallel_coordinates", "plot_slices",
@@ -33,6 +34,7 @@ __all__ = ["MIN_IMPORTANCE_RECORDS", "hyperparameter_table", "hyperparameter_imp
 MIN_IMPORTANCE_RECORDS = 6  # fewer completed trials than this say nothing about importance
 LOG_RATIO = 20  # positive values spanning this factor or more go on a log axis (learning rates, widths)
 MAX_CATEGORIES = 12  # ticks shown per categorical axis (the rest unlabelled)
+MAX_AXES = 8  # hyperparameter axes of the parallel coordinates: more are unreadable at a page's width
 TICK_BOX = {"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.8}
 # status -> (marker, colour, label) of the trials that are not ranked
 STATUS_STYLE = {
@@ -67,7 +69,7 @@ def plot_history(records, path, *, objective, direction="max", title=None):
     """
     check_direction(direction)
     records = trial_order(records)
-    fig = figure(8.4, 4.0)
+    fig = figure(8.4, 4.4, margins=(0.8, 0.6, 0.25, 0.35))
     ax = fig.add_subplot()
     done = [(i + 1, _value(r, objective)) for i, r in enumerate(records)
             if r.get("status") == "completed" and _value(r, objective) is not None]
@@ -92,10 +94,9 @@ def plot_history(records, path, *, objective, direction="max", title=None):
     ax.set_ylabel(f"{objective} ({'higher' if direction == 'max' else 'lower'} is better)")
     ax.set_title(title or f"Optimisation history: {objective}")
     ax.set_xlim(0.5, max(1, len(records)) + 0.5)
+    integer_axis(ax.xaxis)
     ax.grid(True, alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        # outside the axes, to the right: it hides no trial, and nothing is searched for a free corner
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
+    legend_below(fig, ax, ncol=3)  # below the axes: it hides no trial, and no free corner is searched for
     return save(fig, path)
 
 
@@ -107,7 +108,7 @@ def plot_hypervolume_history(records, path, *, objectives, reference, title=None
     objectives = objective_fields(objectives, arg="objectives")
     records = trial_order(records)
     history = hypervolume_history(records, objectives, reference)
-    fig = figure(7.0, 3.6)
+    fig = figure(7.0, 3.8, margins=(0.8, 0.55, 0.25, 0.55))
     ax = fig.add_subplot()
     xs = np.arange(1, len(history) + 1)
     ax.step(xs, history, where="post", color="tab:purple")
@@ -115,6 +116,7 @@ def plot_hypervolume_history(records, path, *, objectives, reference, title=None
     ax.set_xlabel("trial (in trial order)")
     ax.set_ylabel("hypervolume")
     ax.set_xlim(0.5, max(1, len(history)) + 0.5)
+    integer_axis(ax.xaxis)
     ax.set_ylim(bottom=0)
     names = ", ".join(f"{n} {d}" for n, d in objectives)
     ref = ", ".join(f"{v:.4g}" for v in reference)
@@ -225,12 +227,13 @@ def plot_importance(importances, path, *, objective, title=None):
     names = [n for n, _, _ in importances][::-1]
     means = [m for _, m, _ in importances][::-1]
     stds = [s for _, _, s in importances][::-1]
-    fig = figure(6.4, 1.2 + 0.35 * max(1, len(names)))
+    longest = max((len(n) for n in names), default=4)
+    fig = figure(6.4, 1.2 + 0.35 * max(1, len(names)), margins=(0.3 + 0.068 * min(longest, 40), 0.55, 0.25, 0.35))
     ax = fig.add_subplot()
     ax.barh(range(len(names)), means, xerr=stds, color="tab:green", ecolor="0.4", capsize=3)
     ax.set_yticks(range(len(names)), names, fontsize=9)
     ax.axvline(0, color="0.3", linewidth=0.8)
-    ax.set_xlabel(f"drop in R² of a random forest predicting {objective} when shuffled")
+    ax.set_xlabel(f"drop in R² of a random forest predicting {objective} when shuffled", fontsize=9)
     ax.set_title(title or "Hyperparameter importance (permutation)", fontsize=10)
     ax.grid(True, axis="x", alpha=0.3)
     return save(fig, path)
@@ -238,12 +241,15 @@ def plot_importance(importances, path, *, objective, title=None):
 
 # ----------------------------------------------------------------------------- parallel coordinates and slices
 
-def plot_parallel_coordinates(records, path, *, objective, direction="max", title=None):
+def plot_parallel_coordinates(records, path, *, objective, direction="max", names=None, max_axes=MAX_AXES,
+                              title=None):
     """One line per completed trial across the varying hyperparameters and the objective, coloured by it.
 
     Numeric axes are min-max normalised (``log10`` first when the values span a factor of :data:`LOG_RATIO`),
     categorical ones spread their categories evenly with each category as a tick. The best trials are
-    drawn last (on top). Returns ``path``.
+    drawn last (on top). At most ``max_axes`` hyperparameters are drawn (the first of ``names``, e.g. the
+    most important first; default: in the order the trials name them), about an inch apart: the title says
+    how many were left out. Returns ``path``.
 
     Raises:
         ValueError: no completed trial, or no hyperparameter that varies.
@@ -254,10 +260,14 @@ def plot_parallel_coordinates(records, path, *, objective, direction="max", titl
     table = hyperparameter_table(records, objective=objective)
     if not table["records"] or not table["names"]:
         raise ValueError("no completed trial or no hyperparameter that varies")
-    names, kinds = table["names"], table["kinds"]
+    varying = table["names"]
+    shown = [n for n in (names if names is not None else varying) if n in varying][:max(1, max_axes)]
+    if not shown:
+        raise ValueError(f"none of {list(names)} varies in the completed trials; those that do: {varying}")
+    kinds = table["kinds"]
     columns = []
-    for j, name in enumerate(names):
-        col = table["encoded"][:, j]
+    for name in shown:
+        col = table["encoded"][:, varying.index(name)]
         if kinds[name] == "categorical":
             k = len(table["categories"][name])
             columns.append(col / (k - 1) if k > 1 else col * 0 + 0.5)
@@ -267,40 +277,64 @@ def plot_parallel_coordinates(records, path, *, objective, direction="max", titl
     data = np.stack(columns, axis=1)
     order = np.argsort(table["y"] if direction == "max" else -table["y"], kind="stable")  # best last
     xs = np.arange(data.shape[1])
-    fig = figure(max(6.4, 1.5 * data.shape[1] + 1.5), 4.6)
+    # 1.05 inches between axes: each axis' tick texts (14 characters at 7 points) and its name (lines of 14
+    # characters at 8 points) fit in the gap; at most 8 hyperparameters keep the figure within a page (1,100
+    # pixels), shown at full size
+    width = max(6.4, 1.05 * (len(xs) - 1 + 0.6) + 1.8)
+    fig = figure(width, 4.6, margins=(0.6, 0.7, 1.2, 0.55))
     ax = fig.add_subplot()
     cmap = "viridis" if direction == "max" else "viridis_r"
     lines = LineCollection([np.column_stack([xs, row]) for row in data[order]], cmap=cmap,
                            linewidths=0.9 if len(order) <= 200 else 0.5, alpha=0.8 if len(order) <= 200 else 0.35)
     lines.set_array(table["y"][order])
     ax.add_collection(lines)
-    fig.colorbar(lines, ax=ax, label=objective, pad=0.02).solids.set_alpha(1.0)
+    box = ax.get_position()
+    cax = fig.add_axes((box.x1 + 0.2 / width, box.y0, 0.15 / width, box.height))
+    fig.colorbar(lines, cax=cax, label=objective).solids.set_alpha(1.0)
     for x in xs:
         ax.axvline(x, color="0.2", linewidth=0.8)
-    for j, name in enumerate(names):
+    for j, name in enumerate(shown):
         if kinds[name] == "categorical":
             cats = table["categories"][name]
-            shown = cats if len(cats) <= MAX_CATEGORIES else cats[:: math.ceil(len(cats) / MAX_CATEGORIES)]
-            for label in shown:
+            picked = cats if len(cats) <= MAX_CATEGORIES else cats[:: math.ceil(len(cats) / MAX_CATEGORIES)]
+            for label in picked:
                 i = cats.index(label)
                 ax.text(j + 0.04, i / (len(cats) - 1) if len(cats) > 1 else 0.5, label[:14], fontsize=7,
                         va="center", ha="left", color="0.1", bbox=TICK_BOX)
         else:
             present = [v for v in table["raw"][name] if v is not None]
             for y, v in ((0.0, min(present)), (1.0, max(present))):
-                ax.text(j + 0.04, y, _label(v), fontsize=7, va="center", ha="left", color="0.1", bbox=TICK_BOX)
+                ax.text(j + 0.04, y, _label(v)[:14], fontsize=7, va="center", ha="left", color="0.1", bbox=TICK_BOX)
     low, high = float(table["y"].min()), float(table["y"].max())
     for y, v in ((0.0, low), (1.0, high)):
         ax.text(xs[-1] + 0.04, y, f"{v:.4g}", fontsize=7, va="center", ha="left", color="0.1", bbox=TICK_BOX)
-    labels = [n + (" (log)" if kinds[n] == "log" else "") for n in names] + [objective]
-    ax.set_xticks(xs, labels, rotation=20 if len(xs) > 5 else 0, ha="right" if len(xs) > 5 else "center",
-                  fontsize=8)
+    labels = [_wrap(n) + ("\n(log)" if kinds[n] == "log" else "") for n in shown] + [_wrap(objective)]
+    ax.set_xticks(xs, labels, fontsize=8)  # level, centred, at most 14 characters a line: they never meet
     ax.set_yticks([])
     ax.set_xlim(-0.1, xs[-1] + 0.5)
     ax.set_ylim(-0.05, 1.05)
-    ax.set_title(title or f"Parallel coordinates of {len(order)} completed trial(s), coloured by {objective}",
+    left_out = len(varying) - len(shown)
+    ax.set_title(title or f"Parallel coordinates of {len(order)} completed trial(s), coloured by {objective}"
+                 + (f"\n{len(shown)} of {len(varying)} varying hyperparameters shown" if left_out else ""),
                  fontsize=10)
     return save(fig, path)
+
+
+def _wrap(name, width=14):
+    """``name`` on lines of at most ``width`` characters, broken after underscores where it can be."""
+    lines, line = [], ""
+    for part in name.replace("_", "_\0").split("\0"):
+        while len(part) > width:
+            if line:
+                lines.append(line)
+                line = ""
+            lines.append(part[:width])
+            part = part[width:]
+        if len(line) + len(part) > width:
+            lines.append(line)
+            line = ""
+        line += part
+    return "\n".join(lines + [line] if line else lines)
 
 
 def _unit(values):
@@ -322,8 +356,10 @@ def plot_slices(records, path, *, names, objective, direction="max", title=None)
         raise ValueError(f"no completed trial varies {list(names)}")
     y = table["y"]
     best = int(np.argmax(y) if direction == "max" else np.argmin(y))
-    fig = figure(3.3 * len(names) + 0.4, 3.4)
-    axes = fig.subplots(1, len(names), sharey=True, squeeze=False)[0]
+    # 2.6 inches a panel: four panels keep to a page's width (1,100 pixels) at full size
+    tilted = any(table["kinds"][n] == "categorical" and len(table["categories"][n]) > 3 for n in names)
+    fig = figure(2.6 * len(names) + 0.75, 3.5 + 0.4 * tilted, margins=(0.75, 0.6 + 0.4 * tilted, 0.15, 0.35))
+    axes = subplots(fig, 1, len(names), gaps=(0.2, 0.0), sharey=True)[0]
     jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(y))
     for ax, name in zip(axes, names):
         j = table["names"].index(name)
@@ -334,11 +370,15 @@ def plot_slices(records, path, *, names, objective, direction="max", title=None)
             cats = table["categories"][name]
             step = max(1, math.ceil(len(cats) / MAX_CATEGORIES))
             ax.set_xticks(range(0, len(cats), step), [c[:12] for c in cats[::step]],
-                          rotation=30 if len(cats) > 3 else 0, fontsize=7)
+                          rotation=30 if len(cats) > 3 else 0, ha="right" if len(cats) > 3 else "center",
+                          fontsize=7)
         else:
+            values = [v for v in table["raw"][name] if v is not None]
             x = np.array([float(v) if v is not None else np.nan for v in table["raw"][name]])
             if kind == "log":
-                ax.set_xscale("log")
+                log_axis(ax.xaxis, min(values), max(values), fontsize=7)  # no 3×10¹4×10¹ run-ons
+            elif all(isinstance(v, int) for v in values):
+                integer_axis(ax.xaxis, values)  # kernel sizes 3, 5, 7: never 3.25
         keep = present | (kind == "categorical")
         ax.scatter(x[keep], y[keep], s=14, color="tab:blue", alpha=0.6, linewidths=0)
         ax.scatter([x[best]], [y[best]], s=80, marker="*", color="tab:red", zorder=3)
@@ -346,5 +386,6 @@ def plot_slices(records, path, *, names, objective, direction="max", title=None)
         ax.tick_params(labelsize=7)
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel(objective)
-    fig.suptitle(title or f"{objective} against the top hyperparameters (red star: best trial)", fontsize=10)
+    fig.suptitle(title or f"{objective} against the top hyperparameters (red star: best trial)", fontsize=10,
+                 y=1 - 0.08 / fig.get_size_inches()[1], va="top")
     return save(fig, path)

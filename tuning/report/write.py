@@ -12,7 +12,7 @@ import numpy as np
 
 from tuning.diagnosis import THRESHOLDS, rules
 from tuning.indicators import default_reference, hypervolume
-from tuning.manifest import RECORDS_FILE, objectives_of, read_manifest, report_meta
+from tuning.manifest import RECORDS_FILE, objectives_of, read_json, read_manifest, report_meta
 from tuning.manifest import REPORT_META as META_FILE
 from tuning.records import finite, latest_records, read_records
 from tuning.report import search_plots
@@ -194,8 +194,13 @@ def _gradcam(doc, out_dir):
     meta_path = os.path.join(out_dir, "plots", "gradcam.json")
     if not (os.path.isfile(meta_path) and os.path.isfile(os.path.join(out_dir, "plots", "gradcam.png"))):
         return
-    with open(meta_path, encoding="utf-8") as f:
-        meta = json.load(f)
+    try:
+        meta = read_json(meta_path, what="Grad-CAM figure's description")
+    except ValueError as e:  # a damaged description: the report goes on without the figure
+        doc.add("p", f"The Grad-CAM figure is left out: {e}")
+        return
+    if not isinstance(meta, dict):
+        return
     doc.add("h2", "Where the best model looks (Grad-CAM)")
     doc.add("p", f"Record `{meta.get('record')}` ({meta.get('model')}), its saved model on {meta.get('right')} "
                  f"correctly and {meta.get('wrong')} wrongly classified test images: the class activation map of "
@@ -305,14 +310,26 @@ def _search(doc, records, context, plot_dir) -> dict:
         doc.add("p", "No hyperparameter takes more than one value in the completed trials: no parallel "
                      "coordinates, importance or slices.")
         return paths
-    draw("search_parallel", search_plots.plot_parallel_coordinates,
-         f"hyperparameters of each completed trial, coloured by {objective}", records, objective=objective,
-         direction=direction)
     try:
         importances = search_plots.hyperparameter_importance(records, objective=objective)
     except ValueError as e:
+        importances, why = None, str(e)
+    # the parallel coordinates keep to the most important hyperparameters: a dozen axes are unreadable
+    ranked = [name for name, _, _ in importances] if importances else table["names"]
+    axes = ranked[:search_plots.MAX_AXES]
+    which = ("" if len(axes) == len(ranked) else
+             f" ({'the most important' if importances else 'the first'} {len(axes)} of {len(ranked)} "
+             "hyperparameters)")
+    draw("search_parallel", search_plots.plot_parallel_coordinates,
+         f"hyperparameters of each completed trial{which}, coloured by {objective}", records, objective=objective,
+         direction=direction, names=axes)
+    if which:
+        doc.add("p", f"Parallel coordinates of {', '.join(f'`{n}`' for n in axes)}: {which.strip(' ()')} (by "
+                     + ("the importance below" if importances else "the order the trials name them")
+                     + f"); left out: {', '.join(f'`{n}`' for n in ranked[len(axes):])}.")
+    if importances is None:
         top = table["names"][:SLICES]
-        doc.add("p", f"No hyperparameter importance: {e}. Slices of the first {len(top)} hyperparameter(s):")
+        doc.add("p", f"No hyperparameter importance: {why}. Slices of the first {len(top)} hyperparameter(s):")
     else:
         top = [name for name, _, _ in importances[:SLICES]]
         doc.add("p", f"Hyperparameter importance: how much a random forest's R² in predicting `{objective}` from "

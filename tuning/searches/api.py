@@ -16,10 +16,11 @@ import warnings
 
 import keras_tuner as kt
 
-from tuning.artifacts import prune_saved_models
+from tuning.artifacts import clear_checkpoints, prune_saved_models
 from tuning.constraints import check_constraints
 from tuning.hypermodels import ZooHyperModel, make_hypermodel
-from tuning.isolation import WorkerPool, check_picklable, data_spec
+from tuning.isolation import WorkerPool, WorkersCannotStart, check_picklable, data_spec
+from tuning.lock import hold_run_folder
 from tuning.manifest import RECORDS_FILE, make_manifest, training_identity, write_manifest
 from tuning.objectives import objective, objective_fields
 from tuning.records import MEASURED_FIELDS, latest_records, read_records, reject_bad_lines
@@ -118,69 +119,76 @@ def search(models, *, data, objectives="val_accuracy", training=None, space=None
 
     role = engine.role()
     directory = os.fspath(directory)
-    os.makedirs(directory, exist_ok=True)
-    records_path = os.path.join(directory, RECORDS_FILE)
-    notes = []
-    declared = engine.declared_space(hypermodel, space.hyperparameters)
-    described = hypermodel.get_config() if isinstance(hypermodel, ZooHyperModel) else {
-        "class": f"{type(hypermodel).__module__}.{type(hypermodel).__qualname__}", "name": hypermodel.name}
-    identity = {
-        "hypermodel": described, "space": declared.get_config(), "algorithm": algorithm.describe(), "seed": seed,
-        "executions": budget.executions, "constraints": constraints,
-        "training": training_identity(training, searched=SEARCHED_TRAINING if isinstance(
-            hypermodel, ZooHyperModel) else ()),
-    }
-    manifest = make_manifest("search", identity=identity, objectives=objectives, budget=budget.to_dict(),
-                             data={"name": data.name, "fingerprint": data.fingerprint, "batch_size": data.batch_size},
-                             provenance=data.provenance() if hasattr(data, "provenance") else None)
-    manifest = prepare_directory(directory, manifest, resume=options.resume, role=role, records_path=records_path,
-                                 notes=notes)
-    known = _known_records(records_path, os.path.join(directory, KERAS_TUNER_DIR), role=role, notes=notes)
+    with hold_run_folder(directory, role=role) as lock:  # a second run of this folder is refused while it runs
+        os.makedirs(directory, exist_ok=True)
+        records_path = os.path.join(directory, RECORDS_FILE)
+        notes = []
+        declared = engine.declared_space(hypermodel, space.hyperparameters)
+        described = hypermodel.get_config() if isinstance(hypermodel, ZooHyperModel) else {
+            "class": f"{type(hypermodel).__module__}.{type(hypermodel).__qualname__}", "name": hypermodel.name}
+        identity = {
+            "hypermodel": described, "space": declared.get_config(), "algorithm": algorithm.describe(), "seed": seed,
+            "executions": budget.executions, "constraints": constraints,
+            "training": training_identity(training, searched=SEARCHED_TRAINING if isinstance(
+                hypermodel, ZooHyperModel) else ()),
+        }
+        manifest = make_manifest("search", identity=identity, objectives=objectives, budget=budget.to_dict(),
+                                 data={"name": data.name, "fingerprint": data.fingerprint,
+                                       "batch_size": data.batch_size},
+                                 provenance=data.provenance() if hasattr(data, "provenance") else None)
+        manifest = prepare_directory(directory, manifest, resume=options.resume, role=role, records_path=records_path,
+                                     notes=notes)
+        known = _known_records(records_path, os.path.join(directory, KERAS_TUNER_DIR), role=role, notes=notes)
 
-    oracle = engine.make_oracle(algorithm, objectives=objectives, max_trials=budget.max_trials,
-                                epochs=training.epochs, seed=seed, hyperparameters=space.hyperparameters)
-    oracle.verbose = 0  # one line per trial is printed by the runner instead
-    run = SearchRun(plan=TrialPlan(training=training, constraints=constraints, measure_speed=options.measure_speed,
-                                   speed_iterations=options.iterations("search"), callbacks=options.callbacks,
-                                   verbose=options.fit_verbose),
-                    data=data, objectives=objectives, algorithm=algorithm, budget=budget, options=options, seed=seed,
-                    directory=directory, search_id=manifest["id"])
-    runner = Runner(run, known=known, shared=role == "worker",
-                    pool=WorkerPool(data) if options.isolation == "process" else None)
-    tuner = engine.SearchTuner(oracle, hypermodel, runner=runner, directory=directory, project_name=KERAS_TUNER_DIR)
-    if role != "worker":
-        if known:
-            replayed = engine.replay(tuner.oracle, known, objective_name, notes)
-            notes.insert(0, f"resumed: {replayed} recorded trial(s) replayed from {records_path}")
-        write_manifest(directory, manifest)
-        if budget.max_seconds is not None:
-            tuner.oracle.deadline = time.monotonic() - (time.perf_counter() - began) + budget.max_seconds
-    if options.verbose:
-        _announce(hypermodel, run, space=declared, role=role, notes=notes)
-    try:
-        tuner.search()
-    finally:
-        if runner.pool is not None:
-            runner.pool.close()
-
-    result = load_search(directory, objective=objective_name, direction=direction)
-    result.manifest = manifest
-    deadline = getattr(tuner.oracle, "deadline", None)
-    if role != "worker" and deadline is not None and time.monotonic() >= deadline and (
-            budget.max_trials is None or len(result.records) < budget.max_trials):
-        notes.append(f"stopped by the time budget: max_seconds={budget.max_seconds:g} reached after "
-                     f"{len(result.records)} trial(s)" + (f" of {budget.max_trials}" if budget.max_trials else ""))
+        oracle = engine.make_oracle(algorithm, objectives=objectives, max_trials=budget.max_trials,
+                                    epochs=training.epochs, seed=seed, hyperparameters=space.hyperparameters)
+        oracle.verbose = 0  # one line per trial is printed by the runner instead
+        plan = TrialPlan(training=training, constraints=constraints, measure_speed=options.measure_speed,
+                         speed_iterations=options.iterations("search"), callbacks=options.callbacks,
+                         verbose=options.fit_verbose)
+        run = SearchRun(plan=plan, data=data, objectives=objectives, algorithm=algorithm, budget=budget,
+                        options=options, seed=seed,
+                        directory=directory, search_id=manifest["id"])
+        runner = Runner(run, known=known, shared=role == "worker",
+                        pool=WorkerPool(data, hold=lock.fileno()) if options.isolation == "process" else None)
+        tuner = engine.SearchTuner(oracle, hypermodel, runner=runner, directory=directory, project_name=KERAS_TUNER_DIR)
+        if role != "worker":
+            if known:
+                replayed = engine.replay(tuner.oracle, known, objective_name, notes)
+                notes.insert(0, f"resumed: {replayed} recorded trial(s) replayed from {records_path}")
+            write_manifest(directory, manifest)
+            if budget.max_seconds is not None:
+                tuner.oracle.deadline = time.monotonic() - (time.perf_counter() - began) + budget.max_seconds
         if options.verbose:
-            print(f"[tune] {notes[-1]}", flush=True)
-    result.notes, result.seconds, result.tuner = notes, time.perf_counter() - began, tuner
-    if role != "worker" and kept in ("pareto", "best"):  # a dominated trial stays dominated
-        best = result.pareto() if kept == "pareto" else [result.best_record] if result.best_record else []
-        prune_saved_models(directory, result.records, [r["id"] for r in best])
-    if options.report and role != "worker" and result.records:
-        result.report = _write_report(result, notes)
-    if options.verbose and role != "worker":
-        print("[tune] " + result.summary().replace("\n", "\n[tune] "), flush=True)
-    return result
+            _announce(hypermodel, run, space=declared, role=role, notes=notes)
+        try:
+            tuner.search()
+        except kt.errors.FatalError as e:
+            if isinstance(e.__cause__, WorkersCannotStart):
+                raise e.__cause__ from None
+            raise
+        finally:
+            if runner.pool is not None:
+                runner.pool.close()
+
+        result = load_search(directory, objective=objective_name, direction=direction)
+        result.manifest = manifest
+        deadline = getattr(tuner.oracle, "deadline", None)
+        if role != "worker" and deadline is not None and time.monotonic() >= deadline and (
+                budget.max_trials is None or len(result.records) < budget.max_trials):
+            notes.append(f"stopped by the time budget: max_seconds={budget.max_seconds:g} reached after "
+                         f"{len(result.records)} trial(s)" + (f" of {budget.max_trials}" if budget.max_trials else ""))
+            if options.verbose:
+                print(f"[tune] {notes[-1]}", flush=True)
+        result.notes, result.seconds, result.tuner = notes, time.perf_counter() - began, tuner
+        if role != "worker" and kept in ("pareto", "best"):  # a dominated trial stays dominated
+            best = result.pareto() if kept == "pareto" else [result.best_record] if result.best_record else []
+            prune_saved_models(directory, result.records, [r["id"] for r in best])
+        if options.report and role != "worker" and result.records:
+            result.report = _write_report(result, notes)
+        if options.verbose and role != "worker":
+            print("[tune] " + result.summary().replace("\n", "\n[tune] "), flush=True)
+        return result
 
 
 def _check_searched(training):
@@ -254,6 +262,7 @@ def _known_records(records_path, project_dir, *, role, notes):
         warnings.simplefilter("always")
         known = latest_records(read_records(records_path))
     notes += [str(w.message) for w in caught]
+    clear_checkpoints(os.path.dirname(records_path), known)
     return known
 
 

@@ -7,6 +7,7 @@ front or add to a hypervolume.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 
 from tuning.artifacts import load_saved_model
@@ -131,12 +132,21 @@ class SearchResult:
 
     @property
     def best_record(self):
-        """The completed record with the best finite objective (``None`` if there is none)."""
+        """The completed record with the best finite objective (``None`` if there is none).
+
+        A tie goes to the record better on the search's other :attr:`objectives`, in their order, then to the
+        earlier trial: the best record is always on the Pareto front, whose models ``save_models="pareto"`` keeps.
+        """
         pool = [r for r in self.records if objective_value(r, self.objective) is not None]
         if not pool:
             return None
-        pick = max if self.direction == "max" else min
-        return pick(pool, key=lambda r: r[self.objective])
+        order = [(self.objective, self.direction), *(p for p in self.objectives if p[0] != self.objective)]
+
+        def rank(record):  # smaller is better; a missing or non-finite value is the worst
+            values = (objective_value(record, name) for name, _ in order)
+            return tuple(math.inf if v is None else -v if d == "max" else v for v, (_, d) in zip(values, order))
+
+        return min(pool, key=rank)
 
     def _objectives(self, maximize, minimize):
         """(maximize, minimize) names: the search's :attr:`objectives` when neither is given (a single

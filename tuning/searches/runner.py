@@ -8,12 +8,14 @@ import os
 import time
 import warnings
 
+import keras_tuner as kt
+
 from tuning.artifacts import TrialFiles, write_hparams
 from tuning.constraints import apply_constraints
 from tuning.fronts import pareto
 from tuning.hypermodels import ZooHyperModel
 from tuning.indicators import default_reference, hypervolume
-from tuning.isolation import WorkerDied
+from tuning.isolation import WorkerDied, WorkersCannotStart
 from tuning.manifest import RECORDS_FILE
 from tuning.records import append_record, finite, latest_records, new_record, read_records
 from tuning.searches.result import fmt
@@ -111,6 +113,8 @@ class Runner:
         except Exception as e:  # noqa: BLE001 - a trial that fails outside run_trial still gets its record
             if is_disk_full(e):
                 raise
+            if isinstance(e, WorkersCannotStart):  # every later trial would fail the same way: the search stops
+                raise kt.errors.FatalError(str(e)) from e
             reason = "invalid configuration" if isinstance(e, (ValueError, TypeError)) else type(e).__name__
             record = new_record(id=trial.trial_id, model=None, hyperparameters=dict(trial.hyperparameters.values),
                                 seed=run.seed, status="failed", error=f"{reason}: {e}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 
+from tuning.artifacts import clear_checkpoints
 from tuning.manifest import MANIFEST_FILE, OLDER_MANIFESTS, RECORDS_FILE, check_kind, normalise, read_manifest
 from tuning.records import read_records, start_over
 
@@ -56,7 +57,7 @@ def check_keras_tuner_state(project_dir, notes):
         try:
             with open(path, encoding="utf-8") as f:
                 json.load(f)
-        except (ValueError, OSError) as e:
+        except (ValueError, OSError, RecursionError) as e:
             notes.append(f"{path} is unreadable ({type(e).__name__}); the oracle is rebuilt from {RECORDS_FILE}")
 
 
@@ -104,6 +105,7 @@ def prepare_directory(directory, manifest, *, resume, role, records_path, notes)
     check_kind(directory, "search", "directory")
     if not resume and role != "worker":
         start_over(records_path, notes)
+        clear_checkpoints(directory)  # a fresh search resumes no trial of the old one
         for leftover in (MANIFEST_FILE, *OLDER_MANIFESTS, os.path.basename(records_path) + ".partial"):
             if os.path.exists(os.path.join(directory, leftover)):
                 os.remove(os.path.join(directory, leftover))

@@ -26,7 +26,7 @@ import sys
 import warnings
 
 from zoo.cli import bench, demo, experiments, models, transfer, weights
-from zoo.runtime import is_disk_full
+from zoo.runtime import is_disk_full, quiet_framework_start
 from zoo.weights.hub import WeightsDownloadError
 
 # The command groups, in the order `zoo --help` lists their commands; each adds its sub-parsers.
@@ -43,11 +43,24 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:
         group.register(sub)
+    _add_verbose(parser)
     return parser
+
+
+def _add_verbose(parser, top=True):
+    """``--verbose`` before or after any command: the frameworks' start-up lines and native logs are shown."""
+    parser.add_argument("--verbose", action="store_true", default=False if top else argparse.SUPPRESS,
+                        help="show TensorFlow's start-up lines and native log messages (hidden by default)")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_verbose(child, top=False)
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if not args.verbose:
+        quiet_framework_start()
     # Keras warns on every fit that `shuffle` is ignored for tf.data (the pipelines shuffle themselves).
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
     try:

@@ -91,7 +91,7 @@ def cmd_convert(args):
     print(report)
     if os.path.dirname(out):
         os.makedirs(os.path.dirname(out), exist_ok=True)
-    save_converted(model, out, source=args.file)  # stamped: a later weights=args.file reads it (default --out)
+    save_converted(model, out, source=args.file, report=report)  # stamped: a later weights=args.file reads it (default --out)
     print(f"wrote {out}: load it with zoo.build({name!r}, num_classes={args.num_classes}, weights={out!r})")
     return 0
 
@@ -141,8 +141,13 @@ def _class_names(model_file, classes):
 
     path = os.path.join(os.path.dirname(os.path.abspath(model_file)), "class_map.json") if model_file else None
     if path and os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            names = json.load(f).get("class_names")
+        if os.path.getsize(path) > 4096 + 1024 * classes:  # a name a class, not a file to exhaust memory
+            raise ValueError(f"{path} is {os.path.getsize(path):,} bytes: too large a class map for {classes} classes")
+        try:
+            with open(path, encoding="utf-8") as f:
+                names = json.load(f).get("class_names")
+        except (ValueError, RecursionError, AttributeError) as e:
+            raise ValueError(f"{path} is not a class map (JSON with a list 'class_names'): {e}") from None
         if isinstance(names, list) and len(names) == classes:
             return tuple(str(n) for n in names)
     return pretrained.imagenet_classes() if classes == 1000 else tuple(f"class {i}" for i in range(classes))

@@ -1,5 +1,6 @@
 """Importing this package registers every model family."""
 
 from zoo.models import (  # noqa: F401
-    alexnet, applications, convnet, densenet, googlenet, lenet, mlp, preact_resnet, resnet, vgg,
+    alexnet, applications, convnet, convnext, densenet, efficientnet, googlenet, lenet, mlp, mobilenet,
+    preact_resnet, regnet, resnet, vgg,
 )

@@ -32,6 +32,7 @@ DENSENET_SPECS = {
     121: (32, (6, 12, 24, 16), 64),
     169: (32, (6, 12, 32, 32), 64),
     201: (32, (6, 12, 48, 32), 64),
+    161: (48, (6, 12, 36, 24), 96),
 }
 BN_SIZE = 4  # bottleneck width = BN_SIZE * growth_rate
 COMPRESSION = 0.5
@@ -171,6 +172,13 @@ def densenet121(**kw):
 def densenet169(**kw):
     """DenseNet-169, layer for layer as torchvision's ``densenet169`` (14,149,480 parameters)."""
     return _imagenet_densenet(169, **kw)
+
+
+@variant(card=_IMAGENET_CARD, params=_IMAGENET_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)
+def densenet161(**kw):
+    """DenseNet-161 (growth 48, 96 stem filters), layer for layer as torchvision's ``densenet161``
+    (28,681,000 parameters)."""
+    return _imagenet_densenet(161, **kw)
 
 
 @variant(card=_IMAGENET_CARD, params=_IMAGENET_PARAMS, doc=_ARGS_DOC, checks=_CHECKS)

@@ -24,6 +24,15 @@ RESNET_LAYERS = {
     101: ("bottleneck", (3, 4, 23, 3)),
     152: ("bottleneck", (3, 8, 36, 3)),
 }
+# torchvision's ResNeXt (Xie et al. 2017) and Wide ResNet (Zagoruyko & Komodakis 2016) as bottleneck ResNets:
+# name -> (depth, groups, width per group), its ``_resnet(Bottleneck, layers, groups=, width_per_group=)``.
+GROUPED_RESNETS = {
+    "resnext50_32x4d": (50, 32, 4),
+    "resnext101_32x8d": (101, 32, 8),
+    "resnext101_64x4d": (101, 64, 4),
+    "wide_resnet50_2": (50, 1, 128),
+    "wide_resnet101_2": (101, 1, 128),
+}
 STAGE_FILTERS = (64, 128, 256, 512)
 STEM_FILTERS = 64
 # He et al. 2016, sec. 4.2: depth 6n + 2, three stages of n basic blocks at 16/32/64 filters.
@@ -46,12 +55,12 @@ KEY_RULES = register_key_rules("resnet", KeyRules(
         (r"head_predictions", "fc"),
     ),
     head_modules=("fc",),
-    signature=r"stage\d+_block\d+_add",
+    signature=r"stage\d+_block\d+_out",  # the ReLU after the addition (MobileNet adds without one)
 ))
 
 
 def _resnet(*, block, stage_blocks, stage_filters, stem_filters, stem, shortcut,
-            input_shape, num_classes, include_top, pooling, classifier_activation, width, name):
+            input_shape, num_classes, include_top, pooling, classifier_activation, width, name, **block_kwargs):
     width = check_width(width)
     stem = check_stem(stem, input_shape)
     check_choice("shortcut", shortcut, SHORTCUTS)
@@ -62,7 +71,7 @@ def _resnet(*, block, stage_blocks, stage_filters, stem_filters, stem, shortcut,
         for b in range(1, n + 1):
             stride = 2 if s > 1 and b == 1 else 1
             x = block_fn(x, scaled(filters, width), stride=stride, shortcut_kind=shortcut,
-                         name=f"stage{s}_block{b}")
+                         name=f"stage{s}_block{b}", **block_kwargs)
     x = blocks.classifier_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
                                classifier_activation=classifier_activation)
     return keras.Model(inputs, x, name=name)
@@ -75,6 +84,13 @@ def _imagenet_resnet(depth, **kwargs):
                    shortcut="B", **kwargs)
 
 
+def _grouped_resnet(variant_name, **kwargs):
+    """torchvision's ResNeXt or Wide ResNet ``variant_name`` (``GROUPED_RESNETS``): a ResNet-50/101 whose
+    bottlenecks have ``groups`` groups of ``width_per_group`` channels at the first stage (ResNet's: 1 of 64)."""
+    depth, groups, width_per_group = GROUPED_RESNETS[variant_name]
+    return _imagenet_resnet(depth, groups=groups, width_per_group=width_per_group, **kwargs)
+
+
 def _cifar_resnet(depth, **kwargs):
     """He et al.'s CIFAR ResNet of depth 6n + 2: three stages of n basic blocks at 16/32/64 filters."""
     n = (depth - 2) // 6
@@ -83,12 +99,22 @@ def _cifar_resnet(depth, **kwargs):
 
 
 _TAGS = ("image", "pooling", "stages", "residual", "batch_norm", "width")
-# The two kinds of variant; each name is also a card tag.
+# The kinds of variant: CIFAR's, and ImageNet's (ResNet, ResNeXt, Wide ResNet), also the card's tag.
 _KINDS = {
     "imagenet": dict(
         default_input_shape=(224, 224, 3),
         reference="He et al., Deep Residual Learning for Image Recognition, CVPR 2016; torchvision resnet "
                   "layout (v1.5: bottleneck stride on the 3x3 conv; projection shortcuts, option B)",
+    ),
+    "resnext": dict(
+        default_input_shape=(224, 224, 3),
+        reference="Xie et al., Aggregated Residual Transformations for Deep Neural Networks (ResNeXt), CVPR 2017; "
+                  "torchvision resnext layout (ResNet v1.5 bottlenecks with a grouped 3x3 conv)",
+    ),
+    "wide": dict(
+        default_input_shape=(224, 224, 3),
+        reference="Zagoruyko & Komodakis, Wide Residual Networks, BMVC 2016; torchvision wide_resnet layout "
+                  "(ResNet v1.5 bottlenecks twice as wide inside)",
     ),
     "cifar": dict(
         default_input_shape=(32, 32, 3),
@@ -102,8 +128,8 @@ def _card(kind, depth):
     return dict(
         family="resnet",
         min_input_size=MIN_INPUT_SIZE,
-        tags=_TAGS + (kind,) + (("slow",) if depth in SLOW_DEPTHS else ()),
-        test_kwargs={"input_shape": (32, 32, 3), "width": 0.125},
+        tags=_TAGS + (("cifar",) if kind == "cifar" else ("imagenet",)) + (("slow",) if depth in SLOW_DEPTHS else ()),
+        test_kwargs={"input_shape": (32, 32, 3), "width": 0.125 if kind in ("imagenet", "cifar") else 0.0625},
         **_KINDS[kind],
     )
 
@@ -154,6 +180,36 @@ def resnet101(**kw):
 def resnet152(**kw):
     """ResNet-152 v1.5, layer for layer as torchvision's ``resnet152`` (60,192,808 parameters)."""
     return _imagenet_resnet(152, **kw)
+
+
+@variant(card=_card("resnext", 50), params=_IMAGENET_PARAMS, doc=_ARGS_DOC)
+def resnext50_32x4d(**kw):
+    """ResNeXt-50 32x4d, layer for layer as torchvision's ``resnext50_32x4d`` (25,028,904 parameters)."""
+    return _grouped_resnet("resnext50_32x4d", **kw)
+
+
+@variant(card=_card("resnext", 101), params=_IMAGENET_PARAMS, doc=_ARGS_DOC)
+def resnext101_32x8d(**kw):
+    """ResNeXt-101 32x8d, layer for layer as torchvision's ``resnext101_32x8d`` (88,791,336 parameters)."""
+    return _grouped_resnet("resnext101_32x8d", **kw)
+
+
+@variant(card=_card("resnext", 101), params=_IMAGENET_PARAMS, doc=_ARGS_DOC)
+def resnext101_64x4d(**kw):
+    """ResNeXt-101 64x4d, layer for layer as torchvision's ``resnext101_64x4d`` (83,455,272 parameters)."""
+    return _grouped_resnet("resnext101_64x4d", **kw)
+
+
+@variant(card=_card("wide", 50), params=_IMAGENET_PARAMS, doc=_ARGS_DOC)
+def wide_resnet50_2(**kw):
+    """Wide ResNet-50-2, layer for layer as torchvision's ``wide_resnet50_2`` (68,883,240 parameters)."""
+    return _grouped_resnet("wide_resnet50_2", **kw)
+
+
+@variant(card=_card("wide", 101), params=_IMAGENET_PARAMS, doc=_ARGS_DOC)
+def wide_resnet101_2(**kw):
+    """Wide ResNet-101-2, layer for layer as torchvision's ``wide_resnet101_2`` (126,886,696 parameters)."""
+    return _grouped_resnet("wide_resnet101_2", **kw)
 
 
 @variant(card=_card("cifar", 20), params=_CIFAR_PARAMS, doc=_CIFAR_ARGS_DOC)

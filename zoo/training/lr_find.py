@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from zoo.training.checks import check_finite_data
 from zoo.training.compile import compile_model
 from zoo.utils import check_float, check_int
 
@@ -175,6 +176,29 @@ def _suggest(rates, smoothed, noise=0.0):
                                      "to go on training without undoing it")
 
 
+def _check_train(train):
+    """``train`` as ``(x, y)`` arrays or a batched dataset, neither empty nor holding NaN or infinities (a sweep
+    on them would suggest a rate from a meaningless loss); else a ``ValueError``/``TypeError`` naming it."""
+    if isinstance(train, (tuple, list)):
+        if len(train) != 2:
+            raise ValueError(f"`train` must be (x, y) arrays or a batched dataset. Received: a "
+                             f"{type(train).__name__} of {len(train)} items")
+        train = tuple(train)
+        sizes = [len(part) if hasattr(part, "__len__") else None for part in train]
+        if None in sizes:
+            raise TypeError(f"`train` must be (x, y) arrays or a batched dataset. Received: ({type(train[0]).__name__}, "
+                            f"{type(train[1]).__name__})")
+        if sizes[0] == 0 or sizes[0] != sizes[1]:
+            raise ValueError(f"`train` must hold at least one example, as many x as y. Received: {sizes[0]} x, "
+                             f"{sizes[1]} y")
+    elif not (hasattr(train, "repeat") and hasattr(train, "take")):
+        raise TypeError(f"`train` must be (x, y) arrays or a batched dataset. Received: train={train!r}"[:300])
+    elif next(iter(train.take(1)), None) is None:
+        raise ValueError("`train` is an empty dataset: the sweep needs batches")
+    check_finite_data(train, "train")
+    return train
+
+
 def lr_find(model, train, *, start_lr=1e-7, end_lr=10.0, steps=100, batch_size=32, optimizer="adam", seed=0,
             stop_factor=4.0, **compile_kwargs) -> LRFinderResult:
     """Sweep the learning rate exponentially from ``start_lr`` to ``end_lr`` over ``steps`` batches.
@@ -201,6 +225,9 @@ def lr_find(model, train, *, start_lr=1e-7, end_lr=10.0, steps=100, batch_size=3
         >>> result = lr_find(zoo.build("lenet5", input_shape=(32, 32, 1)), bundle.train)
         >>> fit(model, bundle.train, learning_rate=result.suggestion)
     """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"`model` must be a keras.Model. Received: model={type(model).__name__}")
+    train = _check_train(train)
     start_lr = check_float("start_lr", start_lr, minimum=1e-12)
     end_lr = check_float("end_lr", end_lr, minimum=1e-12)
     if end_lr <= start_lr:

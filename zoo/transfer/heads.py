@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from zoo import blocks
 from zoo.graph import inbound_layers
 from zoo.transfer.stages import _layers, stage_of
-from zoo.utils import TASKS, check_activation, check_choice, check_float, check_int, check_int_sequence
+from zoo.utils import (MAX_CLASSES, TASKS, check_activation, check_choice, check_float, check_int, check_int_sequence,
+                       check_weights_fit)
 
 __all__ = ["HEAD_TASKS", "feature_extractor", "replace_head"]
 
@@ -75,7 +77,7 @@ def replace_head(model, num_classes, *, task="multiclass", hidden_units=(), drop
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"`model` must be a keras.Model. Received: model={type(model).__name__}")
-    num_classes = check_int("num_classes", num_classes)
+    num_classes = check_int("num_classes", num_classes, maximum=MAX_CLASSES)  # the bound zoo.build has
     task = check_choice("task", task, HEAD_TASKS)
     if task == "binary" and num_classes > 2:
         raise ValueError(f"task='binary' has one sigmoid unit; `num_classes` must be 1 or 2. "
@@ -89,6 +91,9 @@ def replace_head(model, num_classes, *, task="multiclass", hidden_units=(), drop
         x = {"avg": keras.layers.GlobalAveragePooling2D, "max": keras.layers.GlobalMaxPooling2D,
              "flatten": keras.layers.Flatten}[pooling](name=f"head_{pooling}")(x)
     units = 1 if task == "binary" else num_classes
+    widths = [int(np.prod(x.shape[1:])), *hidden_units, units]  # the head's weights, counted before any is made
+    check_weights_fit(model.count_params() + sum(a * b + b for a, b in zip(widths, widths[1:])),
+                      what=f"{model.name!r} with a head of num_classes={num_classes}, hidden_units={hidden_units}")
     out_act = {"multiclass": "softmax", "binary": "sigmoid"}.get(task)
     x = blocks.classifier_head(x, num_classes=units, classifier_activation=out_act, hidden_units=hidden_units,
                                act=activation, dropout=dropout)

@@ -41,7 +41,8 @@ class KeyRules:
     Attributes:
         modules: ``(regex on a zoo layer name, torch module template)`` pairs, the first match
             wins; ``{i}`` in a template is the regex's group ``i``, ``{i-}`` that group minus one
-            (torch counts blocks from 0, the zoo from 1).
+            (torch counts blocks from 0, the zoo from 1). A template may also be a function of the
+            groups and the model's layer names (where torch's index depends on which layers a block has).
         sequential: the layers that ``modules`` do not name replay torch's ``features``
             ``nn.Sequential`` (VGG, AlexNet): every ``stage*`` layer but the zoo's padding counts one
             module, with weights or not.
@@ -49,6 +50,9 @@ class KeyRules:
             a family with heads has checkpoints of these styles only.
         head_modules: the classifier's top-level torch modules, dropped with ``include_top=False``.
         rename: turns an old spelling of a key into today's (torchvision's 2017 DenseNet files).
+        leaves: ``(regex on a zoo layer name, torch tensor names)`` pairs for a layer whose tensors are not
+            its module's ``weight`` and ``bias`` (ConvNeXt's ``layer_scale``, a parameter of the block itself),
+            in the order of the Keras weights.
         signature: a regex that some layer name of this family's models matches, and no other
             family's: how :func:`infer_family` recognises a model that comes without its card.
     """
@@ -59,6 +63,7 @@ class KeyRules:
     head_modules: tuple = ()
     rename: Callable[[str], str] | None = None
     signature: str = ""
+    leaves: tuple = ()
 
 
 _KEY_RULES: dict[str, KeyRules] = {}
@@ -97,6 +102,8 @@ class ConversionReport:
     key_style: str
     loaded: list = field(default_factory=list)
     dropped: list = field(default_factory=list)  # (key, reason)
+    windows: dict = field(default_factory=dict)  # torch module -> (kh, kw) of a convolution used as a classifier
+    notes: list = field(default_factory=list)  # what the loaded model does differently from the source's network
 
     def __str__(self):
         lines = [f"{self.source}: {self.key_style} keys -> zoo {self.family}: {len(self.loaded)} layers loaded, "
@@ -105,6 +112,7 @@ class ConversionReport:
         for key, why in self.dropped:
             reasons.setdefault(why, []).append(key)
         lines += [f"  dropped ({why}): {len(keys)}, e.g. {keys[0]}" for why, keys in reasons.items()]
+        lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
 
@@ -137,7 +145,7 @@ def _module_names(model, family, rules, style):
     if rules.heads and style not in rules.heads:
         raise ValueError(f"No {style} checkpoints exist for the zoo's {family} family.")
     heads = rules.heads.get(style, {})
-    out, index = {}, 0
+    out, index, names = {}, 0, {layer.name for layer in model.layers}
     for layer in model.layers:
         if layer.name in heads:
             out[layer.name] = heads[layer.name]
@@ -146,7 +154,8 @@ def _module_names(model, family, rules, style):
             m = re.fullmatch(pattern, layer.name)
             if m:
                 if layer.weights:
-                    out[layer.name] = _prefix(template, m.groups())
+                    out[layer.name] = (template(m.groups(), names) if callable(template)
+                                       else _prefix(template, m.groups()))
                 break
         else:
             # torch's `features` Sequential counts conv, BN, ReLU and max-pool modules
@@ -174,8 +183,12 @@ def _unconvertible(kind, tensors):
     ranks = {n: np.ndim(t) for n, t in tensors.items()}
     if kind == "BatchNormalization":
         wanted = {n: (1,) for n in tensors}
-    elif kind in ("Conv2D", "DepthwiseConv2D"):
+    elif kind == "Conv2D":
         wanted = {"weight": (4,), "bias": (1,)}
+    elif kind == "DepthwiseConv2D":  # or a per-channel scale (C, 1, 1) as a 1x1 depthwise kernel (ConvNeXt's)
+        wanted = {"weight": (3, 4), "bias": (1,)}
+    elif kind == "LayerNormalization":
+        wanted = {"weight": (1,), "bias": (1,)}
     elif kind == "Dense":  # a Linear, or a conv used as a classifier layer (timm's VGG pre_logits)
         wanted = {"weight": (2, 4), "bias": (1,)}
     else:
@@ -189,9 +202,14 @@ def _convert(layer, tensors, flatten_shape):
     kind = type(layer).__name__
     if kind == "BatchNormalization":
         return [tensors[k] for k in _BN_KEYS]
+    if kind == "LayerNormalization":
+        return [tensors["weight"], tensors["bias"]]  # gamma, beta
     w = tensors["weight"]
-    if kind in ("Conv2D", "DepthwiseConv2D"):
-        kernel = w.transpose(2, 3, 1, 0)
+    if kind == "Conv2D":
+        kernel = w.transpose(2, 3, 1, 0)  # (out, in / groups, kh, kw) -> (kh, kw, in / groups, out)
+    elif kind == "DepthwiseConv2D":
+        w = w[:, None] if w.ndim == 3 else w  # a per-channel scale (channels, 1, 1) is a 1x1 kernel
+        kernel = w.transpose(2, 3, 0, 1)  # (channels, 1, kh, kw) -> (kh, kw, channels, 1)
     elif kind == "Dense":
         out = w.shape[0]
         if flatten_shape is not None and w.size == out * int(np.prod(flatten_shape)):
@@ -202,6 +220,27 @@ def _convert(layer, tensors, flatten_shape):
     else:
         raise ValueError(f"Layer {layer.name!r} ({kind}) has no torch conversion.")
     return [kernel] + ([tensors["bias"]] if "bias" in tensors else [])
+
+
+def window_notes(model, windows) -> list:
+    """What differs from the source network when a convolution became a classifier layer (timm's VGG
+    ``pre_logits.fc1``, a 7x7 convolution): the source slides it over the feature map and averages, the zoo pools
+    the map to the window's size first (torchvision's layout). The two agree only where the map before the
+    pooling has the window's size (224x224 inputs for ImageNet VGG); elsewhere one note per such layer."""
+    pooled_from = None
+    for layer in model.layers:
+        if type(layer).__name__ == "Flatten":
+            break
+        if "Pool" in type(layer).__name__:
+            pooled_from = tuple(layer.input.shape[1:3])
+    size = "x".join(str(d) for d in model.inputs[0].shape[1:3])
+    return [f"{prefix} is a {kh}x{kw} convolution that the source network slides over its feature map and then "
+            f"averages; the zoo pools the {pooled_from[0]}x{pooled_from[1]} map to {kh}x{kw} first (torchvision's "
+            f"layout), so at input {size} the logits differ from the source network's (they agree where that map is "
+            f"{kh}x{kw}: 224x224 for ImageNet VGG)"
+            for prefix, (kh, kw) in windows.items() if pooled_from and pooled_from != (kh, kw)]
+
+
 
 
 def load_state_dict(model, state, *, family=None, new_head=False, assign=True, source="<state dict>"):
@@ -228,9 +267,16 @@ def load_state_dict(model, state, *, family=None, new_head=False, assign=True, s
     """
     if not isinstance(new_head, bool):
         raise TypeError(f"`new_head` must be True or False. Received: new_head={new_head!r}")
+    if not hasattr(model, "layers") or not hasattr(model, "inputs"):
+        raise TypeError(f"`model` must be a keras.Model (build it first: zoo.build(name)). "
+                        f"Received: model={model!r}"[:300])
     if not isinstance(state, dict):
         source = str(state)
         state = read_checkpoint(state)
+    odd = [k for k in state if not isinstance(k, str)][:3]
+    if odd:
+        raise TypeError(f"`state` must map tensor names (str) to arrays, as a torch state dict. Received keys "
+                        f"{odd} in {source}")
     family = infer_family(model) if family is None else family
     rules = key_rules(family)
     style = key_style(state)
@@ -254,12 +300,14 @@ def load_state_dict(model, state, *, family=None, new_head=False, assign=True, s
             continue
         kind = type(layer).__name__
         names = _BN_KEYS if kind == "BatchNormalization" else ("weight", "bias")[: len(layer.weights)]
-        absent = [f"{prefix}.{n}" for n in names if f"{prefix}.{n}" not in state]
+        leaves = next((leaves for pattern, leaves in rules.leaves if re.fullmatch(pattern, layer.name)), names)
+        keys = {n: f"{prefix}.{leaf}" for n, leaf in zip(names, leaves)}
+        absent = [k for k in keys.values() if k not in state]
         if absent:
             missing.append(f"{layer.name} (needs {', '.join(absent)})")
             continue
-        tensors = {n: state[f"{prefix}.{n}"] for n in names}
-        used.update(f"{prefix}.{n}" for n in names)
+        tensors = {n: state[k] for n, k in keys.items()}
+        used.update(keys.values())
         shapes = [tuple(w.shape) for w in layer.weights]
         layer_flatten = flatten_shape if kind == "Dense" else None
         if kind == "Dense":
@@ -278,6 +326,8 @@ def load_state_dict(model, state, *, family=None, new_head=False, assign=True, s
                        "e.g. a features-only checkpoint's classifier)")
             continue
         plan.append((layer, arrays))
+        if layer_flatten and np.ndim(tensors["weight"]) == 4:
+            report.windows[prefix] = tuple(int(d) for d in np.shape(tensors["weight"])[2:])
     head_prefix = modules.get("head_predictions")
     for key in state:
         if key in used:
@@ -319,4 +369,5 @@ def load_state_dict(model, state, *, family=None, new_head=False, assign=True, s
         if assign:
             layer.set_weights(arrays)
         report.loaded.append(layer.name)
+    report.notes = window_notes(model, report.windows)
     return report

@@ -19,6 +19,7 @@ Which of these ``weights`` is, a name or a file, is decided by :func:`zoo.weight
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from zoo.utils import snake_case
-from zoo.weights.convert import ConversionReport, infer_family, load_state_dict
+from zoo.weights.convert import ConversionReport, infer_family, load_state_dict, window_notes
 from zoo.weights.hub import entry_for_digest, fetch, has_classifier, is_weights_spec, resolve, sha256_file
 from zoo.weights.readers import CHECKPOINT_SUFFIXES
 
@@ -36,6 +37,7 @@ __all__ = ["CHECKPOINT_SUFFIXES", "LoadReport", "check_entry_head", "converted_p
 CONVERTED_SUFFIX = ".zoo.weights.h5"  # the kept conversion beside a checkpoint
 # What a kept conversion records of the checkpoint it came from (attributes of the file's root group).
 _SOURCE_SHA256, _SOURCE_SIZE = "zoo_source_sha256", "zoo_source_size"
+_WINDOWS = "zoo_classifier_windows"  # the classifier windows of the conversion (see window_notes)
 
 
 def is_checkpoint(path) -> bool:
@@ -154,15 +156,16 @@ def load(model, weights, *, card=None, new_head=False, skip_mismatch=False, dire
     return report
 
 
-def save_converted(model, path, *, source):
+def save_converted(model, path, *, source, report=None):
     """Save ``model``'s weights as ``path`` (a ``.weights.h5`` file), atomically, stamped with the SHA-256 and
-    size of checkpoint ``source``, so that loading ``source`` again reads them instead of converting it
-    (when ``path`` is :func:`converted_path` ``(source)``).
+    size of checkpoint ``source`` (and the conversion ``report``'s classifier windows), so that loading ``source``
+    again reads them instead of converting it (when ``path`` is :func:`converted_path` ``(source)``).
 
     Raises:
         OSError: the folder is not writable.
     """
-    _save_stamped(model, os.fspath(path), _source_stamp(source))
+    windows = report.windows if report is not None else {}
+    _save_stamped(model, os.fspath(path), {**_source_stamp(source), _WINDOWS: json.dumps(windows)})
 
 
 def _save_stamped(model, path, stamp):
@@ -228,14 +231,32 @@ def _load_checkpoint(model, path, *, family, new_head, name):
                           f"converting {path!r} again.", stacklevel=3)
         else:
             if fresh:
-                return ConversionReport(source=keep, family=family, key_style="converted",
-                                        loaded=[layer.name for layer in model.layers if layer.weights])
-    report = load_state_dict(model, path, family=family, new_head=new_head, source=path)
+                windows = _kept_windows(keep)
+                return _noted(ConversionReport(source=keep, family=family, key_style="converted", windows=windows,
+                                               loaded=[layer.name for layer in model.layers if layer.weights],
+                                               notes=window_notes(model, windows)))
+    report = _noted(load_state_dict(model, path, family=family, new_head=new_head, source=path))
     if whole:
         try:
-            _save_stamped(model, keep, stamp)
+            _save_stamped(model, keep, {**stamp, _WINDOWS: json.dumps(report.windows)})
         except OSError as e:  # a read-only folder only costs the next load a conversion
             warnings.warn(f"Could not keep the converted weights in {keep!r}: {e}", stacklevel=3)
+    return report
+
+
+def _kept_windows(keep):
+    """The classifier windows a kept conversion recorded (see :func:`zoo.weights.convert.window_notes`)."""
+    import h5py
+
+    with h5py.File(keep, "r") as f:
+        text = f.attrs.get(_WINDOWS, "{}")
+    windows = json.loads(text.decode() if isinstance(text, bytes) else str(text))
+    return {k: tuple(v) for k, v in windows.items()} if isinstance(windows, dict) else {}
+
+
+def _noted(report):
+    for note in report.notes:
+        warnings.warn(note, stacklevel=4)
     return report
 
 

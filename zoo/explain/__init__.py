@@ -1,8 +1,9 @@
 """See what a network learned: Grad-CAM, saliency maps, feature maps, filters, gradient and activation statistics.
 
-Every gradient goes through :func:`_gradients`, the one backend-specific function (TensorFlow's
-``GradientTape``, ``jax.grad``, torch autograd); everything else is ``keras.ops`` and NumPy, so the maps
-are the same on every backend. Models are called with ``training=False`` (BatchNorm in inference mode).
+Every gradient goes through :func:`_gradients` (or :func:`_weight_gradients`), the backend-specific functions
+(TensorFlow's ``GradientTape``, ``jax.grad``, ``torch.autograd``), and every tensor comes back to NumPy through
+:func:`_numpy`; everything else is ``keras.ops`` and NumPy, so the maps are the same on every backend. Models
+are called with ``training=False`` (BatchNorm in inference mode).
 
 References: Selvaraju et al. 2017 (Grad-CAM), Chattopadhay et al. 2018 (Grad-CAM++), Simonyan et al. 2014
 (gradient saliency), Smilkov et al. 2017 (SmoothGrad), Sundararajan et al. 2017 (integrated gradients),
@@ -15,13 +16,13 @@ Example:
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import keras
 import numpy as np
 from keras import ops
 
+from zoo.explain.plots import _constant, plot_gradient_norms, plot_maps, plot_overlays
 from zoo.transfer.heads import _feature_layer
 from zoo.transfer.recipes import _head_model
 from zoo.transfer.stages import _layers, list_stages, stage_of
@@ -31,6 +32,20 @@ __all__ = ["ConstantMapWarning", "activation_stats", "feature_maps", "filters", 
            "plot_filters", "plot_gradient_norms", "plot_maps", "plot_overlays", "saliency"]
 
 GRAD_CAM_METHODS = ("gradcam", "gradcam++")
+
+
+def _check_model(model):
+    """Refuse what is not a model that has been given its inputs, naming it, before any work."""
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"`model` must be a keras.Model (zoo.build(name), zoo.load_model(path)). "
+                        f"Received: model={model!r}"[:300])
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if not inputs:
+        raise ValueError(f"`model` {model.name!r} has no inputs yet (a Sequential never built or called): give it "
+                         "a keras.Input first, or call model.build(input_shape)")
 SALIENCY_METHODS = ("gradient", "smoothgrad", "integrated_gradients")
 
 
@@ -38,7 +53,20 @@ class ConstantMapWarning(UserWarning):
     """A Grad-CAM map is the same everywhere (e.g. all zero): it shows no location."""
 
 
-# ----------------------------------------------------------------------------- the one backend-specific piece
+# ----------------------------------------------------------------------------- the backend-specific pieces
+
+def _numpy(x, dtype=None):
+    """A backend tensor or Keras variable as a NumPy array (optionally cast to ``dtype``).
+
+    ``np.asarray`` is not enough on torch: a model's outputs track gradients (its weights do), and torch
+    refuses ``numpy()`` on such a tensor (or on one in GPU memory); ``keras.ops.convert_to_numpy`` detaches
+    and copies to the host. A variable is read through its value: its ``__array__`` would hit the same refusal.
+    """
+    if isinstance(x, keras.Variable):
+        x = x.value
+    x = ops.convert_to_numpy(x)
+    return x if dtype is None else x.astype(dtype, copy=False)
+
 
 def _gradients(function, x):
     """``(function(x), d sum(function(x)) / dx)`` as NumPy arrays; ``x`` is a float array.
@@ -56,7 +84,7 @@ def _gradients(function, x):
             tape.watch(x)
             y = function(x)
             total = tf.reduce_sum(y)
-        return np.asarray(y), np.asarray(tape.gradient(total, x))
+        return _numpy(y), _numpy(tape.gradient(total, x))
     if backend == "jax":
         import jax
 
@@ -65,15 +93,16 @@ def _gradients(function, x):
             return jax.numpy.sum(y), y
 
         (_, y), grad = jax.value_and_grad(total, has_aux=True)(jax.numpy.asarray(x))
-        return np.asarray(y), np.asarray(grad)
+        return _numpy(y), _numpy(grad)
     if backend == "torch":
         import torch
 
-        v = ops.convert_to_tensor(x)
-        v = v.detach().requires_grad_(True)
-        y = function(v)
-        y.sum().backward()
-        return y.detach().cpu().numpy(), v.grad.detach().cpu().numpy()
+        v = ops.convert_to_tensor(x).detach().requires_grad_(True)
+        with torch.enable_grad():
+            y = function(v)
+            # autograd.grad, not backward(): the model's weights keep no .grad from an explanation
+            (grad,) = torch.autograd.grad(y.sum(), v)
+        return _numpy(y), _numpy(grad)
     raise ValueError(f"Gradients are implemented for the tensorflow, jax and torch backends. Received: {backend!r}")
 
 
@@ -86,8 +115,8 @@ def _weight_gradients(model, loss_fn, x, y):
 
         with tf.GradientTape() as tape:
             loss = loss_fn(y, model(x, training=False))
-        return float(loss), [np.asarray(g) if g is not None else np.zeros(w.shape) for w, g in
-                             zip(weights, tape.gradient(loss, [w.value for w in weights]))]
+        return float(_numpy(loss)), [_numpy(g) if g is not None else np.zeros(w.shape) for w, g in
+                                     zip(weights, tape.gradient(loss, [w.value for w in weights]))]
     if backend == "jax":
         import jax
 
@@ -99,13 +128,14 @@ def _weight_gradients(model, loss_fn, x, y):
 
         loss, grads = jax.value_and_grad(compute)([v.value for v in model.trainable_variables])
         by_id = {id(v): g for v, g in zip(model.trainable_variables, grads)}
-        return float(loss), [np.asarray(by_id[id(w)]) for w in weights]
+        return float(_numpy(loss)), [_numpy(by_id[id(w)]) for w in weights]
     if backend == "torch":
-        model.zero_grad()
-        loss = loss_fn(ops.convert_to_tensor(y), model(ops.convert_to_tensor(x), training=False))
-        loss.backward()
-        return float(loss), [w.value.grad.detach().cpu().numpy() if w.value.grad is not None else np.zeros(w.shape)
-                             for w in weights]
+        import torch
+
+        with torch.enable_grad():
+            loss = loss_fn(ops.convert_to_tensor(y), model(ops.convert_to_tensor(x), training=False))
+            grads = torch.autograd.grad(loss, [w.value for w in weights], allow_unused=True)
+        return float(_numpy(loss)), [_numpy(g) if g is not None else np.zeros(w.shape) for w, g in zip(weights, grads)]
     raise ValueError(f"Gradients are implemented for the tensorflow, jax and torch backends. Received: {backend!r}")
 
 
@@ -141,7 +171,7 @@ def _logits(head, features):
 def _classes(model, x, class_index):
     """One class per image: given (int or per-image), else the predicted one."""
     if class_index is None:
-        return np.argmax(np.asarray(model.predict_on_batch(x)), axis=-1)
+        return np.argmax(_numpy(model.predict_on_batch(x)), axis=-1)
     classes = np.broadcast_to(np.asarray(class_index), (len(x),))
     units = model.output.shape[-1]
     if not np.issubdtype(classes.dtype, np.integer) or classes.min() < 0 or classes.max() >= units:
@@ -235,16 +265,7 @@ def _resize(maps, size):
     """(N, h, w) maps bilinearly resized to ``size`` = (H, W)."""
     if maps.shape[1:] == tuple(size):
         return maps
-    return np.asarray(ops.image.resize(maps[..., None], size, interpolation="bilinear"))[..., 0]
-
-
-def _constant(maps):
-    """One flag per map: True where the map is the same everywhere (all zero included), so it shows no place."""
-    flat = np.asarray(maps, dtype="float64").reshape(len(maps), -1)
-    if flat.shape[1] == 0:
-        return np.ones(len(flat), bool)
-    span = flat.max(axis=1) - flat.min(axis=1)
-    return span <= 1e-6 * np.maximum(np.abs(flat).max(axis=1), 1e-30)
+    return _numpy(ops.image.resize(maps[..., None], size, interpolation="bilinear"))[..., 0]
 
 
 def _normalise(maps):
@@ -285,13 +306,14 @@ def grad_cam(model, images, class_index=None, *, layer=None, method="gradcam", u
     Example:
         >>> maps = grad_cam(model, images)            # (N, H, W) in [0, 1]
     """
+    _check_model(model)
     check_choice("method", method, GRAD_CAM_METHODS)
     x = _images(images, model)
     feature, head = _cam_layer(model, layer)
     if len(feature.output.shape) != 4:
         raise ValueError(f"Grad-CAM needs a layer with (height, width, channels) maps; {feature.name!r} outputs "
                          f"{tuple(feature.output.shape)}. Received: layer={layer!r}")
-    features = np.asarray(keras.Model(model.inputs[0], feature.output)(x, training=False))
+    features = _numpy(keras.Model(model.inputs[0], feature.output)(x, training=False))
     if features.shape[1] * features.shape[2] == 1:
         hint = ("leave `layer=None` for the last map with extent" if layer is not None
                 else f"{model.name!r} has no convolutional map larger than 1x1 at this input size")
@@ -333,6 +355,7 @@ def saliency(model, images, class_index=None, *, method="gradient", samples=25, 
     Returns:
         ``(N, H, W)`` maps scaled to [0, 1].
     """
+    _check_model(model)
     check_choice("method", method, SALIENCY_METHODS)
     samples = check_int("samples", samples, maximum=1000)
     steps = check_int("steps", steps, maximum=1000)
@@ -364,6 +387,7 @@ def saliency(model, images, class_index=None, *, method="gradient", samples=25, 
 def feature_maps(model, images, *, stage=None, layer=None):
     """The activations of ``layer`` (a name), or of the last layer of ``stage`` (``"stage2"``); default:
     the last stage's output. Returns a NumPy array ``(N, h, w, channels)``."""
+    _check_model(model)
     x = _images(images, model)
     if stage is not None and layer is not None:
         raise ValueError(f"Give `stage` or `layer`, not both. Received: stage={stage!r}, layer={layer!r}")
@@ -374,7 +398,7 @@ def feature_maps(model, images, *, stage=None, layer=None):
         target = [la for la in _layers(model) if stage_of(la.name) == stage][-1]
     else:
         target = _feature_layer(model, layer)
-    return np.asarray(keras.Model(model.inputs[0], target.output)(x, training=False))
+    return _numpy(keras.Model(model.inputs[0], target.output)(x, training=False))
 
 
 def filters(model, layer=None, *, method="kernels", count=16, steps=40, step_size=0.05, seed=0):
@@ -386,6 +410,7 @@ def filters(model, layer=None, *, method="kernels", count=16, steps=40, step_siz
     input image (the model's input size, from grey noise) is pushed ``steps`` times up the normalised gradient
     of that filter's mean activation, and kept within [0, 1]; returns ``(count, H, W, C)``.
     """
+    _check_model(model)
     check_choice("method", method, ("kernels", "maximize"))
     convs = [la for la in _layers(model) if isinstance(la, keras.layers.Conv2D)]
     if layer is not None:
@@ -396,7 +421,7 @@ def filters(model, layer=None, *, method="kernels", count=16, steps=40, step_siz
         raise ValueError(f"{model.name!r} has no Conv2D layer")
     if method == "maximize":
         return _maximize(model, convs[0] if layer is not None else convs[-1], count, steps, step_size, seed)
-    kernel = np.transpose(np.asarray(convs[0].kernel), (3, 0, 1, 2))
+    kernel = np.transpose(_numpy(convs[0].kernel), (3, 0, 1, 2))
     low = kernel.min(axis=(1, 2, 3), keepdims=True)
     span = kernel.max(axis=(1, 2, 3), keepdims=True) - low
     return ((kernel - low) / np.where(span > 0, span, 1)).astype("float32")
@@ -438,6 +463,7 @@ def gradient_stats(model, batch, *, loss=None):
     Returns:
         A list of ``{"layer", "weight", "shape", "grad_norm", "weight_norm", "grad_rms"}`` in forward order.
     """
+    _check_model(model)
     from zoo.training.compile import infer_task, make_loss, outputs_logits
 
     x, y = batch
@@ -452,7 +478,7 @@ def gradient_stats(model, batch, *, loss=None):
     rows = []
     for w, g in zip(model.trainable_weights, grads):
         rows.append({"layer": owner.get(id(w), w.path.split("/")[0]), "weight": w.path, "shape": tuple(w.shape),
-                     "grad_norm": float(np.linalg.norm(g)), "weight_norm": float(np.linalg.norm(np.asarray(w))),
+                     "grad_norm": float(np.linalg.norm(g)), "weight_norm": float(np.linalg.norm(_numpy(w))),
                      "grad_rms": float(np.sqrt(np.mean(np.square(g)))) if g.size else 0.0})
     return rows
 
@@ -466,6 +492,7 @@ def activation_stats(model, batch, *, saturation=0.99):
     Returns:
         A list of ``{"layer", "activation", "mean", "std", "dead", "saturated", "slope"}`` in forward order.
     """
+    _check_model(model)
     saturation = check_float("saturation", saturation, minimum=0.5, maximum=1.0)
     x = batch[0] if isinstance(batch, (tuple, list)) else batch
     x = _images(x, model)
@@ -483,7 +510,7 @@ def activation_stats(model, batch, *, saturation=0.99):
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     rows = []
     for (la, name), out in zip(chosen, outputs):
-        a = np.asarray(out, dtype="float64")
+        a = _numpy(out, "float64")
         slope = None
         if name == "sigmoid":
             saturated, slope = np.mean((a < 1 - saturation) | (a > saturation)), np.mean(a * (1 - a))
@@ -499,88 +526,6 @@ def activation_stats(model, batch, *, saturation=0.99):
     return rows
 
 
-# ----------------------------------------------------------------------------- plots
-
-def _grid(n, columns=None):
-    columns = columns or min(n, 8)
-    return math.ceil(n / columns), columns
-
-
-def _show(ax, image):
-    image = np.asarray(image, dtype="float32")
-    if image.ndim == 3 and image.shape[-1] == 1:
-        image = image[..., 0]
-    if image.ndim == 3:
-        low, high = image.min(), image.max()
-        image = (image - low) / (high - low) if high > low else image * 0
-        ax.imshow(image[..., :3])
-    else:
-        ax.imshow(image, cmap="gray")
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-def plot_overlays(images, maps, path, *, titles=None, alpha=0.45):
-    """Each image with its map overlaid (jet colour map); a PNG at ``path``.
-
-    A constant map (all zero, or one value everywhere) shows no location: its image is drawn without a
-    tint, with the note "constant map: no location" on it, instead of a uniform colour that looks like an
-    answer.
-    """
-    from zoo.plots import figure, save
-
-    images, maps = np.asarray(images), np.asarray(maps)
-    rows, columns = _grid(len(maps))
-    fig = figure(1.8 * columns, 1.9 * rows)
-    for i, (image, heat, constant) in enumerate(zip(images, maps, _constant(maps))):
-        ax = fig.add_subplot(rows, columns, i + 1)
-        _show(ax, image)
-        if constant:
-            ax.text(0.5, 0.06, "constant map:\nno location", transform=ax.transAxes, ha="center", va="bottom",
-                    fontsize=6, color="#b00000", bbox=dict(facecolor="white", alpha=0.85, edgecolor="none", pad=1))
-        else:
-            ax.imshow(heat, cmap="jet", alpha=alpha, vmin=0, vmax=1)
-        if titles is not None:
-            ax.set_title(str(titles[i]), fontsize=7)
-    return save(fig, path)
-
-
-def plot_maps(maps, path, *, title=None, limit=32):
-    """Feature maps ``(h, w, channels)`` of one image, or filters ``(n, kh, kw, c)``, as a grid; a PNG."""
-    from zoo.plots import figure, save
-
-    maps = np.asarray(maps)
-    tiles = [maps[..., i] for i in range(maps.shape[-1])] if maps.ndim == 3 else list(maps)
-    tiles = tiles[:limit]
-    rows, columns = _grid(len(tiles))
-    fig = figure(1.2 * columns, 1.3 * rows + (0.3 if title else 0))
-    for i, tile in enumerate(tiles):
-        _show(fig.add_subplot(rows, columns, i + 1), tile)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    return save(fig, path)
-
-
 def plot_filters(model, path, *, layer=None, limit=32):
     """The first convolution's kernels (or ``layer``'s) as a grid of images; a PNG."""
     return plot_maps(filters(model, layer), path, title=f"{model.name}: first-layer filters", limit=limit)
-
-
-def plot_gradient_norms(stats_by_label, path, *, title="Gradient norm per layer"):
-    """Bars of each layer's kernel-gradient norm (log scale), one series per label: ``{label: gradient_stats}``."""
-    from zoo.plots import figure, save
-
-    fig = figure(7.0, 3.8)
-    ax = fig.add_subplot()
-    width = 0.8 / max(1, len(stats_by_label))
-    for k, (label, rows) in enumerate(stats_by_label.items()):
-        kernels = [r for r in rows if r["weight"].endswith("kernel")]
-        positions = np.arange(len(kernels)) + k * width
-        ax.bar(positions, [max(r["grad_norm"], 1e-30) for r in kernels], width=width, label=label)
-        ax.set_xticks(np.arange(len(kernels)) + width * (len(stats_by_label) - 1) / 2,
-                      [r["layer"] for r in kernels], rotation=45, ha="right", fontsize=7)
-    ax.set_yscale("log")
-    ax.set_ylabel("|dL/dW| (kernel)")
-    ax.set_title(title)
-    ax.legend(loc="upper left", fontsize=8)
-    return save(fig, path)
