@@ -187,7 +187,7 @@ def _mobilenet_v3(size, *, input_shape, num_classes, include_top, pooling, class
     x = _conv_bn(inputs, make_divisible(V3_STEM * width), 3, strides=2, act="hard_swish", bn=bn, name="stem")
     stage = 1
     for index, (k, expanded, out, se, act, stride) in enumerate(V3_BLOCKS[size], start=1):
-        stage += stride == 2
+        stage += stride == 2 and index > 1  # V3-small's first block halves the stem's map: still stage 1
         x = _inverted_residual(x, make_divisible(out * width), expanded=make_divisible(expanded * width),
                                kernel_size=k, stride=stride, se=se, act=ACTIVATIONS[act], bn=bn,
                                name=f"stage{stage}_block{index}")
