@@ -8,6 +8,10 @@ formats) and as safetensors, with their logits on fixed inputs. How it was run h
     python3 -m venv /tmp/side
     /tmp/side/bin/pip install torch==2.14.1 torchvision==0.29.1 safetensors timm
     /tmp/side/bin/python tools/make_weight_fixtures.py tests/fixtures/weights
+
+With names after the folder (fixture names of FIXTURES, or torchvision architectures of
+FULL_SIZE), only those are made again and index.json / full_size_keys.json keep their other
+entries: ``... tests/fixtures/weights convnext_tiny convnext_small``.
 """
 
 from functools import partial
@@ -154,10 +158,53 @@ FIXTURES = {
 }
 
 
-def main(out):
+# Full-size key names and shapes (no weights) of every torchvision architecture the zoo has, and timm's.
+FULL_SIZE = ["alexnet"] + [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")] + \
+    [f"resnet{d}" for d in (18, 34, 50, 101, 152)] + [f"densenet{d}" for d in (121, 161, 169, 201)] + \
+    ["resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2",
+     "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"] + \
+    [f"regnet_x_{s}" for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")] + \
+    [f"regnet_y_{s}" for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf", "128gf")] + \
+    [f"convnext_{s}" for s in ("tiny", "small", "base", "large")] + \
+    [f"efficientnet_b{i}" for i in range(8)] + ["efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l"]
+
+
+def _full_size_keys(out, archs, timm_archs=()):
+    """Update full_size_keys.json with these architectures' key names and shapes (built without weights)."""
+    path = os.path.join(out, "full_size_keys.json")
+    shapes = _read_json(path, {})
+    for arch in archs:
+        sd = getattr(torchvision.models, arch)(weights=None).state_dict()
+        shapes[f"torchvision:{arch}"] = [[k, list(v.shape)] for k, v in sd.items()]
+    for arch in timm_archs:
+        sd = timm.create_model(arch, pretrained=False).state_dict()
+        shapes[f"timm:{arch}"] = [[k, list(v.shape)] for k, v in sd.items()]
+    with open(path, "w") as f:
+        json.dump(shapes, f, separators=(",", ":"))
+
+
+def _write_index(out, index):
+    with open(os.path.join(out, "index.json"), "w") as f:
+        json.dump({"made_with": {"torch": torch.__version__, "torchvision": torchvision.__version__,
+                                 "timm": timm.__version__}, "fixtures": index}, f, indent=1)
+
+
+def _read_json(path, default):
+    if not os.path.exists(path):
+        return default
+    with open(path) as f:
+        return json.load(f)
+
+
+def main(out, only=()):
     os.makedirs(out, exist_ok=True)
-    index = {}
+    unknown = set(only) - set(FIXTURES) - set(FULL_SIZE)
+    if unknown:
+        sys.exit(f"unknown names {sorted(unknown)}: give fixture names of FIXTURES or architectures of FULL_SIZE")
+    index = _read_json(os.path.join(out, "index.json"), {"fixtures": {}})["fixtures"] if only else {}
     for name, (model_name, kwargs, keys, make, size) in FIXTURES.items():
+        if only and name not in only:
+            continue
         torch.manual_seed(0)
         model = randomise_batch_norm(make())
         x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(2))
@@ -170,6 +217,10 @@ def main(out):
         np.savez_compressed(os.path.join(out, f"{name}_io.npz"), inputs=x.permute(0, 2, 3, 1).numpy(), logits=logits)
         index[name] = {"model": model_name, "kwargs": kwargs, "keys": keys, "input_size": size,
                        "num_classes": 10, "tensors": len(sd)}
+    if only:
+        _full_size_keys(out, [a for a in FULL_SIZE if a in only])
+        _write_index(out, index)
+        return
     # timm's VGG: the torchvision fixture's weights through timm's own key filter, at 224 px
     # (7x7 features, where timm's conv 'pre_logits' equals torchvision's Linear classifier).
     torch.manual_seed(0)
@@ -202,29 +253,11 @@ def main(out):
     torch.save(views, os.path.join(out, "views.pth"))
     np.savez(os.path.join(out, "views.npz"), **{k: v.float().numpy() if v.is_floating_point() else v.numpy()
                                                  for k, v in views.items()})
-    # Full-size key names and shapes (no weights) of every torchvision architecture the zoo has, and timm's.
-    shapes = {}
-    for arch in ["alexnet"] + [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")] + \
-            [f"resnet{d}" for d in (18, 34, 50, 101, 152)] + [f"densenet{d}" for d in (121, 161, 169, 201)] + \
-            ["resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2",
-             "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"] + \
-            [f"regnet_x_{s}" for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")] + \
-            [f"regnet_y_{s}" for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf", "128gf")] + \
-            [f"convnext_{s}" for s in ("tiny", "small", "base", "large")] + \
-            [f"efficientnet_b{i}" for i in range(8)] + ["efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l"]:
-        sd = getattr(torchvision.models, arch)(weights=None).state_dict()
-        shapes[f"torchvision:{arch}"] = [[k, list(v.shape)] for k, v in sd.items()]
-    for arch in ("resnet18", "resnet50", "densenet121", "vgg16_bn"):
-        sd = timm.create_model(arch, pretrained=False).state_dict()
-        shapes[f"timm:{arch}"] = [[k, list(v.shape)] for k, v in sd.items()]
-    with open(os.path.join(out, "full_size_keys.json"), "w") as f:
-        json.dump(shapes, f, separators=(",", ":"))
-    with open(os.path.join(out, "index.json"), "w") as f:
-        json.dump({"made_with": {"torch": torch.__version__, "torchvision": torchvision.__version__,
-                                 "timm": timm.__version__}, "fixtures": index}, f, indent=1)
+    _full_size_keys(out, FULL_SIZE, timm_archs=("resnet18", "resnet50", "densenet121", "vgg16_bn"))
+    _write_index(out, index)
     with open(os.path.join(out, "imagenet_classes.txt"), "w") as f:
         f.write("\n".join(torchvision.models._meta._IMAGENET_CATEGORIES) + "\n")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/weights")
+    main(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/weights", tuple(sys.argv[2:]))
