@@ -68,6 +68,12 @@ def main():
     out["bench"] = [{k: r[k] for k in ("framework", "input", "train_samples_per_second", "mfu")}
                     for r in payload["results"]]
 
+    # layer-wise learning-rate decay through this backend's optimizer path (JAX: stateless_apply)
+    from layer_decay_checks import step_ratios
+
+    out["layer_decay_max_rel_error"] = max(max(abs(low / e - 1), abs(high / e - 1))
+                                           for low, high, e in step_ratios("adamw", 0.5, 0.05).values())
+
     if keras.backend.backend() == "jax":
         # the batch-norm variants of benchmarks/gpu_step_variants.py must give Keras' gradients
         import jax

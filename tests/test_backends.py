@@ -33,6 +33,7 @@ def test_jax_backend_trains_benchmarks_and_keeps_gradients():
     assert [r["input"] for r in out["bench"]] == ["numpy", "device"]
     assert all(r["framework"] == "keras-jax" and r["train_samples_per_second"] > 0 and r["mfu"] > 0
                for r in out["bench"])
+    assert out["layer_decay_max_rel_error"] < 2e-3  # each variable's AdamW step times decay ** depth
     # one-pass statistics and the closed-form backward match Keras' batch norm to float32 rounding
     assert all(err < 1e-4 for err in out["bn_variant_max_rel_error"].values()), out["bn_variant_max_rel_error"]
 

@@ -238,8 +238,12 @@ def migrate_record(record) -> dict:
 
 def training_identity(config, *, searched=()) -> dict:
     """The training settings that make two runs the same: every field of a ``TrainingConfig`` but the
-    ``searched`` ones, which a search space sets in each trial."""
-    return normalise({k: v for k, v in dataclasses.asdict(config).items() if k not in searched})
+    ``searched`` ones, which a search space sets in each trial. A field added since a run folder was made
+    (``layer_decay``) is left out while it has its default, so that the folder's runs stay the same."""
+    fields = {k: v for k, v in dataclasses.asdict(config).items() if k not in searched}
+    if fields.get("layer_decay") is None:
+        fields.pop("layer_decay", None)
+    return normalise(fields)
 
 
 def _format_1_training(old, early_stopping) -> dict:

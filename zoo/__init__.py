@@ -17,7 +17,7 @@ from zoo._version import __version__
 _ATTRIBUTES = {
     **dict.fromkeys(("Profile", "measure_speed", "profile"), "zoo.profiling"),
     **dict.fromkeys(("ModelCard", "build", "get_card", "list_models", "register_model"), "zoo.registry"),
-    **dict.fromkeys(("feature_extractor", "fine_tune", "freeze", "load_model", "load_weights", "replace_head",
+    **dict.fromkeys(("feature_extractor", "feature_info", "fine_tune", "freeze", "load_model", "load_weights", "replace_head",
                      "train_head_on_features", "trainability", "unfreeze"), "zoo.transfer"),
     "decode_predictions": "zoo.weights",
 }
@@ -32,6 +32,7 @@ __all__ = [
     "data",
     "explain",
     "feature_extractor",
+    "feature_info",
     "fine_tune",
     "freeze",
     "get_card",

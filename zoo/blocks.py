@@ -9,12 +9,30 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import re
 
 import keras
 from keras import layers
 
 from zoo.layers import AdaptiveAveragePooling2D, Maxout
 from zoo.utils import activation_units, check_activation
+
+# The names every zoo model gives its layers: stem_*, stageN_* (blocks stageN_blockB_*), head_*.
+_STAGE = re.compile(r"^(stem|stage\d+|head)(?:_|$)")
+_UNIT = re.compile(r"^(stage\d+_block\d+|stem|stage\d+|head)(?:_|$)")
+
+
+def stage_of(name: str) -> str | None:
+    """``"stage3"`` for ``"stage3_block2_conv1"``; ``None`` for names outside any stage."""
+    m = _STAGE.match(name)
+    return m.group(1) if m else None
+
+
+def unit_of(name: str) -> str | None:
+    """The smallest freezable unit of a layer: its block (``stage3_block2``) or its stage."""
+    m = _UNIT.match(name)
+    return m.group(1) if m else None
+
 
 # torchvision's BatchNorm defaults (eps=1e-5, momentum=0.1 <=> Keras momentum 0.9),
 # so that converted checkpoints give the same outputs.

@@ -87,3 +87,43 @@ class Maxout(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "pieces": self.pieces}
 
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class TokensToMap(keras.layers.Layer):
+    """A transformer's token sequence ``(batch, prefix + h * w, channels)`` as an image ``(batch, h, w, channels)``:
+    the first ``prefix`` tokens (ViT's class token) are dropped, the rest laid out row by row.
+
+    Args:
+        prefix: tokens before the patch grid.
+        grid: ``(h, w)``, the patch grid.
+    """
+
+    def __init__(self, prefix=1, grid=(1, 1), **kwargs):
+        super().__init__(**kwargs)
+        self.prefix, self.grid = int(prefix), tuple(int(g) for g in grid)
+
+    @classmethod
+    def for_tokens(cls, tokens, image, *, name=None):
+        """The layer for a symbolic ``tokens`` tensor of a model whose input images are ``image`` (h, w):
+        the patch size is the one that tiles the image exactly into as many patches as there are tokens, less
+        the fewest prefix tokens (at most 8); a ValueError says so when no patch size does."""
+        count, (height, width) = tokens.shape[1], image
+        if count and height and width:
+            for prefix in range(0, 9):
+                for patch in range(1, min(height, width) + 1):
+                    if height % patch == 0 and width % patch == 0 and \
+                            (height // patch) * (width // patch) == count - prefix:
+                        return cls(prefix, (height // patch, width // patch), name=name)
+        raise ValueError(f"cannot tell the patch grid of {count} tokens for a {height}x{width} input "
+                         f"(layer {name!r}): give a model with a static input size")
+
+    def call(self, inputs):
+        tokens = inputs[:, self.prefix:, :]
+        return ops.reshape(tokens, (-1, self.grid[0], self.grid[1], ops.shape(inputs)[-1]))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *self.grid, input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "prefix": self.prefix, "grid": list(self.grid)}

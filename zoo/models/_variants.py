@@ -30,7 +30,7 @@ from zoo import blocks
 from zoo import weights as pretrained
 from zoo.graph import dry_weight_count
 from zoo.registry import get_card, register_model
-from zoo.utils import check_common, check_initializer, check_weights, check_weights_fit
+from zoo.utils import check_bool, check_common, check_initializer, check_weights, check_weights_fit
 
 COMMON_ARGS = ("input_shape", "num_classes", "include_top", "pooling", "classifier_activation", "weights")
 # How the docstrings of the staged CNN families with a `width` end (``{name}``: the builder's).
@@ -39,6 +39,9 @@ STAGED_DOC_TAIL = """\
             as in ``keras.applications``; ``weights`` is ``None``, a local weights file
             (``.weights.h5``, or a torch/safetensors checkpoint, converted) or, for the
             torchvision architectures, ``"torchvision"``, ``"timm"`` or a tag (``zoo weights list``).
+        features_only, out_indices: ``features_only=True`` returns the backbone with one output per stage
+            (timm's), the weights loaded; ``out_indices`` chooses them (0 the stem, default every stage);
+            :func:`zoo.feature_info` tells their channels and reductions.
 
     Returns:
         A functional ``keras.Model`` with ``stem_*``, ``stage1_*`` ... and ``head_*`` layers.
@@ -90,6 +93,24 @@ def _looks_large(args, defaults, default_input_shape, factor=4):
     return False
 
 
+def _check_features(args, given):
+    """``features_only`` and ``out_indices`` checked (and taken out of ``args``) before anything is built;
+    ``features_only`` builds the backbone without its head."""
+    from zoo.models.features import check_out_indices
+
+    features_only = check_bool("features_only", args.pop("features_only"))
+    out_indices = check_out_indices(args.pop("out_indices"))
+    if not features_only:
+        if out_indices is not None:
+            raise ValueError(f"`out_indices` needs features_only=True. Received: out_indices={out_indices}")
+        return False, None
+    if given.get("include_top") or given.get("pooling") is not None:
+        raise ValueError("features_only=True builds the backbone without its head: leave include_top and pooling "
+                         f"unset. Received: include_top={given.get('include_top')!r}, pooling={given.get('pooling')!r}")
+    args["include_top"], args["pooling"] = False, None
+    return True, out_indices
+
+
 def variant(*, card, params, doc="", checks=None):
     """Register the decorated function as a model: its name, its docstring, the shared prologue and epilogue.
 
@@ -121,6 +142,9 @@ def variant(*, card, params, doc="", checks=None):
                         "name": name}
         if set(COMMON_ARGS) - defaults.keys():
             raise ValueError(f"{name}: `params` must hold {COMMON_ARGS}.")
+        # ... and `features_only` / `out_indices` (timm's): the epilogue cuts the built backbone at its stages
+        defaults = {**{k: v for k, v in defaults.items() if k != "name"}, "features_only": False,
+                    "out_indices": None, "name": name}
         settings = {"default_input_shape": card["default_input_shape"], "min_size": card["min_input_size"],
                     **(checks or {})}
 
@@ -134,6 +158,7 @@ def variant(*, card, params, doc="", checks=None):
             if initializer is not None:
                 initializer = check_initializer("kernel_initializer", initializer)
             weights = args.pop("weights")
+            features_only, out_indices = _check_features(args, kwargs)
             if checks is not False:
                 args["input_shape"], args["num_classes"] = check_common(
                     **{k: args[k] for k in COMMON_ARGS if k != "weights"}, **settings)
@@ -147,6 +172,10 @@ def variant(*, card, params, doc="", checks=None):
                 model = fn(**args)
             if source is not None:
                 pretrained.load(model, source, card=model_card)
+            if features_only:
+                from zoo.models.features import multi_scale_model
+
+                model = multi_scale_model(model, out_indices, name=f"{model.name}_features")
             return model
 
         builder.__name__ = builder.__qualname__ = name

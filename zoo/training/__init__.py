@@ -108,7 +108,7 @@ def steps_per_epoch(data, batch_size, *, num_examples=None):
 MAX_EPOCHS = 100_000  # far past any schedule; a larger number is a typo that would train for ever
 
 # The arguments of compile_model that TrainingConfig holds as fields; any other goes to `options`.
-_CONFIG_FIT_FIELDS = ("optimizer", "learning_rate", "schedule", "weight_decay")
+_CONFIG_FIT_FIELDS = ("optimizer", "learning_rate", "schedule", "weight_decay", "layer_decay")
 _EARLY_STOPPING_FIELDS = ("patience", "min_delta", "monitor")
 
 
@@ -121,6 +121,8 @@ class TrainingConfig:
         epochs: training epochs.
         batch_size: ``None`` takes the data's.
         optimizer, learning_rate, schedule, weight_decay: see :func:`compile_model`.
+        layer_decay: layer-wise learning-rate decay in (0, 1] (each unit's rate times
+            ``layer_decay ** depth`` from the head, :mod:`zoo.training.layer_decay`); ``None``: one rate.
         warmup_epochs: length of the ``warmup`` schedule's ramp, in epochs (turned into steps from the data).
         steps_per_epoch: batches per epoch for the schedules (``None``: counted from the data).
         precision: dtype policy the model is built under (``None`` keeps the global one).
@@ -141,6 +143,7 @@ class TrainingConfig:
     learning_rate: float = 1e-3
     schedule: str = "constant"
     weight_decay: float = 0.0
+    layer_decay: float | None = None
     warmup_epochs: float = 1.0
     steps_per_epoch: int | None = None
     precision: str | None = None
@@ -158,6 +161,8 @@ class TrainingConfig:
         check_choice("schedule", self.schedule, SCHEDULES)
         check_float("learning_rate", self.learning_rate, minimum=0.0, min_inclusive=False, maximum=MAX_RATE)
         check_float("weight_decay", self.weight_decay, minimum=0.0, maximum=MAX_RATE)
+        if self.layer_decay is not None:
+            check_float("layer_decay", self.layer_decay, minimum=0.0, maximum=1.0, min_inclusive=False)
         check_float("warmup_epochs", self.warmup_epochs, minimum=0.0)
         check_int("steps_per_epoch", self.steps_per_epoch, allow_none=True)
         check_early_stopping(self.patience, self.min_delta, self.monitor)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from zoo.training.layer_decay import layer_scales, with_layer_decay
 from zoo.utils import TASKS, check_choice, check_float, check_int
 
 __all__ = ["OPTIMIZERS", "REGRESSION_LOSSES", "SCHEDULES", "compile_model", "infer_task", "make_loss",
@@ -240,11 +241,13 @@ def compile_model(
     metrics=None,
     jit_compile="auto",
     steps_per_execution=1,
+    layer_decay=None,
 ):
     """Compile ``model`` with an optimizer, schedule and loss chosen by name.
 
-    ``task`` and ``from_logits`` are read from the output layer when not given.
-    Returns the model.
+    ``task`` and ``from_logits`` are read from the output layer when not given. ``layer_decay`` in (0, 1]
+    multiplies each unit's learning rate by ``layer_decay ** depth`` from the head (see
+    :mod:`zoo.training.layer_decay`; ``None``: one rate for all). Returns the model.
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"`model` must be a keras.Model. Received: model={type(model).__name__}")
@@ -255,8 +258,10 @@ def compile_model(
         schedule, learning_rate, total_steps=total_steps, warmup_steps=warmup_steps,
         decay_rate=decay_rate, decay_steps=decay_steps,
     )
+    scales = None if layer_decay is None else layer_scales(model, layer_decay)  # checked before any work
+    opt = make_optimizer(optimizer, lr, weight_decay=weight_decay, momentum=momentum, clipnorm=clipnorm)
     model.compile(
-        optimizer=make_optimizer(optimizer, lr, weight_decay=weight_decay, momentum=momentum, clipnorm=clipnorm),
+        optimizer=opt if scales is None else with_layer_decay(opt, scales),
         loss=make_loss(task, loss=loss, from_logits=from_logits, one_hot=one_hot, label_smoothing=label_smoothing),
         metrics=_metrics(task, from_logits, one_hot) if metrics is None else metrics,
         jit_compile=jit_compile,

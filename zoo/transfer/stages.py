@@ -15,25 +15,10 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from zoo.blocks import stage_of, unit_of
 from zoo.utils import check_bool, check_float, check_int, check_names
 
 __all__ = ["Trainability", "freeze", "list_stages", "stage_of", "trainability", "unfreeze", "unit_of"]
-
-_STAGE = re.compile(r"^(stem|stage\d+|head)(?:_|$)")
-_UNIT = re.compile(r"^(stage\d+_block\d+|stem|stage\d+|head)(?:_|$)")
-
-
-def stage_of(name: str) -> str | None:
-    """``"stage3"`` for ``"stage3_block2_conv1"``; ``None`` for names outside any stage."""
-    m = _STAGE.match(name)
-    return m.group(1) if m else None
-
-
-def unit_of(name: str) -> str | None:
-    """The smallest freezable unit of a layer: its block (``stage3_block2``) or its stage."""
-    m = _UNIT.match(name)
-    return m.group(1) if m else None
-
 
 def _layers(model):
     return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
