@@ -150,3 +150,39 @@ def test_predict_and_explain_take_any_image_for_a_grayscale_model_or_say_what_it
     flat.save(tmp_path / "flat.keras")
     err = _run(capsys, ["predict", str(tmp_path / "flat.keras"), str(tmp_path / "photo.png")], code=2)
     assert "takes inputs of shape (8,)" in err and "square RGB or grayscale images" in err
+
+
+def test_transfer_takes_a_modern_backbone_its_checkpoint_and_layer_decay(capsys, tmp_path):
+    """`zoo transfer --backbone convnext_tiny` from a torchvision-layout checkpoint, fine-tuned with layer decay."""
+    checkpoint = tmp_path / "convnext_tiny.pth"
+    shutil.copy(os.path.join(FIXTURES, "convnext_tiny.pth"), checkpoint)
+    rng = np.random.default_rng(2)
+    for cls, channel in (("cat", 0), ("dog", 2)):
+        os.makedirs(tmp_path / "photos" / cls)
+        for i in range(6):
+            image = rng.integers(0, 80, (40, 40, 3))
+            image[..., channel] += 150
+            _write_png(tmp_path / "photos" / cls / f"{i}.png", image)
+    out_dir = tmp_path / "run"
+    out = _run(capsys, ["transfer", "--backbone", "convnext_tiny", "--weights", str(checkpoint), "--arg",
+                        "width=0.0625", "--data", f"folder:{tmp_path / 'photos'}", "--image-size", "64",
+                        "--head-epochs", "1", "--ft-epochs", "1", "--unfreeze", "all", "--layer-decay", "0.7",
+                        "--batch-size", "4", "--min-steps", "0", "--out", str(out_dir)])
+    assert "weights: " in out and "phase 2" in out
+    reference = zoo.build("convnext_tiny", width=0.0625, input_shape=(64, 64, 3), include_top=False,
+                          weights=str(checkpoint))
+    saved = keras.saving.load_model(str(out_dir / "model.keras"))
+    backbone = next(la for la in saved.layers if isinstance(la, keras.Model))
+    # phase 2 trained the stem at 0.7 ** 23 of the rate: it moved, but far less than the last block
+    stem = np.abs(np.array(backbone.get_layer("stem_conv").kernel) - np.array(reference.get_layer("stem_conv").kernel))
+    last = np.abs(np.array(backbone.get_layer("stage4_block3_fc2").kernel)
+                  - np.array(reference.get_layer("stage4_block3_fc2").kernel))
+    assert 0 < stem.max() < last.max() / 100
+    history = json.load(open(out_dir / "history.json"))
+    assert [p[0] for p in history["phases"]] == ["head", "fine_tune"]
+
+
+def test_transfer_refuses_a_bad_layer_decay_before_loading_data(capsys):
+    err = _run(capsys, ["transfer", "--backbone", "resnet18", "--layer-decay", "1.5", "--data", "folder:/nowhere"],
+               code=2)
+    assert "layer_decay" in err and "1.5" in err

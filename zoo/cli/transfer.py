@@ -27,6 +27,13 @@ def cmd_transfer(args):
 
     kwargs = parse_kwargs(args.arg)
     zoo.get_card(args.backbone)  # unknown names fail before loading data
+    if args.layer_decay is not None:
+        from zoo.utils import check_float
+
+        check_float("layer_decay", args.layer_decay, minimum=0.0, maximum=1.0, min_inclusive=False)
+        if args.cache_features:
+            raise ValueError("--layer-decay sets the fine-tuning phase's rates; --cache-features trains the head only. "
+                             f"Received: --layer-decay={args.layer_decay} with --cache-features")
     entry = _pretrained(args)
     if args.image_size is None:  # pretrained weights: the size they were trained at (224 for ImageNet)
         args.image_size = entry["preprocessing"]["crop"] if entry else 32
@@ -52,13 +59,16 @@ def cmd_transfer(args):
     if args.cache_features:
         zoo.freeze(model)
         result = zoo.train_head_on_features(model, train, val, epochs=args.head_epochs, learning_rate=args.head_lr,
-                                            batch_size=args.batch_size, seed=args.seed, verbose=2, patience=args.patience,
-                               min_delta=args.min_delta, min_steps=args.min_steps or None)
+                                            batch_size=args.batch_size, seed=args.seed, verbose=2,
+                                            patience=args.patience, min_delta=args.min_delta,
+                                            min_steps=args.min_steps or None)
         training.compile_model(model)
     else:
+        decay = {} if args.layer_decay is None else {"layer_decay": args.layer_decay}
         result = zoo.fine_tune(model, train, val, head_epochs=args.head_epochs, head_lr=args.head_lr,
                                unfreeze=unfreeze, ft_epochs=args.ft_epochs, ft_lr=args.ft_lr,
-                               batch_size=args.batch_size, seed=args.seed, verbose=2)
+                               batch_size=args.batch_size, seed=args.seed, verbose=2, patience=args.patience,
+                               min_delta=args.min_delta, min_steps=args.min_steps or None, **decay)
     metrics = model.evaluate(test, verbose=0, return_dict=True) if test is not None else {}
     saved = model
     if entry:  # the saved model takes images in [0, 1]: its normalisation goes inside, as a plain Keras layer
@@ -93,6 +103,9 @@ def register(sub):
     p.add_argument("--head-lr", type=float, default=3e-3)
     p.add_argument("--ft-epochs", type=int, default=3)
     p.add_argument("--ft-lr", type=float, default=1e-4)
+    p.add_argument("--layer-decay", type=float, default=None, metavar="D",
+                   help="layer-wise learning-rate decay in (0, 1] for the fine-tuning phase: each block's rate is "
+                   "--ft-lr times D to the power of its depth from the head (e.g. 0.75; default: one rate)")
     p.add_argument("--unfreeze", default="last_block", help="last_block, N (blocks), a stage name, all or none")
     p.add_argument("--cache-features", action="store_true", help="train the head on cached backbone features")
     p.add_argument("--dropout", type=float, default=0.0)
