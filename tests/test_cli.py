@@ -74,9 +74,12 @@ def test_argparse_errors_exit_2(capsys):
 
 def test_list_and_info(capsys):
     assert main(["list", "resnet2*"]) == 0
-    assert capsys.readouterr().out.split()[0] == "resnet20"
+    header, first = capsys.readouterr().out.splitlines()[:2]
+    assert header.split()[:4] == ["name", "family", "input", "parameters"]
+    assert first.split()[0] == "resnet20" and "269,722" in first.split()  # He et al.'s 0.27M
     assert main(["info", "lenet5"]) == 0
-    assert json.loads(capsys.readouterr().out)["family"] == "lenet"
+    info = json.loads(capsys.readouterr().out)
+    assert info["family"] == "lenet" and info["params"] == 61_706
 
 
 def test_entry_point_help_in_a_fresh_process():

@@ -67,9 +67,27 @@ def test_the_catalogue_equals_the_registry():
 
     with open(CATALOGUE_FILE, encoding="utf-8") as f:
         stored = json.load(f)
-    assert stored == [card_summary(zoo.get_card(n)) for n in zoo.list_models()], \
+    assert [{k: v for k, v in row.items() if k != "params"} for row in stored] == \
+        [card_summary(zoo.get_card(n)) for n in zoo.list_models()], \
         "zoo/models/catalogue.json is out of date: run `python tools/make_catalogue.py`"
     assert [r["name"] for r in catalogue("lenet*")] == zoo.list_models("lenet*")
     assert [r["name"] for r in catalogue(tags=("cifar", "residual"))] == zoo.list_models(tags=("cifar", "residual"))
     assert [r["name"] for r in catalogue(tags="tabular")] == zoo.list_models(tags="tabular")
     assert catalogue("no_such_*") == []
+
+
+def test_the_catalogues_parameter_counts_are_the_builders():
+    """Each row's ``params`` (trainable, at the builder's defaults) is torchvision's published count for every
+    torchvision architecture (the weights table's ``num_params``, from its Weights enums), and a dry count of the
+    builder for the others (a sample here: the CIFAR ResNet, LeNet-5, the MLP)."""
+    from zoo.graph import dry_weight_count
+    from zoo.registry import catalogue
+
+    rows = {row["name"]: row for row in catalogue()}
+    published = {r["model"]: r["num_params"] for r in zoo.weights.weights_table() if r["source"] == "torchvision"}
+    assert len(published) >= 60
+    wrong = {n: (rows[n]["params"], p) for n, p in published.items() if rows[n]["params"] != p}
+    assert not wrong, f"catalogue vs torchvision: {wrong}; run `python tools/make_catalogue.py --recount`"
+    for name, paper in (("resnet20", 269_722), ("lenet5", 61_706), ("mlp", None)):
+        count = dry_weight_count(zoo.get_card(name).builder, trainable_only=True)
+        assert rows[name]["params"] == count and (paper is None or count == paper), name

@@ -300,3 +300,19 @@ def test_each_trial_starts_from_a_clear_session(moons):
         assert record["precision"] == ("mixed_bfloat16" if trial == 1 else "float32")
     assert names[0] == names[1] == names[2] == ["dense", "dense_1"]
     assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_modern_families_offer_their_variants_smallest_first_with_width_and_stochastic_depth():
+    import keras_tuner as kt
+
+    from tuning.hypermodels import FamilyHyperModel
+
+    hm = FamilyHyperModel("convnext", input_shape=(32, 32, 3), num_classes=3)
+    assert hm.variants == ["convnext_tiny", "convnext_small", "convnext_base", "convnext_large"]
+    assert set(hm._available()) == {"width", "stochastic_depth"}
+    hm = FamilyHyperModel("regnet", input_shape=(32, 32, 3), num_classes=3, tiny=True,
+                          variants=["regnet_x_400mf", "regnet_y_400mf"])
+    hp = kt.HyperParameters()
+    model = hm.build(hp)
+    assert hp.get("variant") == "regnet_x_400mf" and model.output_shape == (None, 3)
+    assert FamilyHyperModel("efficientnet", input_shape=(32, 32, 3), num_classes=3).variants[0] == "efficientnet_b0"

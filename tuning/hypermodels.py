@@ -49,11 +49,15 @@ def _natural_key(name):
 
 
 def families() -> dict:
-    """``{family: [registered names, shallow first]}`` read from the registry."""
+    """``{family: [registered names, smallest first]}`` read from the registry: by the catalogue's parameter
+    count (``resnet18`` before ``resnet50``, ``regnet_x_400mf`` before ``regnet_x_1_6gf``), then by name."""
+    from zoo.registry import catalogue
+
+    params = {row["name"]: row.get("params", 0) for row in catalogue()}
     out = {}
     for name in zoo.list_models():
         out.setdefault(zoo.get_card(name).family, []).append(name)
-    return {f: sorted(names, key=_natural_key) for f, names in sorted(out.items())}
+    return {f: sorted(names, key=lambda n: (params.get(n, 0), _natural_key(n))) for f, names in sorted(out.items())}
 
 
 def _accepts(name, argument) -> bool:

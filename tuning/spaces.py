@@ -52,6 +52,7 @@ FAMILY_ARGUMENTS = {"mlp": _mlp_arguments}
 COMMON_SPACE = {
     "width": ("float", (0.25, 1.0, 0.25), 1.0),  # needs the card's "width" tag
     "dropout": ("float", (0.0, 0.5, 0.1), None),  # needs a `dropout` builder argument
+    "stochastic_depth": ("float", (0.0, 0.5, 0.1), None),  # ConvNeXt, EfficientNet, Swin: a `stochastic_depth` argument
 }
 
 

@@ -13,9 +13,11 @@ def cmd_list(args):
     rows = catalogue(args.pattern, tags=args.tag or ())
     if not rows:
         raise ValueError(f"No registered model matches. Received: pattern={args.pattern!r}, tags={args.tag or []}")
+    print(f"{'name':<24} {'family':<16} {'input':<16} {'parameters':>12}  description")
     for row in rows:
         shape = str(tuple(row["default_input_shape"]))
-        print(f"{row['name']:<24} {row['family']:<16} {shape:<16} {row['description']}")
+        params = f"{row['params']:,}" if row.get("params") is not None else "?"
+        print(f"{row['name']:<24} {row['family']:<16} {shape:<16} {params:>12}  {row['description']}")
     return 0
 
 
