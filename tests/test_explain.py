@@ -272,3 +272,42 @@ def test_a_constant_map_is_said_and_not_drawn_as_a_tint(tiny, monkeypatch):
     axes = figures[0].axes
     assert [len(ax.images) for ax in axes] == [1, 1, 2, 2]  # the image alone, no tint, where the map is constant
     assert [any("constant map" in t.get_text() for t in ax.texts) for ax in axes] == [True, True, False, False]
+
+
+def _token_model(blocks=3):
+    """A ViT in miniature: 8x8 patches of a 32x32 image, a class token in front, self-attention blocks with
+    residual connections, a head on the class token."""
+    inputs = keras.Input((32, 32, 3), name="input")
+    x = keras.layers.Conv2D(8, 8, strides=8, name="stem_patches")(inputs)
+    x = keras.layers.Reshape((16, 8), name="stem_tokens")(x)
+    x = keras.layers.ZeroPadding1D((1, 0), name="stem_class_token")(x)
+    for b in range(1, blocks + 1):
+        y = keras.layers.LayerNormalization(name=f"stage1_block{b}_ln")(x)
+        y = keras.layers.MultiHeadAttention(2, 4, name=f"stage1_block{b}_attention")(y, y)
+        x = keras.layers.Add(name=f"stage1_block{b}_add")([x, y])
+    x = keras.layers.Lambda(lambda t: t[:, 0], name="head_class_token")(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name="head_predictions")(x), name="tiny_vit")
+
+
+def test_grad_cam_on_a_token_model_uses_the_last_blocks_input_as_patch_maps():
+    keras.utils.set_random_seed(0)
+    model = _token_model()
+    x = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
+    assert explain._token_layer(model).name == "stage1_block2_add"  # the last block's input
+    maps = explain.grad_cam(model, x, class_index=[0, 1], normalize=False, upsample=False)
+    assert maps.shape == (2, 4, 4) and all(np.ptp(m) > 0 for m in maps)
+    # by hand: the patch tokens of block 2's output as a 4x4 grid, weighted by their mean gradients
+    features = keras.Model(model.inputs[0], model.get_layer("stage1_block2_add").output)(x).numpy()
+    import tensorflow as tf
+
+    t = tf.constant(features)
+    with tf.GradientTape() as tape:
+        tape.watch(t)
+        y = t
+        y = model.get_layer("stage1_block3_add")([y, model.get_layer("stage1_block3_attention")(
+            model.get_layer("stage1_block3_ln")(y), model.get_layer("stage1_block3_ln")(y))])
+        score = tf.reduce_sum(model.get_layer("head_predictions")(y[:, 0]) * tf.one_hot([0, 1], 3))
+    grads = tape.gradient(score, t).numpy()[:, 1:].reshape(2, 4, 4, 8)
+    expected = np.maximum(np.einsum("nhwc,nc->nhw", features[:, 1:].reshape(2, 4, 4, 8), grads.mean(axis=(1, 2))), 0)
+    np.testing.assert_allclose(maps, expected, rtol=1e-4, atol=1e-6)
+    assert explain.feature_maps(model, x, layer="stage1_block1_add").shape == (2, 4, 4, 8)

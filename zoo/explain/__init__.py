@@ -23,6 +23,8 @@ import numpy as np
 from keras import ops
 
 from zoo.explain.plots import _constant, plot_gradient_norms, plot_maps, plot_overlays
+from zoo.layers import TokensToMap
+from zoo.models.features import _exits, feature_units
 from zoo.transfer.heads import _feature_layer
 from zoo.transfer.recipes import _head_model
 from zoo.transfer.stages import _layers, list_stages, stage_of
@@ -240,6 +242,9 @@ def _cam_layer(model, layer):
         feature = _feature_layer(model, layer)
         return feature, _head(model, feature)
     layers_ = _layers(model)
+    tokens = _token_layer(model)
+    if tokens is not None:
+        return tokens, _head(model, tokens)
     for stage in reversed([s for s in list_stages(model) if s.startswith("stage")]):
         candidates = [la for la in layers_ if stage_of(la.name) == stage and _spatial(la)
                       and not isinstance(la, _POOLING)]
@@ -255,6 +260,30 @@ def _cam_layer(model, layer):
         if found:
             return found
     return feature, _head(model, feature)
+
+
+def _token_layer(model):
+    """A transformer with one stage of blocks (ViT): the input of its last block (the previous block's
+    output, or the stem's), which every path passes. Its class token reaches the head only through the last
+    block's attention, so the gradients at the patch tokens of the last block's *output* are zero; the last
+    block's input is where they are not (as in pytorch-grad-cam's ViT recipe). ``None`` for other models."""
+    units = feature_units(model)
+    blocks = [i for i in units if i > 0]
+    if not blocks or "_block" not in units[blocks[-1]]:
+        return None
+    exits = _exits(model)
+    before = units[blocks[-2]] if len(blocks) > 1 else units.get(0)
+    layer = exits.get(before)
+    return layer if layer is not None and len(layer.output.shape) == 3 else None
+
+
+def _as_maps(values, layer, image):
+    """A token sequence ``(N, prefix + h * w, C)`` as maps ``(N, h, w, C)`` (the prefix tokens dropped); 4-D
+    values as they are."""
+    if values.ndim != 3:
+        return values
+    grid = TokensToMap.for_tokens(layer.output, image, name=layer.name)
+    return values[:, grid.prefix:].reshape(len(values), *grid.grid, values.shape[-1])
 
 
 def _select(scores, classes):
@@ -290,6 +319,8 @@ def grad_cam(model, images, class_index=None, *, layer=None, method="gradcam", u
         layer: the feature layer; default: the last convolutional map with spatial extent (larger than
             1x1) of the last stage that has one (found from the zoo's stage names; the layer feeding the
             head when the model has none). On LeNet-5 at 32x32 that is C3 (``stage2``, 10x10): C5 is 1x1.
+            On a transformer with one stage of blocks (ViT), the input of its last block: its patch tokens,
+            laid out as the patch grid (the class token dropped), are the maps.
         upsample: resize the maps to the input's height and width (bilinear); else the layer's size.
         normalize: scale each map to [0, 1].
 
@@ -310,17 +341,21 @@ def grad_cam(model, images, class_index=None, *, layer=None, method="gradcam", u
     check_choice("method", method, GRAD_CAM_METHODS)
     x = _images(images, model)
     feature, head = _cam_layer(model, layer)
-    if len(feature.output.shape) != 4:
-        raise ValueError(f"Grad-CAM needs a layer with (height, width, channels) maps; {feature.name!r} outputs "
-                         f"{tuple(feature.output.shape)}. Received: layer={layer!r}")
+    if len(feature.output.shape) not in (3, 4):
+        raise ValueError(f"Grad-CAM needs a layer with (height, width, channels) maps or a transformer's tokens; "
+                         f"{feature.name!r} outputs {tuple(feature.output.shape)}. Received: layer={layer!r}")
     features = _numpy(keras.Model(model.inputs[0], feature.output)(x, training=False))
-    if features.shape[1] * features.shape[2] == 1:
+    image = tuple(x.shape[1:3])
+    if features.ndim == 3:  # tokens: the maps of the patch grid (raises when the tokens tile no grid)
+        _as_maps(features, feature, image)
+    if features.ndim == 4 and features.shape[1] * features.shape[2] == 1:
         hint = ("leave `layer=None` for the last map with extent" if layer is not None
                 else f"{model.name!r} has no convolutional map larger than 1x1 at this input size")
         raise ValueError(f"Grad-CAM over {feature.name!r} would be constant: its maps are 1x1, so they hold no "
                          f"location; {hint}. Received: layer={layer!r}")
     classes = _classes(model, x, class_index)
     scores, grads = _gradients(lambda a: _select(head(a), classes), features)
+    features, grads = _as_maps(features, feature, image), _as_maps(grads, feature, image)
     if method == "gradcam":
         weights = grads.mean(axis=(1, 2))
     else:  # Grad-CAM++ closed form for an exponential score (Chattopadhay et al. 2018, eq. 19)
@@ -386,7 +421,8 @@ def saliency(model, images, class_index=None, *, method="gradient", samples=25, 
 
 def feature_maps(model, images, *, stage=None, layer=None):
     """The activations of ``layer`` (a name), or of the last layer of ``stage`` (``"stage2"``); default:
-    the last stage's output. Returns a NumPy array ``(N, h, w, channels)``."""
+    the last stage's output. Returns a NumPy array ``(N, h, w, channels)``; a transformer's tokens come back
+    as the maps of its patch grid, without the class token."""
     _check_model(model)
     x = _images(images, model)
     if stage is not None and layer is not None:
@@ -398,7 +434,8 @@ def feature_maps(model, images, *, stage=None, layer=None):
         target = [la for la in _layers(model) if stage_of(la.name) == stage][-1]
     else:
         target = _feature_layer(model, layer)
-    return _numpy(keras.Model(model.inputs[0], target.output)(x, training=False))
+    values = _numpy(keras.Model(model.inputs[0], target.output)(x, training=False))
+    return _as_maps(values, target, tuple(x.shape[1:3]))
 
 
 def filters(model, layer=None, *, method="kernels", count=16, steps=40, step_size=0.05, seed=0):
