@@ -91,3 +91,19 @@ def test_the_catalogues_parameter_counts_are_the_builders():
     for name, paper in (("resnet20", 269_722), ("lenet5", 61_706), ("mlp", None)):
         count = dry_weight_count(zoo.get_card(name).builder, trainable_only=True)
         assert rows[name]["params"] == count and (paper is None or count == paper), name
+
+
+def test_the_readme_parity_table_is_current():
+    """The README's torchvision-parity table is what tools/make_parity_table.py writes from the catalogue and the
+    weights table (so a model added or recounted shows there), and every zoo count equals torchvision's."""
+    import os
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, os.path.join(root, "tools"))
+    from make_parity_table import parity_table
+
+    table = parity_table(root)
+    assert table in open(os.path.join(root, "README.md"), encoding="utf-8").read(), \
+        "README.md's parity table is out of date: run `python3 tools/make_parity_table.py`"
+    assert " ≠ " not in table and table.count("\n| `") >= 60
