@@ -1,15 +1,17 @@
-"""Tutorial T5: transfer learning with a pretrained ResNet (cats vs dogs, or an embedded stand-in).
+"""Tutorial T5: transfer learning with a pretrained backbone (cats vs dogs, or an embedded stand-in).
 
-The real recipe, when torchvision's ImageNet ResNet-18 weights are in the Keras cache (or
-downloadable) and TensorFlow Datasets' ``cats_vs_dogs`` is prepared locally: images at
+The real recipe, when torchvision's ImageNet weights of ``--backbone`` (ResNet-18 by default; any
+torchvision architecture of ``zoo weights list``: convnext_tiny, efficientnet_b0, swin_t ...) are in
+the Keras cache (or downloadable) and TensorFlow Datasets' ``cats_vs_dogs`` is prepared locally: images at
 160 px, normalised as the weights require, 10 % of the training images held out for
 validation, the ImageNet head replaced by a 2-way one, trained with the backbone frozen,
-then the last stage fine-tuned. Otherwise (the usual case offline) the same recipe runs on
+then the last block fine-tuned (``--layer-decay 0.75`` lets every block learn, slower with depth). Otherwise (the usual case offline) the same recipe runs on
 an embedded stand-in: a CIFAR ResNet pre-trained on four shapes is transferred to two
 *other* shapes with only a few labelled images each, and compared with training from
 scratch on the same budget. It prints which one it ran.
 
     python examples/t5_transfer.py          # full run (a few minutes on 2 cores)
+    python examples/t5_transfer.py --backbone convnext_tiny --layer-decay 0.75
     python examples/t5_transfer.py --fast   # CI mode
 """
 
@@ -26,26 +28,27 @@ from tuning.diagnosis import diagnose  # noqa: E402
 from zoo import data, training, transfer  # noqa: E402
 
 
-def pretrained_recipe(fast, out):
-    """ImageNet ResNet-18 -> cats vs dogs; ``None`` (and why) when the weights or the data are missing."""
-    entry = zoo.weights.resolve("resnet18", "torchvision")
+def pretrained_recipe(fast, out, name="resnet18", layer_decay=None):
+    """ImageNet ``name`` -> cats vs dogs; ``None`` (and why) when the weights or the data are missing."""
+    entry = zoo.weights.resolve(name, "torchvision")  # a model without torchvision weights fails here
     try:
         zoo.weights.fetch(entry)  # the cache first; offline this fails within a second
         bundle = data.load("tfds:cats_vs_dogs", image_size=160, channels=3, batch_size=32, validation_split=0.1,
                            test_split=0.1)
     except (zoo.weights.WeightsDownloadError, data.DatasetNotAvailableError) as e:
         return f"{str(e).splitlines()[0][:160]}..."
-    print(f"recipe: ImageNet resnet18 ({entry['source']}:{entry['tag']}, top-1 {entry['top1']}%) -> "
+    print(f"recipe: ImageNet {name} ({entry['source']}:{entry['tag']}, top-1 {entry['top1']}%) -> "
           f"tfds:cats_vs_dogs at 160 px, {dict(bundle.num_examples)}")
     train, val, test = (zoo.weights.normalize_dataset(d, entry) for d in (bundle.train, bundle.validation, bundle.test))
     if fast:
         train, val, test = train.take(4), val.take(2), test.take(2)
-    backbone = zoo.build("resnet18", input_shape=bundle.input_shape, include_top=False)
-    print(zoo.weights.load(backbone, "torchvision", card=zoo.get_card("resnet18")))
+    backbone = zoo.build(name, input_shape=bundle.input_shape, include_top=False)
+    print(zoo.weights.load(backbone, "torchvision", card=zoo.get_card(name)))
     model = transfer.replace_head(backbone, bundle.num_classes, dropout=0.2)
     epochs = 1 if fast else 3
-    result = transfer.fine_tune(model, train, val, head_epochs=epochs, unfreeze="stage4", ft_epochs=epochs,
-                                ft_lr=1e-4, min_steps=None if fast else 100, verbose=2)
+    decay = {} if layer_decay is None else {"layer_decay": layer_decay}
+    result = transfer.fine_tune(model, train, val, head_epochs=epochs, unfreeze="all" if decay else "last_block",
+                                ft_epochs=epochs, ft_lr=1e-4, min_steps=None if fast else 100, verbose=2, **decay)
     print(transfer.trainability(model))
     print(f"phases: {result.phases}; plot: {plot_phases(result, out)}")
     label, reason = diagnose(result.history)
@@ -94,8 +97,10 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--fast", action="store_true", help="tiny budget for CI")
     p.add_argument("--out", default="runs/t5", help="folder for the plot")
+    p.add_argument("--backbone", default="resnet18", help="a torchvision architecture (zoo weights list)")
+    p.add_argument("--layer-decay", type=float, default=None, help="fine-tune every block, rates decaying with depth")
     args = p.parse_args(argv)
-    why = pretrained_recipe(args.fast, args.out)
+    why = pretrained_recipe(args.fast, args.out, args.backbone, args.layer_decay)
     if why is None:
         return 0
     print(f"recipe: embedded stand-in (ResNet-20 pre-trained on four shapes -> ring vs star), because {why}")

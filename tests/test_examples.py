@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+import zoo
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 EXAMPLES = {
@@ -40,3 +42,22 @@ def test_example_fast(script, tmp_path):
     if script == "vanishing_gradients.py":  # the lesson: orders of magnitude, not a few percent
         ratio = float(re.search(r"gradient is ([0-9.e+-]+) times larger", done.stdout).group(1))
         assert ratio > 100, done.stdout
+
+
+def test_the_transfer_example_takes_any_torchvision_backbone_and_names_a_model_without_weights(monkeypatch, tmp_path):
+    """`t5_transfer.py --backbone NAME`: offline, a torchvision architecture's entry is resolved and its download
+    refused within a second (so the stand-in runs, saying why); a model without torchvision weights is named."""
+    import importlib.util
+
+    from test_weights import _no_network
+
+    spec = importlib.util.spec_from_file_location("t5", os.path.join(ROOT, "examples", "t5_transfer.py"))
+    t5 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(t5)
+    monkeypatch.setattr(zoo.weights.hub, "cache_dir", lambda: str(tmp_path))
+    _no_network(monkeypatch)
+    for name in ("convnext_tiny", "efficientnet_b0", "regnet_y_400mf"):
+        why = t5.pretrained_recipe(True, str(tmp_path), name, layer_decay=0.75)
+        assert why.startswith("Cannot download") and name in why
+    with pytest.raises(ValueError, match="No pretrained weights 'torchvision' for 'resnet20'"):
+        t5.pretrained_recipe(True, str(tmp_path), "resnet20")

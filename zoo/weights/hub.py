@@ -101,7 +101,8 @@ def resolve(model_name, spec):
             f"No pretrained weights {spec!r} for {model_name!r}, and no file of that name "
             f"({os.path.abspath(spec)} does not exist). "
             + (f"Available names of the weights table: 'torchvision', 'timm', or one of {available}." if rows else
-               "Pretrained weights exist for the zoo's alexnet, vgg*, resnet18-152 and densenet121-201.")
+               f"The weights table has entries for {len({r['model'] for r in weights_table()})} models, "
+               "torchvision's architectures (`zoo weights list`).")
             + f" Files: a path that exists, or ends with {', '.join(WEIGHTS_FILE_SUFFIXES)}. Received: weights={spec!r}"
         )
     return hits[0]
