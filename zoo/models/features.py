@@ -14,21 +14,19 @@ import re
 
 import keras
 
-from zoo.graph import graph_calls, producer
 from zoo.blocks import stage_of, unit_of
+from zoo.graph import graph_calls, producer
 
 __all__ = ["check_out_indices", "feature_info", "feature_units", "multi_scale_model"]
 
 _OUTPUT_NAME = re.compile(r"feature(\d+)_(.+)")
-
-
 _TRANSITION = re.compile(r"stage(\d+)_(?:transition|pool\d+)(?:_|$)")  # the zoo's DenseNet; Keras' (poolN_*)
 
 
 def _units_of(name):
     """The stage and block a layer belongs to, for cutting: a DenseNet transition (``stageN_transition_*``;
-    ``stageN_poolM_*`` in the Keras wrapper; torchvision's ``transitionN`` between dense blocks N and N+1) starts stage N+1, so that stage N ends at
-    its last dense block's full resolution, as timm's DenseNet features do."""
+    ``stageN_poolM_*`` in the Keras wrapper; torchvision's ``transitionN`` between dense blocks N and N+1)
+    starts stage N+1, so that stage N ends at its last dense block's full resolution, as timm's features do."""
     m = _TRANSITION.match(name)
     if m:
         return {f"stage{int(m.group(1)) + 1}"}
