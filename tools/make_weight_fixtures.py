@@ -16,6 +16,7 @@ entries: ``... tests/fixtures/weights convnext_tiny convnext_small``.
 
 from functools import partial
 import json
+import math
 import os
 import sys
 
@@ -29,6 +30,7 @@ from torchvision.models.convnext import CNBlockConfig, ConvNeXt
 from torchvision.models.efficientnet import EfficientNet, FusedMBConvConfig, MBConvConfig, _efficientnet_conf
 from torchvision.models.regnet import BlockParams, RegNet
 from torchvision.models.resnet import BasicBlock, Bottleneck
+from torchvision.models.swin_transformer import PatchMergingV2, SwinTransformer, SwinTransformerBlockV2
 
 
 class TinyResNet(torchvision.models.ResNet):
@@ -111,6 +113,20 @@ def randomise_batch_norm(model):
     return model.eval()
 
 
+def tiny_swin(v2=False):
+    """torchvision's Swin-T layout (depths 2, 2, 6, 2; heads 3, 6, 12, 24) at the zoo's width 1/16 (2 channels a
+    head) with 4x4 windows; random biases, relative position tables and logit scales (their zero or constant
+    initial values would hide a wrong conversion). At 72 px the maps are 18, 9, 5 and 3 wide: padded to whole
+    windows and shifted in stages 1 to 3, odd sizes merged, no shift in stage 4."""
+    extra = dict(block=SwinTransformerBlockV2, downsample_layer=PatchMergingV2) if v2 else {}
+    model = SwinTransformer([4, 4], 6, [2, 2, 6, 2], [3, 6, 12, 24], [4, 4], num_classes=10, **extra)
+    g = torch.Generator().manual_seed(3)
+    for name, p in model.named_parameters():
+        if name.endswith(("bias", "relative_position_bias_table", "logit_scale")):
+            p.data = (math.log(10) if name.endswith("logit_scale") else 0) + 0.5 * torch.randn(p.shape, generator=g)
+    return model
+
+
 # (timm's ResNet and DenseNet keys are torchvision's: full_size_keys.json shows it; timm's ResNet
 # also fixes its plain stem at 64 channels, so no tiny timm ResNet matches a zoo width.)
 # name -> (zoo model and its builder arguments, key style, torch module, input size)
@@ -155,6 +171,8 @@ FIXTURES = {
                                FusedMBConvConfig(4, 3, 2, 8, 8, 1), MBConvConfig(4, 3, 2, 8, 16, 2),
                                MBConvConfig(6, 3, 1, 16, 24, 3), MBConvConfig(6, 3, 2, 24, 32, 4)],
                               0.2, num_classes=10, norm_layer=partial(nn.BatchNorm2d, eps=1e-3), last_channel=1280), 64),
+    "swin_tiny": ("swin_t", {"width": 0.0625, "window_size": 4}, "torchvision", tiny_swin, 72),
+    "swin_v2_tiny": ("swin_v2_t", {"width": 0.0625, "window_size": 4}, "torchvision", lambda: tiny_swin(v2=True), 72),
 }
 
 
@@ -166,7 +184,8 @@ FULL_SIZE = ["alexnet"] + [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in (""
     [f"regnet_x_{s}" for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")] + \
     [f"regnet_y_{s}" for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf", "128gf")] + \
     [f"convnext_{s}" for s in ("tiny", "small", "base", "large")] + \
-    [f"efficientnet_b{i}" for i in range(8)] + ["efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l"]
+    [f"efficientnet_b{i}" for i in range(8)] + ["efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l"] + \
+    ["swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b"]
 
 
 def _full_size_keys(out, archs, timm_archs=()):

@@ -168,6 +168,9 @@ def _layer_cost(layer, inputs, outputs):
         return 0, _elements(in_shape), True
     if isinstance(layer, _MERGE):
         return 0, out_el * max(1, len(inputs) - 1), True
+    counter = getattr(layer, "compute_macs", None)
+    if callable(counter):  # a custom layer that counts itself (Swin's window attention: its matrix products)
+        return int(counter(in_shape)), out_el, True
     if isinstance(layer, _ZERO_COST) or not layer.weights:
         # Weightless layers not listed above (resizing, custom reshapes) cost little.
         return 0, 0, isinstance(layer, _ZERO_COST)

@@ -52,7 +52,9 @@ class KeyRules:
         rename: turns an old spelling of a key into today's (torchvision's 2017 DenseNet files).
         leaves: ``(regex on a zoo layer name, torch tensor names)`` pairs for a layer whose tensors are not
             its module's ``weight`` and ``bias`` (ConvNeXt's ``layer_scale``, a parameter of the block itself),
-            in the order of the Keras weights.
+            in the order of the Keras weights. A custom layer with a ``torch_leaves`` attribute names its tensors
+            itself (Swin's window attention, buffers included) and holds them in torch's layout: they are copied
+            as they are, their shapes checked.
         signature: a regex that some layer name of this family's models matches, and no other
             family's: how :func:`infer_family` recognises a model that comes without its card.
     """
@@ -181,6 +183,8 @@ def _unconvertible(kind, tensors):
     """Why torch tensors ``{'weight': ..., ...}`` cannot be a ``kind`` layer's at all (their ranks), or ``None``:
     checked before :func:`_convert` reshapes them; the converted shapes are compared after."""
     ranks = {n: np.ndim(t) for n, t in tensors.items()}
+    if kind == "as_is":  # copied as they are; the shapes are compared after
+        return None
     if kind == "BatchNormalization":
         wanted = {n: (1,) for n in tensors}
     elif kind == "Conv2D":
@@ -199,7 +203,9 @@ def _unconvertible(kind, tensors):
 
 def _convert(layer, tensors, flatten_shape):
     """The Keras weights of ``layer`` from its torch module's tensors ``{'weight': ..., ...}``."""
-    kind = type(layer).__name__
+    kind = "as_is" if getattr(layer, "torch_leaves", None) is not None else type(layer).__name__
+    if kind == "as_is":  # a custom layer naming its torch tensors (`torch_leaves`), in torch's layout
+        return [np.asarray(t) for t in tensors.values()]
     if kind == "BatchNormalization":
         return [tensors[k] for k in _BN_KEYS]
     if kind == "LayerNormalization":
@@ -301,6 +307,10 @@ def load_state_dict(model, state, *, family=None, new_head=False, assign=True, s
         kind = type(layer).__name__
         names = _BN_KEYS if kind == "BatchNormalization" else ("weight", "bias")[: len(layer.weights)]
         leaves = next((leaves for pattern, leaves in rules.leaves if re.fullmatch(pattern, layer.name)), names)
+        as_is = getattr(layer, "torch_leaves", None)  # a custom layer that holds its torch tensors as torch does
+        if as_is is not None:
+            kind, names = "as_is", tuple(as_is)
+            leaves = names
         keys = {n: f"{prefix}.{leaf}" for n, leaf in zip(names, leaves)}
         absent = [k for k in keys.values() if k not in state]
         if absent:
