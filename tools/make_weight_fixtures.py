@@ -126,6 +126,20 @@ def tiny_swin(v2=False):
             p.data = (math.log(10) if name.endswith("logit_scale") else 0) + 0.5 * torch.randn(p.shape, generator=g)
     return model
 
+def tiny_maxvit():
+    """torchvision's MaxViT-T layout (layers 2, 2, 5, 2) at the zoo's width 1/16 (stem and blocks 4, 4, 8, 16, 32
+    channels, 2 a head) with 2x2 partitions at 64 px (maps 16, 8, 4, 2); random biases and relative position
+    tables (their zero or small initial values would hide a wrong conversion)."""
+    model = torchvision.models.MaxVit(input_size=(64, 64), stem_channels=4, partition_size=2,
+                                      block_channels=[4, 8, 16, 32], block_layers=[2, 2, 5, 2], head_dim=2,
+                                      stochastic_depth_prob=0.0, num_classes=10)
+    g = torch.Generator().manual_seed(3)
+    for name, p in model.named_parameters():
+        if name.endswith(("bias", "relative_position_bias_table")) or name.startswith("classifier"):
+            p.data = 0.5 * torch.randn(p.shape, generator=g)
+    return model
+
+
 
 # (timm's ResNet and DenseNet keys are torchvision's: full_size_keys.json shows it; timm's ResNet
 # also fixes its plain stem at 64 channels, so no tiny timm ResNet matches a zoo width.)
@@ -173,6 +187,7 @@ FIXTURES = {
                               0.2, num_classes=10, norm_layer=partial(nn.BatchNorm2d, eps=1e-3), last_channel=1280), 64),
     "swin_tiny": ("swin_t", {"width": 0.0625, "window_size": 4}, "torchvision", tiny_swin, 72),
     "swin_v2_tiny": ("swin_v2_t", {"width": 0.0625, "window_size": 4}, "torchvision", lambda: tiny_swin(v2=True), 72),
+    "maxvit_tiny": ("maxvit_t", {"width": 0.0625, "partition_size": 2}, "torchvision", tiny_maxvit, 64),
 }
 
 
@@ -185,7 +200,7 @@ FULL_SIZE = ["alexnet"] + [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in (""
     [f"regnet_y_{s}" for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf", "128gf")] + \
     [f"convnext_{s}" for s in ("tiny", "small", "base", "large")] + \
     [f"efficientnet_b{i}" for i in range(8)] + ["efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l"] + \
-    ["swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b"]
+    ["swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b"] + ["maxvit_t"]
 
 
 def _full_size_keys(out, archs, timm_archs=()):
