@@ -20,7 +20,9 @@ START, END = "<!-- parity-table:start -->", "<!-- parity-table:end -->"
 def parity_table(root=ROOT) -> str:
     """The table's Markdown, between its markers."""
     with open(os.path.join(root, "zoo", "models", "catalogue.json"), encoding="utf-8") as f:
-        params = {row["name"]: row.get("params") for row in json.load(f)}
+        catalogue = json.load(f)
+    params = {row["name"]: row.get("params") for row in catalogue}
+    sizes = {row["name"]: (row.get("default_input_shape") or [None])[0] for row in catalogue}
     with open(os.path.join(root, "zoo", "weights", "table.json"), encoding="utf-8") as f:
         rows = [r for r in json.load(f)["weights"] if r["source"] == "torchvision"]
     models = {}
@@ -32,7 +34,11 @@ def parity_table(root=ROOT) -> str:
     for name, r in models.items():
         zoo_count = params.get(name)
         shown = "not in the catalogue" if zoo_count is None else f"{zoo_count:,}"
-        mark = "" if zoo_count == r["num_params"] else " ≠"
+        crop = r.get("preprocessing", {}).get("crop")
+        resized = crop not in (None, sizes.get(name))  # ViT's SWAG weights: a position embedding of a larger grid
+        if zoo_count is not None and zoo_count != r["num_params"] and resized:
+            shown += f" (at {sizes.get(name)} px; the weights' {crop} px grid differs)"
+        mark = "" if zoo_count == r["num_params"] or resized else " ≠"
         top1 = "—" if r["top1"] is None else f"{r['top1']:.1f}"
         lines.append(f"| `{name}` | {shown}{mark} | {r['num_params']:,} | {r['gflops']:.2f} | "
                      f"{r['tag']}: {top1} |")

@@ -52,6 +52,36 @@ class TinyResNet(torchvision.models.ResNet):
         self.fc = nn.Linear(width * 8 * block.expansion, num_classes)
 
 
+class TinyGoogLeNet(torchvision.models.GoogLeNet):
+    """torchvision's GoogLeNet (module names, ceil-mode pools, forward, transform_input) with every width scaled as
+    the zoo's ``width`` does (rounded), without the auxiliary heads (their 2048x1024 Linear alone is 8 MB)."""
+
+    def __init__(self, width, num_classes, transform_input):
+        nn.Module.__init__(self)
+        from torchvision.models.googlenet import BasicConv2d, Inception
+        c = lambda n: max(1, int(round(n * width)))  # noqa: E731
+        self.aux_logits, self.transform_input, self.aux1, self.aux2 = False, transform_input, None, None
+        self.conv1 = BasicConv2d(3, c(64), kernel_size=7, stride=2, padding=3)
+        self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        self.conv2 = BasicConv2d(c(64), c(64), kernel_size=1)
+        self.conv3 = BasicConv2d(c(64), c(192), kernel_size=3, padding=1)
+        self.maxpool2 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        specs = {"3a": (64, 96, 128, 16, 32, 32), "3b": (128, 128, 192, 32, 96, 64),
+                 "4a": (192, 96, 208, 16, 48, 64), "4b": (160, 112, 224, 24, 64, 64), "4c": (128, 128, 256, 24, 64, 64),
+                 "4d": (112, 144, 288, 32, 64, 64), "4e": (256, 160, 320, 32, 128, 128),
+                 "5a": (256, 160, 320, 32, 128, 128), "5b": (384, 192, 384, 48, 128, 128)}
+        channels = c(192)
+        for name, spec in specs.items():
+            out = [c(n) for n in spec]
+            setattr(self, f"inception{name}", Inception(channels, *out))
+            channels = out[0] + out[2] + out[4] + out[5]
+        self.maxpool3 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        self.maxpool4 = nn.MaxPool2d(2, stride=2, ceil_mode=True)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.dropout = nn.Dropout(0.2)
+        self.fc = nn.Linear(channels, num_classes)
+
+
 class TinyVGG(torchvision.models.VGG):
     """torchvision's VGG (make_layers, forward) with scaled widths."""
 
@@ -140,7 +170,6 @@ def tiny_maxvit():
     return model
 
 
-
 # (timm's ResNet and DenseNet keys are torchvision's: full_size_keys.json shows it; timm's ResNet
 # also fixes its plain stem at 64 channels, so no tiny timm ResNet matches a zoo width.)
 # name -> (zoo model and its builder arguments, key style, torch module, input size)
@@ -185,9 +214,16 @@ FIXTURES = {
                                FusedMBConvConfig(4, 3, 2, 8, 8, 1), MBConvConfig(4, 3, 2, 8, 16, 2),
                                MBConvConfig(6, 3, 1, 16, 24, 3), MBConvConfig(6, 3, 2, 24, 32, 4)],
                               0.2, num_classes=10, norm_layer=partial(nn.BatchNorm2d, eps=1e-3), last_channel=1280), 64),
+    # transform_input as torchvision turns it on for its IMAGENET1K_V1 weights; 64 px keeps every ceil-mode pool's
+    # last window partial somewhere
+    "googlenet": ("googlenet", {"width": 0.125, "transform_input": True}, "torchvision",
+                  lambda: TinyGoogLeNet(0.125, 10, True), 64),
+    "swin_tiny": ("swin_t", {"width": 0.0625, "window_size": 4}, "torchvision", tiny_swin, 72),
+    "swin_v2_tiny": ("swin_v2_t", {"width": 0.0625, "window_size": 4}, "torchvision", lambda: tiny_swin(v2=True), 72),
     "swin_tiny": ("swin_t", {"width": 0.0625, "window_size": 4}, "torchvision", tiny_swin, 72),
     "swin_v2_tiny": ("swin_v2_t", {"width": 0.0625, "window_size": 4}, "torchvision", lambda: tiny_swin(v2=True), 72),
     "maxvit_tiny": ("maxvit_t", {"width": 0.0625, "partition_size": 2}, "torchvision", tiny_maxvit, 64),
+    "vit_tiny": ("vit_b_16", {"width": 0.0625, "depth": 2}, "torchvision", tiny_vit, 32),
 }
 
 
@@ -200,7 +236,8 @@ FULL_SIZE = ["alexnet"] + [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in (""
     [f"regnet_y_{s}" for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf", "128gf")] + \
     [f"convnext_{s}" for s in ("tiny", "small", "base", "large")] + \
     [f"efficientnet_b{i}" for i in range(8)] + ["efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l"] + \
-    ["swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b"] + ["maxvit_t"]
+    ["swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b"] + ["googlenet"] + ["maxvit_t"] + \
+    ["vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"]
 
 
 def _full_size_keys(out, archs, timm_archs=()):

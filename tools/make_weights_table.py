@@ -24,7 +24,8 @@ ARCHS = ["alexnet"] + [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_
     [f"regnet_y_{s}" for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf", "128gf")] + \
     [f"convnext_{s}" for s in ("tiny", "small", "base", "large")] + \
     [f"efficientnet_b{i}" for i in range(8)] + ["efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l"] + \
-    ["swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b"] + ["maxvit_t"]
+    ["swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b"] + ["googlenet"] + ["maxvit_t"] + \
+    ["vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"]
 TIMM_TAGS = {"resnet18": ("tv_in1k", "a1_in1k"), "resnet34": ("tv_in1k", "a1_in1k"),
              "resnet50": ("tv_in1k", "tv2_in1k", "a1_in1k"), "resnet101": ("tv_in1k", "tv2_in1k", "a1_in1k"),
              "resnet152": ("tv_in1k", "tv2_in1k", "a1_in1k"),

@@ -17,6 +17,7 @@ from keras import layers
 from zoo import blocks
 from zoo.models._variants import keras_params, variant
 from zoo.utils import check_float, check_width, scaled
+from zoo.weights.convert import KeyRules, register_key_rules
 
 BN_EPSILON = 1e-3  # torchvision's BasicConv2d
 # The inception modules of each stage: (1x1, 3x3 reduce, 3x3, "5x5" reduce, "5x5", pool projection);
@@ -28,7 +29,33 @@ INCEPTION_STAGES = (
     ((256, 160, 320, 32, 128, 128), (384, 192, 384, 48, 128, 128)),
 )
 STAGE_POOLS = ((3, 2), (3, 2), (2, 2))  # the max pool before each stage: (size, stride)
+# torchvision's transform_input (on for its IMAGENET1K_V1 weights): inputs normalised with ImageNet's mean and
+# std are turned into (x - 0.5) / 0.5 per channel, what the original Caffe-trained weights expect.
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+TRANSFORM_SCALE = tuple(s / 0.5 for s in IMAGENET_STD)
+TRANSFORM_OFFSET = tuple((m - 0.5) / 0.5 for m in IMAGENET_MEAN)
 MIN_INPUT_SIZE = 15  # the stem's stride 2 conv and three more halvings leave at least one cell
+
+
+def _module(g, names):
+    """torchvision's module of a zoo layer: stage s, block b -> inception{s+2}{a, b, ...}; branches 2a/2b -> .0/.1."""
+    stage, block, branch, part, kind = g
+    sub = {"1": "branch1", "2a": "branch2.0", "2b": "branch2.1", "3a": "branch3.0", "3b": "branch3.1",
+           "4": "branch4.1"}[branch + part]
+    return f"inception{int(stage) + 2}{'abcde'[int(block) - 1]}.{sub}.{kind}"
+
+
+KEY_RULES = register_key_rules("googlenet", KeyRules(
+    modules=(
+        (r"stem_(conv\d)_(conv|bn)", "{0}.{1}"),
+        (r"stage(\d)_block(\d)_branch(\d)([ab]?)_(conv|bn)", _module),
+        (r"head_predictions", "fc"),
+    ),
+    head_modules=("fc",),
+    ignored=(("aux1", "auxiliary classifier, unused at evaluation (torchvision: aux_logits=False)"),
+             ("aux2", "auxiliary classifier, unused at evaluation (torchvision: aux_logits=False)")),
+    signature=r"stage\d_block\d_branch4_maxpool",
+))
 
 
 def basic_conv(x, filters, kernel_size, *, strides=1, padding=0, name):
@@ -64,11 +91,17 @@ def inception(x, spec, *, width, name):
     return layers.Concatenate(name=f"{name}_concat")([b1, b2, b3, b4])
 
 
-def _googlenet(*, input_shape, num_classes, include_top, pooling, classifier_activation, dropout, width, name):
+def _googlenet(*, input_shape, num_classes, include_top, pooling, classifier_activation, dropout, width,
+               transform_input=False, name):
     dropout = check_float("dropout", dropout, minimum=0.0, maximum=1.0, max_inclusive=False)
     width = check_width(width)
+    if not isinstance(transform_input, bool):
+        raise ValueError(f"`transform_input` must be True or False. Received: transform_input={transform_input!r}")
     inputs = keras.Input(shape=input_shape, name="input")
-    x = basic_conv(inputs, scaled(64, width), 7, strides=2, padding=3, name="stem_conv1")
+    x = inputs
+    if transform_input:
+        x = layers.Rescaling(TRANSFORM_SCALE, offset=TRANSFORM_OFFSET, name="stem_transform_input")(x)
+    x = basic_conv(x, scaled(64, width), 7, strides=2, padding=3, name="stem_conv1")
     x = ceil_max_pool(x, 3, 2, name="stem_pool1")
     x = basic_conv(x, scaled(64, width), 1, name="stem_conv2")
     x = basic_conv(x, scaled(192, width), 3, padding=1, name="stem_conv3")
@@ -91,7 +124,7 @@ def _googlenet(*, input_shape, num_classes, include_top, pooling, classifier_act
         tags=("image", "pooling", "stages", "imagenet", "batch_norm", "width"),
         test_kwargs={"input_shape": (32, 32, 3), "width": 0.125},
     ),
-    params=keras_params(1000, ("dropout", 0.2), ("width", 1.0)),
+    params=keras_params(1000, ("dropout", 0.2), ("width", 1.0), ("transform_input", False)),
 )
 def googlenet(**kw):
     """GoogLeNet (Inception v1) as torchvision's ``googlenet`` without auxiliary heads (6,624,904
@@ -100,6 +133,9 @@ def googlenet(**kw):
     Args:
         dropout: rate before the classifier (torchvision: 0.2).
         width: multiplier on every convolution's filters (1.0 is the reference).
+        transform_input: torchvision's ``transform_input``, on for its IMAGENET1K_V1 weights (pass
+            ``transform_input=True`` with them): inputs normalised with ImageNet's mean and std become
+            ``(x - 0.5) / 0.5`` per channel first (a ``stem_transform_input`` Rescaling layer).
         input_shape, num_classes, include_top, pooling, classifier_activation, weights, name:
             as in ``keras.applications``.
 

@@ -55,6 +55,8 @@ class KeyRules:
             in the order of the Keras weights. A custom layer with a ``torch_leaves`` attribute names its tensors
             itself (Swin's window attention, buffers included) and holds them in torch's layout: they are copied
             as they are, their shapes checked.
+        ignored: ``(top-level torch module, why)`` pairs whose tensors the zoo model has no layer for by design
+            (GoogLeNet's auxiliary classifiers, unused at evaluation): dropped and reported with ``why``.
         signature: a regex that some layer name of this family's models matches, and no other
             family's: how :func:`infer_family` recognises a model that comes without its card.
     """
@@ -66,6 +68,7 @@ class KeyRules:
     rename: Callable[[str], str] | None = None
     signature: str = ""
     leaves: tuple = ()
+    ignored: tuple = ()  # (top-level torch module, why): tensors accepted and dropped (GoogLeNet's aux heads)
 
 
 _KEY_RULES: dict[str, KeyRules] = {}
@@ -205,7 +208,9 @@ def _convert(layer, tensors, flatten_shape):
     """The Keras weights of ``layer`` from its torch module's tensors ``{'weight': ..., ...}``."""
     kind = "as_is" if getattr(layer, "torch_leaves", None) is not None else type(layer).__name__
     if kind == "as_is":  # a custom layer naming its torch tensors (`torch_leaves`), in torch's layout
-        return [np.asarray(t) for t in tensors.values()]
+        arrays = [np.asarray(t) for t in tensors.values()]
+        hook = getattr(layer, "convert_torch_leaves", None)  # e.g. ViT's position embedding of another grid
+        return hook(arrays) if callable(hook) else arrays
     if kind == "BatchNormalization":
         return [tensors[k] for k in _BN_KEYS]
     if kind == "LayerNormalization":
@@ -311,7 +316,7 @@ def load_state_dict(model, state, *, family=None, new_head=False, assign=True, s
         if as_is is not None:
             kind, names = "as_is", tuple(as_is)
             leaves = names
-        keys = {n: f"{prefix}.{leaf}" for n, leaf in zip(names, leaves)}
+        keys = {n: f"{prefix}.{leaf}" if prefix else leaf for n, leaf in zip(names, leaves)}  # "": a top-level tensor
         absent = [k for k in keys.values() if k not in state]
         if absent:
             missing.append(f"{layer.name} (needs {', '.join(absent)})")
@@ -346,6 +351,8 @@ def load_state_dict(model, state, *, family=None, new_head=False, assign=True, s
             report.dropped.append((key, "new_head=True"))
         elif not has_head and key.split(".")[0] in rules.head_modules:
             report.dropped.append((key, "include_top=False"))
+        elif any(key.startswith(module + ".") for module, _ in rules.ignored):
+            report.dropped.append((key, next(why for module, why in rules.ignored if key.startswith(module + "."))))
         elif _is_step_counter(key, state):  # known to carry no weight (see _is_step_counter)
             report.dropped.append((key, "BatchNorm step counter, not a weight"))
         else:
