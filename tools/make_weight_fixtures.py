@@ -156,6 +156,18 @@ def tiny_swin(v2=False):
             p.data = (math.log(10) if name.endswith("logit_scale") else 0) + 0.5 * torch.randn(p.shape, generator=g)
     return model
 
+def tiny_vit():
+    """torchvision's ViT-B/16 layout (12 heads, patch 16) at the zoo's width 1/16 (4 channels a head, MLP 192)
+    and depth 2; a random class token, head and biases (their zero initial values would hide a wrong
+    conversion). At 32 px the grid is 2x2."""
+    model = torchvision.models.VisionTransformer(32, 16, 2, 12, 48, 192, num_classes=10)
+    g = torch.Generator().manual_seed(3)
+    for name, p in model.named_parameters():
+        if name.endswith("bias") or name in ("class_token", "heads.head.weight"):
+            p.data = 0.5 * torch.randn(p.shape, generator=g)
+    return model
+
+
 def tiny_maxvit():
     """torchvision's MaxViT-T layout (layers 2, 2, 5, 2) at the zoo's width 1/16 (stem and blocks 4, 4, 8, 16, 32
     channels, 2 a head) with 2x2 partitions at 64 px (maps 16, 8, 4, 2); random biases and relative position
