@@ -111,6 +111,6 @@ def test_state_dict_names_of_one_layer():
     state = {k: rng.standard_normal(s).astype("float32") for k, s in shapes.items()}
     report = load_state_dict(model, state)
     assert report.family == "vit" and not report.dropped
-    np.testing.assert_array_equal(model.get_layer("block1_qkv").get_weights()[0],
+    np.testing.assert_array_equal(model.get_layer("stage1_block1_qkv").get_weights()[0],
                                   state[f"{layer}.self_attention.in_proj_weight"].T)
     np.testing.assert_array_equal(model.get_layer("stem_class_token").get_weights()[0], state["class_token"])

@@ -6,9 +6,9 @@ References:
 
 Layer names: ``stem_*`` (torchvision's ``conv_proj``, the patch convolution; ``stem_tokens``, its map flattened
 row by row; ``stem_class_token``, the learned class token put at token 0; ``stem_pos_embedding``, the learned
-position embedding added; ``stem_dropout``), ``block{i}_*`` for the encoder layers (``encoder.layers
-.encoder_layer_{i-1}``: ``ln_1``, ``qkv`` (torch's ``in_proj_weight``/``in_proj_bias``), ``attn`` (the heads'
-scaled dot-product attention), ``proj`` (``out_proj``), ``dropout``, ``add1``, ``ln_2``, ``fc1``, ``gelu``,
+position embedding added; ``stem_dropout``), ``stage1_block{i}_*`` for the encoder layers (one stage, so
+``features_only`` numbers the blocks; ``encoder.layers.encoder_layer_{i-1}``: ``ln_1``, ``qkv`` (torch's
+``in_proj_weight``/``in_proj_bias``), ``attn`` (the heads' scaled dot-product attention), ``proj`` (``out_proj``), ``dropout``, ``add1``, ``ln_2``, ``fc1``, ``gelu``,
 ``fc2``, ``add2``), ``head_*`` (``encoder.ln``, the class token taken, ``heads.head``). Tokens are ``(B, 1 + N, D)``
 with the class token first, the patches after it in row-major order (a map is ``tokens[:, 1:]`` reshaped).
 
@@ -187,11 +187,11 @@ _BLOCK_MODULE = {"ln_1": "ln_1", "ln_2": "ln_2", "qkv": "self_attention", "proj"
 KEY_RULES = register_key_rules("vit", KeyRules(
     modules=(
         (r"stem_conv", "conv_proj"), (r"stem_class_token", ""), (r"stem_pos_embedding", "encoder"),
-        (r"block(\d+)_(ln_1|ln_2|qkv|proj|fc1|fc2)", lambda g, names: f"{_layer(g)}.{_BLOCK_MODULE[g[1]]}"),
+        (r"stage1_block(\d+)_(ln_1|ln_2|qkv|proj|fc1|fc2)", lambda g, names: f"{_layer(g)}.{_BLOCK_MODULE[g[1]]}"),
         (r"head_norm", "encoder.ln"),
         (r"head_predictions", "heads.head"),
     ),
-    leaves=((r"block\d+_qkv", ("in_proj_weight", "in_proj_bias")),),  # torch's packed q, k, v projection
+    leaves=((r"stage1_block\d+_qkv", ("in_proj_weight", "in_proj_bias")),),  # torch's packed q, k, v projection
     head_modules=("heads",),
     signature=r"stem_class_token",
 ))
@@ -245,7 +245,7 @@ def _vit(variant_name, *, input_shape, num_classes, include_top, pooling, classi
     x = layers.Dropout(dropout, name="stem_dropout")(x)
     for i in range(1, num_layers + 1):
         x = encoder_block(x, num_heads=heads, mlp_dim=mlp_dim, dropout=dropout,
-                          attention_dropout=attention_dropout, name=f"block{i}")
+                          attention_dropout=attention_dropout, name=f"stage1_block{i}")
     x = _layer_norm(x, name="head_norm")
     if not include_top:  # the patch tokens as the (h, w, D) map, the class token dropped, pooled as any map
         x = layers.Cropping1D((1, 0), name="head_patch_tokens")(x)
@@ -258,7 +258,7 @@ def _vit(variant_name, *, input_shape, num_classes, include_top, pooling, classi
     return keras.Model(inputs, x, name=name)
 
 
-_TAGS = ("image", "pooling", "residual", "width", "imagenet")
+_TAGS = ("image", "pooling", "residual", "stages", "width", "imagenet")
 
 
 def _card(variant_name):
