@@ -68,3 +68,18 @@ def test_googlenet_transform_input_is_torchvisions():
     assert plain.count_params() == model.count_params()
     with pytest.raises(ValueError, match="transform_input"):
         zoo.build("googlenet", input_shape=(32, 32, 3), width=0.125, transform_input=1)
+
+
+def test_googlenet_turns_transform_input_on_for_torchvision_weights_only(tmp_path):
+    import shutil
+
+    from test_weights import FIXTURES
+
+    checkpoint = tmp_path / "googlenet.pth"
+    shutil.copy(f"{FIXTURES}/googlenet.pth", checkpoint)
+    names = lambda m: {la.name for la in m.layers}  # noqa: E731
+    kwargs = dict(input_shape=(64, 64, 3), num_classes=10, width=0.125)
+    assert "stem_transform_input" in names(zoo.build("googlenet", weights=str(checkpoint), **kwargs))
+    assert "stem_transform_input" not in names(zoo.build("googlenet", **kwargs))
+    assert "stem_transform_input" not in names(zoo.build("googlenet", weights=str(checkpoint),
+                                                         transform_input=False, **kwargs))

@@ -168,6 +168,10 @@ def variant(*, card, params, doc="", checks=None):
             source = _weights_source(model_card, weights, args["include_top"], args["num_classes"])
             if source == "imagenet":  # keras.applications' own: Keras' constructor loads them, and they shape the
                 args["imagenet"], source = True, None  # model it builds (EfficientNet), so the wrapper builds them in
+            if "transform_input" in args and args["transform_input"] is None:
+                # torchvision's transform_input (GoogLeNet): on for its pretrained weights, which expect it, so on
+                # for the table's entries and torch checkpoints, off otherwise (Keras files carry their own layer)
+                args["transform_input"] = source is not None and pretrained.is_checkpoint(source)
             with blocks.kernel_initializer(initializer):
                 model = fn(**args)
             if source is not None:

@@ -92,7 +92,7 @@ def inception(x, spec, *, width, name):
 
 
 def _googlenet(*, input_shape, num_classes, include_top, pooling, classifier_activation, dropout, width,
-               transform_input=False, name):
+               transform_input=None, name):
     dropout = check_float("dropout", dropout, minimum=0.0, maximum=1.0, max_inclusive=False)
     width = check_width(width)
     if not isinstance(transform_input, bool):
@@ -124,7 +124,7 @@ def _googlenet(*, input_shape, num_classes, include_top, pooling, classifier_act
         tags=("image", "pooling", "stages", "imagenet", "batch_norm", "width"),
         test_kwargs={"input_shape": (32, 32, 3), "width": 0.125},
     ),
-    params=keras_params(1000, ("dropout", 0.2), ("width", 1.0), ("transform_input", False)),
+    params=keras_params(1000, ("dropout", 0.2), ("width", 1.0), ("transform_input", None)),
 )
 def googlenet(**kw):
     """GoogLeNet (Inception v1) as torchvision's ``googlenet`` without auxiliary heads (6,624,904
@@ -133,9 +133,10 @@ def googlenet(**kw):
     Args:
         dropout: rate before the classifier (torchvision: 0.2).
         width: multiplier on every convolution's filters (1.0 is the reference).
-        transform_input: torchvision's ``transform_input``, on for its IMAGENET1K_V1 weights (pass
-            ``transform_input=True`` with them): inputs normalised with ImageNet's mean and std become
-            ``(x - 0.5) / 0.5`` per channel first (a ``stem_transform_input`` Rescaling layer).
+        transform_input: torchvision's ``transform_input``: inputs normalised with ImageNet's mean and std
+            become ``(x - 0.5) / 0.5`` per channel first (a ``stem_transform_input`` Rescaling layer).
+            ``None`` (default): on with torchvision's weights (a weights-table name or a torch checkpoint,
+            which expect it, as torchvision's IMAGENET1K_V1), off otherwise.
         input_shape, num_classes, include_top, pooling, classifier_activation, weights, name:
             as in ``keras.applications``.
 
