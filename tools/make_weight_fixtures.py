@@ -232,8 +232,6 @@ FIXTURES = {
                   lambda: TinyGoogLeNet(0.125, 10, True), 64),
     "swin_tiny": ("swin_t", {"width": 0.0625, "window_size": 4}, "torchvision", tiny_swin, 72),
     "swin_v2_tiny": ("swin_v2_t", {"width": 0.0625, "window_size": 4}, "torchvision", lambda: tiny_swin(v2=True), 72),
-    "swin_tiny": ("swin_t", {"width": 0.0625, "window_size": 4}, "torchvision", tiny_swin, 72),
-    "swin_v2_tiny": ("swin_v2_t", {"width": 0.0625, "window_size": 4}, "torchvision", lambda: tiny_swin(v2=True), 72),
     "maxvit_tiny": ("maxvit_t", {"width": 0.0625, "partition_size": 2}, "torchvision", tiny_maxvit, 64),
     "vit_tiny": ("vit_b_16", {"width": 0.0625, "depth": 2}, "torchvision", tiny_vit, 32),
 }
