@@ -159,17 +159,17 @@ def test_transfer_takes_a_modern_backbone_its_checkpoint_and_layer_decay(capsys,
     rng = np.random.default_rng(2)
     for cls, channel in (("cat", 0), ("dog", 2)):
         os.makedirs(tmp_path / "photos" / cls)
-        for i in range(6):
+        for i in range(4):
             image = rng.integers(0, 80, (40, 40, 3))
             image[..., channel] += 150
             _write_png(tmp_path / "photos" / cls / f"{i}.png", image)
     out_dir = tmp_path / "run"
     out = _run(capsys, ["transfer", "--backbone", "convnext_tiny", "--weights", str(checkpoint), "--arg",
-                        "width=0.0625", "--data", f"folder:{tmp_path / 'photos'}", "--image-size", "64",
+                        "width=0.0625", "--data", f"folder:{tmp_path / 'photos'}", "--image-size", "32",
                         "--head-epochs", "1", "--ft-epochs", "1", "--unfreeze", "all", "--layer-decay", "0.7",
                         "--batch-size", "4", "--min-steps", "0", "--out", str(out_dir)])
     assert "weights: " in out and "phase 2" in out
-    reference = zoo.build("convnext_tiny", width=0.0625, input_shape=(64, 64, 3), include_top=False,
+    reference = zoo.build("convnext_tiny", width=0.0625, input_shape=(32, 32, 3), include_top=False,
                           weights=str(checkpoint))
     saved = keras.saving.load_model(str(out_dir / "model.keras"))
     backbone = next(la for la in saved.layers if isinstance(la, keras.Model))

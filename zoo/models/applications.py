@@ -76,7 +76,7 @@ _A = keras.applications
 _DENSE = ("dense_connections", "batch_norm")
 APPLICATIONS = {
     "keras_vgg16": AppSpec(_A.VGG16, _A.vgg16, "vgg", tags=(), slow=False),
-    "keras_vgg19": AppSpec(_A.VGG19, _A.vgg19, "vgg", tags=(), slow=False),
+    "keras_vgg19": AppSpec(_A.VGG19, _A.vgg19, "vgg", tags=()),
     "keras_resnet50": AppSpec(_A.ResNet50, _A.resnet, "resnet"),
     "keras_resnet101": AppSpec(_A.ResNet101, _A.resnet, "resnet"),
     "keras_resnet152": AppSpec(_A.ResNet152, _A.resnet, "resnet"),

@@ -229,7 +229,7 @@ def mobilenet_v2(**kw):
     return _mobilenet_v2(**kw)
 
 
-@variant(card=_card(_V3_REFERENCE), params=_PARAMS, doc=_ARGS_DOC)
+@variant(card=_card(_V3_REFERENCE, slow=True), params=_PARAMS, doc=_ARGS_DOC)  # small's code, other table
 def mobilenet_v3_large(**kw):
     """MobileNetV3-Large, layer for layer as torchvision's ``mobilenet_v3_large`` (5,483,032 parameters)."""
     return _mobilenet_v3("large", **kw)
