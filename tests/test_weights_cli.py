@@ -7,6 +7,7 @@ import shutil
 
 import keras
 import numpy as np
+import pytest
 
 import zoo
 from test_weights import FIXTURES, _fixture_model, _max_relative_error, _no_network, _write_png
@@ -152,6 +153,7 @@ def test_predict_and_explain_take_any_image_for_a_grayscale_model_or_say_what_it
     assert "takes inputs of shape (8,)" in err and "square RGB or grayscale images" in err
 
 
+@pytest.mark.slow  # 30 s; the resnet18 transfer above, tests/test_layer_decay.py and the t5 example test cover it
 def test_transfer_takes_a_modern_backbone_its_checkpoint_and_layer_decay(capsys, tmp_path):
     """`zoo transfer --backbone convnext_tiny` from a torchvision-layout checkpoint, fine-tuned with layer decay."""
     checkpoint = tmp_path / "convnext_tiny.pth"
