@@ -23,6 +23,17 @@ def _run(capsys, argv, code=0):
     return captured.out if code == 0 else captured.err
 
 
+def _photo_folder(root, *, per_class, shape, seed):
+    """A photo folder of two classes: reddish cats, bluish dogs."""
+    rng = np.random.default_rng(seed)
+    for cls, channel in (("cat", 0), ("dog", 2)):
+        os.makedirs(root / cls)
+        for i in range(per_class):
+            image = rng.integers(0, 80, shape)
+            image[..., channel] += 150
+            _write_png(root / cls / f"{i}.png", image)
+
+
 def _fixture_entry(monkeypatch, tmp_path):
     """A table entry for the tiny fixture, cached in tmp_path under a hash-carrying name."""
     digest = hashlib.sha256(open(FIXTURE, "rb").read()).hexdigest()
@@ -89,13 +100,7 @@ def test_predict_with_a_checkpoint_prints_the_top_classes(capsys, tmp_path):
 
 def test_transfer_with_torchvision_weights_then_predict_with_class_names(capsys, monkeypatch, tmp_path):
     entry, cached = _fixture_entry(monkeypatch, tmp_path)
-    rng = np.random.default_rng(1)
-    for cls, channel in (("cat", 0), ("dog", 2)):  # a photo folder: reddish cats, bluish dogs
-        os.makedirs(tmp_path / "photos" / cls)
-        for i in range(8):
-            image = rng.integers(0, 80, (40, 48, 3))
-            image[..., channel] += 150
-            _write_png(tmp_path / "photos" / cls / f"{i}.png", image)
+    _photo_folder(tmp_path / "photos", per_class=8, shape=(40, 48, 3), seed=1)
     out_dir = tmp_path / "run"
     out = _run(capsys, ["transfer", "--backbone", "resnet18", "--weights", "torchvision", "--arg", "width=0.125",
                         "--data", f"folder:{tmp_path / 'photos'}", "--image-size", "64", "--head-epochs", "1",
@@ -158,13 +163,7 @@ def test_transfer_takes_a_modern_backbone_its_checkpoint_and_layer_decay(capsys,
     """`zoo transfer --backbone convnext_tiny` from a torchvision-layout checkpoint, fine-tuned with layer decay."""
     checkpoint = tmp_path / "convnext_tiny.pth"
     shutil.copy(os.path.join(FIXTURES, "convnext_tiny.pth"), checkpoint)
-    rng = np.random.default_rng(2)
-    for cls, channel in (("cat", 0), ("dog", 2)):
-        os.makedirs(tmp_path / "photos" / cls)
-        for i in range(4):
-            image = rng.integers(0, 80, (40, 40, 3))
-            image[..., channel] += 150
-            _write_png(tmp_path / "photos" / cls / f"{i}.png", image)
+    _photo_folder(tmp_path / "photos", per_class=4, shape=(40, 40, 3), seed=2)
     out_dir = tmp_path / "run"
     out = _run(capsys, ["transfer", "--backbone", "convnext_tiny", "--weights", str(checkpoint), "--arg",
                         "width=0.0625", "--data", f"folder:{tmp_path / 'photos'}", "--image-size", "32",

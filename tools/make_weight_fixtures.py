@@ -30,6 +30,8 @@ from torchvision.models.convnext import CNBlockConfig, ConvNeXt
 from torchvision.models.efficientnet import EfficientNet, FusedMBConvConfig, MBConvConfig, _efficientnet_conf
 from torchvision.models.regnet import BlockParams, RegNet
 from torchvision.models.resnet import BasicBlock, Bottleneck
+
+from torchvision_archs import ARCHS
 from torchvision.models.swin_transformer import PatchMergingV2, SwinTransformer, SwinTransformerBlockV2
 
 
@@ -238,16 +240,7 @@ FIXTURES = {
 
 
 # Full-size key names and shapes (no weights) of every torchvision architecture the zoo has, and timm's.
-FULL_SIZE = ["alexnet"] + [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")] + \
-    [f"resnet{d}" for d in (18, 34, 50, 101, 152)] + [f"densenet{d}" for d in (121, 161, 169, 201)] + \
-    ["resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2",
-     "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"] + \
-    [f"regnet_x_{s}" for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")] + \
-    [f"regnet_y_{s}" for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf", "128gf")] + \
-    [f"convnext_{s}" for s in ("tiny", "small", "base", "large")] + \
-    [f"efficientnet_b{i}" for i in range(8)] + ["efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l"] + \
-    ["swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b"] + ["googlenet"] + ["maxvit_t"] + \
-    ["vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"]
+FULL_SIZE = ARCHS
 
 
 def _full_size_keys(out, archs, timm_archs=()):
