@@ -236,6 +236,15 @@ def test_the_default_grad_cam_layer_has_spatial_extent(name):
         explain.grad_cam(model, x[:2], layer=c5)
 
 
+def test_grad_cam_takes_the_stage_before_when_the_last_has_extent_inside_branches_only():
+    """Inception v3 at 75 px: stage 4 is 1x1 but for its first module's branches (3x3, not a cut point): the default
+    is stage 3's output (3x3), not the 1x1 map (which was refused as 'no map larger than 1x1')."""
+    model = zoo.build("inception_v3", input_shape=(75, 75, 3), num_classes=3, width=0.0625)
+    x = np.random.default_rng(0).random((2, 75, 75, 3)).astype("float32")
+    maps = explain.grad_cam(model, x, upsample=False)
+    assert maps.shape == (2, 3, 3) and np.isfinite(maps).all()
+
+
 def test_grad_cam_reaches_through_residual_connections_to_a_map_with_extent(tmp_path):
     """MobileNetV2 at 32x32: its last stages are 1x1 and no chain of layers leads from a 2x2 map to the
     output (residual additions follow), so the map is taken through the model's own graph."""

@@ -26,6 +26,13 @@ FAMILIES = [
     ("efficientnet_b0", {"width": 0.125}, [(8, 2), (8, 4), (8, 8), (16, 16), (16, 16), (24, 32), (160, 32)]),
     ("regnet_y_400mf", {"width": 0.125}, [(6, 4), (13, 8), (26, 16), (55, 32)]),
     ("convnext_tiny", {"width": 0.0625}, [(6, 4), (12, 8), (24, 16), (48, 32)]),
+    # MNASNet's stem holds the stride-2 conv and the depthwise separable one (torchvision's layers 0-7): stages
+    # start at the first stride-2 block; the last ends with the 1280-channel 1x1 conv
+    ("mnasnet1_0", {"width": 0.25}, [(8, 4), (16, 8), (24, 16), (1280, 32)]),
+    # SqueezeNet's unpadded stem and ceil-mode pools give maps 15, 7, 3 at 64 px: the reductions are the strides'
+    ("squeezenet1_1", {"width": 0.125}, [(16, 4), (32, 8), (64, 16)]),
+    # torchvision's stage2-4 are stages 1-3; conv5 ends the last
+    ("shufflenet_v2_x1_0", {"width": 0.125}, [(14, 8), (28, 16), (128, 32)]),
 ]
 
 
@@ -37,6 +44,15 @@ def test_one_output_per_stage_with_its_channels_and_reduction(name, kwargs, expe
     assert [f["index"] for f in info] == list(range(1, len(expected) + 1))
     assert [tuple(o.shape[1:]) for o in model.outputs] == [f["shape"] for f in info]
     assert not any(layer.name.startswith("head_") for layer in model.layers)
+
+
+def test_reduction_is_the_strides_product_where_maps_do_not_divide_the_input():
+    """Inception v3's unpadded convolutions: at 75 px (its minimum) the stage maps are 15, 7, 3 and 1 wide; the
+    reductions are its strides' products 4, 8, 16, 32 (timm's), not 75 / 15 = 5 or None."""
+    model = zoo.build("inception_v3", input_shape=(75, 75, 3), features_only=True, width=0.0625)
+    info = zoo.feature_info(model)
+    assert [(f["shape"][0], f["reduction"]) for f in info] == [(15, 4), (7, 8), (3, 16), (1, 32)]
+    assert [f["channels"] for f in info] == [12, 18, 48, 128]  # Conv2d_4a, Mixed_5d, 6e, 7c at width 1/16
 
 
 def test_converted_weights_load_into_the_feature_model(tmp_path):

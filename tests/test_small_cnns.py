@@ -5,6 +5,7 @@ its published GFLOPS, and what each family's torch conversion does beyond the sh
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 
@@ -18,10 +19,18 @@ FULL_SIZE_KEYS = json.load(open(os.path.join(FIXTURES, "full_size_keys.json")))
 # model.parameters(), auxiliary heads off as at evaluation)
 TORCHVISION_PARAMS = {
     "googlenet": 6_624_904,
+    "inception_v3": 23_834_568,  # torchvision's 27,161,264 count AuxLogits
+    "mnasnet0_5": 2_218_512, "mnasnet0_75": 3_170_208, "mnasnet1_0": 4_383_312, "mnasnet1_3": 6_282_256,
+    "squeezenet1_0": 1_248_424, "squeezenet1_1": 1_235_496, "shufflenet_v2_x0_5": 1_366_792,
+    "shufflenet_v2_x1_0": 2_278_604, "shufflenet_v2_x1_5": 3_503_624, "shufflenet_v2_x2_0": 7_393_996,
 }
 # torchvision's weights.meta["_ops"] (multiply-adds, published as GFLOPS)
 TORCHVISION_GFLOPS = {
     "googlenet": 1.498,
+    "inception_v3": 5.713,
+    "mnasnet0_5": 0.104, "mnasnet0_75": 0.215, "mnasnet1_0": 0.314, "mnasnet1_3": 0.526,
+    "squeezenet1_0": 0.819, "squeezenet1_1": 0.349, "shufflenet_v2_x0_5": 0.04,
+    "shufflenet_v2_x1_0": 0.145, "shufflenet_v2_x1_5": 0.296, "shufflenet_v2_x2_0": 0.583,
 }
 
 
@@ -42,18 +51,17 @@ def _zero_state(arch):
     return {k: np.zeros(s, np.float32) for k, s in FULL_SIZE_KEYS[f"torchvision:{arch}"]}
 
 
-def test_googlenet_aux_heads_are_dropped_by_name():
-    """torchvision's pretrained GoogLeNet file carries aux1/aux2 (aux_logits=False only at evaluation): the zoo
-    model has none, so they are dropped and reported as such, and nothing else is."""
-    state = _zero_state("googlenet")
-    assert any(k.startswith("aux1.") for k in state) and any(k.startswith("aux2.") for k in state)
-    report = load_state_dict(zoo.build("googlenet"), state, assign=False)
-    aux = {k for k, why in report.dropped if "auxiliary" in why}
-    assert aux == {k for k in state if k.startswith(("aux1.", "aux2."))}
+@pytest.mark.parametrize("name, aux", [("googlenet", ("aux1.", "aux2.")), ("inception_v3", ("AuxLogits.",))])
+def test_auxiliary_heads_are_dropped_by_name(name, aux):
+    """torchvision's pretrained GoogLeNet and Inception v3 files carry their auxiliary classifiers (aux_logits=False
+    only at evaluation): the zoo models have none, so they are dropped and reported as such, and nothing else is."""
+    state = _zero_state(name)
+    assert all(any(k.startswith(prefix) for k in state) for prefix in aux)
+    report = load_state_dict(zoo.build(name), state, assign=False)
+    assert {k for k, why in report.dropped if "auxiliary" in why} == {k for k in state if k.startswith(aux)}
     # any other unknown module is still refused
     with pytest.raises(ValueError, match="aux3"):
-        load_state_dict(zoo.build("googlenet"), {**state, "aux3.fc.weight": np.zeros((2, 2), np.float32)},
-                        assign=False)
+        load_state_dict(zoo.build(name), {**state, "aux3.fc.weight": np.zeros((2, 2), np.float32)}, assign=False)
 
 
 def test_googlenet_transform_input_is_torchvisions():
@@ -70,16 +78,43 @@ def test_googlenet_transform_input_is_torchvisions():
         zoo.build("googlenet", input_shape=(32, 32, 3), width=0.125, transform_input=1)
 
 
-def test_googlenet_turns_transform_input_on_for_torchvision_weights_only(tmp_path):
+@pytest.mark.parametrize("name, size, width", [("googlenet", 64, 0.125), ("inception_v3", 83, 0.0625)])
+def test_transform_input_is_on_for_torchvision_weights_only(tmp_path, name, size, width):
     import shutil
 
     from test_weights import FIXTURES
 
-    checkpoint = tmp_path / "googlenet.pth"
-    shutil.copy(f"{FIXTURES}/googlenet.pth", checkpoint)
+    checkpoint = tmp_path / f"{name}.pth"
+    shutil.copy(f"{FIXTURES}/{name}.pth", checkpoint)
     names = lambda m: {la.name for la in m.layers}  # noqa: E731
-    kwargs = dict(input_shape=(64, 64, 3), num_classes=10, width=0.125)
-    assert "stem_transform_input" in names(zoo.build("googlenet", weights=str(checkpoint), **kwargs))
-    assert "stem_transform_input" not in names(zoo.build("googlenet", **kwargs))
-    assert "stem_transform_input" not in names(zoo.build("googlenet", weights=str(checkpoint),
-                                                         transform_input=False, **kwargs))
+    kwargs = dict(input_shape=(size, size, 3), num_classes=10, width=width)
+    assert "stem_transform_input" in names(zoo.build(name, weights=str(checkpoint), **kwargs))
+    assert "stem_transform_input" not in names(zoo.build(name, **kwargs))
+    assert "stem_transform_input" not in names(zoo.build(name, weights=str(checkpoint), transform_input=False,
+                                                         **kwargs))
+
+
+def test_inception_v3_average_pools_count_their_padding_as_torch():
+    """torch's avg_pool2d(3, stride=1, padding=1) divides by 9 at the border too (count_include_pad=True): a corner
+    of a map of ones is 4/9, an edge 6/9; Keras' "same" would give 1 everywhere."""
+    from zoo.models.inception import _avg_pool
+
+    inputs = keras.Input((3, 3, 1))
+    pooled = keras.Model(inputs, _avg_pool(inputs, name="pool"))(np.ones((1, 3, 3, 1), np.float32))
+    np.testing.assert_allclose(np.asarray(pooled)[0, :, :, 0], [[4 / 9, 6 / 9, 4 / 9], [6 / 9, 1, 6 / 9],
+                                                               [4 / 9, 6 / 9, 4 / 9]], rtol=1e-6)
+
+
+def test_inception_v3_sizes_follow_torchvisions_comments():
+    """torchvision's forward comments: 299 px -> 147 after the stem, 71 after Conv2d_4a, 35, 17, 8 in the stages;
+    75 px (torchvision's min_size) is the smallest input, 1x1 after Mixed_7c."""
+    model = zoo.build("inception_v3", width=0.0625, include_top=False)
+    sizes = {name: model.get_layer(name).output.shape[1:3] for name in
+             ("stem_conv2b_relu", "stage1_conv4a_relu", "stage2_block3_concat", "stage3_block5_concat",
+              "stage4_block3_concat")}
+    assert sizes == {"stem_conv2b_relu": (147, 147), "stage1_conv4a_relu": (71, 71), "stage2_block3_concat": (35, 35),
+                     "stage3_block5_concat": (17, 17), "stage4_block3_concat": (8, 8)}
+    small = zoo.build("inception_v3", width=0.0625, include_top=False, input_shape=(75, 75, 3))
+    assert small.output.shape[1:3] == (1, 1)
+    with pytest.raises(ValueError, match="75x75"):
+        zoo.build("inception_v3", width=0.0625, input_shape=(74, 74, 3))

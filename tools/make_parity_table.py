@@ -36,11 +36,15 @@ def parity_table(root=ROOT) -> str:
         shown = "not in the catalogue" if zoo_count is None else f"{zoo_count:,}"
         crop = r.get("preprocessing", {}).get("crop")
         resized = crop not in (None, sizes.get(name))  # ViT's SWAG weights: a position embedding of a larger grid
-        if zoo_count is not None and zoo_count != r["num_params"] and resized:
+        published = r.get("num_params_eval", r["num_params"])  # torchvision's count without auxiliary classifiers
+        if zoo_count is not None and zoo_count != published and resized:
             shown += f" (at {sizes.get(name)} px; the weights' {crop} px grid differs)"
-        mark = "" if zoo_count == r["num_params"] or resized else " ≠"
+        mark = "" if zoo_count == published or resized else " ≠"
         top1 = "—" if r["top1"] is None else f"{r['top1']:.1f}"
-        lines.append(f"| `{name}` | {shown}{mark} | {r['num_params']:,} | {r['gflops']:.2f} | "
+        theirs = f"{published:,}"
+        if "num_params_eval" in r:
+            theirs += f" ({r['num_params']:,} with the auxiliary classifier)"
+        lines.append(f"| `{name}` | {shown}{mark} | {theirs} | {r['gflops']:.2f} | "
                      f"{r['tag']}: {top1} |")
     return "\n".join(lines + [END])
 

@@ -84,6 +84,23 @@ class TinyGoogLeNet(torchvision.models.GoogLeNet):
         self.fc = nn.Linear(channels, num_classes)
 
 
+def tiny_inception_v3(divisor=16):
+    """torchvision's Inception3 (module names, branch order, count_include_pad pools, transform_input) with every
+    convolution's channels divided by ``divisor`` (all of Inception v3's are multiples of 16, so the concatenations
+    stay consistent: the zoo's ``width=1/16``), without the auxiliary classifier."""
+    from torchvision.models.inception import BasicConv2d
+    model = torchvision.models.Inception3(num_classes=10, aux_logits=False, transform_input=True, init_weights=False)
+    for module in list(model.modules()):
+        if isinstance(module, BasicConv2d):
+            conv = module.conv
+            inputs = conv.in_channels if conv.in_channels == 3 else conv.in_channels // divisor  # RGB stays
+            module.conv = nn.Conv2d(inputs, conv.out_channels // divisor, conv.kernel_size,
+                                    stride=conv.stride, padding=conv.padding, bias=False)
+            module.bn = nn.BatchNorm2d(conv.out_channels // divisor, eps=0.001)
+    model.fc = nn.Linear(2048 // divisor, 10)
+    return model
+
+
 class TinyVGG(torchvision.models.VGG):
     """torchvision's VGG (make_layers, forward) with scaled widths."""
 
@@ -122,6 +139,49 @@ def tiny_regnet(depths, widths, group_widths, stem_width, se_widths, num_classes
     blocks = [m for m in model.modules() if isinstance(m, torchvision.models.regnet.ResBottleneckBlock)]
     for block, squeeze in zip(blocks, se_widths, strict=True):
         block.f.se = torchvision.ops.SqueezeExcitation(block.f.se.fc1.in_channels, squeeze)
+    return model
+
+
+class TinySqueezeNet(torchvision.models.SqueezeNet):
+    """torchvision's SqueezeNet (module indices, ceil-mode pools, forward) with every width scaled as the zoo's
+    ``width`` does (rounded, at least 1); random conv biases (torchvision's are zero) and a head bias raised by 0.5,
+    so that the head's ReLU keeps most classes alive."""
+
+    def __init__(self, version, width, num_classes):
+        nn.Module.__init__(self)
+        from torchvision.models.squeezenet import Fire
+        c = lambda n: max(1, int(round(n * width)))  # noqa: E731
+        stem, kernel, stages = {"1_0": (96, 7, [[(16, 64, 64), (16, 64, 64), (32, 128, 128)],
+                                                [(32, 128, 128), (48, 192, 192), (48, 192, 192), (64, 256, 256)],
+                                                [(64, 256, 256)]]),
+                                "1_1": (64, 3, [[(16, 64, 64), (16, 64, 64)], [(32, 128, 128), (32, 128, 128)],
+                                                [(48, 192, 192), (48, 192, 192), (64, 256, 256),
+                                                 (64, 256, 256)]])}[version]
+        channels = c(stem)
+        modules = [nn.Conv2d(3, channels, kernel_size=kernel, stride=2), nn.ReLU(inplace=True)]
+        for fires in stages:
+            modules.append(nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True))
+            for s, e1, e3 in fires:
+                modules.append(Fire(channels, c(s), c(e1), c(e3)))
+                channels = c(e1) + c(e3)
+        self.num_classes = num_classes
+        self.features = nn.Sequential(*modules)
+        self.classifier = nn.Sequential(nn.Dropout(p=0.5), nn.Conv2d(channels, num_classes, kernel_size=1),
+                                        nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d((1, 1)))
+        g = torch.Generator().manual_seed(3)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                m.bias.data = 0.1 * torch.randn(m.bias.shape, generator=g)
+        self.classifier[1].bias.data += 0.5
+
+
+def tiny_shufflenet(channels, width, num_classes):
+    """torchvision's ShuffleNetV2 (stages_repeats 4, 8, 4) with a variant's ``stages_out_channels`` scaled as the
+    zoo's ``width`` does: the stem and conv5 rounded, each stage's halves rounded (an even count); a random fc bias."""
+    c = lambda n: max(1, int(round(n * width)))  # noqa: E731
+    out = [c(channels[0])] + [2 * c(n // 2) for n in channels[1:4]] + [c(channels[4])]
+    model = torchvision.models.ShuffleNetV2([4, 8, 4], out, num_classes=num_classes)
+    model.fc.bias.data = 0.5 * torch.randn(num_classes, generator=torch.Generator().manual_seed(3))
     return model
 
 
@@ -232,6 +292,18 @@ FIXTURES = {
     # last window partial somewhere
     "googlenet": ("googlenet", {"width": 0.125, "transform_input": True}, "torchvision",
                   lambda: TinyGoogLeNet(0.125, 10, True), 64),
+    # 66 px: the maps are 32, 16, 8, 4: every ceil-mode pool's last window is partial
+    "squeezenet1_1": ("squeezenet1_1", {"width": 0.125}, "torchvision", lambda: TinySqueezeNet("1_1", 0.125, 10), 66),
+    # x1_0's stages_out_channels at width 1/8: 3, 14, 28, 58, 128; 70 px: maps 35, 18, 9, 5, 3
+    "shufflenet_v2_x1_0": ("shufflenet_v2_x1_0", {"width": 0.125}, "torchvision",
+                           lambda: tiny_shufflenet((24, 116, 232, 464, 1024), 0.125, 10), 70),
+    # the zoo's width multiplies torchvision's alpha (0.5 * 0.125 = 0.0625: depths 8, 8, 8, 8, 8, 8, 16, 24); the
+    # final 1x1 conv keeps its 1280 channels whatever alpha
+    "mnasnet": ("mnasnet0_5", {"width": 0.125}, "torchvision",
+                lambda: torchvision.models.MNASNet(0.0625, num_classes=10), 64),
+    # 83 px: every valid convolution and pool sees an odd map somewhere
+    "inception_v3": ("inception_v3", {"width": 0.0625, "transform_input": True}, "torchvision",
+                     tiny_inception_v3, 83),
     "swin_tiny": ("swin_t", {"width": 0.0625, "window_size": 4}, "torchvision", tiny_swin, 72),
     "swin_v2_tiny": ("swin_v2_t", {"width": 0.0625, "window_size": 4}, "torchvision", lambda: tiny_swin(v2=True), 72),
     "maxvit_tiny": ("maxvit_t", {"width": 0.0625, "partition_size": 2}, "torchvision", tiny_maxvit, 64),

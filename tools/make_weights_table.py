@@ -30,6 +30,19 @@ def _published(value):
     """A published accuracy, or None where there is none (strict JSON has no NaN)."""
     return None if value is None or math.isnan(value) else float(value)
 
+AUXILIARY = ("googlenet", "inception_v3")  # torchvision's architectures with auxiliary classifiers
+
+
+def _eval_params(arch, published):
+    """torchvision's trainable parameters without the auxiliary classifiers (aux_logits=False, as at evaluation and
+    as the zoo builds them) where its published ``num_params`` counts them (inception_v3's AuxLogits), else None."""
+    if arch not in AUXILIARY:
+        return None
+    model = getattr(torchvision.models, arch)(weights=None, aux_logits=False, init_weights=False)
+    count = sum(p.numel() for p in model.parameters())
+    return None if count == published else count
+
+
 def main(results_csv, out):
     with open(results_csv) as f:
         results = {(r["model"], int(r["img_size"])): r for r in csv.DictReader(f)}
@@ -47,7 +60,9 @@ def main(results_csv, out):
                 # torchvision writes NaN for weights without an ImageNet classifier (vgg16 FEATURES): null here
                 "top1": _published(w.meta["_metrics"]["ImageNet-1K"]["acc@1"]),
                 "top5": _published(w.meta["_metrics"]["ImageNet-1K"]["acc@5"]),
-                "num_params": w.meta["num_params"], "file_size_mb": w.meta["_file_size"], "gflops": w.meta["_ops"],
+                "num_params": w.meta["num_params"], 
+                **({"num_params_eval": n} if (n := _eval_params(arch, w.meta["num_params"])) else {}),
+                "file_size_mb": w.meta["_file_size"], "gflops": w.meta["_ops"],
                 "preprocessing": {"resize": t.resize_size[0], "crop": t.crop_size[0],
                                   "interpolation": t.interpolation.value, "mean": list(t.mean), "std": list(t.std)},
                 "categories": "imagenet1k", "recipe": w.meta["recipe"],

@@ -236,7 +236,7 @@ def _cut_point(model, candidates):
 def _cam_layer(model, layer):
     """``(feature layer, head)``: ``layer``, else the last convolutional map with spatial extent (more than
     1x1) of the last stage that has one (its last 4-D output that is not a pooling, so the map keeps the
-    stage's resolution) when every path to the output passes through it, else the layer feeding the head
+    stage's resolution) that every path to the output passes through, else the layer feeding the head
     (or, when that is 1x1, the last earlier map with extent that every path passes)."""
     if layer is not None:
         feature = _feature_layer(model, layer)
@@ -248,11 +248,11 @@ def _cam_layer(model, layer):
     for stage in reversed([s for s in list_stages(model) if s.startswith("stage")]):
         candidates = [la for la in layers_ if stage_of(la.name) == stage and _spatial(la)
                       and not isinstance(la, _POOLING)]
-        if candidates:
-            found = _cut_point(model, candidates)
-            if found:
-                return found
-            break
+        found = _cut_point(model, candidates) if candidates else None
+        if found:
+            return found
+        # no cut point at the stage's end (Inception v3 at 75 px: only its last stage's first module has maps
+        # larger than 1x1, inside its branches): the stage before
     feature = _feature_layer(model)
     if len(feature.output.shape) == 4 and not _spatial(feature):
         earlier = [la for la in layers_[: layers_.index(feature)] if _spatial(la) and not isinstance(la, _POOLING)]

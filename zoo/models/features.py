@@ -121,8 +121,9 @@ def multi_scale_model(model, out_indices=None, *, name=None):
 
 def feature_info(model) -> list[dict]:
     """One dict per output of ``model``: ``index`` and ``unit`` (what ``out_indices`` chose; ``None`` for a
-    model :func:`multi_scale_model` did not make), ``layer``, ``channels``, ``reduction`` (input height / map
-    height; ``None`` when the sizes are not static or do not divide) and ``shape`` (height, width, channels).
+    model :func:`multi_scale_model` did not make), ``layer``, ``channels``, ``reduction`` (the product of the
+    strides before the map, as timm's; after a custom layer that reduces, input height / map height; ``None``
+    when neither can be told) and ``shape`` (height, width, channels).
 
     Example:
         >>> features = zoo.build("resnet18", features_only=True, input_shape=(64, 64, 3))
@@ -132,6 +133,7 @@ def feature_info(model) -> list[dict]:
     if not isinstance(model, keras.Model):
         raise TypeError(f"`model` must be a keras.Model. Received: model={type(model).__name__}")
     height = model.inputs[0].shape[1]
+    strides = None
     info = []
     for out in model.outputs:
         if len(out.shape) != 4:
@@ -140,8 +142,28 @@ def feature_info(model) -> list[dict]:
         layer = producer(out).name
         match = _OUTPUT_NAME.fullmatch(layer)
         size = out.shape[1]
+        # the strides' product, as timm's (Inception v3's unpadded convolutions at 299 px: maps 71, 35, 17, 8;
+        # 15, 7, 3, 1 at 75 px, where 75 / 15 = 5 would say 5, not 4); input / map where a custom layer reduces
+        strides = _network_strides(model) if strides is None else strides
+        reduction = strides.get(id(out))
+        if reduction is None and height and size and height % size == 0:
+            reduction = height // size
         info.append({"index": int(match.group(1)) if match else None, "unit": match.group(2) if match else None,
-                     "layer": layer, "channels": int(out.shape[-1]),
-                     "reduction": height // size if height and size and height % size == 0 else None,
+                     "layer": layer, "channels": int(out.shape[-1]), "reduction": reduction,
                      "shape": tuple(out.shape[1:])})
     return info
+
+
+def _network_strides(model):
+    """``{id(tensor): product of the strides of the layers before it}`` over the graph (the longest product where
+    branches meet), for maps whose size does not divide the input's: None for a tensor after a layer that reduces
+    without a ``strides`` attribute (a custom layer), where the product cannot be told."""
+    strides = {}
+    for layer, inputs, outputs in graph_calls(model):
+        before = [strides.get(id(t), 1) for t in inputs]
+        own = getattr(layer, "strides", 1)
+        own = own[0] if isinstance(own, (tuple, list)) else own
+        custom = not hasattr(layer, "strides") and type(layer).__module__.split(".")[0] != "keras"
+        for t in outputs:
+            strides[id(t)] = None if custom or None in before else max(before, default=1) * int(own)
+    return strides
