@@ -239,8 +239,10 @@ def migrate_record(record) -> dict:
 def training_identity(config, *, searched=()) -> dict:
     """The training settings that make two runs the same: every field of a ``TrainingConfig`` but the
     ``searched`` ones, which a search space sets in each trial. A field added since a run folder was made
-    (``layer_decay``) is left out while it has its default, so that the folder's runs stay the same."""
-    fields = {k: v for k, v in dataclasses.asdict(config).items() if k not in searched}
+    (``layer_decay``) is left out while it has its default, so that the folder's runs stay the same. ``devices``
+    is never part of it: synchronous data parallelism trains the same weights on any count (each record says
+    how many devices it used), so a run resumes on another machine."""
+    fields = {k: v for k, v in dataclasses.asdict(config).items() if k not in searched and k != "devices"}
     if fields.get("layer_decay") is None:
         fields.pop("layer_decay", None)
     return normalise(fields)

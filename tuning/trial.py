@@ -25,7 +25,7 @@ from tuning.constraints import BUILD_TIME_CONSTRAINTS, broken_constraints, check
 from tuning.records import finite, new_record
 from zoo import training
 from zoo.runtime import is_disk_full, is_out_of_memory, peak_memory_bytes
-from zoo.training import EpochTimer, TrainingConfig, resolve_precision
+from zoo.training import EpochTimer, TrainingConfig, resolve_devices, resolve_precision
 
 __all__ = ["TrialPlan", "check_build", "data_kwargs", "objective_value", "run_data", "run_trial", "run_training"]
 
@@ -121,6 +121,7 @@ def run_training(training, *, monitor, batch_size=None) -> TrainingConfig:
         training = TrainingConfig()
     if not isinstance(training, TrainingConfig):
         raise TypeError(f"`training` must be a zoo.training.TrainingConfig. Received: training={training!r}")
+    resolve_devices(training.devices)  # more devices than this machine has: refused before the first trial
     return dataclasses.replace(training, precision=resolve_precision(training.precision or "float32"),
                                monitor=training.monitor or (monitor if training.patience is not None else None),
                                batch_size=training.batch_size or batch_size)
@@ -238,7 +239,8 @@ def _build(trial, build, *, named):
     batch_size = config.batch_size or data.batch_size
     policy = (keras.mixed_precision.global_policy().name if config.precision is None
               else resolve_precision(config.precision))
-    record.update(epochs=config.epochs, batch_size=batch_size, precision=policy)
+    record.update(epochs=config.epochs, batch_size=batch_size, precision=policy,
+                  devices=resolve_devices(config.devices))
     trial.config = config.replace(batch_size=batch_size)
     training.set_seed(trial.seed)
     if hasattr(data, "restarted"):  # the same data order whatever trained on the bundle before
@@ -377,7 +379,7 @@ def _last_validation(history):
 def _card(base, metrics) -> dict:
     """The JSON card saved beside a model: what it is, how it was trained, how well it did, on what."""
     keep = ("id", "model", "hyperparameters", "seed", "epochs", "best_epoch", "stopped_epoch", "batch_size",
-            "precision", "data", "dataset", "params", "macs")
+            "precision", "devices", "data", "dataset", "params", "macs")
     return {**{k: base.get(k) for k in keep}, "metrics": dict(metrics), "environment": zoo.runtime.environment()}
 
 

@@ -10,6 +10,7 @@ already imported, as in ``import keras, zoo`` before ``keras.saving.load_model``
 import importlib
 import sys
 
+from zoo import runtime as _runtime
 from zoo._lazy import lazy_attributes
 from zoo._version import __version__
 
@@ -56,6 +57,8 @@ __all__ = [
 
 __getattr__, __dir__ = lazy_attributes(__name__, _ATTRIBUTES, __all__)
 
+
+_runtime.virtual_cpus()  # ZOO_VIRTUAL_CPUS: the host CPU split into devices before the framework starts
 
 if "keras" in sys.modules:  # Keras is loaded already: registering the zoo's objects costs little
     for _module in _KERAS_OBJECTS:

@@ -42,6 +42,7 @@ __all__ = [
     "precision_policy",
     "quiet_framework_start",
     "resolve_precision",
+    "virtual_cpus",
     "write_json_atomic",
 ]
 
@@ -121,7 +122,83 @@ def quiet_framework_start():
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     pending = [n for n in NOISY_FRAMEWORKS if n not in sys.modules]
     if pending and not any(isinstance(f, _QuietImport) for f in sys.meta_path):
-        sys.meta_path.insert(0, _QuietImport(pending))
+        # after virtual_cpus()'s hook, whose loader then wraps this quiet one
+        after = [i + 1 for i, f in enumerate(sys.meta_path) if isinstance(f, _AfterImport)]
+        sys.meta_path.insert(max(after, default=0), _QuietImport(pending))
+
+
+VIRTUAL_CPUS_ENV = "ZOO_VIRTUAL_CPUS"
+_XLA_DEVICE_COUNT = "--xla_force_host_platform_device_count"
+
+
+def virtual_cpus() -> int | None:
+    """Split the host CPU into ``ZOO_VIRTUAL_CPUS`` devices before the framework starts, so that multi-device code
+    (``devices=2``) runs on a machine without accelerators: JAX's host platform device count (``XLA_FLAGS``), and
+    for TensorFlow that many logical CPUs, configured as soon as TensorFlow is imported (an import hook; at once
+    when it is imported already and has not started). ``import zoo`` calls it; it imports nothing. Returns the
+    count, or ``None`` when the variable is unset.
+
+    Raises:
+        ValueError: the variable is not a whole number from 1 to 64.
+    """
+    value = os.environ.get(VIRTUAL_CPUS_ENV, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise ValueError(f"{VIRTUAL_CPUS_ENV} must be a whole number of virtual CPU devices from 1 to 64. "
+                         f"Received: {VIRTUAL_CPUS_ENV}={value!r}")
+    count = int(value)
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(_XLA_DEVICE_COUNT)]
+    os.environ["XLA_FLAGS"] = " ".join([*flags, f"{_XLA_DEVICE_COUNT}={count}"])
+    if "tensorflow" in sys.modules:
+        _split_tensorflow_cpu(sys.modules["tensorflow"], count)
+    elif not any(isinstance(f, _AfterImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterImport("tensorflow", lambda tf: _split_tensorflow_cpu(tf, count)))
+    return count
+
+
+def _split_tensorflow_cpu(tf, count):
+    """``count`` logical CPUs for TensorFlow; a warning when its runtime has started already (too late)."""
+    import warnings
+
+    try:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError as e:  # the runtime is initialised: the devices are fixed for this process
+        warnings.warn(f"{VIRTUAL_CPUS_ENV}={count} came too late for TensorFlow ({e}): set it before the first "
+                      "TensorFlow operation (import zoo first, or set it in the environment)", stacklevel=3)
+
+
+class _AfterLoader(_QuietLoader):
+    """Runs a module's real loader, then ``then(module)`` (the module keeps its loader)."""
+
+    def __init__(self, loader, then):
+        super().__init__(loader)
+        self.then = then
+
+    def exec_module(self, module):
+        module.__loader__ = module.__spec__.loader = self.loader
+        self.loader.exec_module(module)
+        self.then(module)
+
+
+class _AfterImport:
+    """A ``sys.meta_path`` finder that runs ``then(module)`` after the first import of ``name``: it takes the spec
+    the other finders give (the quiet loader of :class:`_QuietImport` included) and wraps its loader."""
+
+    def __init__(self, name, then):
+        self.name, self.then = name, then
+
+    def find_spec(self, name, path=None, target=None):
+        if name != self.name:
+            return None
+        sys.meta_path.remove(self)
+        import importlib.util
+
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _AfterLoader(spec.loader, self.then)
+        return spec
 
 
 def _backend() -> str:

@@ -123,6 +123,22 @@ def add_precision_argument(p):
                         "(default float32)")
 
 
+def devices_value(text):
+    """``--devices`` value: a whole number >= 1 or ``all`` (checked again, with the machine's count, before training)."""
+    if text == "all":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"--devices takes a number of local devices (1, 2, ...) or 'all', not {text!r}")
+    return int(text)
+
+
+def add_devices_argument(p):
+    p.add_argument("--devices", type=devices_value, default=None, metavar="N|all",
+                   help="train each model on N local devices (or all) with one global batch: synchronous data "
+                        "parallelism (JAX: keras.distribution.DataParallel; TensorFlow: MirroredStrategy); on a CPU, "
+                        "ZOO_VIRTUAL_CPUS=N splits it (default: the default device)")
+
+
 def add_early_stopping_arguments(p):
     """``--patience`` and ``--min-delta`` (compare, tune, transfer)."""
     p.add_argument("--patience", type=int, default=None,
@@ -143,6 +159,7 @@ def add_training_arguments(p, *, epochs, seeds_default):
     p.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay (default 0)")
     add_early_stopping_arguments(p)
     add_precision_argument(p)
+    add_devices_argument(p)
 
 
 def training_config(args, **fields):
@@ -151,5 +168,6 @@ def training_config(args, **fields):
     from zoo.training import TrainingConfig
 
     given = {k: getattr(args, k) for k in ("epochs", "batch_size", "optimizer", "learning_rate", "schedule",
-                                           "weight_decay", "precision", "patience", "min_delta") if hasattr(args, k)}
+                                           "weight_decay", "precision", "patience", "min_delta", "devices")
+             if hasattr(args, k)}
     return TrainingConfig(**{**{k: v for k, v in given.items() if v is not None}, **fields})

@@ -9,6 +9,7 @@ from zoo.cli.args import (
     LazyChoices,
     add_data_arguments,
     add_early_stopping_arguments,
+    add_devices_argument,
     add_precision_argument,
     add_training_arguments,
     load_data,
@@ -203,6 +204,7 @@ def register(sub):
     p.add_argument("--executions", type=int, default=1, help="trainings per trial, averaged")
     p.add_argument("--seed", type=int, default=0, help="seed of the search and of every trial (default 0)")
     add_precision_argument(p)
+    add_devices_argument(p)
     add_early_stopping_arguments(p)
     p.add_argument("--tiny", action="store_true", help="use each card's tiny test sizes (quick checks)")
     _add_output_arguments(p, save_models="pareto", choices=("pareto", "best", "all"))

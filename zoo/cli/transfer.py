@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 import os
 
-from zoo.cli.args import add_data_arguments, add_early_stopping_arguments, load_data, parse_kwargs
+from zoo.cli.args import (
+    add_data_arguments,
+    add_devices_argument,
+    add_early_stopping_arguments,
+    load_data,
+    parse_kwargs,
+)
 
 
 def _pretrained(args):
@@ -61,14 +67,15 @@ def cmd_transfer(args):
         result = zoo.train_head_on_features(model, train, val, epochs=args.head_epochs, learning_rate=args.head_lr,
                                             batch_size=args.batch_size, seed=args.seed, verbose=2,
                                             patience=args.patience, min_delta=args.min_delta,
-                                            min_steps=args.min_steps or None)
+                                            min_steps=args.min_steps or None, devices=args.devices)
         training.compile_model(model)
     else:
         decay = {} if args.layer_decay is None else {"layer_decay": args.layer_decay}
         result = zoo.fine_tune(model, train, val, head_epochs=args.head_epochs, head_lr=args.head_lr,
                                unfreeze=unfreeze, ft_epochs=args.ft_epochs, ft_lr=args.ft_lr,
                                batch_size=args.batch_size, seed=args.seed, verbose=2, patience=args.patience,
-                               min_delta=args.min_delta, min_steps=args.min_steps or None, **decay)
+                               min_delta=args.min_delta, min_steps=args.min_steps or None, devices=args.devices,
+                               **decay)
     metrics = model.evaluate(test, verbose=0, return_dict=True) if test is not None else {}
     saved = model
     if entry:  # the saved model takes images in [0, 1]: its normalisation goes inside, as a plain Keras layer
@@ -108,6 +115,7 @@ def register(sub):
                    "--ft-lr times D to the power of its depth from the head (e.g. 0.75; default: one rate)")
     p.add_argument("--unfreeze", default="last_block", help="last_block, N (blocks), a stage name, all or none")
     p.add_argument("--cache-features", action="store_true", help="train the head on cached backbone features")
+    add_devices_argument(p)
     p.add_argument("--dropout", type=float, default=0.0)
     add_early_stopping_arguments(p)
     p.add_argument("--min-steps", type=int, default=100,

@@ -33,6 +33,7 @@ from zoo.training.compile import (
 )
 from zoo.training.checks import check_finite_data
 from zoo.training.device import DeviceArrays, to_device, uint8_inputs
+from zoo.training.distribute import check_devices, data_parallel, resolve_devices
 from zoo.training.lr_find import LRFinderResult, lr_find
 from zoo.utils import TASKS, check_choice, check_float, check_int, metric_direction
 
@@ -59,6 +60,7 @@ __all__ = [
     "metric_names",
     "outputs_logits",
     "precision_policy",
+    "resolve_devices",
     "resolve_precision",
     "set_seed",
     "steps_per_epoch",
@@ -126,6 +128,8 @@ class TrainingConfig:
         warmup_epochs: length of the ``warmup`` schedule's ramp, in epochs (turned into steps from the data).
         steps_per_epoch: batches per epoch for the schedules (``None``: counted from the data).
         precision: dtype policy the model is built under (``None`` keeps the global one).
+        devices: train on this many local devices with one global batch (``"all"``: every one;
+            ``None``: the default device), :mod:`zoo.training.distribute`.
         augmentation: a ``zoo.data.augmentation`` preset applied to the training split, or ``None``;
             ``augmentation_flip`` is the flip it uses.
         patience, min_delta, monitor: early stopping (see :func:`fit`); ``patience=None`` trains every epoch.
@@ -147,6 +151,7 @@ class TrainingConfig:
     warmup_epochs: float = 1.0
     steps_per_epoch: int | None = None
     precision: str | None = None
+    devices: int | str | None = None
     augmentation: str | None = None
     augmentation_flip: str | None = "horizontal"
     patience: int | None = None
@@ -168,6 +173,7 @@ class TrainingConfig:
         check_early_stopping(self.patience, self.min_delta, self.monitor)
         if self.precision is not None:
             check_choice("precision", self.precision, PRECISIONS)
+        object.__setattr__(self, "devices", check_devices(self.devices))
         if not isinstance(self.options, dict):
             raise TypeError(f"`options` must be a dict of fit arguments. Received: options={self.options!r}")
         clash = sorted(set(self.options) & set(asdict(self)))
@@ -265,6 +271,7 @@ def fit(
     monitor=None,
     log_dir=None,
     initial_epoch=0,
+    devices=None,
     **compile_kwargs,
 ):
     """Seed, compile (unless ``compile=False``) and fit; returns the ``History``.
@@ -296,6 +303,9 @@ def fit(
             validation data); its direction comes from its name (``val_accuracy`` is maximised).
         log_dir: write TensorBoard scalars per epoch and ``log.csv`` there.
         initial_epoch: the epoch to start from, for a resumed run (``epochs`` stays the total).
+        devices: synchronous data parallelism over this many local devices (``"all"``: every one), one
+            global batch of ``batch_size`` split between them (:mod:`zoo.training.distribute`); the model
+            keeps the trained weights and optimizer state, and the history says ``history.devices``.
 
     Returns:
         Keras' ``History``, with ``best_epoch`` and ``stopped_epoch`` (1-based epoch numbers; ``None``
@@ -319,6 +329,7 @@ def fit(
         patience = config.patience if patience is None else patience
         min_delta = config.min_delta if not min_delta else min_delta
         monitor = config.monitor if monitor is None else monitor
+        devices = config.devices if devices is None else devices
     if compile == "if_needed":  # a model its maker compiled keeps its optimizer and loss
         compile = not getattr(model, "compiled", False)
         compile_kwargs = compile_kwargs if compile else {}
@@ -333,6 +344,10 @@ def fit(
     check_finite_data(train, "train")
     if validation is not None:
         check_finite_data(tuple(validation) if isinstance(validation, list) else validation, "validation")
+    devices = resolve_devices(devices)
+    if devices > 1:
+        _check_even_batches(devices, batch_size, train=train, validation=validation)
+        device_data = False  # the distribution places each batch on its devices
     set_seed(seed)
     if compile:
         steps = steps_per_epoch(train, batch_size)
@@ -356,15 +371,39 @@ def fit(
                                plateau=compile and compile_kwargs.get("schedule") == "plateau")
     kw = dict(epochs=epochs, initial_epoch=initial_epoch, validation_data=validation,
               callbacks=[*added, *callbacks], verbose=verbose)
-    if isinstance(train, DeviceArrays):
-        history = model.fit(train, shuffle=False, **kw)  # it shuffles itself, on the device
-    elif isinstance(train, tuple):
-        x, y = train
-        history = model.fit(x, y, batch_size=batch_size, shuffle=shuffle, **kw)
-    else:  # datasets shuffle themselves (zoo.data reshuffles its training split every epoch)
-        history = model.fit(train, shuffle=False, **kw)
+    if devices > 1:
+        with data_parallel(model, devices) as replica:
+            history = _keras_fit(replica, train, batch_size=batch_size, shuffle=shuffle, **kw)
+        history.set_model(model)
+    else:
+        history = _keras_fit(model, train, batch_size=batch_size, shuffle=shuffle, **kw)
+    history.devices = devices
     stopper = next((c for c in added if isinstance(c, EarlyStopping)), None)
     history.best_epoch = stopper.best_epoch_number if stopper else None
     history.stopped_epoch = stopper.stopped_epoch_number if stopper else None
     return history
 
+
+def _keras_fit(model, train, *, batch_size, shuffle, **kw):
+    if isinstance(train, DeviceArrays):
+        return model.fit(train, shuffle=False, **kw)  # it shuffles itself, on the device
+    if isinstance(train, tuple):
+        x, y = train
+        return model.fit(x, y, batch_size=batch_size, shuffle=shuffle, **kw)
+    return model.fit(train, shuffle=False, **kw)  # datasets shuffle themselves (zoo.data reshuffles every epoch)
+
+
+def _check_even_batches(devices, batch_size, **splits):
+    """On JAX every batch is split evenly between the devices (a sharded array): the batch size and the last
+    batch of array data must divide by their count. TensorFlow's MirroredStrategy takes uneven batches."""
+    if keras.backend.backend() != "jax":
+        return
+    if batch_size % devices:
+        raise ValueError(f"devices={devices} splits each batch evenly on JAX: `batch_size` must be a multiple of "
+                         f"{devices}. Received: batch_size={batch_size}")
+    for name, data in splits.items():
+        if isinstance(data, (tuple, list)) and len(data[0]) % batch_size % devices:
+            raise ValueError(f"devices={devices} splits each batch evenly on JAX: the last batch of `{name}` "
+                             f"({len(data[0])} examples, batches of {batch_size}) has "
+                             f"{len(data[0]) % batch_size}, not a multiple of {devices}; use a batch size that "
+                             f"leaves one, or drop {len(data[0]) % batch_size % devices} example(s)")
