@@ -30,3 +30,29 @@ if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.dirname(SCRIPT)))
     result = run_search(sys.argv[1], json.loads(sys.argv[2]))
     print("DONE", len(result.records), flush=True)
+
+
+
+def kill_once(marker):
+    """A Keras callback (picklable, for worker processes) that SIGKILLs its own process at the end of the first
+    epoch it sees, once per ``marker`` file: a worker dying mid-trial."""
+    return _KillOnce(marker)
+
+
+try:
+    import keras as _keras
+except ImportError:  # the script runs without it only to fail later
+    _keras = None
+
+if _keras is not None:
+    class _KillOnce(_keras.callbacks.Callback):
+        def __init__(self, marker):
+            super().__init__()
+            self.marker = marker
+
+        def on_epoch_end(self, epoch, logs=None):
+            import signal
+
+            if not os.path.exists(self.marker):
+                open(self.marker, "w").close()
+                os.kill(os.getpid(), signal.SIGKILL)

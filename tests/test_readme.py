@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -25,7 +26,10 @@ def _commands():
         for text in code.replace("\\\n", " ").splitlines():
             text = text.split(" #")[0].strip()
             if text and not text.startswith("#"):
-                out.append((line, shlex.split(text)))
+                argv = shlex.split(text)
+                while argv and re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S*", argv[0]):  # VAR=value before a command
+                    argv = argv[1:]
+                out.append((line, argv))
     return out
 
 

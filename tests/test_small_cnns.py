@@ -118,3 +118,11 @@ def test_inception_v3_sizes_follow_torchvisions_comments():
     assert small.output.shape[1:3] == (1, 1)
     with pytest.raises(ValueError, match="75x75"):
         zoo.build("inception_v3", width=0.0625, input_shape=(74, 74, 3))
+
+
+@pytest.mark.parametrize("name", ["googlenet", "squeezenet1_1", "shufflenet_v2_x0_5"])
+def test_families_that_need_a_fixed_input_size_say_so(name):
+    """Ceil-mode pools pad by the map's size and ShuffleNet's channel shuffle reshapes it: (None, None, 3) is
+    refused with a ValueError naming the reason, not a TypeError from inside the build."""
+    with pytest.raises(ValueError, match="fixed input size"):
+        zoo.build(name, input_shape=(None, None, 3), width=0.125)

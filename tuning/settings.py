@@ -78,6 +78,9 @@ class RunOptions:
         isolation: ``"process"`` runs each search trial in a fresh worker process
             (:mod:`tuning.isolation`); ``None`` trains in this process.
         callbacks: extra Keras callbacks for every trial (picklable with ``isolation="process"``).
+        workers: a search runs this many trials at a time on this machine: it becomes the chief of as many
+            worker processes (KerasTuner's distributed mode, :mod:`tuning.searches.workers`), each on its own
+            GPU(s) when there are some; ``None``: one trial at a time in this process.
         verbose: 0 silent, 1 one line per trial, 2 also Keras' line per epoch.
 
     Example:
@@ -93,6 +96,7 @@ class RunOptions:
     speed_iterations: int | None = None
     isolation: str | None = None
     callbacks: tuple = ()
+    workers: int | None = None
     verbose: int = 1
 
     def __post_init__(self):
@@ -105,6 +109,7 @@ class RunOptions:
         if self.isolation not in ISOLATION:
             raise ValueError(f"`isolation` must be None or 'process'. Received: isolation={self.isolation!r}")
         check_int("speed_iterations", self.speed_iterations, allow_none=True)
+        check_int("workers", self.workers, minimum=1, maximum=256, allow_none=True)
         check_int("verbose", self.verbose, minimum=0, maximum=2)
         if self.log_dir is not None and not isinstance(self.log_dir, str):
             object.__setattr__(self, "log_dir", str(self.log_dir))  # a pathlib.Path

@@ -29,6 +29,7 @@ from tuning.searches.algorithms import coerce_algorithm
 from tuning.searches.result import SearchResult, load_search
 from tuning.searches.runner import Runner, SearchRun
 from tuning.searches.state import check_keras_tuner_state, prepare_directory, repair_tail
+from tuning.searches.workers import run_with_local_workers
 from tuning.settings import Budget, RunOptions
 from tuning.spaces import SEARCHED_TRAINING, SearchSpace, TrainingSpace
 from tuning.trial import TrialPlan, check_build, run_data, run_training
@@ -91,6 +92,8 @@ def search(models, *, data, objectives="val_accuracy", training=None, space=None
         >>> result.best_record["val_accuracy"], len(result.pareto())
     """
     began = time.perf_counter()
+    call = dict(models=models, data=data, objectives=objectives, training=training, space=space, algorithm=algorithm,
+                budget=budget, constraints=constraints, seed=seed, directory=directory, options=options)
     budget, options = Budget.coerce(budget), settings_object(RunOptions, options, "options")
     if isinstance(space, TrainingSpace):
         space = SearchSpace(training=space)
@@ -114,6 +117,10 @@ def search(models, *, data, objectives="val_accuracy", training=None, space=None
         if "metrics" not in training.options:  # the training path's own metrics: the fields are known
             _check_recorded(objectives, data, measure_speed=options.measure_speed)
     _check_isolation(options, data=data, hypermodel=hypermodel)
+    if options.workers is not None and options.workers > 1:  # this process becomes the chief of N local workers
+        _check_workers(options, data=data, hypermodel=hypermodel)
+        return run_with_local_workers(search, {**call, "data": data, "options": options}, workers=options.workers,
+                                      verbose=options.verbose)
     if space.fixed:  # a bad fixed builder argument fails here, once, not in every trial
         check_build(lambda: hypermodel.build(kt.HyperParameters()), what=f"`fixed` builder arguments {space.fixed}")
 
@@ -235,6 +242,23 @@ def _check_isolation(options, *, data, hypermodel):
         data_spec(data)
         check_picklable(hypermodel, "models")
         check_picklable(list(options.callbacks), "callbacks")
+
+
+def _check_workers(options, *, data, hypermodel):
+    """``workers=N`` starts a chief and N workers that run this same search: they load the data again by name
+    and get the models, callbacks and settings pickled."""
+    if engine.role() != "single":
+        raise ValueError(f"workers={options.workers} starts its own chief and workers, but this process is a "
+                         f"KerasTuner {engine.role()} already (KERASTUNER_TUNER_ID is set)")
+    try:
+        data_spec(data)
+    except ValueError as e:
+        raise ValueError(str(e).replace("isolation='process'", f"workers={options.workers}")) from None
+    for value, name in ((hypermodel, "models"), (list(options.callbacks), "callbacks")):
+        try:
+            check_picklable(value, name)
+        except TypeError as e:
+            raise TypeError(str(e).replace("isolation='process'", f"workers={options.workers}")) from None
 
 
 def _hypermodel(models, *, data, space):

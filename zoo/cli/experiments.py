@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import tuning
@@ -88,7 +89,15 @@ def cmd_tune(args) -> int:
     else:
         objectives = (args.objective, args.direction) if args.direction else args.objective
     options = tuning.RunOptions(resume=not args.overwrite, save_models=_none(args.save_models), log_dir=args.log_dir,
-                                report=not args.no_report, isolation=args.isolation, verbose=0 if args.quiet else 1)
+                                report=not args.no_report, isolation=args.isolation, workers=args.workers,
+                                verbose=0 if args.quiet else 1)
+    if args.tuner_id is not None and args.worker is None:
+        raise ValueError(f"--tuner-id names a --worker. Received: --tuner-id {args.tuner_id} without --worker")
+    if args.chief is not None or args.worker is not None:  # KerasTuner's own variables, for this process
+        from tuning.searches.workers import chief_environment, worker_environment
+
+        os.environ.update(chief_environment(args.chief) if args.chief is not None else
+                          worker_environment(args.worker, args.tuner_id))
     try:
         result = tuning.search(
             args.models if len(args.models) > 1 else args.models[0], data=load_data(args), objectives=objectives,
@@ -198,6 +207,17 @@ def register(sub):
                    help="stop trials whose (first) objective trails the median of completed trials at that epoch")
     p.add_argument("--isolation", choices=("process",), default=None,
                    help="run each trial in a fresh worker process: flat memory, and a crash is one failed trial")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="run N trials at a time on this machine: this process serves the search to N worker "
+                            "processes, each on its own GPU(s) when there are some")
+    where.add_argument("--chief", default=None, metavar="HOST:PORT",
+                       help="serve this search to workers on other machines (started with --worker HOST:PORT)")
+    where.add_argument("--worker", default=None, metavar="HOST:PORT",
+                       help="run trials of the search that a --chief serves at HOST:PORT (same command otherwise)")
+    p.add_argument("--tuner-id", default=None,
+                   help="this worker's id, kept across restarts so that it gets its trial back "
+                        "(default: worker-HOST-$SLURM_PROCID or the process id)")
     p.add_argument("--directory", default="runs/tune")
     p.add_argument("--constraint", action="append", metavar="NAME=VALUE",
                    help=f"upper bound, repeatable: {', '.join(sorted(tuning.CONSTRAINT_FIELDS))}")

@@ -68,6 +68,9 @@ def basic_conv(x, filters, kernel_size, *, strides=1, padding=0, name):
 def ceil_max_pool(x, pool_size, strides, *, name):
     """``MaxPool2d(pool_size, strides, ceil_mode=True)``: the output size rounds up, the missing cells on the
     bottom and right are padded. Zeros pad exactly like torch's -inf here: the inputs follow a ReLU (>= 0)."""
+    if None in x.shape[1:3]:
+        raise ValueError(f"{name}: a ceil-mode max pool pads by the map's size, so the model needs a fixed input "
+                         f"size (height and width, not None). Received a map of shape {tuple(x.shape[1:])}")
     pads = []
     for n in x.shape[1:3]:
         out = math.ceil((n - pool_size) / strides) + 1

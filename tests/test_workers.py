@@ -1,0 +1,90 @@
+"""workers=N (zoo tune --workers N): a chief and N local worker processes through KerasTuner's distributed mode;
+a worker killed mid-trial is started again and gets its trial back (tuning.searches.workers)."""
+
+import os
+import sys
+
+import pytest
+
+import tuning
+import zoo.data
+from search_scripts import kill_once
+from tuning.records import read_records
+from tuning.searches import workers as workers_module
+from zoo.training import TrainingConfig
+
+
+def test_two_workers_record_every_trial_once_though_one_is_killed_mid_trial(tmp_path, capsys):
+    directory = tmp_path / "run"
+    marker = tmp_path / "killed"
+    result = tuning.search("mlp", data=zoo.data.load("moons"), training=TrainingConfig(epochs=2), budget=4,
+                           space=tuning.SearchSpace(tiny=True), directory=str(directory),
+                           options=tuning.RunOptions(workers=2, callbacks=(kill_once(str(marker)),), report=False,
+                                                     measure_speed=False, save_models=None))
+    assert marker.exists()  # a worker did die, by SIGKILL, in its first epoch
+    out = capsys.readouterr().out
+    assert "killed by SIGKILL: started again" in out
+    records = read_records(directory / "records.jsonl", strict=True)
+    assert sorted(r["id"] for r in records) == ["0000", "0001", "0002", "0003"]  # each trial once
+    assert all(r["status"] == "completed" for r in records)
+    assert {r["tuner_id"] for r in records} <= {"worker0", "worker1"}
+    resumed = [r for r in records if r.get("resumed_from_epoch")]
+    assert len(resumed) == 1 and resumed[0]["resumed_from_epoch"] == 1  # the restarted worker's trial, from its
+    assert len(result.records) == 4 and result.workers == 2               # checkpoint
+
+
+def test_workers_need_data_by_name_and_picklable_settings(tmp_path):
+    import dataclasses
+
+    data = zoo.data.load("moons")
+    in_memory = dataclasses.replace(data, source=None)  # a bundle no worker could load again by name
+    with pytest.raises(ValueError, match=r"workers=2 loads the data again"):
+        tuning.search("mlp", data=in_memory, budget=2, directory=str(tmp_path / "a"),
+                      options=tuning.RunOptions(workers=2))
+    with pytest.raises(TypeError, match=r"workers=2 sends `models`"):
+        tuning.search(lambda hp: None, data=data, budget=2, directory=str(tmp_path / "b"),
+                      options=tuning.RunOptions(workers=2))
+    with pytest.raises(ValueError, match="workers"):
+        tuning.RunOptions(workers=0)
+    assert not os.path.exists(tmp_path / "a") and not os.path.exists(tmp_path / "b")
+
+
+def test_the_cli_passes_workers_and_sets_kerastuner_variables(monkeypatch):
+    from zoo.cli import main
+
+    seen = {}
+
+    def fake_search(models, **kw):
+        seen.update(kw, env={k: os.environ.get(k) for k in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP",
+                                                             "KERASTUNER_ORACLE_PORT")})
+        raise SystemExit(0)
+
+    monkeypatch.setattr(tuning, "search", fake_search)
+    for key in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(SystemExit):
+        main(["tune", "mlp", "--data", "moons", "--max-trials", "4", "--epochs", "1", "--workers", "2"])
+    assert seen["options"].workers == 2 and seen["env"]["KERASTUNER_TUNER_ID"] is None
+    monkeypatch.setenv("SLURM_PROCID", "3")
+    with pytest.raises(SystemExit):
+        main(["tune", "mlp", "--data", "moons", "--worker", "node01:8000"])
+    assert seen["env"] == {"KERASTUNER_TUNER_ID": f"worker-{__import__('socket').gethostname()}-3",
+                           "KERASTUNER_ORACLE_IP": "node01", "KERASTUNER_ORACLE_PORT": "8000"}
+    with pytest.raises(SystemExit):
+        main(["tune", "mlp", "--data", "moons", "--chief", "0.0.0.0:8000"])
+    assert seen["env"]["KERASTUNER_TUNER_ID"] == "chief"
+    for key in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    assert main(["tune", "mlp", "--data", "moons", "--chief", "nohost"]) == 2  # HOST:PORT refused, exit 2
+    with pytest.raises(SystemExit):  # argparse: one of --workers, --chief, --worker
+        main(["tune", "mlp", "--workers", "2", "--chief", "h:1"])
+
+
+def test_a_slot_that_keeps_dying_gives_its_trial_up():
+    assert workers_module.RESTARTS >= 1
+    assert workers_module._why(-9) == "killed by SIGKILL" and workers_module._why(1) == "exited with status 1"
+    with pytest.raises(ValueError, match="--worker takes HOST:PORT"):
+        workers_module.worker_environment("node01")
+    with pytest.raises(ValueError, match="chief"):
+        workers_module.worker_environment("h:1", "chief")
+    assert sys.executable
