@@ -142,8 +142,10 @@ MULTI = {"algorithm": "nsga2", "objectives": [["val_accuracy", "max"], ["params"
          "algorithm_settings": {"population_size": 2}}
 
 
-# nsga2's worker path is covered fast by test_nsga2.py::test_a_worker_reports_every_objective_through_its_client
-@pytest.mark.parametrize("algorithm", ["random", pytest.param("nsga2", marks=pytest.mark.slow)])
+# nsga2's worker path is covered fast by test_nsga2.py::test_a_worker_reports_every_objective_through_its_client,
+# the random one by test_workers.py (a chief and two workers through workers=2, the variables set the same way)
+@pytest.mark.parametrize("algorithm", [pytest.param("random", marks=pytest.mark.slow),
+                                       pytest.param("nsga2", marks=pytest.mark.slow)])
 def test_distributed_chief_and_two_workers_record_every_trial(tmp_path, monkeypatch, algorithm):
     """A chief (in this process) and two worker processes on 127.0.0.1 share one records.jsonl; the NSGA-II
     oracle serves its generations to the workers the same way."""

@@ -164,7 +164,7 @@ def _split_tensorflow_cpu(tf, count):
     try:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
-    except RuntimeError as e:  # the runtime is initialised: the devices are fixed for this process
+    except (RuntimeError, AttributeError) as e:  # initialised already (devices fixed), or half imported
         warnings.warn(f"{VIRTUAL_CPUS_ENV}={count} came too late for TensorFlow ({e}): set it before the first "
                       "TensorFlow operation (import zoo first, or set it in the environment)", stacklevel=3)
 
