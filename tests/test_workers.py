@@ -2,7 +2,6 @@
 a worker killed mid-trial is started again and gets its trial back (tuning.searches.workers)."""
 
 import os
-import sys
 
 import pytest
 
@@ -80,11 +79,10 @@ def test_the_cli_passes_workers_and_sets_kerastuner_variables(monkeypatch):
         main(["tune", "mlp", "--workers", "2", "--chief", "h:1"])
 
 
-def test_a_slot_that_keeps_dying_gives_its_trial_up():
-    assert workers_module.RESTARTS >= 1
+def test_worker_addresses_and_exit_reasons_are_named():
     assert workers_module._why(-9) == "killed by SIGKILL" and workers_module._why(1) == "exited with status 1"
     with pytest.raises(ValueError, match="--worker takes HOST:PORT"):
         workers_module.worker_environment("node01")
     with pytest.raises(ValueError, match="chief"):
         workers_module.worker_environment("h:1", "chief")
-    assert sys.executable
+    assert workers_module.chief_environment("node01:8000")["KERASTUNER_ORACLE_PORT"] == "8000"

@@ -58,6 +58,17 @@ KEY_RULES = register_key_rules("googlenet", KeyRules(
 ))
 
 
+def transformed_input(input_shape, transform_input):
+    """``(inputs, x)``: the model's input and, with torchvision's ``transform_input`` (GoogLeNet, Inception v3),
+    a ``stem_transform_input`` Rescaling that turns ImageNet-normalised inputs into ``(x - 0.5) / 0.5``."""
+    if not isinstance(transform_input, bool):
+        raise ValueError(f"`transform_input` must be True or False. Received: transform_input={transform_input!r}")
+    inputs = keras.Input(shape=input_shape, name="input")
+    if not transform_input:
+        return inputs, inputs
+    return inputs, layers.Rescaling(TRANSFORM_SCALE, offset=TRANSFORM_OFFSET, name="stem_transform_input")(inputs)
+
+
 def basic_conv(x, filters, kernel_size, *, strides=1, padding=0, name):
     """torchvision's ``BasicConv2d``: a bias-free convolution, BatchNorm (eps 1e-3), ReLU."""
     x = blocks.conv2d(x, filters, kernel_size, strides=strides, padding=padding, name=f"{name}_conv")
@@ -98,12 +109,7 @@ def _googlenet(*, input_shape, num_classes, include_top, pooling, classifier_act
                transform_input=None, name):
     dropout = check_float("dropout", dropout, minimum=0.0, maximum=1.0, max_inclusive=False)
     width = check_width(width)
-    if not isinstance(transform_input, bool):
-        raise ValueError(f"`transform_input` must be True or False. Received: transform_input={transform_input!r}")
-    inputs = keras.Input(shape=input_shape, name="input")
-    x = inputs
-    if transform_input:
-        x = layers.Rescaling(TRANSFORM_SCALE, offset=TRANSFORM_OFFSET, name="stem_transform_input")(x)
+    inputs, x = transformed_input(input_shape, transform_input)
     x = basic_conv(x, scaled(64, width), 7, strides=2, padding=3, name="stem_conv1")
     x = ceil_max_pool(x, 3, 2, name="stem_pool1")
     x = basic_conv(x, scaled(64, width), 1, name="stem_conv2")

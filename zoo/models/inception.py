@@ -21,7 +21,7 @@ from keras import layers
 
 from zoo import blocks
 from zoo.models._variants import keras_params, variant
-from zoo.models.googlenet import TRANSFORM_OFFSET, TRANSFORM_SCALE, basic_conv
+from zoo.models.googlenet import basic_conv, transformed_input
 from zoo.utils import check_float, check_width, scaled
 from zoo.weights.convert import KeyRules, register_key_rules
 
@@ -143,12 +143,7 @@ def _inception_v3(*, input_shape, num_classes, include_top, pooling, classifier_
                   transform_input=None, name):
     dropout = check_float("dropout", dropout, minimum=0.0, maximum=1.0, max_inclusive=False)
     width = check_width(width)
-    if not isinstance(transform_input, bool):
-        raise ValueError(f"`transform_input` must be True or False. Received: transform_input={transform_input!r}")
-    inputs = keras.Input(shape=input_shape, name="input")
-    x = inputs
-    if transform_input:
-        x = layers.Rescaling(TRANSFORM_SCALE, offset=TRANSFORM_OFFSET, name="stem_transform_input")(x)
+    inputs, x = transformed_input(input_shape, transform_input)
     for layer, _, filters, k, s, p in STEM:
         x = _conv(x, filters, k, width=width, strides=s, padding=p, name=f"stem_{layer}")
     x = _max_pool(x, name="stage1_pool")

@@ -79,7 +79,7 @@ def resolve_devices(devices) -> int:
 
 
 def _strategy(count):
-    """A context for creating and training the replica on ``count`` devices, and a name for records."""
+    """The context in which the replica is created and trained on the first ``count`` local devices."""
     backend = keras.backend.backend()
     devices = local_devices()[:count]
     if backend == "jax":
