@@ -39,9 +39,9 @@ def test_two_devices_train_the_weights_of_one(backend):
     assert out["history_devices"] == {"mlp": 2, "convnet_bn": 2} and out["history_model_is_the_model"]
     # the optimizer state came back into the caller's model: a further step agrees too
     assert all(d < 1e-5 for d in out["after_one_more_step"].values()) and out["iterations"]["mlp"] == [9, 9]
-    assert out["fine_tune_diff"] < 1e-5  # both phases, recompiled between them
     assert out["distribution_left"] == "None" and not out.get("strategy_left", False)
     if backend == "tensorflow":
+        assert out["fine_tune_diff"] < 1e-5  # both phases, recompiled between them
         assert out["record_devices"] == [2] and out["record_status"] == ["completed"]  # the record says so
         # the check can fail: replicas normalising by their own half batch end elsewhere
         assert out["unsynchronised_bn_diff"] > 1e-3

@@ -95,6 +95,7 @@ def test_input_must_hold_whole_partitions():
         zoo.build("maxvit_t", **{**TINY, "input_shape": (48, 48, 3)})
 
 
+@pytest.mark.slow  # test_models' round trip of maxvit_t saves and loads the same layers in the fast suite
 def test_partition_attention_round_trips(tmp_path):
     model = zoo.build("maxvit_t", **TINY)
     x = np.random.default_rng(1).standard_normal((2, 64, 64, 3)).astype("float32")

@@ -62,8 +62,8 @@ from tuning.searches.nsga2 import VIOLATION, NSGA2Oracle, outcome
 from tuning.trial import objective_value
 from zoo.runtime import is_disk_full
 
-__all__ = ["FunctionHyperModel", "MultiObjectiveOracle", "SearchTuner", "declared_space", "drive", "make_oracle",
-           "replay", "role", "trial_metrics"]
+__all__ = ["FunctionHyperModel", "MultiObjectiveOracle", "SearchTuner", "declared_space", "drive",
+           "fail_worker_trial", "make_oracle", "replay", "role", "trial_metrics"]
 
 STOPPED = trial_module.TrialStatus.STOPPED
 _RUNNING = trial_module.TrialStatus.RUNNING
@@ -403,6 +403,21 @@ def declared_space(hypermodel, hyperparameters):
     oracle.update_space(hp)
     explore_space(hypermodel, oracle)
     return oracle.get_space()
+
+
+def fail_worker_trial(tuner_id):
+    """End the trial the chief (at KerasTuner's address in this process' environment) holds for ``tuner_id``
+    ``FAILED``, as that worker would: its process is gone for good. Returns the trial, or ``None`` when the
+    oracle gave that worker no running trial."""
+    from keras_tuner.src.distribute import oracle_client
+
+    client = oracle_client.OracleClient(None)
+    trial = client.create_trial(tuner_id)
+    if trial.status != _RUNNING:
+        return None
+    trial.status = _FAILED
+    client.end_trial(trial)
+    return trial
 
 
 def role():

@@ -123,17 +123,13 @@ def _end_abandoned_trial(slot, *, directory, seed, code):
     """The trial of a slot that died :data:`RESTARTS` + 1 times: ended ``FAILED`` through the chief (as that
     worker, which is how the oracle finds it; this process holds the chief's address) and recorded failed, so
     that the search goes on without it."""
-    from keras_tuner.src.distribute import oracle_client
-
     from tuning.manifest import RECORDS_FILE
     from tuning.records import append_record, new_record
+    from tuning.searches.engine import fail_worker_trial
 
-    client = oracle_client.OracleClient(None)
-    trial = client.create_trial(slot.tuner_id)
-    if trial.status != "RUNNING":
+    trial = fail_worker_trial(slot.tuner_id)
+    if trial is None:
         return
-    trial.status = "FAILED"
-    client.end_trial(trial)
     error = f"worker {slot.tuner_id} {_why(code)} {slot.starts} time(s) in this trial; given up"
     append_record(os.path.join(directory, RECORDS_FILE),
                   new_record(id=trial.trial_id, model=None, hyperparameters=dict(trial.hyperparameters.values),
