@@ -56,13 +56,55 @@ def _fail(data):
     raise ValueError("bad trial argument")
 
 
-def test_worker_pool_runs_calls_in_another_process_and_passes_errors_back():
-    with WorkerPool(zoo.data.load(**DATA), prestart=False) as pool:
+def test_worker_pool_runs_calls_in_another_process_reuses_it_and_passes_errors_back():
+    with WorkerPool(zoo.data.load(**DATA)) as pool:
         first = pool.run(_double, value=3)
         with pytest.raises(ValueError, match="bad trial argument"):
             pool.run(_fail)
-        assert pool._spare is None  # nothing started ahead without prestart
+        second = pool.run(_double, value=4)
     assert first["value"] == 6 and first["examples"] > 0 and first["pid"] != os.getpid()
+    assert second["value"] == 8 and second["pid"] == first["pid"]  # one start-up for every call
+
+
+_HELD = []
+
+
+def _grow(data, *, mb):
+    _HELD.append(bytearray(mb * 2**20))  # kept: this worker's memory grows
+    return os.getpid()
+
+
+def test_a_worker_is_replaced_after_max_tasks_calls_or_when_its_memory_grew_past_the_bound():
+    with WorkerPool(zoo.data.load(**DATA), max_tasks=2) as pool:
+        pids = [pool.run(_double, value=1)["pid"] for _ in range(3)]
+    assert pids[0] == pids[1] != pids[2]
+    with WorkerPool(zoo.data.load(**DATA), max_growth_mb=20) as pool:
+        pids = [pool.run(_grow, mb=5), pool.run(_grow, mb=5), pool.run(_grow, mb=40), pool.run(_grow, mb=5)]
+    assert pids[0] == pids[1] == pids[2] != pids[3]  # grown by 45 MB after its first call: replaced
+
+
+def _span(data, *, seconds):
+    begun = time.time()
+    time.sleep(seconds)
+    return os.getpid(), begun, time.time()
+
+
+def _suicide(data):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_pool_of_two_runs_two_calls_at_a_time_and_a_death_costs_only_its_call():
+    with WorkerPool(zoo.data.load(**DATA), size=2) as pool:
+        pool.submit(_span, key="a", seconds=2)
+        pool.submit(_span, key="b", seconds=2)
+        pool.submit(_suicide, key="dies")
+        pool.submit(_double, key="after", value=7)
+        answers = {key: (ok, value) for key, ok, value in pool.completed()}
+    (pid_a, begun_a, end_a), (pid_b, begun_b, end_b) = answers["a"][1], answers["b"][1]
+    assert pid_a != pid_b and begun_a < end_b and begun_b < end_a  # their calls overlapped
+    ok, error = answers["dies"]
+    assert not ok and isinstance(error, WorkerDied) and error.signal_name == "SIGKILL"
+    assert answers["after"] == (True, answers["after"][1]) and answers["after"][1]["value"] == 14
 
 
 def test_worker_died_names_the_signal():
@@ -160,22 +202,21 @@ def test_kill_9_of_an_isolated_search_leaves_no_worker_and_no_write_after_it(tmp
     OwnerLock(directory).acquire().release()  # nothing of it holds the folder: a resume may start
 
 
-def test_a_spare_killed_before_use_is_replaced_and_its_death_is_no_trials():
-    """A spare that died while it waited (its task cannot even be sent) ran nothing: a fresh worker runs the
-    call, and no error (hence no failed record) comes of it."""
-    with WorkerPool(zoo.data.load(**DATA), prestart=False) as pool:
-        spare = pool._spare = isolation._Worker(pool.spec)  # as run() leaves it while a trial runs
-        spare.process.kill()
-        spare.process.wait()
+def test_a_worker_killed_between_calls_is_replaced_and_its_death_is_no_calls():
+    """A worker that died while it waited for its next call ran nothing: a fresh worker runs the call, and
+    no error (hence no failed record) comes of it."""
+    with WorkerPool(zoo.data.load(**DATA)) as pool:
+        first = pool.run(_double, value=1)["pid"]
+        pool.workers[0].kill()
         answer = pool.run(_double, value=2)
-    assert answer["value"] == 4 and answer["pid"] != spare.process.pid
+    assert answer["value"] == 4 and answer["pid"] != first
 
 
 def test_a_worker_killed_after_its_task_was_sent_but_before_it_started_is_replaced():
     """The task sits in the pipe while the worker still imports: killed then, it ran nothing: retried."""
-    pool = WorkerPool(zoo.data.load(**DATA), prestart=False)
-    pool._spare = isolation._Worker(pool.spec)
-    killer = threading.Timer(0.3, pool._spare.process.kill)  # still importing (seconds on a busy CPU)
+    pool = WorkerPool(zoo.data.load(**DATA))
+    worker = pool._start(0)
+    killer = threading.Timer(0.3, worker.process.kill)  # still importing (seconds on a busy CPU)
     killer.start()
     try:
         assert pool.run(_double, value=5)["value"] == 10
@@ -193,7 +234,7 @@ def test_workers_that_all_die_before_starting_stop_the_search_instead_of_failing
         self.process.wait()
 
     monkeypatch.setattr(isolation._Worker, "__init__", dying)
-    with WorkerPool(zoo.data.load(**DATA), prestart=False) as pool:
+    with WorkerPool(zoo.data.load(**DATA)) as pool:
         with pytest.raises(isolation.WorkersCannotStart, match="3 worker processes in a row.*SIGKILL"):
             pool.run(_double, value=1)
     options = tuning.RunOptions(report=False, measure_speed=False, isolation="process", save_models=None, verbose=0)

@@ -45,7 +45,34 @@ def test_workers_need_data_by_name_and_picklable_settings(tmp_path):
                       options=tuning.RunOptions(workers=2))
     with pytest.raises(ValueError, match="workers"):
         tuning.RunOptions(workers=0)
-    assert not os.path.exists(tmp_path / "a") and not os.path.exists(tmp_path / "b")
+    with pytest.raises(ValueError, match=r"workers=2 loads the data again"):
+        tuning.compare(["mlp"], data=in_memory, out=str(tmp_path / "c"), options=tuning.RunOptions(workers=2))
+    with pytest.raises(TypeError, match=r"workers=2 sends `callbacks`"):
+        tuning.compare(["mlp"], data=data, out=str(tmp_path / "d"), options=tuning.RunOptions(
+            workers=2, callbacks=[__import__("keras").callbacks.LambdaCallback(on_epoch_end=lambda *a: None)]))
+    for folder in "abcd":
+        assert not os.path.exists(tmp_path / folder)
+
+
+# What depends only on the seed, the data and the settings: everything but times and the speed's source.
+SAME = ("id", "status", "model", "seed", "history", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "params",
+        "macs", "best_epoch", "confusion_matrix", "training", "data")
+
+
+def test_a_comparison_with_two_workers_records_what_one_at_a_time_records(tmp_path, capsys):
+    from zoo.cli import main
+
+    command = ["compare", "mlp", "--data", "moons", "--epochs", "2", "--seeds", "2", "--quiet", "--save-models", "none"]
+    assert main([*command, "--out", str(tmp_path / "one")]) == 0
+    assert main([*command, "--workers", "2", "--out", str(tmp_path / "two")]) == 0
+    assert "2 at a time, in worker processes" in capsys.readouterr().out
+    one, two = (read_records(tmp_path / run / "records.jsonl", strict=True) for run in ("one", "two"))
+    assert sorted(r["id"] for r in two) == sorted(r["id"] for r in one)
+    by_id = {r["id"]: r for r in two}
+    for record in one:
+        assert {k: record.get(k) for k in SAME} == {k: by_id[record["id"]].get(k) for k in SAME}
+    latencies = {r["latency_ms"] for r in two}
+    assert len(latencies) == 1 and latencies.pop() > 0 and all(r["speed_timed_alone"] for r in two)
 
 
 def test_the_cli_passes_workers_and_sets_kerastuner_variables(monkeypatch):

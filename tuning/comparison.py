@@ -20,10 +20,12 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
+import keras
 import numpy as np
 
 import zoo
 from tuning.artifacts import TrialFiles, clear_checkpoints, load_saved_model, prune_saved_models
+from tuning.isolation import WorkerDied, WorkerPool, check_picklable, data_spec
 from tuning.lock import hold_run_folder
 from tuning.manifest import (
     RECORDS_FILE,
@@ -33,13 +35,13 @@ from tuning.manifest import (
     training_identity,
     write_manifest,
 )
-from tuning.records import append_record, finite, read_records, reject_bad_lines, start_over
+from tuning.records import append_record, finite, new_record, read_records, reject_bad_lines, start_over
 from tuning.report import confusion_matrix, write_report
 from tuning.report.summary import primary_metric
 from tuning.settings import RunOptions
-from tuning.trial import TrialPlan, check_build, data_kwargs, run_data, run_trial, run_training
+from tuning.trial import TrialPlan, check_build, data_kwargs, run_data, run_trial, run_training, speed
 from zoo import training as zoo_training
-from zoo.runtime import names_full_disk
+from zoo.runtime import is_disk_full, names_full_disk
 from zoo.utils import settings_object
 
 __all__ = ["Comparison", "compare", "check_compatible"]
@@ -257,6 +259,126 @@ def _say(verbose, text):
 SPEED_FIELDS = ("latency_ms", "throughput")
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One trial of a comparison: its place in the run (1-based), model, seed, builder arguments, id, files."""
+
+    index: int
+    name: str
+    seed: int
+    kwargs: dict
+    trial_id: str
+    files: TrialFiles
+
+
+class _Book:
+    """A comparison's records as its trials end (in any order): each appended to ``records.jsonl`` at once, its
+    checkpoint cleared, a progress line, and a model's saved files pruned once all its seeds are done."""
+
+    def __init__(self, *, out, path, kept, training, total, verbose):
+        self.out, self.path, self.kept, self.training, self.total, self.verbose = out, path, kept, training, total, verbose
+        self.records, self.groups, self.waiting, self.order = [], {}, {}, {}
+
+    def _add(self, job, record):
+        self.records.append(record)
+        self.order[record["id"]] = job.index
+        self.groups.setdefault(job.name, []).append(record)
+
+    def reuse(self, job, record):
+        self._add(job, record)
+        missing = record.get("model_path") and not os.path.exists(os.path.join(self.out, record["model_path"]))
+        _say(self.verbose, f"[{job.index}/{self.total}] {job.name} seed={job.seed}: reused from {self.path} "
+                           f"({_summary(record)})" + (f"; its model file {record['model_path']} is missing "
+                                                      "(not retrained)" if missing else ""))
+
+    def expect(self, jobs):
+        """The trials still to train; a model whose trials were all reused is pruned now."""
+        for job in jobs:
+            self.waiting[job.name] = self.waiting.get(job.name, 0) + 1
+        for name in self.groups:
+            if not self.waiting.get(name):
+                self._prune(name)
+
+    def copied_speed(self, name):
+        """The speed fields a trial of model ``name`` copies from an earlier seed's record, or ``None``."""
+        timed = next((r for r in self.groups.get(name, ()) if r.get("latency_ms") is not None), None)
+        return None if timed is None else {**{k: timed[k] for k in SPEED_FIELDS}, "speed_from_seed": timed["seed"]}
+
+    def done(self, job, record, speed=None):
+        """Keep ``record`` of ``job``, with the ``speed`` fields measured elsewhere when it completed."""
+        record["training"] = self.training
+        if speed is not None and record.get("status") == "completed":
+            record.update(speed)
+        append_record(self.path, record)
+        job.files.clear_checkpoint()
+        self._add(job, record)
+        _say(self.verbose, f"[{job.index}/{self.total}] {job.name} seed={job.seed}: {_summary(record)}"
+                           + (f" (resumed from epoch {record['resumed_from_epoch']})"
+                              if record.get("resumed_from_epoch") else ""))
+        self.waiting[job.name] -= 1
+        if not self.waiting[job.name]:
+            self._prune(job.name)
+
+    def _prune(self, name):
+        if self.kept == "best":  # the best seed's model of this configuration stays
+            best = best_seed(self.groups[name])
+            prune_saved_models(self.out, self.groups[name], [best["id"]] if best else [])
+
+    def in_order(self):
+        """The records in (model, seed) order, whatever order the trials ended in."""
+        return sorted(self.records, key=lambda r: self.order[r["id"]])
+
+
+def _train(data, *, job, plan):
+    """One comparison trial (in this process or a worker's): the model's builder and the predictions hook are
+    made here, from the data at hand, so that only names and settings travel to a worker."""
+    plan = dataclasses.replace(plan, on_trained=_predictions_hook(data))
+    with warnings.catch_warnings():
+        # Keras notes on every fit that `shuffle` is ignored for tf.data: the pipeline shuffles itself.
+        warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
+        return run_trial(_builder(job.name, data, job.kwargs), data, plan, trial_id=job.trial_id, seed=job.seed,
+                         files=job.files, model_name=job.name, hyperparameters=job.kwargs)
+
+
+def _time_alone(job, data, plan):
+    """The speed figures of ``job``'s architecture, timed in this process on a freshly built model while
+    nothing else runs (a model's speed does not depend on its weights); ``None`` if it cannot be built."""
+    try:
+        with zoo_training.precision_policy(plan.training.precision):
+            model = _builder(job.name, data, job.kwargs)()
+        figures = speed(model, batch_size=plan.training.batch_size, iterations=plan.speed_iterations)
+        return {**figures, "speed_timed_alone": True}
+    except Exception:  # noqa: BLE001 - the trial itself will fail and say why
+        return None
+    finally:
+        keras.backend.clear_session()
+
+
+def _in_workers(jobs, book, *, data, plan, workers, hold):
+    """Train ``jobs`` in a :class:`tuning.isolation.WorkerPool`, ``workers`` at a time. Speed is timed first, once
+    per model, in this process with no trial running (trials running side by side would slow each other's
+    timing); a worker that dies costs its trial only (a failed record naming the signal)."""
+    speeds = {}
+    if plan.measure_speed:
+        for job in jobs:
+            if job.name not in speeds:
+                speeds[job.name] = book.copied_speed(job.name) or _time_alone(job, data, plan)
+    trial_plan = dataclasses.replace(plan, measure_speed=False)
+    _say(book.verbose, f"Training {len(jobs)} trial(s), {workers} at a time, in worker processes")
+    with WorkerPool(data, size=workers, hold=hold) as pool:
+        for job in jobs:
+            pool.submit(_train, key=job, job=job, plan=trial_plan)
+        for job, ok, value in pool.completed():
+            if not ok:
+                if is_disk_full(value):
+                    raise value
+                died = isinstance(value, WorkerDied)
+                value = new_record(id=job.trial_id, model=job.name, hyperparameters=job.kwargs, seed=job.seed,
+                                   status="failed", error=str(value) if died else f"{type(value).__name__}: {value}",
+                                   **({"exit_signal": value.signal_name, "exit_code": value.exitcode} if died else {}))
+            book.done(job, value, speeds.get(job.name))
+
+
 @names_full_disk("out")
 def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, title=None, command=None,
             options=None) -> Comparison:
@@ -294,9 +416,6 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
         'runs/cmp/report.html'
     """
     options = settings_object(RunOptions, options, "options")
-    if options.isolation is not None:
-        raise ValueError("A comparison trains in this process; isolation='process' is for tuning.search. "
-                         f"Received: isolation={options.isolation!r}")
     kept = options.kept("comparison")
     data = run_data(data)
     objective = ("val_loss", "min") if data.task == "regression" else ("val_accuracy", "max")
@@ -313,12 +432,14 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
             raise TypeError(f"`model_kwargs[{name!r}]` must be a dict. Received: {model_kwargs[name]!r}")
     if out is None:
         raise ValueError("`out` must be a folder for records and the report. Received: out=None")
+    if options.isolation is not None or (options.workers or 1) > 1:
+        _check_workers(options, data=data, training=training)
     for name in names:  # a bad builder argument fails here, once, not in every trial
         check_build(_builder(name, data, dict(model_kwargs.get(name, {}))),
                     what=f"{name} with model_kwargs {model_kwargs.get(name, {})}")
     out = os.fspath(out)
     check_kind(out, "comparison", "out")
-    with hold_run_folder(out):  # a second run of this folder is refused while this one runs
+    with hold_run_folder(out) as lock:  # a second run of this folder is refused while this one runs
         os.makedirs(out, exist_ok=True)
         path = os.path.join(out, RECORDS_FILE)
         notes = []
@@ -337,10 +458,9 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
         write_manifest(out, manifest)
         plan = TrialPlan(training=training, measure_speed=options.measure_speed,
                          speed_iterations=options.iterations("comparison"), callbacks=options.callbacks,
-                         on_trained=_predictions_hook(data), verbose=options.fit_verbose)
+                         verbose=options.fit_verbose)  # the predictions hook is added where the trial runs
 
         total = len(names) * len(seeds)
-        records, i = [], 0
         verbose = options.verbose
         _say(verbose, f"Comparing {len(names)} model(s) x {len(seeds)} seed(s) on {data.name!r} "
                       f"{tuple(data.input_shape)}, {training.epochs} epoch(s), batch {training.batch_size}; "
@@ -348,46 +468,32 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
         for note in notes:
             _say(verbose, note)
         start_all = time.perf_counter()
+        book = _Book(out=out, path=path, kept=kept, training=identity["training"], total=total, verbose=verbose)
+        jobs = []  # the trials to train, in (model, seed) order
         for name in names:
             kwargs = dict(model_kwargs.get(name, {}))
-            group = []
             for seed in seeds:
-                # the same architecture runs at the same speed whatever its seed: timed once per model
-                timed = next((r for r in group if r.get("latency_ms") is not None), None)
-                i += 1
                 trial_id = _trial_id(name, kwargs, seed, identity["training"], data.fingerprint)
                 old = existing.get(trial_id)
+                job = _Job(len(book.records) + len(jobs) + 1, name, seed, kwargs, trial_id,
+                           TrialFiles(out, trial_id, save_model=kept is not None, checkpoint=options.checkpoint,
+                                      log_root=options.log_dir))
                 if old is not None and old.get("status") == "completed":
-                    records.append(old)
-                    group.append(old)
-                    missing = old.get("model_path") and not os.path.exists(os.path.join(out, old["model_path"]))
-                    _say(verbose, f"[{i}/{total}] {name} seed={seed}: reused from {path} ({_summary(old)})" + (
-                        f"; its model file {old['model_path']} is missing (not retrained)" if missing else ""))
-                    continue
-                files = TrialFiles(out, trial_id, save_model=kept is not None, checkpoint=options.checkpoint,
-                                   log_root=options.log_dir)
-                _say(verbose, f"[{i}/{total}] {name} seed={seed}: training {training.epochs} epoch(s)")
-                with warnings.catch_warnings():
-                    # Keras notes on every fit that `shuffle` is ignored for tf.data: the pipeline shuffles itself.
-                    warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
-                    record = run_trial(_builder(name, data, kwargs), data,
-                                       plan if timed is None else dataclasses.replace(plan, measure_speed=False),
-                                       trial_id=trial_id, seed=seed, files=files, model_name=name,
-                                       hyperparameters=kwargs)
-                record["training"] = identity["training"]
-                if timed is not None and record.get("status") == "completed":
-                    record.update({k: timed[k] for k in SPEED_FIELDS}, speed_from_seed=timed["seed"])
-                append_record(path, record)
-                files.clear_checkpoint()
-                records.append(record)
-                group.append(record)
-                _say(verbose, f"[{i}/{total}] {name} seed={seed}: {_summary(record)}"
-                              + (f" (resumed from epoch {record['resumed_from_epoch']})"
-                                 if record.get("resumed_from_epoch") else ""))
-            if kept == "best":  # the best seed's model of this configuration stays
-                best = best_seed(group)
-                prune_saved_models(out, group, [best["id"]] if best else [])
+                    book.reuse(job, old)
+                else:
+                    jobs.append(job)
+        book.expect(jobs)
+        workers = options.workers or 1
+        if options.isolation is None and workers == 1:
+            for job in jobs:
+                copied = book.copied_speed(job.name)  # the same architecture runs at the same speed whatever its seed
+                _say(verbose, f"[{job.index}/{total}] {job.name} seed={job.seed}: training {training.epochs} epoch(s)")
+                book.done(job, _train(data, job=job, plan=plan if copied is None else dataclasses.replace(
+                    plan, measure_speed=False)), copied)
+        else:
+            _in_workers(jobs, book, data=data, plan=plan, workers=workers, hold=lock.fileno())
         _say(verbose, f"All {total} trial(s) done in {time.perf_counter() - start_all:.1f} s.")
+        records = book.in_order()
         result = Comparison(out=out, records=records)
         if options.report:
             _gradcam_figure(records, data, out, verbose)
@@ -397,6 +503,17 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
             )
             result.paths, result.rows = report.paths, report.rows
         return result
+
+
+def _check_workers(options, *, data, training):
+    """Trials in worker processes need data loadable by name and settings that pickle."""
+    how = f"workers={options.workers}" if (options.workers or 1) > 1 else "isolation='process'"
+    try:
+        data_spec(data)
+        check_picklable(training, "training")
+        check_picklable(list(options.callbacks), "callbacks")
+    except (ValueError, TypeError) as e:
+        raise type(e)(str(e).replace("isolation='process'", how)) from None
 
 
 def _summary(record) -> str:

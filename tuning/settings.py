@@ -75,12 +75,14 @@ class RunOptions:
         measure_speed: time batch-1 latency and throughput after training (needed by latency constraints).
         speed_iterations: timed batches for the latency (a third of them for the throughput); ``None``: 5 in a
             search (many trials), 10 in a comparison (one timing per model).
-        isolation: ``"process"`` runs each search trial in a fresh worker process
-            (:mod:`tuning.isolation`); ``None`` trains in this process.
-        callbacks: extra Keras callbacks for every trial (picklable with ``isolation="process"``).
-        workers: a search runs this many trials at a time on this machine: it becomes the chief of as many
-            worker processes (KerasTuner's distributed mode, :mod:`tuning.searches.workers`), each on its own
-            GPU(s) when there are some; ``None``: one trial at a time in this process.
+        isolation: ``"process"`` runs each trial in a worker process of :class:`tuning.isolation.WorkerPool`
+            (reused for many trials, replaced when it has grown); ``None`` trains in this process.
+        callbacks: extra Keras callbacks for every trial (picklable with ``isolation`` or ``workers``).
+        workers: this many trials at a time on this machine, in worker processes of the one
+            :class:`tuning.isolation.WorkerPool`, each on its own GPU(s) when there are some (on a CPU they share
+            its cores, with the same records as one at a time). A search becomes the chief of as many KerasTuner workers
+            (:mod:`tuning.searches.workers`); a comparison times each model's speed alone first, then trains its
+            trials side by side. ``None``: one trial at a time.
         verbose: 0 silent, 1 one line per trial, 2 also Keras' line per epoch.
 
     Example:

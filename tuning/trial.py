@@ -27,7 +27,8 @@ from zoo import training
 from zoo.runtime import is_disk_full, is_out_of_memory, peak_memory_bytes
 from zoo.training import EpochTimer, TrainingConfig, resolve_devices, resolve_precision
 
-__all__ = ["TrialPlan", "check_build", "data_kwargs", "objective_value", "run_data", "run_trial", "run_training"]
+__all__ = ["TrialPlan", "check_build", "data_kwargs", "objective_value", "run_data", "run_trial", "run_training",
+           "speed"]
 
 
 def _first_line(error: BaseException) -> str:
@@ -345,16 +346,21 @@ def _speed(trial):
     plan, model = trial.plan, trial.model
     if plan.measure_speed:
         with trial.timed("speed"):
-            lat = zoo.measure_speed(model, batch_size=1, iterations=plan.speed_iterations, warmup=1)
-            thr = zoo.measure_speed(model, batch_size=trial.config.batch_size,
-                                    iterations=max(2, plan.speed_iterations // 3), warmup=1)
-        trial.record.update(latency_ms=lat["latency_ms"], throughput=thr["throughput"])
+            trial.record.update(speed(model, batch_size=trial.config.batch_size, iterations=plan.speed_iterations))
     if plan.on_trained is not None:
         extra = dict(plan.on_trained(model) or {})
         clash = sorted(set(extra) & (set(trial.record) | {"id", "status", "error"}))
         if clash:
             raise ValueError(f"`on_trained` may not overwrite record fields. Received: {clash}")
         trial.record.update(extra)
+
+
+def speed(model, *, batch_size, iterations) -> dict:
+    """``{"latency_ms", "throughput"}`` of ``model``: batch-1 latency over ``iterations`` batches, throughput
+    at ``batch_size`` over a third of them (the figures of every record)."""
+    latency = zoo.measure_speed(model, batch_size=1, iterations=iterations, warmup=1)
+    throughput = zoo.measure_speed(model, batch_size=batch_size, iterations=max(2, iterations // 3), warmup=1)
+    return {"latency_ms": latency["latency_ms"], "throughput": throughput["throughput"]}
 
 
 def _save(trial):

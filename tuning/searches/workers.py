@@ -3,9 +3,9 @@
 KerasTuner's own distributed mode runs the search: a chief serves the oracle over gRPC and each worker asks it
 for a trial, trains it and reports back, all appending to the one ``records.jsonl`` (:mod:`tuning.searches.engine`
 serves the chief with a short poll). ``RunOptions(workers=N)`` (``zoo tune --workers N``) makes that mode local:
-the calling process becomes the chief on a free port of 127.0.0.1 and starts N worker processes (fresh
-interpreters, as :mod:`tuning.isolation`'s, which load the data again by name) running the same search, each pinned
-to its own GPU(s) when there are some (``CUDA_VISIBLE_DEVICES``). On other machines, ``--chief HOST:PORT`` and
+the calling process becomes the chief on a free port of 127.0.0.1, and the N workers of a
+:class:`tuning.isolation.WorkerPool` (the one pool of worker processes, which load the data again by name) run the
+same search, each pinned to its own GPU(s) when there are some (``CUDA_VISIBLE_DEVICES``). On other machines, ``--chief HOST:PORT`` and
 ``--worker HOST:PORT`` set KerasTuner's variables for the same search (see the README's SLURM recipe).
 
 A worker that dies (a signal, the out-of-memory killer, a crash) is started again under the same tuner id, and
@@ -23,13 +23,10 @@ import os
 import pickle
 import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
-import time
 
-from tuning.isolation import _load, data_spec
+from tuning.isolation import WorkerDied, WorkerPool
 
 __all__ = ["RESTARTS", "chief_environment", "run_with_local_workers", "worker_environment"]
 
@@ -69,47 +66,6 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _gpu_ids():
-    """The GPUs this process may use (``CUDA_VISIBLE_DEVICES``, else the backend's list); ``[]`` on a CPU."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return [v for v in visible.split(",") if v.strip() and v.strip() != "-1"]
-    try:
-        import keras
-
-        if keras.backend.backend() == "jax":
-            import jax
-
-            return [str(d.id) for d in jax.devices() if d.platform == "gpu"]
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            return [str(i) for i, _ in enumerate(tf.config.list_physical_devices("GPU"))]
-    except Exception:  # noqa: BLE001 - no GPU list: the workers share the default device
-        pass
-    return []
-
-
-class _Slot:
-    """One worker process of the search and its restarts, under one tuner id."""
-
-    def __init__(self, index, payload, env):
-        self.index, self.payload, self.env = index, payload, env
-        self.tuner_id = env[_TUNER_ID]
-        self.starts, self.process = 0, None
-        self.start()
-
-    def start(self):
-        self.starts += 1
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from tuning.searches.workers import _main; _main(sys.argv[1])",
-             self.payload], env=self.env)
-
-    def died(self):
-        code = self.process.poll()
-        return code is not None and code != 0, code
-
-
 def _why(code):
     if code is not None and code < 0:
         try:
@@ -119,77 +75,72 @@ def _why(code):
     return f"exited with status {code}"
 
 
-def _end_abandoned_trial(slot, *, directory, seed, code):
-    """The trial of a slot that died :data:`RESTARTS` + 1 times: ended ``FAILED`` through the chief (as that
+def _end_abandoned_trial(tuner_id, starts, why, *, directory, seed):
+    """The trial of a worker that died :data:`RESTARTS` + 1 times: ended ``FAILED`` through the chief (as that
     worker, which is how the oracle finds it; this process holds the chief's address) and recorded failed, so
     that the search goes on without it."""
     from tuning.manifest import RECORDS_FILE
     from tuning.records import append_record, new_record
     from tuning.searches.engine import fail_worker_trial
 
-    trial = fail_worker_trial(slot.tuner_id)
+    trial = fail_worker_trial(tuner_id)
     if trial is None:
         return
-    error = f"worker {slot.tuner_id} {_why(code)} {slot.starts} time(s) in this trial; given up"
+    error = f"worker {tuner_id} {why} {starts} time(s) in this trial; given up"
     append_record(os.path.join(directory, RECORDS_FILE),
                   new_record(id=trial.trial_id, model=None, hyperparameters=dict(trial.hyperparameters.values),
-                             seed=seed, status="failed", error=error, tuner_id=slot.tuner_id))
+                             seed=seed, status="failed", error=error, tuner_id=tuner_id))
 
 
-def _supervise(slots, done, *, directory, seed, verbose, abandoned):
-    """Restart dead workers under their tuner id until the chief is done; give a slot's trial up after
-    :data:`RESTARTS` restarts. When every slot is given up nobody would run the remaining trials: the chief
-    (this process' main thread) is interrupted, and ``abandoned`` says why."""
-    while not done.wait(_POLL):
-        for slot in slots:
-            dead, code = slot.died()
-            if not dead:
-                continue
-            if slot.starts <= RESTARTS:
-                if verbose:
-                    print(f"[tune] worker {slot.tuner_id} {_why(code)}: started again; the oracle gives it its "
-                          "trial back", flush=True)
-                slot.start()
-            elif slot.process is not None:
-                slot.process = None
-                try:
-                    _end_abandoned_trial(slot, directory=directory, seed=seed, code=code)
-                except Exception as e:  # noqa: BLE001 - the chief may have ended already
-                    print(f"[tune] worker {slot.tuner_id}: its trial could not be ended ({e})", flush=True)
-                if all(s.process is None for s in slots) and not done.is_set():
-                    abandoned.append(f"all {len(slots)} workers died {RESTARTS + 1} times each (the last "
-                                     f"{_why(code)}); see their output above")
-                    _thread.interrupt_main()
-                    return
-        if all(s.process is None or s.process.poll() == 0 for s in slots):
+def _supervise(pool, tasks, done, *, directory, seed, verbose, abandoned):
+    """Run each worker's task in the pool; restart a dead one under its tuner id until the chief is done, and
+    give its trial up after :data:`RESTARTS` restarts. When every worker is given up nobody would run the
+    remaining trials: the chief (this process' main thread) is interrupted, and ``abandoned`` says why."""
+    starts = {tuner_id: 1 for tuner_id in tasks}
+    given_up = set()
+    for tuner_id, kwargs in tasks.items():
+        pool.submit(_search_worker, key=tuner_id, **kwargs)
+    for tuner_id, ok, value in pool.completed():
+        if ok or done.is_set():
+            continue
+        why = _why(value.exitcode) if isinstance(value, WorkerDied) else f"failed ({type(value).__name__}: {value})"
+        if starts[tuner_id] <= RESTARTS:
+            starts[tuner_id] += 1
+            if verbose:
+                print(f"[tune] worker {tuner_id} {why}: started again; the oracle gives it its trial back", flush=True)
+            pool.submit(_search_worker, key=tuner_id, **tasks[tuner_id])
+            continue
+        given_up.add(tuner_id)
+        try:
+            _end_abandoned_trial(tuner_id, starts[tuner_id], why, directory=directory, seed=seed)
+        except Exception as e:  # noqa: BLE001 - the chief may have ended already
+            print(f"[tune] worker {tuner_id}: its trial could not be ended ({e})", flush=True)
+        if len(given_up) == len(tasks) and not done.is_set():
+            abandoned.append(f"all {len(tasks)} workers died {RESTARTS + 1} times each (the last {why}); "
+                             "see their output above")
+            _thread.interrupt_main()
             return
 
 
 def run_with_local_workers(search, call, *, workers, verbose=1):
     """Run ``search(**call)`` as the chief of ``workers`` local worker processes that run the same call.
 
-    ``call`` holds :func:`tuning.search`'s arguments; its data must come from :func:`zoo.data.load` (each worker
-    loads it again by name) and its models, callbacks and settings must pickle.
+    The workers are :class:`tuning.isolation.WorkerPool`'s (each pinned to its own GPUs when there are some),
+    each running one KerasTuner worker until the oracle has no trial left. ``call`` holds :func:`tuning.search`'s
+    arguments; its data must come from :func:`zoo.data.load` (each worker loads it again by name) and its models,
+    callbacks and settings must pickle.
     """
-    spec = data_spec(call["data"])
     options = dataclasses.replace(call["options"], workers=None)
     port = str(_free_port())
-    base = {**os.environ, _ORACLE_IP: "127.0.0.1", _ORACLE_PORT: port,
-            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    gpus = _gpu_ids()
     folder = tempfile.mkdtemp(prefix="zoo-workers-")
     payload = os.path.join(folder, "search.pkl")
     with open(payload, "wb") as f:
-        pickle.dump({**call, "data": spec, "options": options}, f)
-    slots = []
-    for i in range(workers):
-        env = {**base, _TUNER_ID: f"worker{i}"}
-        if gpus:  # each worker its own share of the GPUs (round robin when there are fewer GPUs than workers)
-            share = max(1, len(gpus) // workers)
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[(i * share + j) % len(gpus)] for j in range(share))
-        slots.append(_Slot(i, payload, env))
+        pickle.dump({**call, "data": None, "options": options}, f)
+    tasks = {f"worker{i}": {"payload": payload, "environment": {_TUNER_ID: f"worker{i}", _ORACLE_IP: "127.0.0.1",
+                                                                _ORACLE_PORT: port}} for i in range(workers)}
+    pool = WorkerPool(call["data"], size=workers, max_tasks=1)
     done, abandoned = threading.Event(), []
-    supervisor = threading.Thread(target=_supervise, args=(slots, done),
+    supervisor = threading.Thread(target=_supervise, args=(pool, tasks, done),
                                   kwargs=dict(directory=os.fspath(call["directory"]), seed=call["seed"],
                                               verbose=verbose, abandoned=abandoned), daemon=True)
     supervisor.start()
@@ -208,16 +159,11 @@ def run_with_local_workers(search, call, *, workers, verbose=1):
             else:
                 os.environ[k] = v
         done.set()
-        supervisor.join(timeout=10)
-        deadline = time.monotonic() + 60  # the workers end once the oracle has no trial for them
-        for slot in slots:
-            if slot.process is None:
-                continue
-            try:
-                slot.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                slot.process.kill()
-                slot.process.wait()
+        supervisor.join(timeout=60)  # the workers end once the oracle has no trial for them
+        if supervisor.is_alive():
+            pool.kill()
+            supervisor.join(timeout=10)
+        pool.close()
         try:
             os.remove(payload)
             os.rmdir(folder)
@@ -227,15 +173,11 @@ def run_with_local_workers(search, call, *, workers, verbose=1):
     return result
 
 
-def _main(payload):
-    """A local worker: the chief's call, its data loaded again by name, run as a KerasTuner worker."""
-    from zoo.runtime import QUIET_ENV, quiet_framework_start
-
-    if os.environ.get(QUIET_ENV):
-        quiet_framework_start()
+def _search_worker(data, *, payload, environment):
+    """A local worker's task: the chief's call, on this worker's data, run as a KerasTuner worker."""
     import tuning
 
+    os.environ.update(environment)
     with open(payload, "rb") as f:
         call = pickle.load(f)
-    call["data"] = _load(call["data"])
-    tuning.search(**call)
+    tuning.search(**{**call, "data": data})

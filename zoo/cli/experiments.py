@@ -46,7 +46,8 @@ def cmd_compare(args):
     for name in exact:
         tuning.comparison.check_compatible(name, data)
     options = tuning.RunOptions(measure_speed=not args.no_speed, verbose=1 if args.quiet else 2,
-                                resume=not args.fresh, save_models=_none(args.save_models), log_dir=args.log_dir)
+                                resume=not args.fresh, save_models=_none(args.save_models), log_dir=args.log_dir,
+                                workers=args.workers)
     result = tuning.compare(names, data=data, training=training_config(args), seeds=args.seeds, out=args.out,
                             model_kwargs=model_kwargs, title=args.title, command=["zoo", *sys.argv[1:]],
                             options=options)
@@ -167,6 +168,9 @@ def register(sub):
     p.add_argument("--out", default="runs/compare", help="run folder (default runs/compare)")
     p.add_argument("--title", default=None, help="report title")
     p.add_argument("--no-speed", action="store_true", help="skip latency/throughput measurement")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="train N trials at a time in worker processes, each on its own GPU(s) when there are some "
+                        "(speed is then timed once per model before training, alone)")
     _add_output_arguments(p, save_models="best", choices=("best", "all"))
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines (one line per trial only)")
     p.add_argument("--fresh", action="store_true",
