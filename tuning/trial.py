@@ -368,7 +368,8 @@ def _save(trial):
     files = trial.files
     if files is not None and files.save_model:
         with trial.timed("save"):
-            trial.record.update(save_trained_model(trial.model, files, _card(trial.record, trial.metrics)))
+            card = {**_card(trial.record, trial.metrics), "input": trial.data.contract()}
+            trial.record.update(save_trained_model(trial.model, files, card))
 
 
 def _last_validation(history):

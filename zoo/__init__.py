@@ -21,6 +21,7 @@ _ATTRIBUTES = {
     **dict.fromkeys(("feature_extractor", "feature_info", "fine_tune", "freeze", "load_model", "load_weights", "replace_head",
                      "train_head_on_features", "trainability", "unfreeze"), "zoo.transfer"),
     "decode_predictions": "zoo.weights",
+    "export": "zoo.deploy",
 }
 # The modules whose import registers the zoo's Keras objects (``zoo>Name``) for ``keras.saving.load_model``.
 _KERAS_OBJECTS = ("zoo.layers", "zoo.blocks", "zoo.data", "zoo.training")
@@ -32,6 +33,7 @@ __all__ = [
     "build",
     "data",
     "explain",
+    "export",
     "feature_extractor",
     "feature_info",
     "fine_tune",

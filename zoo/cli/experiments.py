@@ -120,35 +120,55 @@ def cmd_tune(args) -> int:
 
 
 def cmd_export(args):
-    """Copy a run's saved model (checked against its record) to OUT."""
+    """Export a run's saved model (checked against its record) or a model file, verified in its runtime."""
     import os
-    import shutil
+
+    import zoo
+
+    contract = {}
+    if os.path.isdir(args.source):
+        model, record = _run_model(args)
+        contract = {k: record[k] for k in ("dataset", "class_names") if record.get(k) is not None}
+        where = f"model of record {record['id']} ({record.get('model')}) from {args.source}"
+    elif os.path.isfile(args.source):
+        model, where = zoo.load_model(args.source, compile=False), args.source
+    else:
+        raise FileNotFoundError(f"No run folder or model file at {args.source!r}")
+    try:
+        result = zoo.export(model, args.out, format=args.format, quantize=args.quantize, contract=contract or None,
+                            tolerance=args.tolerance)
+    except ImportError as e:
+        raise ValueError(str(e)) from None
+    agree = "" if result.top1_agreement is None else f", top-1 agreement {result.top1_agreement:.0%}"
+    print(f"{result.path}: {result.format} export of the {where}\n"
+          f"  verified with {result.runtime}: max |diff| {result.max_abs_diff:.3g} (largest output "
+          f"{result.max_abs_output:.3g}, tolerance {result.tolerance:g} of it){agree}; card {result.card}")
+    return 0
+
+
+def _run_model(args):
+    """The saved model of the best trial (or of ``--record``) of a run folder, checked against its record."""
+    import os
 
     from tuning.artifacts import load_saved_model
     from tuning.comparison import best_seed
     from tuning.records import latest_records, read_records
 
-    path = os.path.join(args.run_dir, "records.jsonl")
+    path = os.path.join(args.source, "records.jsonl")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"No records.jsonl in {args.run_dir}: not a comparison or search folder")
+        raise FileNotFoundError(f"No records.jsonl in {args.source}: not a comparison or search folder")
     records = latest_records(read_records(path))
     if args.record is not None:
         record = next((r for r in records if str(r.get("id")) == args.record), None)
         if record is None:
             raise ValueError(f"No record {args.record!r} in {path}. Records: {[r.get('id') for r in records]}")
-    elif (tuning.read_manifest(args.run_dir, records=records) or {}).get("kind") == "search":
-        record = tuning.load_search(args.run_dir).best_record
+    elif (tuning.read_manifest(args.source, records=records) or {}).get("kind") == "search":
+        record = tuning.load_search(args.source).best_record
     else:
         record = best_seed(records)
     if record is None:
         raise ValueError(f"No completed trial in {path}")
-    if not args.out.endswith(".keras"):
-        raise ValueError(f"`--out` must name a .keras file. Received: {args.out!r}")
-    load_saved_model(args.run_dir, record, compile=False)  # missing or altered files fail here, named
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    shutil.copyfile(os.path.join(args.run_dir, record["model_path"]), args.out)
-    print(f"{args.out}: model of record {record['id']} ({record.get('model')}) from {args.run_dir}")
-    return 0
+    return load_saved_model(args.source, record, compile=False), record  # missing or altered files fail, named
 
 
 def register(sub):
@@ -237,12 +257,22 @@ def register(sub):
     p.add_argument("--quiet", action="store_true", help="no per-trial lines; print the summary only")
     p.set_defaults(fn=cmd_tune)
 
-    p = sub.add_parser("export", help="copy a comparison's or search's saved model to a .keras file",
-                       description="Copy the saved model of the best trial (or of --record ID) of RUN_DIR to OUT, "
-                                   "after checking it against its record's SHA-256.")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="folder holding records.jsonl and models/")
+    p = sub.add_parser("export", help="export a run's best model or a model file (keras, savedmodel, onnx, litert, "
+                                      "openvino), verified in its own runtime",
+                       description="Export the saved model of the best trial (or of --record ID) of RUN_DIR, checked "
+                                   "against its record's SHA-256, or a .keras MODEL_FILE; the written file is run in "
+                                   "its runtime and compared with Keras (a mismatch moves it to OUT.rejected, exit 2).",
+                       epilog="Example: zoo export runs/compare --format onnx --out best.onnx")
+    p.add_argument("source", metavar="RUN_DIR|MODEL_FILE", help="a comparison or search folder, or a .keras file")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--best", action="store_true", help="the best trial (the default)")
     which.add_argument("--record", default=None, metavar="ID", help="the trial with this record id")
-    p.add_argument("--out", required=True, help="the .keras file to write")
+    p.add_argument("--format", default=None, choices=("keras", "savedmodel", "onnx", "litert", "openvino"),
+                   help="default: told by OUT's suffix (.keras, .onnx, .tflite, .xml)")
+    p.add_argument("--out", required=True, help="the file (or SavedModel folder) to write")
+    p.add_argument("--quantize", choices=("float16", "int8"), default=None,
+                   help="LiteRT post-training quantisation")
+    p.add_argument("--tolerance", type=float, default=None,
+                   help="largest |difference| allowed, as a fraction of the largest output (default 1e-4; "
+                        "float16 1e-2, int8 0.25)")
     p.set_defaults(fn=cmd_export)

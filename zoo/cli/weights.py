@@ -135,10 +135,28 @@ def cmd_verify(args):
     return 0
 
 
+def _card_names(model_file, classes):
+    """The class names of the input contract in a saved model's card (``ID.json`` beside ``ID.keras``, as
+    comparisons and searches save them), or ``None``."""
+    path = os.path.splitext(model_file)[0] + ".json"
+    if not os.path.exists(path) or os.path.getsize(path) > 2**20 + 1024 * classes:  # bounded: a card, not a dump
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            names = (json.load(f).get("input") or {}).get("class_names")
+    except (ValueError, RecursionError, AttributeError, OSError):
+        return None
+    return tuple(str(n) for n in names) if isinstance(names, list) and len(names) == classes else None
+
+
 def _class_names(model_file, classes):
-    """Class names for a saved model: its ``class_map.json`` (from ``zoo transfer``), ImageNet's, or indices."""
+    """Class names for a saved model: its card's input contract, its ``class_map.json`` (from ``zoo transfer``),
+    ImageNet's, or indices."""
     from zoo import weights as pretrained
 
+    names = _card_names(model_file, classes) if model_file else None
+    if names:
+        return names
     path = os.path.join(os.path.dirname(os.path.abspath(model_file)), "class_map.json") if model_file else None
     if path and os.path.exists(path):
         if os.path.getsize(path) > 4096 + 1024 * classes:  # a name a class, not a file to exhaust memory

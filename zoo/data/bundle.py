@@ -140,6 +140,19 @@ class DataBundle:
             "options": jsonable(dict(self.options)),
         }
 
+    def contract(self) -> dict:
+        """What a model trained on this bundle takes and gives, for the card saved beside it: the input shape
+        (height, width, channels for images), the value range of images (``[0, 1]``, as every loader gives
+        them), the task and the class names; ``zoo predict`` and ``zoo explain`` read image files by it.
+
+        Example:
+            >>> zoo.data.load("digits", image_size=32).contract()["input_shape"]
+            [32, 32, 1]
+        """
+        image = len(self.input_shape) == 3 and self.normalization is None
+        return {"input_shape": list(self.input_shape), "value_range": [0.0, 1.0] if image else None,
+                "task": self.task, "class_names": list(self.class_names), "dataset": self.name}
+
     def save_class_map(self, path) -> str:
         """Write the class map (and the data fingerprint) as JSON to ``path``; returns the path.
 
