@@ -137,16 +137,20 @@ def _die_with_parent(parent):
 def _watch(task_fd, busy):
     """EOF on the task pipe while a call runs: the run ended or was killed; exit before another write.
 
-    Nothing is sent on the task pipe while a call runs (the next call comes after the answer), so the pipe
-    becomes readable during a call only at EOF. ``busy`` is cleared just before the answer goes out.
+    The pipe's hang-up (every writer closed) is the signal, not its readability: a next call that arrived
+    just before the main thread read it and set ``busy`` is data, never a hang-up. ``busy`` is cleared just
+    before the answer goes out.
     """
     poller = select.poll()
-    poller.register(task_fd, select.POLLIN | select.POLLHUP)
+    poller.register(task_fd, select.POLLHUP)
     while True:
-        if poller.poll(1000):
+        events = poller.poll(1000)
+        if any(flags & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, flags in events):
             if busy.is_set():
                 os._exit(1)
-            time.sleep(_POLL)  # the next call, or EOF, is the main thread's to read
+            time.sleep(_POLL)  # idle: the main thread reads the EOF and ends the worker
+        elif events:
+            time.sleep(_POLL)  # the next call is the main thread's to read
 
 
 def _resident_mb():
