@@ -94,11 +94,18 @@ def test_zoo_export_verifies_a_comparisons_best_model_and_writes_its_contract(tm
     for name in ("best.onnx", "best.tflite"):
         assert main(["export", str(out), "--out", str(tmp_path / name)]) == 0
         text = capsys.readouterr().out
-        assert "verified with" in text and "max |diff|" in text
+        assert "verified with" in text and "on 32 test inputs of digits: max |diff|" in text
         card = deploy.read_card(str(tmp_path / name))
         assert card["input"]["shape"] == [32, 32, 1] and card["input"]["class_names"] == list(data.class_names)
         assert card["verified"]["max_abs_diff"] <= 1e-4 * card["verified"]["max_abs_output"]
+    assert main(["export", str(out), "--quantize", "int8", "--out", str(tmp_path / "int8.tflite")]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]  # calibrated on the training split, scored on the test split
     record = next(r for r in tuning.comparison.read_records(out / "records.jsonl") if r.get("model_path"))
+    x, y = data.arrays("test")
+    keras_accuracy = np.mean(keras.saving.load_model(out / record["model_path"]).predict(x, verbose=0).argmax(-1) == y)
+    int8_accuracy = np.mean(deploy.run(tmp_path / "int8.tflite", x).argmax(-1) == y)
+    assert line == (f"  test accuracy ({len(y)} examples): Keras {keras_accuracy:.2%}, int8 {int8_accuracy:.2%} "
+                    f"({100 * (int8_accuracy - keras_accuracy):+.2f} points)")
     photo = tmp_path / "photo.png"  # 64x64 RGB, the model takes 32x32x1: the card's contract reads it
     __import__("matplotlib.pyplot").pyplot.imsave(photo, np.random.default_rng(0).random((64, 64, 3)))
     assert main(["predict", str(out / record["model_path"]), str(photo), "--top", "1"]) == 0

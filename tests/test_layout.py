@@ -28,7 +28,7 @@ FLOORS = (
     ("zoo.training",),
     ("zoo.transfer",),
     ("zoo.explain",),
-    ("zoo.deploy",),  # export with verification: above everything a model needs
+    ("zoo.deploy", "zoo.evaluation"),  # export with verification, evaluation: above everything a model needs
     ("zoo",),  # the package: public names imported on first use
     ("zoo.bench",),
     ("tuning.records",),

@@ -22,6 +22,7 @@ _ATTRIBUTES = {
                      "train_head_on_features", "trainability", "unfreeze"), "zoo.transfer"),
     "decode_predictions": "zoo.weights",
     "export": "zoo.deploy",
+    "evaluate": "zoo.evaluation",
 }
 # The modules whose import registers the zoo's Keras objects (``zoo>Name``) for ``keras.saving.load_model``.
 _KERAS_OBJECTS = ("zoo.layers", "zoo.blocks", "zoo.data", "zoo.training")
@@ -32,6 +33,7 @@ __all__ = [
     "Profile",
     "build",
     "data",
+    "evaluate",
     "explain",
     "export",
     "feature_extractor",

@@ -26,7 +26,7 @@ import numpy as np
 
 from zoo.runtime import write_json_atomic
 
-__all__ = ["FORMATS", "TOLERANCES", "ExportMismatch", "ExportResult", "export", "read_card"]
+__all__ = ["FORMATS", "TOLERANCES", "ExportMismatch", "ExportResult", "export", "read_card", "run"]
 
 # format -> (file suffix, "" for a folder; runtime modules it needs; the name Keras' model.export takes)
 FORMATS = {
@@ -277,6 +277,24 @@ def _run_openvino(path, x):
 
 _RUNNERS = {"keras": _run_keras, "savedmodel": _run_savedmodel, "onnx": _run_onnx, "litert": _run_litert,
             "openvino": _run_openvino}
+
+
+def run(path, inputs, *, batch_size=256):
+    """The outputs of an exported file (or SavedModel folder) on ``inputs``, computed in its own runtime
+    (the one :func:`export` verified it with), in batches of ``batch_size``.
+
+    Example:
+        >>> probabilities = zoo.deploy.run("best.tflite", x_test)
+    """
+    path = os.fspath(path)
+    format = "savedmodel" if os.path.isdir(path) else next(
+        (f for f, (suffix, _, _) in FORMATS.items() if suffix and path.endswith(suffix)), None)
+    if format is None or not os.path.exists(path):
+        raise ValueError(f"`path` must be an exported {'/'.join(s for s, _, _ in FORMATS.values() if s)} file or a "
+                         f"SavedModel folder. Received: path={path!r}")
+    x = np.asarray(inputs, dtype="float32")
+    return np.concatenate([np.asarray(_RUNNERS[format](path, x[i:i + batch_size])[0])
+                           for i in range(0, len(x), batch_size)])
 
 
 def read_card(path) -> dict:

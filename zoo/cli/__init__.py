@@ -1,7 +1,7 @@
 """The ``zoo`` command line: the one place that imports both ``zoo`` and ``tuning``.
 
 One module per command group (``models``: list/info/profile; ``weights``:
-weights list/convert/fetch/verify and predict; ``experiments``:
+weights list/convert/fetch/verify and predict; ``evaluation``: evaluate; ``experiments``:
 compare/report/tune; ``transfer``; ``bench``; ``demo``), one module of argument
 helpers (``args``), and the command table below. Every sub-command prints one
 clear line on stderr and exits with status 2 on bad input: an unknown model or
@@ -25,12 +25,12 @@ import os
 import sys
 import warnings
 
-from zoo.cli import bench, demo, experiments, models, transfer, weights
+from zoo.cli import bench, demo, evaluation, experiments, models, transfer, weights
 from zoo.runtime import is_disk_full, quiet_framework_start
 from zoo.weights.hub import WeightsDownloadError
 
 # The command groups, in the order `zoo --help` lists their commands; each adds its sub-parsers.
-COMMAND_GROUPS = (models, weights, experiments, transfer, bench, demo)
+COMMAND_GROUPS = (models, weights, evaluation, experiments, transfer, bench, demo)
 
 __all__ = ["COMMAND_GROUPS", "build_parser", "main"]
 

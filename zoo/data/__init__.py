@@ -28,7 +28,7 @@ from zoo.data.embedded import (
     make_xor,
 )
 from zoo.data.folder import IMAGE_EXTENSIONS, BadDataError, FolderReport, scan_folder
-from zoo.data.loading import DATASETS, list_datasets, load
+from zoo.data.loading import DATASETS, list_datasets, load, reload
 from zoo.data.tfds_source import DatasetNotAvailableError, default_data_dir
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "default_data_dir",
     "list_datasets",
     "load",
+    "reload",
     "make_blobs",
     "make_circles",
     "make_xor",

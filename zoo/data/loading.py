@@ -346,3 +346,37 @@ def load(name, *, split=None, image_size=None, channels=None, batch_size=32, see
         _unbatched=MappingProxyType(unbatched),
     )
     return standardize_bundle(bundle) if standardize else bundle
+
+
+# What a bundle's options record beyond `load`'s arguments (where the data came from, what was found there).
+_RECORDED_ONLY = ("path", "skipped_files", "version")
+
+
+def reload(provenance, *, batch_size=None):
+    """The data a run was trained on, loaded again from its ``DataBundle.provenance()`` (as a run manifest keeps
+    it) and checked: the same name and options must give the same fingerprint.
+
+    Args:
+        provenance: a dict with ``name``, ``fingerprint`` and ``options``.
+        batch_size: the pipelines' batch size (default: the recorded one).
+
+    Raises:
+        ValueError: the provenance cannot be loaded again, or the data have changed since (the fingerprints
+            differ): an answer on other data would be silently wrong.
+
+    Example:
+        >>> bundle = zoo.data.reload(tuning.read_manifest("runs/cmp")["provenance"])
+    """
+    if not isinstance(provenance, dict) or not isinstance(provenance.get("name"), str) \
+            or not isinstance(provenance.get("options"), dict) or not provenance.get("fingerprint"):
+        raise ValueError("`provenance` must be a DataBundle.provenance() dict (name, fingerprint, options). "
+                         f"Received: {type(provenance).__name__}")
+    options = {k: tuple(v) if isinstance(v, list) else v for k, v in provenance["options"].items()
+               if k not in _RECORDED_ONLY}
+    if batch_size is not None:
+        options["batch_size"] = batch_size
+    bundle = load(provenance["name"], **options)
+    if bundle.fingerprint != provenance["fingerprint"]:
+        raise ValueError(f"The data {provenance['name']!r} have changed since they were recorded: fingerprint "
+                         f"{bundle.fingerprint[:12]} now, {str(provenance['fingerprint'])[:12]} then")
+    return bundle
