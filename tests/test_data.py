@@ -460,3 +460,14 @@ def test_restarted_bundle_repeats_the_training_order_whatever_ran_before():
     assert not np.array_equal(first_epoch(bundle), fresh)  # the same pipeline goes on to epoch 2's order
     assert np.array_equal(first_epoch(bundle.restarted()), fresh)
     assert np.array_equal(first_epoch(zoo.data.load("moons", num_samples=200, batch_size=16, seed=3)), fresh)
+
+
+def test_reload_gives_the_recorded_data_or_says_they_changed():
+    bundle = zoo.data.load("moons", num_samples=200, seed=3, test_split=0.25)
+    again = zoo.data.reload(json.loads(json.dumps(bundle.provenance())))  # as a manifest stores it
+    assert again.fingerprint == bundle.fingerprint and np.array_equal(again.arrays("test")[0], bundle.arrays("test")[0])
+    changed = {**bundle.provenance(), "fingerprint": "0" * 64}
+    with pytest.raises(ValueError, match="have changed since they were recorded"):
+        zoo.data.reload(changed)
+    with pytest.raises(ValueError, match="must be a DataBundle.provenance"):
+        zoo.data.reload({"name": "moons"})

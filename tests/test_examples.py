@@ -18,6 +18,8 @@ EXAMPLES = {
     # names the data it used: prepared CIFAR-10, or the embedded stand-in
     "t4_cifar10_cnn.py": (["t4_curves.png", "t4_confusion_matrix.png", "t4_predictions.png", "t4_gradcam.png",
                            "t4_feature_maps.png", "t4_filters.png"], "Data: CIFAR-10 "),
+    "deploy.py": (["deploy_confusion_matrix.png", "best.onnx", "best_int8.tflite"],
+                  "int8 LiteRT test accuracy"),
     "compare_report.py": (["report.html", "report.md", "results.csv", "plots/curves.png"], "Regenerated from"),
     # names the recipe it ran: ImageNet ResNet-18 on cats vs dogs, or the embedded stand-in
     "t5_transfer.py": (["t5_phases.png"], "recipe: "),
@@ -25,7 +27,7 @@ EXAMPLES = {
     "multiobjective_search.py": (["report/report.html", "report/plots/search_hypervolume.png"], "hypervolume "),
     "vanishing_gradients.py": (["vanishing_gradients.png"], "times larger with relu + He"),
 }
-NO_DIAGNOSIS = {"compare_report.py", "multiobjective_search.py", "tuning_search.py", "vanishing_gradients.py"}
+NO_DIAGNOSIS = {"compare_report.py", "deploy.py", "multiobjective_search.py", "tuning_search.py", "vanishing_gradients.py"}
 
 
 @pytest.mark.parametrize("script", sorted(EXAMPLES))

@@ -1,6 +1,7 @@
 """zoo.explain: Grad-CAM against a hand computation and across backends, sanity checks, localisation, saliency,
 feature maps, filters, gradient and activation statistics, plots and the `zoo explain` command."""
 
+import json
 import os
 import subprocess
 import sys
@@ -190,6 +191,17 @@ def test_plots_and_the_explain_command(tiny, tmp_path, capsys):
                      "--out", str(tmp_path / "out")]) == 0
         assert (tmp_path / "out" / produced).exists(), method
     assert "img0.png: class" in capsys.readouterr().out
+    from zoo.cli.weights import _images_for
+
+    names = [f"kind{i}" for i in range(model.output_shape[-1])]
+    card = tmp_path / "m.json"  # the card's input contract: class names, and the scale images are read at
+    card.write_text(json.dumps({"input": {"class_names": names, "value_range": [0, 255]}}))
+    assert main(["explain", str(tmp_path / "m.keras"), paths[0], "--out", str(tmp_path / "out")]) == 0
+    assert "img0.png: kind" in capsys.readouterr().out
+    assert np.allclose(_images_for(model, str(tmp_path / "m.keras"), paths[:1])[0], x[0] * 255, atol=1.5)
+    card.write_text(json.dumps({"input": {"class_names": names, "value_range": None}}))  # standardised inputs
+    assert main(["explain", str(tmp_path / "m.keras"), paths[0], "--out", str(tmp_path / "out")]) == 2
+    assert "does not say the scale of the model's inputs" in capsys.readouterr().err
 
 
 def test_the_comparison_report_shows_grad_cam_of_the_best_model(tmp_path):

@@ -91,8 +91,8 @@ def test_zoo_export_verifies_a_comparisons_best_model_and_writes_its_contract(tm
     tuning.compare(["lenet5"], data=data, training=TrainingConfig(epochs=1), seeds=1, out=out,
                    options=tuning.RunOptions(report=False, measure_speed=False, verbose=0))
     capsys.readouterr()
-    for name in ("best.onnx", "best.tflite"):
-        assert main(["export", str(out), "--out", str(tmp_path / name)]) == 0
+    for name, format in (("best.onnx", []), ("best.tflite", []), ("best_saved", ["--format", "savedmodel"])):
+        assert main(["export", str(out), "--out", str(tmp_path / name), *format]) == 0
         text = capsys.readouterr().out
         assert "verified with" in text and "on 32 test inputs of digits: max |diff|" in text
         card = deploy.read_card(str(tmp_path / name))

@@ -115,6 +115,11 @@ def test_transfer_with_torchvision_weights_then_predict_with_class_names(capsys,
     out = _run(capsys, ["predict", str(out_dir / "model.keras"), str(tmp_path / "photos" / "dog" / "0.png"),
                         "--top", "2"])
     assert {line.split()[-1] for line in out.splitlines()[1:]} == {"cat", "dog"}
+    card = json.load(open(out_dir / "model.json"))["input"]  # the input contract travels with the model
+    assert card["class_names"] == ["cat", "dog"] and card["input_shape"] == [64, 64, 3] and card["value_range"] == [0, 1]
+    out = _run(capsys, ["evaluate", str(out_dir / "model.keras"), "--data", f"folder:{tmp_path / 'photos'}",
+                        "--results", str(tmp_path / "evaluations.csv")])
+    assert "16 examples" in out and "folders matched to the model's class names" in out
 
 
 def test_weights_verify_compares_the_content_with_the_table_never_the_name(capsys, monkeypatch, tmp_path):

@@ -37,7 +37,7 @@ from tuning.manifest import (
 )
 from tuning.records import append_record, finite, new_record, read_records, reject_bad_lines, start_over
 from tuning.report import confusion_matrix, write_report
-from tuning.report.summary import primary_metric
+from tuning.report.summary import primary_metric, summarize_records
 from tuning.settings import RunOptions
 from tuning.trial import TrialPlan, check_build, data_kwargs, run_data, run_trial, run_training, speed
 from zoo import training as zoo_training
@@ -494,7 +494,7 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
             _in_workers(jobs, book, data=data, plan=plan, workers=workers, hold=lock.fileno())
         _say(verbose, f"All {total} trial(s) done in {time.perf_counter() - start_all:.1f} s.")
         records = book.in_order()
-        result = Comparison(out=out, records=records)
+        result = Comparison(out=out, records=records, rows=summarize_records(records))  # also without a report
         if options.report:
             _gradcam_figure(records, data, out, verbose)
             report = write_report(

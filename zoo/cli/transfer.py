@@ -12,6 +12,7 @@ from zoo.cli.args import (
     load_data,
     parse_kwargs,
 )
+from zoo.runtime import write_json_atomic
 
 
 def _pretrained(args):
@@ -85,6 +86,8 @@ def cmd_transfer(args):
         saved = keras.Model(inputs, model(pretrained.normalization(entry)(inputs)), name=model.name)
     saved.save(os.path.join(args.out, "model.keras"))
     bundle.save_class_map(os.path.join(args.out, "class_map.json"))
+    write_json_atomic(os.path.join(args.out, "model.json"),  # its card: the input contract zoo predict reads
+                      {"model": args.backbone, "input": bundle.contract(), "test": metrics})
     with open(os.path.join(args.out, "history.json"), "w") as f:
         json.dump({"history": result.history, "phases": result.phases, "test": metrics, "data": bundle.provenance()},
                   f, indent=2, default=str)

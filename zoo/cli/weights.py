@@ -135,17 +135,23 @@ def cmd_verify(args):
     return 0
 
 
-def _card_names(model_file, classes):
-    """The class names of the input contract in a saved model's card (``ID.json`` beside ``ID.keras``, as
-    comparisons and searches save them), or ``None``."""
+def _card_input(model_file):
+    """The input contract in a saved model's card (``ID.json`` beside ``ID.keras``, as comparisons, searches and
+    ``zoo export`` write them): a dict, empty when there is no readable card."""
     path = os.path.splitext(model_file)[0] + ".json"
-    if not os.path.exists(path) or os.path.getsize(path) > 2**20 + 1024 * classes:  # bounded: a card, not a dump
-        return None
+    if not os.path.exists(path) or os.path.getsize(path) > 2**24:  # bounded: a card, not a dump
+        return {}
     try:
         with open(path, encoding="utf-8") as f:
-            names = (json.load(f).get("input") or {}).get("class_names")
+            contract = json.load(f).get("input")
     except (ValueError, RecursionError, AttributeError, OSError):
-        return None
+        return {}
+    return contract if isinstance(contract, dict) else {}
+
+
+def _card_names(model_file, classes):
+    """The class names of a saved model's card, or ``None``."""
+    names = _card_input(model_file).get("class_names")
     return tuple(str(n) for n in names) if isinstance(names, list) and len(names) == classes else None
 
 
@@ -205,8 +211,9 @@ def _predict_inputs(args):
 
 
 def _images_for(model, model_file, paths):
-    """The image files as ``model`` takes them (its size, RGB or grayscale, values in [0, 1] as the zoo's data
-    loaders give them), or a ValueError saying what input the model expects and what the files are."""
+    """The image files as ``model`` takes them: its size, RGB or grayscale, and the value range its card's input
+    contract states (``[0, 1]``, as the zoo's data loaders give them, when there is no card); a ValueError says
+    what input the model expects, or that its card leaves the scale untold (inputs standardised in training)."""
     from zoo import weights as pretrained
 
     shape = tuple(model.input_shape[1:])
@@ -214,8 +221,14 @@ def _images_for(model, model_file, paths):
         raise ValueError(f"{model_file!r} takes inputs of shape {shape}; zoo predict and zoo explain read image "
                          f"files as square RGB or grayscale images (height, width, 1 or 3). Received: {len(paths)} "
                          "image file(s)")
+    scale = _card_input(model_file).get("value_range", [0.0, 1.0])
+    if not (isinstance(scale, list) and len(scale) == 2 and all(isinstance(v, (int, float)) for v in scale)):
+        raise ValueError(f"The card of {model_file!r} does not say the scale of the model's inputs (value_range "
+                         f"{scale!r}: trained on standardised inputs?); cannot tell how to read image files for it")
+    low, high = scale
     images = pretrained.read_images(paths, resize=None, crop=int(shape[0]))  # as the data loaders resize
-    return images.mean(axis=-1, keepdims=True) if shape[2] == 1 else images
+    images = images.mean(axis=-1, keepdims=True) if shape[2] == 1 else images
+    return images * (float(high) - float(low)) + float(low)
 
 
 def cmd_predict(args):
