@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -152,7 +153,8 @@ def test_zoo_evaluate_of_a_registry_model_reads_the_folder_with_its_weights_prep
         os.makedirs(root / c)
         for i in range(3):
             tf.io.write_file(str(root / c / f"{i}.png"), tf.io.encode_png(rng.integers(0, 255, (70, 90, 3), "uint8")))
-    weights = os.path.join(FIXTURES, "resnet18_basic.safetensors")
+    weights = str(tmp_path / "resnet18_basic.safetensors")  # a copy: the kept conversion is written beside it
+    shutil.copy(os.path.join(FIXTURES, "resnet18_basic.safetensors"), weights)
     argv = ["evaluate", "resnet18", "--weights", weights, "--num-classes", "10", "--arg", "width=0.125",
             "--image-size", "64", "--data", f"folder:{root}", "--results", str(tmp_path / "r.csv")]
     assert main(argv) == 0
