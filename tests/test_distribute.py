@@ -34,11 +34,14 @@ def _run_checks(backend):
 def test_two_devices_train_the_weights_of_one(backend):
     out = _run_checks(backend)
     assert out["backend"] == backend and out["devices"] == 2  # ZOO_VIRTUAL_CPUS split the CPU before start-up
-    # the same global batch on 1 and 2 devices: the same weights to float32 rounding, BatchNorm included
-    assert out["max_weight_diff"]["mlp"] < 1e-5 and out["max_weight_diff"]["convnet_bn"] < 1e-5, out
+    # the same global batch on 1 and 2 devices: the same weights to float32 rounding, BatchNorm included. AdamW
+    # divides each gradient by its own running size, so the rounding of a near-zero gradient (BatchNorm's
+    # statistics summed per replica) moves a weight by up to a few 1e-5 in 8 steps at lr 0.01 (1.15e-5 on one
+    # CPU, 3.6e-7 on another); a wrong all-reduce or a batch seen twice moves weights by 1e-2.
+    assert out["max_weight_diff"]["mlp"] < 1e-5 and out["max_weight_diff"]["convnet_bn"] < 1e-4, out
     assert out["history_devices"] == {"mlp": 2, "convnet_bn": 2} and out["history_model_is_the_model"]
     # the optimizer state came back into the caller's model: a further step agrees too
-    assert all(d < 1e-5 for d in out["after_one_more_step"].values()) and out["iterations"]["mlp"] == [9, 9]
+    assert all(d < 1e-4 for d in out["after_one_more_step"].values()) and out["iterations"]["mlp"] == [9, 9]
     assert out["distribution_left"] == "None" and not out.get("strategy_left", False)
     if backend == "tensorflow":
         assert out["fine_tune_diff"] < 1e-5  # both phases, recompiled between them
