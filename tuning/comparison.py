@@ -41,7 +41,7 @@ from tuning.report.summary import primary_metric, summarize_records
 from tuning.settings import RunOptions
 from tuning.trial import TrialPlan, check_build, data_kwargs, run_data, run_trial, run_training, speed
 from zoo import training as zoo_training
-from zoo.runtime import is_disk_full, names_full_disk
+from zoo.runtime import frozen_heap, is_disk_full, names_full_disk
 from zoo.utils import settings_object
 
 __all__ = ["Comparison", "compare", "check_compatible"]
@@ -435,8 +435,9 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
     if options.isolation is not None or (options.workers or 1) > 1:
         _check_workers(options, data=data, training=training)
     for name in names:  # a bad builder argument fails here, once, not in every trial
-        check_build(_builder(name, data, dict(model_kwargs.get(name, {}))),
-                    what=f"{name} with model_kwargs {model_kwargs.get(name, {})}")
+        if model_kwargs.get(name):  # defaults on compatible data (checked above) build: no second build to pay
+            check_build(_builder(name, data, dict(model_kwargs[name])),
+                        what=f"{name} with model_kwargs {model_kwargs[name]}")
     out = os.fspath(out)
     check_kind(out, "comparison", "out")
     with hold_run_folder(out) as lock:  # a second run of this folder is refused while this one runs
@@ -485,11 +486,13 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
         book.expect(jobs)
         workers = options.workers or 1
         if options.isolation is None and workers == 1:
-            for job in jobs:
-                copied = book.copied_speed(job.name)  # the same architecture runs at the same speed whatever its seed
-                _say(verbose, f"[{job.index}/{total}] {job.name} seed={job.seed}: training {training.epochs} epoch(s)")
-                book.done(job, _train(data, job=job, plan=plan if copied is None else dataclasses.replace(
-                    plan, measure_speed=False)), copied)
+            with frozen_heap():  # each trial's clear_session collects the trial's own objects only
+                for job in jobs:
+                    copied = book.copied_speed(job.name)  # an architecture's speed does not depend on its seed
+                    _say(verbose, f"[{job.index}/{total}] {job.name} seed={job.seed}: training {training.epochs} "
+                                  "epoch(s)")
+                    book.done(job, _train(data, job=job, plan=plan if copied is None else dataclasses.replace(
+                        plan, measure_speed=False)), copied)
         else:
             _in_workers(jobs, book, data=data, plan=plan, workers=workers, hold=lock.fileno())
         _say(verbose, f"All {total} trial(s) done in {time.perf_counter() - start_all:.1f} s.")

@@ -30,6 +30,7 @@ run may already own (:mod:`tuning.lock`).
 from __future__ import annotations
 
 import collections
+import gc
 import os
 import pickle
 import select
@@ -40,7 +41,7 @@ import threading
 import time
 from multiprocessing.connection import Connection, wait
 
-from zoo.runtime import QUIET_ENV, quiet_framework_start
+from zoo.runtime import QUIET_ENV, frozen_heap, quiet_framework_start
 
 __all__ = ["MAX_GROWTH_MB", "MAX_TASKS", "STARTS", "WorkerDied", "WorkerPool", "WorkersCannotStart", "check_picklable",
            "data_spec", "gpu_ids"]
@@ -179,6 +180,13 @@ def _main(parent, task_fd, answer_fd):
         data, error = None, e
     busy = threading.Event()
     threading.Thread(target=_watch, args=(task_fd, busy), daemon=True).start()
+    with frozen_heap():  # each call's clear_session collects that call's objects only
+        _serve(tasks, answers, busy, data, error)
+
+
+def _serve(tasks, answers, busy, data, error):
+    """Serve calls until the pipe closes; after each, what it left alive (the framework its first call
+    imported, caches) joins the frozen heap, so the next call's collections walk that call's objects only."""
     while True:
         try:
             function, kwargs = tasks.recv()
@@ -193,6 +201,7 @@ def _main(parent, task_fd, answer_fd):
         except BaseException as e:  # noqa: BLE001 - every failure goes back to the run
             answer = ("error", e)
         busy.clear()
+        gc.freeze()
         try:
             answers.send((*answer, _resident_mb()))
         except Exception as e:  # noqa: BLE001 - an exception that does not pickle goes back as text

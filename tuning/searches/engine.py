@@ -47,7 +47,6 @@ Design decisions (keras-tuner 1.4.8 read in ``engine/base_tuner.py``,
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 import time
@@ -60,7 +59,7 @@ from keras_tuner.engine import trial as trial_module  # the public alias of Tria
 from tuning.hypermodels import ZooHyperModel
 from tuning.searches.nsga2 import VIOLATION, NSGA2Oracle, outcome
 from tuning.trial import objective_value
-from zoo.runtime import is_disk_full
+from zoo.runtime import frozen_heap, is_disk_full
 
 __all__ = ["FunctionHyperModel", "MultiObjectiveOracle", "SearchTuner", "declared_space", "drive",
            "fail_worker_trial", "make_oracle", "replay", "role", "trial_metrics"]
@@ -284,10 +283,8 @@ class SearchTuner(kt.Tuner):
             self.save()
             _serve_chief(self.oracle)
             return
-        try:
+        with frozen_heap():  # each trial's clear_session collects the trial's objects only
             super().search(*args, **kwargs)
-        finally:
-            gc.unfreeze()
 
     def pre_create_trial(self):
         # An oracle that answered IDLE (e.g. Hyperband waiting for other workers' trials) gets no trial
@@ -304,11 +301,6 @@ class SearchTuner(kt.Tuner):
     def on_search_begin(self):
         self._asked = False
         super().on_search_begin()
-        # Each trial ends with keras.backend.clear_session(), whose gc.collect() walks every object of
-        # the process (~0.3 s with TensorFlow loaded). Freezing what exists now (modules, data) keeps
-        # those collections to the trial's own objects; reference counting still frees the rest.
-        gc.collect()
-        gc.freeze()
 
     def _try_run_and_update_trial(self, trial, *args, **kwargs):
         # KerasTuner prints a traceback for every failed trial (its config.DEBUG): a recorded failure says
