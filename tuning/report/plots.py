@@ -146,6 +146,8 @@ def plot_curves(groups, path, *, metric="accuracy", title=None):
     """
     if isinstance(groups, dict):
         groups = [("model", [groups], "")]
+    from matplotlib.ticker import MaxNLocator
+
     groups = list(groups)
     has_metric = any(h.get(metric) for _, hs, _ in groups for h in hs)
     cols = 2 if has_metric else 1
@@ -167,7 +169,8 @@ def plot_curves(groups, path, *, metric="accuracy", title=None):
                     ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.2)
             ax.set_title(f"{label}: {key}" + (f"\n{subtitle}" if subtitle and col == 0 else ""), fontsize=9)
             ax.set_xlabel("epoch", fontsize=8)
-            integer_axis(ax.xaxis, range(1, 1 + epochs))  # 1, 2, 3 (never 1.5, nor 0.96 for one epoch)
+            integer_axis(ax.xaxis, range(1, 1 + epochs), max_ticks=6)  # 1, 2, 3 (never 1.5, nor 0.96)
+            ax.yaxis.set_major_locator(MaxNLocator(4))  # a small panel reads 4 values; each tick costs a draw
             ax.tick_params(labelsize=7)
             ax.grid(True, alpha=0.3)
     handles = {}

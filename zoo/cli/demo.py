@@ -37,7 +37,7 @@ QUICK_BUDGET = {"epochs": 1, "seeds": 1, "batch_size": 64}
 TRAINING = {"optimizer": "adam", "learning_rate": 2e-3, "schedule": "cosine"}
 
 
-def run(quick: bool = False, out=None, epochs=None, seeds=None, fresh=False) -> int:
+def run(quick: bool = False, out=None, epochs=None, seeds=None, fresh=False, workers=None) -> int:
     """Run the demo; returns the exit status (0 when at least one model trained)."""
     start = time.perf_counter()
     import zoo.data
@@ -54,7 +54,7 @@ def run(quick: bool = False, out=None, epochs=None, seeds=None, fresh=False) -> 
         seeds=seeds if seeds is not None else budget["seeds"], out=out,
         model_kwargs={name: kw for name, kw in models if kw},
         title="Architecture comparison on embedded digits (32x32)" + (" - quick" if quick else ""),
-        options=RunOptions(speed_iterations=5 if quick else None, resume=not fresh, verbose=2),
+        options=RunOptions(speed_iterations=5 if quick else None, resume=not fresh, verbose=2, workers=workers),
     )
     print("\n" + format_summary(result.rows, result.paths))
     print(f"\nDemo finished in {time.perf_counter() - start:.0f} s (after start-up). Open {result.paths['html']} "
@@ -64,7 +64,8 @@ def run(quick: bool = False, out=None, epochs=None, seeds=None, fresh=False) -> 
 
 
 def cmd_demo(args):
-    return run(quick=args.quick, out=args.out, epochs=args.epochs, seeds=args.seeds, fresh=args.fresh)
+    return run(quick=args.quick, out=args.out, epochs=args.epochs, seeds=args.seeds, fresh=args.fresh,
+               workers=args.workers)
 
 
 def register(sub):
@@ -78,4 +79,6 @@ def register(sub):
     p.add_argument("--epochs", type=int, default=None, help="override the demo's epochs")
     p.add_argument("--seeds", type=parse_seeds, default=None, help="override the demo's seeds (default 1)")
     p.add_argument("--fresh", action="store_true", help="retrain everything (default: reuse finished trials)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="train this many models at a time, each in a worker process (default: one at a time)")
     p.set_defaults(fn=cmd_demo)
