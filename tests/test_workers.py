@@ -86,8 +86,12 @@ def test_the_cli_passes_workers_and_sets_kerastuner_variables(monkeypatch):
         raise SystemExit(0)
 
     monkeypatch.setattr(tuning, "search", fake_search)
-    for key in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
-        monkeypatch.delenv(key, raising=False)
+    for key in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT", "SLURM_PROCID"):
+        # set, then deleted: monkeypatch records the value before the test (a delenv of an absent variable
+        # records nothing, and a later delenv would record the value the CLI set: a chief's id left behind
+        # made the next search in this process wait as a chief for workers)
+        monkeypatch.setenv(key, "unset")
+        monkeypatch.delenv(key)
     with pytest.raises(SystemExit):
         main(["tune", "mlp", "--data", "moons", "--max-trials", "4", "--epochs", "1", "--workers", "2"])
     assert seen["options"].workers == 2 and seen["env"]["KERASTUNER_TUNER_ID"] is None
