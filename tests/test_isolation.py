@@ -315,3 +315,28 @@ def test_a_worker_keeps_the_run_folder_locked_until_it_ends(tmp_path):
         worker.process.wait()
         worker.stop()
     OwnerLock(tmp_path).acquire().release()
+
+
+def test_auto_isolation_takes_long_searches_whose_inputs_can_be_sent_and_says_why_not_otherwise():
+    from tuning.searches import api
+
+    data = zoo.data.load(**DATA)
+    sendable = api._hypermodel("mlp", data=data, space=tuning.SearchSpace())
+    unsendable = api._hypermodel(lambda hp: keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)]), data=data,
+                                 space=tuning.SearchSpace())
+    auto = tuning.RunOptions()
+    assert auto.isolation == "auto"
+
+    def decide(hypermodel, budget, options=auto):
+        chosen, note = api._isolation(options, data=data, hypermodel=hypermodel, budget=tuning.Budget.coerce(budget))
+        return chosen.isolation, note
+
+    assert decide(sendable, 20) == ("process", None)
+    assert decide(sendable, tuning.Budget(max_trials=None, max_seconds=3600)) == ("process", None)
+    assert decide(sendable, tuning.Budget(max_seconds=3600)) == (None, None)  # 10 trials (the default count)
+    assert decide(sendable, 19) == (None, None)  # short: a worker's start would not pay
+    assert decide(sendable, 40, tuning.RunOptions(isolation=None)) == (None, None)
+    mode, note = decide(unsendable, 40)
+    assert mode is None and note.startswith("trials run in this process") and "pickle" in note
+    with pytest.raises(TypeError, match="models"):
+        decide(unsendable, 5, tuning.RunOptions(isolation="process"))  # asked for: refused, not ignored

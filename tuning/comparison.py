@@ -416,6 +416,8 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
         'runs/cmp/report.html'
     """
     options = settings_object(RunOptions, options, "options")
+    if options.isolation == "auto":  # a comparison's trials are few: they train in this process
+        options = dataclasses.replace(options, isolation=None)
     kept = options.kept("comparison")
     data = run_data(data)
     objective = ("val_loss", "min") if data.task == "regression" else ("val_accuracy", "max")

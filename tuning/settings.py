@@ -12,11 +12,16 @@ from dataclasses import asdict, dataclass
 
 from zoo.utils import check_int
 
-__all__ = ["Budget", "RunOptions", "SAVE_MODELS"]
+__all__ = ["AUTO_ISOLATION_SECONDS", "AUTO_ISOLATION_TRIALS", "Budget", "RunOptions", "SAVE_MODELS"]
 
 # "auto": a search keeps its Pareto front's models, a comparison the best seed of each configuration.
 SAVE_MODELS = ("auto", "pareto", "best", "all", None)
-ISOLATION = (None, "process")
+ISOLATION = (None, "process", "auto")
+# "auto" isolates a search of at least this many trials (or of at least AUTO_ISOLATION_SECONDS with no trial
+# count): a reused worker costs no measurable time a trial (benchmarks/trial_memory.py: 40 trials in 37 s
+# isolated, 38 s in one process) and keeps the search process flat, where one process grows by 5.6 MB a trial.
+AUTO_ISOLATION_TRIALS = 20
+AUTO_ISOLATION_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,10 @@ class RunOptions:
         speed_iterations: timed batches for the latency (a third of them for the throughput); ``None``: 5 in a
             search (many trials), 10 in a comparison (one timing per model).
         isolation: ``"process"`` runs each trial in a worker process of :class:`tuning.isolation.WorkerPool`
-            (reused for many trials, replaced when it has grown); ``None`` trains in this process.
+            (reused for many trials, replaced when it has grown); ``None`` trains in this process; ``"auto"``
+            (default): a search of at least 20 trials (or 10 minutes with no trial count) runs isolated when
+            its inputs can be sent to a worker (data from ``zoo.data.load``, models and callbacks that pickle;
+            else in this process, with a note); shorter searches and comparisons train in this process.
         callbacks: extra Keras callbacks for every trial (picklable with ``isolation`` or ``workers``).
         workers: this many trials at a time on this machine, in worker processes of the one
             :class:`tuning.isolation.WorkerPool`, each on its own GPU(s) when there are some (on a CPU they share
@@ -96,7 +104,7 @@ class RunOptions:
     report: bool = True
     measure_speed: bool = True
     speed_iterations: int | None = None
-    isolation: str | None = None
+    isolation: str | None = "auto"
     callbacks: tuple = ()
     workers: int | None = None
     verbose: int = 1
@@ -109,7 +117,7 @@ class RunOptions:
             raise ValueError(f"`save_models` must be one of {list(SAVE_MODELS)}. "
                              f"Received: save_models={self.save_models!r}")
         if self.isolation not in ISOLATION:
-            raise ValueError(f"`isolation` must be None or 'process'. Received: isolation={self.isolation!r}")
+            raise ValueError(f"`isolation` must be None, 'process' or 'auto'. Received: isolation={self.isolation!r}")
         check_int("speed_iterations", self.speed_iterations, allow_none=True)
         check_int("workers", self.workers, minimum=1, maximum=256, allow_none=True)
         check_int("verbose", self.verbose, minimum=0, maximum=2)

@@ -8,6 +8,7 @@ resuming, distributed runs and budgets work: :mod:`tuning.searches.engine`.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import shutil
@@ -30,7 +31,7 @@ from tuning.searches.result import SearchResult, load_search
 from tuning.searches.runner import Runner, SearchRun
 from tuning.searches.state import check_keras_tuner_state, prepare_directory, repair_tail
 from tuning.searches.workers import run_with_local_workers
-from tuning.settings import Budget, RunOptions
+from tuning.settings import AUTO_ISOLATION_SECONDS, AUTO_ISOLATION_TRIALS, Budget, RunOptions
 from tuning.spaces import SEARCHED_TRAINING, SearchSpace, TrainingSpace
 from tuning.trial import TrialPlan, check_build, run_data, run_training
 from zoo.runtime import names_full_disk
@@ -116,7 +117,7 @@ def search(models, *, data, objectives="val_accuracy", training=None, space=None
         _check_searched(training)
         if "metrics" not in training.options:  # the training path's own metrics: the fields are known
             _check_recorded(objectives, data, measure_speed=options.measure_speed)
-    _check_isolation(options, data=data, hypermodel=hypermodel)
+    options, isolation_note = _isolation(options, data=data, hypermodel=hypermodel, budget=budget)
     if options.workers is not None and options.workers > 1:  # this process becomes the chief of N local workers
         _check_workers(options, data=data, hypermodel=hypermodel)
         return run_with_local_workers(search, {**call, "data": data, "options": options}, workers=options.workers,
@@ -129,7 +130,7 @@ def search(models, *, data, objectives="val_accuracy", training=None, space=None
     with hold_run_folder(directory, role=role) as lock:  # a second run of this folder is refused while it runs
         os.makedirs(directory, exist_ok=True)
         records_path = os.path.join(directory, RECORDS_FILE)
-        notes = []
+        notes = [isolation_note] if isolation_note else []
         declared = engine.declared_space(hypermodel, space.hyperparameters)
         described = hypermodel.get_config() if isinstance(hypermodel, ZooHyperModel) else {
             "class": f"{type(hypermodel).__module__}.{type(hypermodel).__qualname__}", "name": hypermodel.name}
@@ -236,12 +237,31 @@ def _check_recorded(objectives, data, *, measure_speed):
                              f"{', '.join(sorted(recorded))}. Received: objectives={[n for n, _ in objectives]}")
 
 
-def _check_isolation(options, *, data, hypermodel):
-    """``isolation="process"`` sends the hypermodel and callbacks to workers that load the data again."""
+def _isolation(options, *, data, hypermodel, budget):
+    """``(options with isolation None or "process", note or None)``. ``isolation="process"`` sends the
+    hypermodel and callbacks to workers that load the data again (refused when they cannot); ``"auto"`` does so
+    for a long search when they can, and otherwise trains in this process, saying why."""
+    if options.isolation == "auto":
+        long = (budget.max_trials or 0) >= AUTO_ISOLATION_TRIALS or (
+            budget.max_trials is None and (budget.max_seconds or 0) >= AUTO_ISOLATION_SECONDS)
+        if not long or engine.role() != "single" or (options.workers or 1) > 1:
+            return dataclasses.replace(options, isolation=None), None
+        try:
+            _check_isolation(data, hypermodel, options.callbacks)
+        except (ValueError, TypeError) as e:
+            return dataclasses.replace(options, isolation=None), (
+                f"trials run in this process (memory grows a few MB a trial): they cannot run in worker processes: "
+                f"{str(e).splitlines()[0]}")
+        return dataclasses.replace(options, isolation="process"), None
     if options.isolation is not None:
-        data_spec(data)
-        check_picklable(hypermodel, "models")
-        check_picklable(list(options.callbacks), "callbacks")
+        _check_isolation(data, hypermodel, options.callbacks)
+    return options, None
+
+
+def _check_isolation(data, hypermodel, callbacks):
+    data_spec(data)
+    check_picklable(hypermodel, "models")
+    check_picklable(list(callbacks), "callbacks")
 
 
 def _check_workers(options, *, data, hypermodel):

@@ -90,7 +90,7 @@ def cmd_tune(args) -> int:
     else:
         objectives = (args.objective, args.direction) if args.direction else args.objective
     options = tuning.RunOptions(resume=not args.overwrite, save_models=_none(args.save_models), log_dir=args.log_dir,
-                                report=not args.no_report, isolation=args.isolation, workers=args.workers,
+                                report=not args.no_report, isolation=_none(args.isolation), workers=args.workers,
                                 verbose=0 if args.quiet else 1)
     if args.tuner_id is not None and args.worker is None:
         raise ValueError(f"--tuner-id names a --worker. Received: --tuner-id {args.tuner_id} without --worker")
@@ -266,8 +266,10 @@ def register(sub):
                    help="nsga2: trials per generation (default: max-trials/5, 4 to 50)")
     p.add_argument("--pruning", choices=("median",), default=None,
                    help="stop trials whose (first) objective trails the median of completed trials at that epoch")
-    p.add_argument("--isolation", choices=("process",), default=None,
-                   help="run each trial in a fresh worker process: flat memory, and a crash is one failed trial")
+    p.add_argument("--isolation", choices=("auto", "process", "none"), default="auto",
+                   help="process: trials in reused worker processes (flat memory; a crash is one failed trial); "
+                        "none: in this process; auto (default): isolated from 20 trials on when the data and "
+                        "models can be sent to a worker")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=None, metavar="N",
                        help="run N trials at a time on this machine: this process serves the search to N worker "
