@@ -114,6 +114,9 @@ def test_zoo_export_verifies_a_comparisons_best_model_and_writes_its_contract(tm
     model_file = tmp_path / "best.keras"
     assert main(["export", str(out), "--out", str(model_file)]) == 0
     assert keras.saving.load_model(model_file).count_params() > 0
+    capsys.readouterr()
+    assert main(["predict", str(model_file), str(photo), "--top", "1"]) == 0  # its card: best.keras.json
+    assert capsys.readouterr().out.splitlines()[1].split()[2] in data.class_names
     assert main(["export", str(model_file), "--out", str(tmp_path / "again.onnx")]) == 0  # a model file too
     assert main(["export", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.onnx")]) == 2
     assert "No run folder or model file" in capsys.readouterr().err

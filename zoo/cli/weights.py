@@ -136,10 +136,12 @@ def cmd_verify(args):
 
 
 def _card_input(model_file):
-    """The input contract in a saved model's card (``ID.json`` beside ``ID.keras``, as comparisons, searches and
-    ``zoo export`` write them): a dict, empty when there is no readable card."""
-    path = os.path.splitext(model_file)[0] + ".json"
-    if not os.path.exists(path) or os.path.getsize(path) > 2**24:  # bounded: a card, not a dump
+    """The input contract in a saved model's card (``ID.json`` beside ``ID.keras`` as comparisons and searches
+    write it, ``model.json`` of ``zoo transfer``, ``PATH.json`` of ``zoo export``): a dict, empty when there is
+    no readable card."""
+    cards = [p for p in (os.path.splitext(model_file)[0] + ".json", model_file + ".json") if os.path.exists(p)]
+    path = cards[0] if cards else None
+    if path is None or os.path.getsize(path) > 2**24:  # bounded: a card, not a dump
         return {}
     try:
         with open(path, encoding="utf-8") as f:
