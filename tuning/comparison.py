@@ -499,8 +499,10 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
             _in_workers(jobs, book, data=data, plan=plan, workers=workers, hold=lock.fileno())
         _say(verbose, f"All {total} trial(s) done in {time.perf_counter() - start_all:.1f} s.")
         records = book.in_order()
-        result = Comparison(out=out, records=records, rows=summarize_records(records))  # also without a report
-        if options.report:
+        result = Comparison(out=out, records=records)
+        if not options.report:  # the rows load() and best_record read; the report computes them otherwise
+            result.rows = summarize_records(records)
+        else:
             _gradcam_figure(records, data, out, verbose)
             report = write_report(
                 records, out, manifest=manifest, title=title or f"Architecture comparison on {data.name}",

@@ -290,8 +290,8 @@ def class_indices(data_names, model_names, *, class_map=None):
     In order: the ``class_map`` file (JSON ``{folder: index or class name}``); the folders' names being the
     model's class names; their names being output indices (``0``, ``17``, ...); 1,000 WordNet ids
     (``n01440764``, ...) for a 1,000-class model, whose sorted order is ImageNet-1k's class order; as many
-    classes as outputs when the model names no classes (in the data's label order: sorted, for folders). Anything else cannot be told: a
-    ValueError says which folders are unmatched and asks for a class map.
+    classes as outputs when the model names no classes (in the data's label order: sorted, for folders).
+    Anything else cannot be told: a ValueError says which folders are unmatched and asks for a class map.
 
     Returns:
         ``(indices, how)``: an int array, one model output per folder (in ``data_names``' order), and a

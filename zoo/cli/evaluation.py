@@ -10,6 +10,7 @@ import numpy as np
 
 from zoo.cli.args import parse_kwargs
 
+
 def _folder_path(data):
     return data[len("folder:"):] if data.startswith("folder:") else None
 
@@ -58,15 +59,16 @@ def _saved_model(args):
                                    "model": os.path.basename(args.model), "notes": (how,)}
 
 
-def _folder_batches(files, entry, resize, crop, indices, batch_size):
-    from zoo.weights import read_images
+def _folder_batches(files, entry, resize, crop, batch_size):
+    """Image files in batches, read as torchvision evaluates (shorter side resized, centre crop) and normalised
+    with ``entry``'s mean and standard deviation; labels are the folders' indices."""
+    from zoo.weights import normalization, read_images
 
-    p = entry["preprocessing"]
-    mean, std = np.asarray(p["mean"], np.float32), np.asarray(p["std"], np.float32)
+    normalize = normalization(entry)
     for i in range(0, len(files), batch_size):
         chunk = files[i:i + batch_size]
-        x = (read_images([f.path for f in chunk], resize=resize, crop=crop) - mean) / std
-        yield x, indices[np.array([f.label for f in chunk])]
+        x = np.asarray(normalize(read_images([f.path for f in chunk], resize=resize, crop=crop)))
+        yield x, np.array([f.label for f in chunk])
 
 
 def _pretrained(args):
@@ -104,16 +106,14 @@ def _pretrained(args):
         if not files:
             raise ValueError(f"{args.data} has no {split!r} images. Received: --split={args.split!r}")
         indices, how = class_indices(report.class_names, names, class_map=args.class_map)
-        batches = _folder_batches(files, entry, resize, crop, indices, args.batch_size)
+        batches = _folder_batches(files, entry, resize, crop, args.batch_size)
         listing = [(os.path.relpath(f.path, folder), f.label, f.sha256) for f in files]
         fingerprint = Fingerprint("evaluate-folder", listing, resize, crop, p["mean"], p["std"]).hexdigest()
         what = f"{len(files)} images of {split}" if split != "train" else f"{len(files)} images"
     else:
         bundle, split, what = _bundle(args, image_size=crop, channels=3)
         indices, how = class_indices(bundle.class_names, names, class_map=args.class_map)
-        mean, std = np.asarray(p["mean"], np.float32), np.asarray(p["std"], np.float32)
-        batches = (((x - mean) / std, indices[np.asarray(y).reshape(-1)])
-                   for x, y in bundle.dataset(split).as_numpy_iterator())
+        batches = pretrained.normalize_dataset(bundle.dataset(split), entry).as_numpy_iterator()
         fingerprint = bundle.fingerprint
         notes.append(f"images resized to {crop}x{crop} by the data loader, not the weights' resize to {resize} and "
                      f"centre crop {crop}: the published figures used the latter")
@@ -127,10 +127,10 @@ def _pretrained(args):
         notes.append(f"preprocessing of {entry['source']}:{entry['tag']} (the file is not in the weights table)")
     if published and crop != p["crop"]:
         notes.append(f"evaluated at {crop}x{crop}; the published figures are at {p['crop']}x{p['crop']}")
-    return model, batches, names, {"data": f"{args.data} ({what})", "fingerprint": fingerprint,
-                                   "model": args.model, "weights": spec if local else
-                                   f"{entry['source']}:{entry['tag']}", "published": published,
-                                   "notes": tuple(notes)}
+    about = {"data": f"{args.data} ({what})", "fingerprint": fingerprint, "model": args.model,
+             "weights": spec if local else f"{entry['source']}:{entry['tag']}", "published": published,
+             "notes": tuple(notes)}
+    return model, _relabelled(batches, indices), names, about
 
 
 def _write_confusion(path, result):

@@ -172,8 +172,6 @@ def _run_data(run_dir, model):
     import zoo.data
 
     provenance = (tuning.read_manifest(run_dir) or {}).get("provenance") or {}
-    if isinstance(provenance.get("data"), dict):
-        provenance = provenance["data"]
     try:
         bundle = zoo.data.reload(provenance)
     except (ValueError, TypeError, OSError) as e:
