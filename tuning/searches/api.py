@@ -259,6 +259,7 @@ def _isolation(options, *, data, hypermodel, budget):
 
 
 def _check_isolation(data, hypermodel, callbacks):
+    """Workers load the data again by name and get the models and callbacks pickled."""
     data_spec(data)
     check_picklable(hypermodel, "models")
     check_picklable(list(callbacks), "callbacks")
@@ -271,14 +272,9 @@ def _check_workers(options, *, data, hypermodel):
         raise ValueError(f"workers={options.workers} starts its own chief and workers, but this process is a "
                          f"KerasTuner {engine.role()} already (KERASTUNER_TUNER_ID is set)")
     try:
-        data_spec(data)
-    except ValueError as e:
-        raise ValueError(str(e).replace("isolation='process'", f"workers={options.workers}")) from None
-    for value, name in ((hypermodel, "models"), (list(options.callbacks), "callbacks")):
-        try:
-            check_picklable(value, name)
-        except TypeError as e:
-            raise TypeError(str(e).replace("isolation='process'", f"workers={options.workers}")) from None
+        _check_isolation(data, hypermodel, options.callbacks)
+    except (ValueError, TypeError) as e:
+        raise type(e)(str(e).replace("isolation='process'", f"workers={options.workers}")) from None
 
 
 def _hypermodel(models, *, data, space):
