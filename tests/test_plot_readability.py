@@ -211,3 +211,31 @@ def test_parallel_coordinates_of_many_hyperparameters_keep_to_a_page(figures, tm
     assert "the most important 8 of 12 hyperparameters" in md and "left out: `" in md
     parallel = next(f for f in figures if "Parallel coordinates" in f.axes[0].get_title())
     assert parallel.axes[0].get_xticklabels()[0].get_text() == "kernel_size"  # the one that drives the accuracy
+
+
+def test_curves_of_several_models_share_two_panels_a_colour_each(figures):
+    """Issue 33: one pair of panels (loss, accuracy) for every model, not a pair per model: a colour per model,
+    validation solid and training dashed; the legend below the panels covers no curve; too many models refused."""
+    groups = [(f"model{i}", [{"loss": [1.0 - 0.1 * i, 0.5], "val_loss": [1.1, 0.6 + 0.01 * i],
+                              "accuracy": [0.5, 0.7], "val_accuracy": [0.4, 0.6 + 0.01 * i]}], "still improving")
+              for i in range(report_plots.MAX_CURVE_GROUPS)]
+    report_plots.plot_curves(groups, "c.png")
+    fig = figures[-1]
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "accuracy"]
+    renderer = fig.canvas.get_renderer()
+    (legend,) = _legends(fig)
+    names = [t.get_text() for t in legend.get_texts()]
+    assert names[:2] == ["validation", "training"] and names[2] == "model0 (still improving)"
+    for ax in fig.axes:
+        lines = ax.get_lines()
+        assert len(lines) == 2 * len(groups)
+        assert len({line.get_color() for line in lines}) == len(groups)  # a colour per model
+        assert {line.get_linestyle() for line in lines} == {"-", "--"}
+        assert not _overlap(legend.get_window_extent(renderer), ax.get_window_extent(renderer))
+    with pytest.raises(ValueError, match="at most 10 groups"):
+        report_plots.plot_curves(groups + [("one more", [{"loss": [1.0]}], "")], "c.png")
+    # one model keeps its own colours per split and its diagnosis under the title
+    report_plots.plot_curves(groups[:1], "c.png")
+    ax = figures[-1].axes[0]
+    assert ax.get_title() == "model0: loss\nstill improving"
+    assert {line.get_color() for line in ax.get_lines()} == {"tab:blue", "tab:orange"}

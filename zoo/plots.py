@@ -70,9 +70,11 @@ def legend_below(fig, ax, *, ncol=2, fontsize=8, under=0.6):
 
 
 def save(fig, path):
-    """Write ``fig`` to ``path`` as a PNG (parent folders created); returns ``path``."""
+    """Write ``fig`` to ``path`` as a PNG (parent folders created); returns ``path``.
+
+    At zlib level 1: a plot's flat colours compress as well as at the default 6, in less time."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, format="png", metadata={"Software": None})
+    fig.savefig(path, format="png", metadata={"Software": None}, pil_kwargs={"compress_level": 1})
     return path
 
 

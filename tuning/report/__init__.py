@@ -23,7 +23,7 @@ sections and files, :func:`regenerate`, :func:`format_summary`).
 
 from __future__ import annotations
 
-from tuning.report.plots import plot_confusion_matrix, plot_curves, plot_tradeoff
+from tuning.report.plots import MAX_CURVE_GROUPS, plot_confusion_matrix, plot_curves, plot_tradeoff
 from tuning.report.summary import (
     SUMMARY_FIELDS,
     confusion_matrix,
@@ -31,12 +31,12 @@ from tuning.report.summary import (
     primary_metric,
     summarize_records,
 )
-from tuning.report.write import MAX_CURVE_ROWS, META_FILE, format_summary, regenerate, write_report
+from tuning.report.write import META_FILE, format_summary, regenerate, write_report
 
 __all__ = [
     "SUMMARY_FIELDS",
     "META_FILE",
-    "MAX_CURVE_ROWS",
+    "MAX_CURVE_GROUPS",
     "group_records",
     "primary_metric",
     "summarize_records",

@@ -5,6 +5,7 @@ Figures come from :mod:`zoo.plots` (a bare Agg figure, no ``pyplot``).
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -92,8 +93,7 @@ def plot_tradeoff(rows, path, *, x, y, direction="max", title=None, test=None):
     order = sorted(range(len(pts)), key=lambda i: (i not in front, i))
     order = [i for i in order if len(pts) <= LABEL_ALL or (i in front and len(front) <= LABEL_ALL)]
     place_labels(ax, [(pts[i][1], pts[i][2]) for i in order],
-                 [pts[i][0]["label"] if len(pts[i][0]["label"]) <= 32 else pts[i][0]["label"][:31] + "…"
-                  for i in order],
+                 [_short(pts[i][0]["label"], 32) for i in order],
                  # a crowded plot's front labels may sit on the cloud (on a white box), never on each other
                  obstacles=[] if len(pts) > LABEL_ALL else [(a, t) for a, t, _ in shown],
                  bbox=None if len(pts) <= LABEL_ALL else {"boxstyle": "square,pad=0.1", "facecolor": "white",
@@ -133,57 +133,90 @@ def _stack(histories, key):
         return np.nanmean(a, axis=0), (np.nanstd(a, axis=0) if len(curves) > 1 else np.zeros(n))
 
 
+MAX_CURVE_GROUPS = 10  # groups whose colours one can tell apart in one panel (matplotlib's tab10)
+SPLITS = (("val_", "validation", "-"), ("", "training", "--"))  # validation solid, training dashed
+
+
 def plot_curves(groups, path, *, metric="accuracy", title=None):
-    """Training and validation loss (left) and ``metric`` (right) per epoch, one row per group.
+    """Loss (left) and ``metric`` (right) per epoch of every group, in one pair of panels.
+
+    One group is drawn training blue and validation orange, its subtitle under the panels' titles. Several
+    groups share the panels, a colour each, validation solid and training dashed, named in the legend below
+    with their subtitles: curves side by side compare at a glance, and a figure of two panels costs a tenth
+    of one panel pair per group. Several histories in a group (seeds) are drawn as their mean, with a ±std
+    band around the validation curve.
 
     Args:
-        groups: ``[(label, [history, ...], subtitle), ...]``; several histories
-            (seeds) are drawn as mean with a ±std band. A single ``History.history``
-            dict is accepted too.
-        metric: the second column (``accuracy``, ``mae``, ...); omitted when absent.
+        groups: ``[(label, [history, ...], subtitle), ...]``, at most :data:`MAX_CURVE_GROUPS` (pass the best
+            ones). A single ``History.history`` dict is accepted too.
+        metric: the second panel (``accuracy``, ``mae``, ...); omitted when no history has it.
     Returns:
         ``path``.
+    Raises:
+        ValueError: more than :data:`MAX_CURVE_GROUPS` groups.
     """
     if isinstance(groups, dict):
         groups = [("model", [groups], "")]
+    groups = list(groups)
+    if len(groups) > MAX_CURVE_GROUPS:
+        raise ValueError(f"`groups` holds at most {MAX_CURVE_GROUPS} groups (colours one can tell apart in a "
+                         f"panel); pass the best ones. Received: {len(groups)} groups")
+    from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
-    groups = list(groups)
-    has_metric = any(h.get(metric) for _, hs, _ in groups for h in hs)
-    cols = 2 if has_metric else 1
-    rows = max(1, len(groups))
-    top = (0.45 if title else 0.0) + 0.7  # the suptitle, the legend, then the first row's titles
-    fig = figure(4.2 * cols, 2.5 * rows + top, margins=(0.6, 0.45, 0.15, top))
-    axes = subplots(fig, rows, cols, gaps=(0.55, 0.8))
-    for row, (label, histories, subtitle) in enumerate(groups):
-        epochs = max((len(v) for h in histories for v in h.values() if isinstance(v, (list, tuple))), default=1)
-        for col, key in enumerate(["loss", metric][:cols]):
-            ax = axes[row][col]
-            for prefix, color, name in (("", "tab:blue", "training"), ("val_", "tab:orange", "validation")):
+    keys = ["loss", metric] if any(h.get(metric) for _, hs, _ in groups for h in hs) else ["loss"]
+    single = len(groups) <= 1
+    if single:
+        label, _, subtitle = groups[0] if groups else ("model", [], "")
+        colours = {}
+        handles = [Line2D([], [], color="tab:blue", label="training"),
+                   Line2D([], [], color="tab:orange", label="validation")]
+    else:
+        palette = [f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink", "gray",
+                                        "olive", "cyan")]
+        colours = {i: palette[i] for i in range(len(groups))}
+        handles = [Line2D([], [], color="black", linestyle=style, label=name) for _, name, style in SPLITS]
+        handles += [Line2D([], [], color=colours[i], linewidth=2,
+                           label=_short(f"{g[0]} ({g[2]})" if g[2] else g[0], 56)) for i, g in enumerate(groups)]
+    ncol = 1 if len(keys) == 1 else 2
+    legend_rows = math.ceil(len(handles) / ncol)
+    top = (0.45 if title else 0.0) + (0.55 if single and subtitle else 0.35)
+    bottom = 0.55 + 0.19 * legend_rows + 0.1
+    fig = figure(4.2 * len(keys), 3.0 + top + bottom, margins=(0.6, bottom, 0.15, top))
+    axes = subplots(fig, 1, len(keys), gaps=(0.8, 0.5))[0]
+    epochs = max((len(v) for _, hs, _ in groups for h in hs for v in h.values() if isinstance(v, (list, tuple))),
+                 default=1)
+    for ax, key in zip(axes, keys):
+        for i, (_, histories, _) in enumerate(groups):
+            for prefix, name, style in SPLITS:
                 mean, std = _stack(histories, prefix + key)
                 if mean is None:
                     continue
+                colour = colours.get(i) or ("tab:orange" if prefix else "tab:blue")
                 xs = np.arange(1, len(mean) + 1)
-                ax.plot(xs, mean, "o-" if len(mean) < 3 else "-", color=color, label=name, markersize=3)
-                if np.any(std > 0):
-                    ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.2)
-            ax.set_title(f"{label}: {key}" + (f"\n{subtitle}" if subtitle and col == 0 else ""), fontsize=9)
-            ax.set_xlabel("epoch", fontsize=8)
-            integer_axis(ax.xaxis, range(1, 1 + epochs), max_ticks=6)  # 1, 2, 3 (never 1.5, nor 0.96)
-            ax.yaxis.set_major_locator(MaxNLocator(4))  # a small panel reads 4 values; each tick costs a draw
-            ax.tick_params(labelsize=7)
-            ax.grid(True, alpha=0.3)
-    handles = {}
-    for ax in fig.axes:
-        for handle, name in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(name, handle)
-    if handles:
-        # one legend for every panel, above them: it hides no curve (loc="best" searched every panel's points)
-        fig.legend(list(handles.values()), list(handles), loc="upper center", ncol=len(handles), fontsize=8,
-                   frameon=False, bbox_to_anchor=(0.5, 1 - (0.4 if title else 0.0) / fig.get_size_inches()[1]))
+                ax.plot(xs, mean, linestyle="-" if single else style, marker="o" if len(mean) < 3 else None,
+                        color=colour, markersize=3, linewidth=1.5 if prefix or single else 1.0)
+                if prefix and np.any(std > 0):
+                    ax.fill_between(xs, mean - std, mean + std, color=colour, alpha=0.15 if not single else 0.2)
+        head = f"{label}: {key}" if single else key
+        # an explicit title height: matplotlib otherwise measures every tick label to place it
+        ax.set_title(head + (f"\n{subtitle}" if single and subtitle and key == "loss" else ""), fontsize=9,
+                     y=1.0, pad=4)
+        ax.set_xlabel("epoch", fontsize=8)
+        integer_axis(ax.xaxis, range(1, 1 + epochs), max_ticks=6)  # 1, 2, 3 (never 1.5, nor 0.96)
+        ax.yaxis.set_major_locator(MaxNLocator(5))
+        ax.tick_params(labelsize=7)
+        ax.grid(True, alpha=0.3)
+    # one legend below the panels: it hides no curve (loc="best" would search every point)
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.02), ncol=ncol, fontsize=8,
+               frameon=False)
     if title:
         fig.suptitle(title, y=1 - 0.08 / fig.get_size_inches()[1], va="top")
     return save(fig, path)
+
+
+def _short(text, size):
+    return text if len(text) <= size else text[: size - 1] + "…"
 
 
 def plot_confusion_matrix(cm, path, *, class_names=None, title="Confusion matrix"):

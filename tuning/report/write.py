@@ -16,7 +16,7 @@ from tuning.manifest import RECORDS_FILE, objectives_of, read_json, read_manifes
 from tuning.manifest import REPORT_META as META_FILE
 from tuning.records import finite, latest_records, read_records
 from tuning.report import search_plots
-from tuning.report.plots import AXES, plot_confusion_matrix, plot_curves, plot_tradeoff
+from tuning.report.plots import AXES, MAX_CURVE_GROUPS, plot_confusion_matrix, plot_curves, plot_tradeoff
 from tuning.report.render import Document
 from tuning.report.summary import (
     format_value,
@@ -29,9 +29,6 @@ from tuning.report.summary import (
     summarize_records,
 )
 from zoo.runtime import write_json_atomic
-
-MAX_CURVE_ROWS = 12  # curves of at most this many groups (the best ones) in one figure
-
 
 @dataclasses.dataclass
 class Report:
@@ -367,17 +364,19 @@ def _hypervolume(doc, records, objectives, plot_dir) -> dict:
 
 
 def _curves(doc, rows, by_label, metric, plot_dir) -> dict:
-    """Training curves of the best :data:`MAX_CURVE_ROWS` configurations that completed."""
-    curve_rows = [r for r in rows if r["completed"]][:MAX_CURVE_ROWS]
+    """Training curves of the best :data:`MAX_CURVE_GROUPS` configurations that completed."""
+    curve_rows = [r for r in rows if r["completed"]][:MAX_CURVE_GROUPS]
     if not curve_rows:
         return {}
     doc.add("h2", "Training curves")
     groups = [(r["label"], [rec.get("history") or {} for rec in by_label[r["label"]]["records"]
                             if rec.get("status") == "completed"], r["diagnosis"]) for r in curve_rows]
     path = plot_curves(groups, os.path.join(plot_dir, "curves.png"), metric=metric)
-    more = f" (the {MAX_CURVE_ROWS} best of {len(rows)} shown)" if len(rows) > len(curve_rows) else ""
-    doc.add("p", f"Training (blue) and validation (orange) loss and {metric} per epoch, mean over seeds with "
-                 f"a ±std band{more}.")
+    more = f" (the {MAX_CURVE_GROUPS} best of {len(rows)} shown)" if len(rows) > len(curve_rows) else ""
+    doc.add("p", f"Validation (solid) and training (dashed) loss and {metric} per epoch, a colour per model, "
+                 f"mean over seeds with a ±std band around validation{more}."
+            if len(groups) > 1 else f"Training (blue) and validation (orange) loss and {metric} per epoch, mean "
+                                    f"over seeds with a ±std band{more}.")
     doc.add("img", "plots/curves.png", "training and validation curves per model")
     return {"curves": path}
 
