@@ -7,12 +7,14 @@ trials load libraries and fill caches). ``--isolation process`` runs each
 trial in its own worker (:mod:`tuning.isolation`), so the search process
 should stay flat whatever the trials leak. ``--bare`` measures plain Keras
 (build, compile, fit, evaluate, ``keras.backend.clear_session()``) with no zoo
-or KerasTuner code at all, to show where in-process growth comes from.
+or KerasTuner code at all, to show where in-process growth comes from; ``--released`` wraps each of those fits
+in :func:`zoo.runtime.released_graphs`, as every trial is.
 
 Run:
     python benchmarks/trial_memory.py --trials 100 --out /tmp/trial_memory.json
     python benchmarks/trial_memory.py --trials 100 --isolation process --out /tmp/trial_memory_iso.json
     python benchmarks/trial_memory.py --trials 100 --bare --out /tmp/trial_memory_bare.json
+    python benchmarks/trial_memory.py --trials 100 --bare --released --out /tmp/trial_memory_bare_released.json
 
 Results (RSS per trial, slope, machine, backend and versions) go to ``--out`` only.
 """
@@ -80,20 +82,29 @@ def search_rss(trials, isolation):
     return samples, seconds
 
 
-def bare_rss(trials):
+def bare_rss(trials, released=False):
+    """Plain Keras fits one after another; with ``released`` each inside :func:`zoo.runtime.released_graphs`."""
+    import contextlib
+
     import keras
+
+    from zoo.runtime import released_graphs
 
     rng = np.random.default_rng(0)
     x = rng.random((320, 2), dtype="float32")
     y = (x[:, 0] > 0.5).astype("int32")
-    samples, start = [], time.perf_counter()
-    for _ in range(trials):
+
+    def fit():
         inputs = keras.Input((2,))
         model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Dense(32, activation="relu")(inputs)))
         model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
         model.fit(x, y, epochs=2, batch_size=32, validation_data=(x, y), verbose=0)
         model.evaluate(x, y, verbose=0)
-        del model
+
+    samples, start = [], time.perf_counter()
+    for _ in range(trials):
+        with released_graphs() if released else contextlib.nullcontext():
+            fit()
         keras.backend.clear_session()
         samples.append(rss_mb())
     return samples, time.perf_counter() - start
@@ -104,11 +115,13 @@ def main(argv=None) -> int:
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--isolation", choices=("process",), default=None)
     parser.add_argument("--bare", action="store_true", help="plain Keras fits, no zoo or KerasTuner")
+    parser.add_argument("--released", action="store_true",
+                        help="with --bare: each fit inside zoo.runtime.released_graphs (as a trial is)")
     parser.add_argument("--out", required=True, help="JSON file for the results")
     args = parser.parse_args(argv)
     if args.bare:
-        samples, seconds = bare_rss(args.trials)
-        mode = "bare keras"
+        samples, seconds = bare_rss(args.trials, released=args.released)
+        mode = "bare keras" + (", released_graphs" if args.released else "")
     else:
         samples, seconds = search_rss(args.trials, args.isolation)
         mode = f"search, isolation={args.isolation}"

@@ -8,6 +8,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import zoo  # noqa: E402
+from zoo.runtime import released_graphs  # noqa: E402
 
 
 def model_params(names=None):
@@ -37,5 +38,6 @@ def random_batch(model, n=4, num_classes=3, seed=0):
 
 @pytest.fixture(autouse=True)
 def _clear_session():
-    yield
+    with released_graphs():  # each test's train graphs go with it (TensorFlow kept them all)
+        yield
     keras.backend.clear_session(free_memory=False)  # a full gc.collect() per test cost about 1 s each

@@ -340,3 +340,41 @@ def test_auto_isolation_takes_long_searches_whose_inputs_can_be_sent_and_says_wh
     assert mode is None and note.startswith("trials run in this process") and "pickle" in note
     with pytest.raises(TypeError, match="models"):
         decide(unsendable, 5, tuning.RunOptions(isolation="process"))  # asked for: refused, not ignored
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="a TensorFlow registry")
+def test_a_trial_leaves_no_train_graph_behind_in_the_process():
+    """Issue 33: TensorFlow registered a graph-mode custom gradient (ReplicaContext.all_reduce) for every traced
+    train step and never removed it; its closure held the whole graph, so each trained model stayed in memory
+    (4-6 MB a model, without end). A trial releases them; the same fit outside the block shows the leak."""
+    import gc
+
+    from tensorflow.python.framework import ops
+
+    from zoo.runtime import released_graphs
+
+    moons = zoo.data.load("moons", num_samples=200, seed=0)
+
+    def graphs():
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if isinstance(o, ops.Graph) and getattr(o, "name", "") ==
+                   "one_step_on_data")
+
+    def train():
+        model = zoo.build("mlp", input_shape=(2,), num_classes=2, hidden_units=(4,))
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(*moons.arrays("train"), epochs=1, batch_size=64, verbose=0)
+        keras.backend.clear_session()
+
+    registry = ops._gradient_registry._registry
+    names, before = set(registry), graphs()
+    with released_graphs():
+        train()
+        assert any(k.startswith("CustomGradient-") for k in set(registry) - names)  # what the block undoes
+    assert set(registry) <= names and graphs() == before
+    train()  # outside the block: the graphs stay, held by the registry
+    leaked = graphs()
+    assert leaked > before and set(registry) - names
+    record = tuning.run_trial("mlp", moons, tuning.TrialPlan(training=TrainingConfig(epochs=1), measure_speed=False),
+                              trial_id="t")
+    assert record["status"] == "completed" and graphs() == leaked  # a trial, inside the block, leaves none

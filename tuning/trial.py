@@ -24,7 +24,7 @@ from tuning.artifacts import EpochCheckpoint, load_checkpoint, save_trained_mode
 from tuning.constraints import BUILD_TIME_CONSTRAINTS, broken_constraints, check_constraints
 from tuning.records import finite, new_record
 from zoo import training
-from zoo.runtime import is_disk_full, is_out_of_memory, peak_memory_bytes
+from zoo.runtime import is_disk_full, is_out_of_memory, peak_memory_bytes, released_graphs
 from zoo.training import EpochTimer, TrainingConfig, resolve_devices, resolve_precision
 
 __all__ = ["TrialPlan", "check_build", "data_kwargs", "objective_value", "run_data", "run_trial", "run_training",
@@ -169,12 +169,13 @@ def run_trial(build, data, plan=None, *, trial_id, seed=0, files=None, model_nam
         data=data.fingerprint, dataset=data.name, timings={}))
     status, error = "completed", None
     try:
-        _build(trial, build, named=model_name is not None)
-        _sizes(trial)
-        _fit(trial)
-        _evaluate_splits(trial)
-        _speed(trial)
-        _save(trial)
+        with released_graphs():  # what TensorFlow would keep of the trial's graphs for good
+            _build(trial, build, named=model_name is not None)
+            _sizes(trial)
+            _fit(trial)
+            _evaluate_splits(trial)
+            _speed(trial)
+            _save(trial)
     except _End as end:
         status, error = end.status, end.error
         trial.record.update(end.fields)

@@ -43,6 +43,7 @@ __all__ = [
     "peak_memory_bytes",
     "precision_policy",
     "quiet_framework_start",
+    "released_graphs",
     "resolve_precision",
     "virtual_cpus",
     "write_json_atomic",
@@ -374,6 +375,35 @@ def frozen_heap():
         yield
     finally:
         gc.unfreeze()
+
+
+def _gradient_registry():
+    """TensorFlow's registry of graph-mode gradient functions (a dict), or ``None`` when TensorFlow is not loaded
+    (nothing is imported here) or keeps it elsewhere."""
+    ops = sys.modules.get("tensorflow.python.framework.ops")
+    registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
+    return registry if isinstance(registry, dict) else None
+
+
+@contextlib.contextmanager
+def released_graphs():
+    """Trials run inside: the graph-mode custom gradients registered in the block are forgotten at its end.
+
+    TensorFlow registers every ``tf.custom_gradient`` traced in a graph under a new global name and never removes
+    it, and each entry holds tensors of the graph that traced it: Keras' TensorFlow trainer goes through one in
+    ``ReplicaContext.all_reduce`` each time it traces a train step, so every trained model's whole train-step
+    graph stayed alive for the life of the process (4-6 MB a model; a bare Keras loop grew without end). A
+    trial's graphs die with it, so its entries can go: one process then stays flat over many trials. Only
+    this process's trials run in the block (workers are processes), so no other thread is tracing meanwhile.
+    """
+    registry = _gradient_registry()
+    before = set(registry) if registry is not None else set()
+    try:
+        yield
+    finally:
+        registry = _gradient_registry()  # TensorFlow may have been loaded inside the block
+        for name in [k for k in registry or () if k.startswith("CustomGradient-") and k not in before]:
+            registry.pop(name, None)
 
 
 @contextlib.contextmanager
