@@ -25,6 +25,7 @@ from tuning.hypermodels import (
     make_hypermodel,
 )
 from tuning.records import read_records
+from tuning.trial import speed_key, speed_table
 from tuning.searches.engine import declared_space as _declared_space
 from zoo.cli import main
 from zoo.training import TrainingConfig
@@ -318,3 +319,23 @@ def test_modern_families_offer_their_variants_smallest_first_with_width_and_stoc
     model = hm.build(hp)
     assert hp.get("variant") == "regnet_x_400mf" and model.output_shape == (None, 3)
     assert FamilyHyperModel("efficientnet", input_shape=(32, 32, 3), num_classes=3).variants[0] == "efficientnet_b0"
+
+
+def test_a_search_times_each_architecture_once_and_later_trials_copy_its_figures(moons, tmp_path):
+    """Issue 33: a model's speed does not depend on its weights: a search that varies only training settings
+    times the architecture in its first trial; the others copy those figures and say from which trial."""
+    result = tuning.search("mlp", data=moons, budget=3, training=TrainingConfig(epochs=1), directory=tmp_path,
+                           space=tuning.SearchSpace(training=QUICK, fixed={"hidden_units": (8,)}, tune=()),
+                           options=tuning.RunOptions(report=False, verbose=0, speed_iterations=2), seed=0)
+    first, *later = result.records
+    assert len({r["hyperparameters"]["learning_rate"] for r in result.records}) == 3  # three trainings...
+    assert len({r["architecture"] for r in result.records}) == 1 and first["architecture"]  # ...of one model
+    assert "speed" in first["timings"] and "speed_from_trial" not in first
+    for r in later:
+        assert "speed" not in r["timings"] and r["speed_from_trial"] == first["id"]
+        assert (r["latency_ms"], r["throughput"]) == (first["latency_ms"], first["throughput"])
+    # another architecture (or batch size, or precision) is timed anew
+    other = dict(first, id="9", architecture="another", speed_from_trial=None, latency_ms=9.0)
+    table = speed_table([first, *later, other])
+    assert table[speed_key(first)]["speed_from_trial"] == first["id"] and table[speed_key(other)]["latency_ms"] == 9.0
+    assert speed_key(dict(first, batch_size=7)) not in table and speed_key(dict(first, architecture=None)) is None

@@ -77,7 +77,9 @@ class RunOptions:
             from its last finished epoch (the record notes ``resumed_from_epoch``).
         log_dir: TensorBoard scalars and a ``log.csv`` per trial in ``log_dir/ID``.
         report: write the report at the end.
-        measure_speed: time batch-1 latency and throughput after training (needed by latency constraints).
+        measure_speed: time batch-1 latency and throughput after training (needed by latency constraints), once
+            per architecture, batch size and precision: later trials of one copy its figures (``speed_from_seed``
+            in a comparison, ``speed_from_trial`` in a search).
         speed_iterations: timed batches for the latency (a third of them for the throughput); ``None``: 5 in a
             search (many trials), 10 in a comparison (one timing per model).
         isolation: ``"process"`` runs each trial in a worker process of :class:`tuning.isolation.WorkerPool`

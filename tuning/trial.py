@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import inspect
 import math
 import re
@@ -88,6 +89,9 @@ class TrialPlan:
         on_trained: ``callable(model) -> dict`` run after evaluation on the trained model; its JSON-friendly
             fields are added to the record (e.g. a confusion matrix), so that reports never need the model.
         verbose: Keras ``fit`` verbosity.
+        speeds: the speed figures timed earlier in the run (:func:`speed_table` of its records): a trial of
+            an architecture already timed at the same batch size and precision copies them, with
+            ``speed_from_trial``, instead of timing again (a model's speed does not depend on its weights).
     """
 
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
@@ -97,6 +101,7 @@ class TrialPlan:
     callbacks: tuple = ()
     on_trained: Callable | None = None
     verbose: int = 0
+    speeds: dict | None = None
 
     def __post_init__(self):
         if not isinstance(self.training, TrainingConfig):
@@ -273,7 +278,7 @@ def _sizes(trial):
     with trial.timed("profile"):
         p = zoo.profile(trial.model)
     trial.record.update(params=p.params, trainable_params=p.trainable_params, macs=p.macs, flops=p.flops,
-                        weight_bytes=p.weight_bytes)
+                        weight_bytes=p.weight_bytes, architecture=architecture_id(trial.model))
     constraints = trial.plan.constraints
     broken = broken_constraints(trial.record, constraints, BUILD_TIME_CONSTRAINTS) if constraints else []
     if broken:  # known before training: no time is spent on it
@@ -344,10 +349,14 @@ def _evaluate_splits(trial):
 
 def _speed(trial):
     """Phase 5: batch-1 latency and batch throughput; then the plan's ``on_trained`` fields."""
-    plan, model = trial.plan, trial.model
+    plan, model, record = trial.plan, trial.model, trial.record
     if plan.measure_speed:
-        with trial.timed("speed"):
-            trial.record.update(speed(model, batch_size=trial.config.batch_size, iterations=plan.speed_iterations))
+        timed = (plan.speeds or {}).get(speed_key(record))
+        if timed is not None:
+            record.update(timed)
+        else:
+            with trial.timed("speed"):
+                record.update(speed(model, batch_size=trial.config.batch_size, iterations=plan.speed_iterations))
     if plan.on_trained is not None:
         extra = dict(plan.on_trained(model) or {})
         clash = sorted(set(extra) & (set(trial.record) | {"id", "status", "error"}))
@@ -362,6 +371,34 @@ def speed(model, *, batch_size, iterations) -> dict:
     latency = zoo.measure_speed(model, batch_size=1, iterations=iterations, warmup=1)
     throughput = zoo.measure_speed(model, batch_size=batch_size, iterations=max(2, iterations // 3), warmup=1)
     return {"latency_ms": latency["latency_ms"], "throughput": throughput["throughput"]}
+
+
+def architecture_id(model):
+    """A short fingerprint of ``model``'s architecture (its Keras config, not its weights), or ``None`` when the
+    model cannot describe itself. Models built alike in a fresh session share it."""
+    try:
+        text = model.to_json()
+    except Exception:  # noqa: BLE001 - a layer without a config: no fingerprint, nothing is shared
+        return None
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def speed_key(record):
+    """What a record's speed figures depend on: architecture, batch size and precision (``None`` when unknown)."""
+    key = (record.get("architecture"), record.get("batch_size"), record.get("precision"))
+    return None if key[0] is None else key
+
+
+def speed_table(records) -> dict:
+    """``{speed_key: {"latency_ms", "throughput", "speed_from_trial"}}``: the figures the first completed trial
+    of each architecture timed (:attr:`TrialPlan.speeds`)."""
+    table = {}
+    for r in records:
+        key = speed_key(r)
+        if key is not None and key not in table and r.get("status") == "completed" and finite(r.get("latency_ms")):
+            table[key] = {"latency_ms": r["latency_ms"], "throughput": r.get("throughput"),
+                          "speed_from_trial": r.get("speed_from_trial") or r["id"]}
+    return table
 
 
 def _save(trial):

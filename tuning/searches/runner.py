@@ -19,7 +19,7 @@ from tuning.isolation import WorkerDied, WorkersCannotStart
 from tuning.manifest import RECORDS_FILE
 from tuning.records import append_record, finite, latest_records, new_record, read_records
 from tuning.searches.result import fmt
-from tuning.trial import TrialPlan, objective_value, run_trial
+from tuning.trial import TrialPlan, objective_value, run_trial, speed_table
 from zoo.runtime import is_disk_full
 
 __all__ = ["Runner", "SearchRun", "merge_executions", "train_one"]
@@ -77,7 +77,11 @@ class Runner:
 
     def _once(self, trial, hypermodel, execution):
         run = self.run_settings
-        plan = run.plan if execution == 0 else dataclasses.replace(run.plan, measure_speed=False)  # one speed
+        plan = run.plan
+        if execution:  # one speed per trial
+            plan = dataclasses.replace(plan, measure_speed=False)
+        elif plan.measure_speed:  # and per architecture: a trial of one already timed copies its figures
+            plan = dataclasses.replace(plan, speeds=speed_table(self._current_records()))
         task = dict(hypermodel=hypermodel, hp=trial.hyperparameters, trial_id=trial.trial_id,
                     seed=run.seed + execution, plan=plan, files=self.trial_files(trial.trial_id, execution),
                     pruning=self._pruning())
