@@ -166,8 +166,8 @@ def plot_curves(groups, path, *, metric="accuracy", title=None):
 
     keys = ["loss", metric] if any(h.get(metric) for _, hs, _ in groups for h in hs) else ["loss"]
     single = len(groups) <= 1
+    label, _, subtitle = groups[0] if single and groups else ("model", [], "")
     if single:
-        label, _, subtitle = groups[0] if groups else ("model", [], "")
         colours = {}
         handles = [Line2D([], [], color="tab:blue", label="training"),
                    Line2D([], [], color="tab:orange", label="validation")]
@@ -180,7 +180,7 @@ def plot_curves(groups, path, *, metric="accuracy", title=None):
                            label=_short(f"{g[0]} ({g[2]})" if g[2] else g[0], 56)) for i, g in enumerate(groups)]
     ncol = 1 if len(keys) == 1 else 2
     legend_rows = math.ceil(len(handles) / ncol)
-    top = (0.45 if title else 0.0) + (0.55 if single and subtitle else 0.35)
+    top = (0.45 if title else 0.0) + (0.55 if subtitle else 0.35)
     bottom = 0.55 + 0.19 * legend_rows + 0.1
     fig = figure(4.2 * len(keys), 3.0 + top + bottom, margins=(0.6, bottom, 0.15, top))
     axes = subplots(fig, 1, len(keys), gaps=(0.8, 0.5))[0]
@@ -199,9 +199,7 @@ def plot_curves(groups, path, *, metric="accuracy", title=None):
                 if prefix and np.any(std > 0):
                     ax.fill_between(xs, mean - std, mean + std, color=colour, alpha=0.15 if not single else 0.2)
         head = f"{label}: {key}" if single else key
-        # an explicit title height: matplotlib otherwise measures every tick label to place it
-        ax.set_title(head + (f"\n{subtitle}" if single and subtitle and key == "loss" else ""), fontsize=9,
-                     y=1.0, pad=4)
+        ax.set_title(head + (f"\n{subtitle}" if subtitle and key == "loss" else ""), fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         integer_axis(ax.xaxis, range(1, 1 + epochs), max_ticks=6)  # 1, 2, 3 (never 1.5, nor 0.96)
         ax.yaxis.set_major_locator(MaxNLocator(5))
