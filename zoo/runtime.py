@@ -387,14 +387,16 @@ def _gradient_registry():
 
 @contextlib.contextmanager
 def released_graphs():
-    """Trials run inside: the graph-mode custom gradients registered in the block are forgotten at its end.
+    """The graph-mode custom gradients registered in the block are forgotten at its end: for blocks that train
+    models (a trial, a test, one model of a loop) in a process that goes on training others.
 
     TensorFlow registers every ``tf.custom_gradient`` traced in a graph under a new global name and never removes
     it, and each entry holds tensors of the graph that traced it: Keras' TensorFlow trainer goes through one in
     ``ReplicaContext.all_reduce`` each time it traces a train step, so every trained model's whole train-step
-    graph stayed alive for the life of the process (4-6 MB a model; a bare Keras loop grew without end). A
-    trial's graphs die with it, so its entries can go: one process then stays flat over many trials. Only
-    this process's trials run in the block (workers are processes), so no other thread is tracing meanwhile.
+    graph stayed alive for the life of the process (4-6 MB a model; a bare Keras loop grew without end). An
+    entry is read only while the gradient of its graph is traced, inside that ``fit``; a later ``fit`` that
+    traces again registers its own. Nothing else may trace in another thread meanwhile (trials run one at a
+    time in a process; workers are processes).
     """
     registry = _gradient_registry()
     before = set(registry) if registry is not None else set()
