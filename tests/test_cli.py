@@ -180,3 +180,20 @@ def test_held_start_up_lines_come_back_when_the_import_fails(capfd):
     with _native_stderr_held():
         os.write(2, b"banner\n")
     assert "banner" not in capfd.readouterr().err
+
+
+def test_weights_that_cannot_be_downloaded_are_one_error_line_and_exit_2(monkeypatch, capsys):
+    # the CLI names WeightsDownloadError (an OSError) without importing the weights package for every command
+    from zoo.cli import models
+    from zoo.weights.hub import WeightsDownloadError
+
+    def offline(args):
+        raise WeightsDownloadError("resnet18-f37072fd.pth is not in /cache/models and could not be downloaded")
+
+    monkeypatch.setattr(models, "cmd_info", offline)
+    assert main(["info", "lenet5"]) == 2
+    assert capsys.readouterr().err.strip() == ("zoo info: error: resnet18-f37072fd.pth is not in /cache/models and "
+                                               "could not be downloaded")
+    monkeypatch.setattr(models, "cmd_info", lambda args: (_ for _ in ()).throw(PermissionError("denied")))
+    with pytest.raises(PermissionError):  # another OS error keeps its traceback
+        main(["info", "lenet5"])

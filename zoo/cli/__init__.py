@@ -27,7 +27,6 @@ import warnings
 
 from zoo.cli import bench, demo, evaluation, experiments, models, transfer, weights
 from zoo.runtime import is_disk_full, quiet_framework_start
-from zoo.weights.hub import WeightsDownloadError
 
 # The command groups, in the order `zoo --help` lists their commands; each adds its sub-parsers.
 COMMAND_GROUPS = (models, weights, evaluation, experiments, transfer, bench, demo)
@@ -65,7 +64,9 @@ def main(argv=None):
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
     try:
         return args.fn(args)
-    except (ValueError, TypeError, OSError, WeightsDownloadError) as e:
+    except (ValueError, TypeError, OSError) as e:  # WeightsDownloadError is an OSError
+        from zoo.weights.hub import WeightsDownloadError  # here: the weights package is not every command's
+
         named = not isinstance(e, OSError) or isinstance(e, (FileNotFoundError, WeightsDownloadError))
         if os.environ.get("ZOO_DEBUG") or not (named or is_disk_full(e)):  # other OS errors keep their traceback
             raise
