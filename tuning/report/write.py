@@ -30,6 +30,7 @@ from tuning.report.summary import (
 )
 from zoo.runtime import write_json_atomic
 
+
 @dataclasses.dataclass
 class Report:
     """What :func:`write_report` wrote: its files by kind and its summary rows (one per configuration)."""
