@@ -69,8 +69,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, help="JSON file for the results")
     args = parser.parse_args(argv)
 
-    import tuning.comparison  # noqa: F401 - the imports a demo makes, timed as start-up
-    import zoo.data
+    import zoo.data  # the imports a demo makes, timed as start-up
     from tuning import comparison
     from zoo.cli import demo
     from zoo.runtime import environment, write_json_atomic

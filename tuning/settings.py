@@ -19,7 +19,8 @@ SAVE_MODELS = ("auto", "pareto", "best", "all", None)
 ISOLATION = (None, "process", "auto")
 # "auto" isolates a search of at least this many trials (or of at least AUTO_ISOLATION_SECONDS with no trial
 # count): a reused worker costs no measurable time a trial (benchmarks/trial_memory.py: 40 trials in 37 s
-# isolated, 38 s in one process) and keeps the search process flat, where one process grows by 5.6 MB a trial.
+# isolated, 38 s in one process) and turns a trial that kills its process (a native crash, the out-of-memory
+# killer) into one failed record instead of the end of the search.
 AUTO_ISOLATION_TRIALS = 20
 AUTO_ISOLATION_SECONDS = 600
 

@@ -250,7 +250,7 @@ def _isolation(options, *, data, hypermodel, budget):
             _check_isolation(data, hypermodel, options.callbacks)
         except (ValueError, TypeError) as e:
             return dataclasses.replace(options, isolation=None), (
-                f"trials run in this process (memory grows a few MB a trial): they cannot run in worker processes: "
+                f"trials run in this process (a trial that crashes it ends the search): they cannot run in worker processes: "
                 f"{str(e).splitlines()[0]}")
         return dataclasses.replace(options, isolation="process"), None
     if options.isolation is not None:

@@ -265,7 +265,7 @@ def register(sub):
     p.add_argument("--pruning", choices=("median",), default=None,
                    help="stop trials whose (first) objective trails the median of completed trials at that epoch")
     p.add_argument("--isolation", choices=("auto", "process", "none"), default="auto",
-                   help="process: trials in reused worker processes (flat memory; a crash is one failed trial); "
+                   help="process: trials in reused worker processes (a crash is one failed trial); "
                         "none: in this process; auto (default): isolated from 20 trials on when the data and "
                         "models can be sent to a worker")
     where = p.add_mutually_exclusive_group()
