@@ -96,6 +96,18 @@ _LOG_SUBS = ((tuple(np.arange(1.0, 10.0, 0.5)), math.log10(10 / 9.5)), (tuple(ra
              ((1, 2, 3, 4, 5, 7), math.log10(5 / 4)), ((1, 2, 5), math.log10(2)), ((1, 3), math.log10(3)))
 
 
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def decade(value):
+    """``10³`` for 1000, ``10⁻²`` for 0.01, ``""`` for a value that is not a power of ten: in plain unicode,
+    because matplotlib's mathtext (``$10^{3}$``) costs a parser per figure."""
+    if not value > 0:
+        return ""
+    exponent = round(math.log10(value))
+    return "10" + str(exponent).translate(_SUPERSCRIPT) if math.isclose(value, 10.0 ** exponent) else ""
+
+
 def log_axis(axis, low, high, *, fontsize=10):
     """Put ``axis`` (``ax.xaxis`` or ``ax.yaxis``) on a log scale whose tick labels never collide.
 
@@ -105,7 +117,7 @@ def log_axis(axis, low, high, *, fontsize=10):
     default labels them over a short span, and they run into each other (``3×10⁴4×10⁴``). ``low`` and ``high``
     are the data's positive extremes; the figure's layout must be fixed (:func:`figure` with ``margins``).
     """
-    from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation, LogLocator, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax = axis.axes
     horizontal = axis is ax.xaxis
@@ -118,7 +130,7 @@ def log_axis(axis, low, high, *, fontsize=10):
     subs = next((subs for subs, gap in _LOG_SUBS if gap * per_decade >= need), None) if span < 2 else None
     if subs is None:
         axis.set_major_locator(LogLocator(base=10, numticks=max(2, int(pixels / need))))
-        axis.set_major_formatter(LogFormatterSciNotation(base=10, labelOnlyBase=True))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: decade(v)))
     else:
         axis.set_major_locator(LogLocator(base=10, subs=subs))
         axis.set_major_formatter(FuncFormatter(lambda v, _: compact(v)))
