@@ -90,6 +90,20 @@ def test_measure_speed_reports_latency_and_throughput():
         zoo.measure_speed(model, batch_size=0)
 
 
+def test_the_inference_function_is_the_models_forward_pass_for_any_batch_size():
+    from zoo.profiling import inference_function, measure_latency_and_throughput
+
+    model = zoo.build("lenet5", num_classes=10)
+    forward = inference_function(model)
+    for batch in (1, 5, 2):
+        x = np.random.default_rng(batch).random((batch, 32, 32, 1)).astype("float32")
+        np.testing.assert_allclose(np.asarray(forward(x)), model.predict_on_batch(x), rtol=1e-5, atol=1e-6)
+    if keras.backend.backend() == "tensorflow":  # one trace serves every batch size
+        assert forward.experimental_get_tracing_count() == 1
+    figures = measure_latency_and_throughput(model, batch_size=4, iterations=3)
+    assert set(figures) == {"latency_ms", "throughput"} and figures["latency_ms"] > 0 and figures["throughput"] > 0
+
+
 def test_profile_prints_a_table():
     text = str(zoo.profile(zoo.build("lenet5")))
     assert "stage1_conv" in text and "416,520 MACs" in text and "61,706 params" in text

@@ -368,9 +368,9 @@ def _speed(trial):
 def speed(model, *, batch_size, iterations) -> dict:
     """``{"latency_ms", "throughput"}`` of ``model``: batch-1 latency over ``iterations`` batches, throughput
     at ``batch_size`` over a third of them (the figures of every record)."""
-    latency = zoo.measure_speed(model, batch_size=1, iterations=iterations, warmup=1)
-    throughput = zoo.measure_speed(model, batch_size=batch_size, iterations=max(2, iterations // 3), warmup=1)
-    return {"latency_ms": latency["latency_ms"], "throughput": throughput["throughput"]}
+    from zoo.profiling import measure_latency_and_throughput
+
+    return measure_latency_and_throughput(model, batch_size=batch_size, iterations=iterations)
 
 
 def architecture_id(model):

@@ -20,7 +20,7 @@ from keras import layers as L
 from zoo.graph import graph_calls
 from zoo.layers import AdaptiveAveragePooling2D
 
-__all__ = ["LayerProfile", "Profile", "profile", "measure_speed"]
+__all__ = ["LayerProfile", "Profile", "inference_function", "measure_latency_and_throughput", "measure_speed", "profile"]
 
 
 @dataclass
@@ -277,14 +277,43 @@ def measure_speed(model, *, batch_size=1, warmup=3, iterations=20, input_shape=N
     """Measure inference latency and throughput on random inputs.
 
     Runs ``warmup`` untimed batches (tracing/compilation), then times
-    ``iterations`` batches through ``model.predict_on_batch`` (the compiled
-    predict function). Use ``batch_size=1`` for latency and a larger batch for
-    throughput.
+    ``iterations`` batches through the model's compiled inference function
+    (:func:`inference_function`). Use ``batch_size=1`` for latency and a larger
+    batch for throughput.
 
     Returns:
         ``{"batch_size", "latency_ms" (median per batch), "latency_ms_p90",
         "throughput" (samples/s at the median), "iterations"}``.
     """
+    return _measure(model, None, batch_size=batch_size, warmup=warmup, iterations=iterations,
+                    input_shape=input_shape, seed=seed)
+
+
+def measure_latency_and_throughput(model, *, batch_size, iterations, warmup=1) -> dict:
+    """``{"latency_ms", "throughput"}``: :func:`measure_speed` at batch 1 over ``iterations`` batches and at
+    ``batch_size`` over a third of them (at least 2), through one inference function, traced once on
+    TensorFlow for both batch sizes."""
+    forward = inference_function(model)
+    latency = _measure(model, forward, batch_size=1, iterations=iterations, warmup=warmup)
+    throughput = _measure(model, forward, batch_size=batch_size, iterations=max(2, iterations // 3), warmup=warmup)
+    return {"latency_ms": latency["latency_ms"], "throughput": throughput["throughput"]}
+
+
+def inference_function(model):
+    """``model``'s compiled inference, ``f(x) -> outputs``. On TensorFlow a ``tf.function`` of
+    ``model(x, training=False)`` traced for any batch size (``predict_on_batch`` traces once per new batch size,
+    and a second size costs a second trace of the whole graph); elsewhere ``model.predict_on_batch``."""
+    if keras.backend.backend() != "tensorflow" or model.run_eagerly or len(model.inputs) != 1:
+        return model.predict_on_batch
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((None,) + tuple(model.inputs[0].shape[1:]), model.inputs[0].dtype)
+    return tf.function(lambda x: model(x, training=False), input_signature=[spec],
+                       jit_compile=bool(model.jit_compile), reduce_retracing=True)
+
+
+def _measure(model, forward, *, batch_size, warmup, iterations, input_shape=None, seed=0) -> dict:
+    """:func:`measure_speed` through ``forward`` (``None``: the model's :func:`inference_function`)."""
     from zoo.utils import MAX_INPUT_VALUES, check_int
 
     batch_size = check_int("batch_size", batch_size, maximum=MAX_SPEED_BATCH)
@@ -299,13 +328,15 @@ def measure_speed(model, *, batch_size=1, warmup=3, iterations=20, input_shape=N
                          f"Received: batch_size={batch_size}, input_shape={shape}")
     dtype = keras.backend.standardize_dtype(model.inputs[0].dtype)
     x = np.random.default_rng(seed).random((batch_size,) + shape).astype(dtype)
+    forward = forward or inference_function(model)
     for _ in range(warmup):
-        model.predict_on_batch(x)
+        forward(x)
     times = []
     for _ in range(iterations):
         start = time.perf_counter()
-        out = model.predict_on_batch(x)
-        np.asarray(out)  # make sure the result is ready (async backends)
+        out = forward(x)
+        for array in keras.tree.flatten(out):
+            np.asarray(array)  # make sure the result is ready (async backends)
         times.append(time.perf_counter() - start)
     median = float(np.median(times))
     return {
