@@ -16,6 +16,7 @@ def _no_peak(*args, **kwargs):
     raise AssertionError("expensive work started before the arguments were checked")
 
 
+@pytest.mark.heavy
 def test_cli_bench_writes_json_and_csv_with_peers_skipped(tmp_path, capsys):
     out = tmp_path / "results" / "bench.json"
     code = main(["bench", "resnet20", "--image-size", "16", "--batch-size", "4", "--steps", "2", "--epochs", "2",

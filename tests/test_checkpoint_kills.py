@@ -44,6 +44,7 @@ def _temporaries(folder):
                   if ".tmp-" in f)
 
 
+@pytest.mark.heavy
 def test_a_kill_at_any_write_of_a_trial_resumes_from_a_consistent_epoch(moons, tmp_path, monkeypatch):
     # One uninterrupted run copies its folder at every write point of the trial (each rename of a checkpoint's
     # model and state, of the saved model and its card: just before and just after it; the record: cut

@@ -428,6 +428,7 @@ def test_adapt_inputs_for_backbones():
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.heavy
 def test_lenet5_reaches_97_percent_on_digits():
     """LeNet-5 on the fixed digits split at 32x32x1, trained through zoo.training.fit.
 

@@ -31,6 +31,7 @@ def _run_checks(backend):
     "tensorflow",
     pytest.param("jax", marks=pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax not installed")),
 ])
+@pytest.mark.heavy
 def test_two_devices_train_the_weights_of_one(backend):
     out = _run_checks(backend)
     assert out["backend"] == backend and out["devices"] == 2  # ZOO_VIRTUAL_CPUS split the CPU before start-up

@@ -30,6 +30,7 @@ EXAMPLES = {
 NO_DIAGNOSIS = {"compare_report.py", "deploy.py", "multiobjective_search.py", "tuning_search.py", "vanishing_gradients.py"}
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("script", sorted(EXAMPLES))
 def test_example_fast(script, tmp_path):
     outputs, expected = EXAMPLES[script]

@@ -74,6 +74,7 @@ def _grow(data, *, mb):
     return os.getpid()
 
 
+@pytest.mark.heavy
 def test_a_worker_is_replaced_after_max_tasks_calls_or_when_its_memory_grew_past_the_bound():
     with WorkerPool(zoo.data.load(**DATA), max_tasks=2) as pool:
         pids = [pool.run(_double, value=1)["pid"] for _ in range(3)]
@@ -93,6 +94,7 @@ def _suicide(data):
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+@pytest.mark.heavy
 def test_a_pool_of_two_runs_two_calls_at_a_time_and_a_death_costs_only_its_call():
     with WorkerPool(zoo.data.load(**DATA), size=2) as pool:
         pool.submit(_span, key="a", seconds=2)
@@ -163,6 +165,7 @@ def _files(folder):
 WORKER_COMMAND = "from tuning.isolation import _main"
 
 
+@pytest.mark.heavy
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; the parent-death signal is Linux's")
 def test_kill_9_of_an_isolated_search_leaves_no_worker_and_no_write_after_it(tmp_path):
     """A search killed by SIGKILL while a trial trains: its workers die with it (none alive 2 s later), and

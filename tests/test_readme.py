@@ -58,6 +58,7 @@ def test_every_command_parses_and_every_script_exists():
             assert any(shlex.join(argv).startswith(p) for p in OTHER_COMMANDS), f"README.md:{line}: {argv}"
 
 
+@pytest.mark.heavy
 def test_every_python_block_runs_as_written(tmp_path):
     env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras"), "TF_CPP_MIN_LOG_LEVEL": "3",
            # closed network: the blocks that download must fail as they do offline, on any CI machine

@@ -12,6 +12,7 @@ from zoo import training
 from zoo.layers import Maxout
 
 
+@pytest.mark.heavy
 def test_xor_needs_a_hidden_layer():
     bundle = zoo.data.load("xor", num_samples=400)
     assert bundle.task == "binary" and bundle.input_shape == (2,)

@@ -228,6 +228,7 @@ def test_cached_features_train_the_grafted_head():
     np.testing.assert_allclose(model.predict(x, verbose=0), head.predict(features, verbose=0), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.heavy
 def test_fine_tune_defaults_beat_training_from_scratch_with_ten_labels_per_class():
     """Pre-train on four shapes; transfer to four others with 10 labels per class through ``fine_tune``'s
     defaults; train the same network from scratch for as many updates; 3 seeds."""

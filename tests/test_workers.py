@@ -13,6 +13,7 @@ from tuning.searches import workers as workers_module
 from zoo.training import TrainingConfig
 
 
+@pytest.mark.heavy
 def test_two_workers_record_every_trial_once_though_one_is_killed_mid_trial(tmp_path, capsys):
     directory = tmp_path / "run"
     marker = tmp_path / "killed"
@@ -59,6 +60,7 @@ SAME = ("id", "status", "model", "seed", "history", "val_loss", "val_accuracy", 
         "macs", "best_epoch", "confusion_matrix", "training", "data")
 
 
+@pytest.mark.heavy
 def test_a_comparison_with_two_workers_records_what_one_at_a_time_records(tmp_path, capsys):
     from zoo.cli import main
 
