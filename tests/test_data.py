@@ -463,6 +463,21 @@ def test_restarted_bundle_repeats_the_training_order_whatever_ran_before():
     assert np.array_equal(first_epoch(zoo.data.load("moons", num_samples=200, batch_size=16, seed=3)), fresh)
 
 
+def test_a_restart_keeps_the_pipeline_and_only_checked_arrays_skip_the_finite_check():
+    from zoo.data._common import known_finite, shuffled_batches
+    from zoo.training import fit
+
+    bundle = zoo.data.load("moons", num_samples=200, batch_size=16, seed=3)
+    assert bundle.restarted().train is bundle.train and known_finite(bundle.train)  # no new pipeline to trace
+    x = np.random.default_rng(0).random((8, 2)).astype("float32")
+    x[3, 1] = np.nan
+    bad = shuffled_batches(x, np.zeros(8, "float32"), batch_size=4, seed=0)
+    assert not known_finite(bad) and known_finite(bundle.validation) and not known_finite(None)
+    model = zoo.build("mlp", input_shape=(2,), num_classes=2)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        fit(model, bad, epochs=1, verbose=0)
+
+
 def test_reload_gives_the_recorded_data_or_says_they_changed():
     bundle = zoo.data.load("moons", num_samples=200, seed=3, test_split=0.25)
     again = zoo.data.reload(json.loads(json.dumps(bundle.provenance())))  # as a manifest stores it

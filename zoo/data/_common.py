@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import numbers
+import weakref
 
 import numpy as np
 
@@ -255,26 +256,69 @@ def batch_dataset(ds, *, batch_size, shuffle, seed, num_examples, cache=False):
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+class _EpochOrders:
+    """The generator of :func:`shuffled_batches`: each call (each epoch's iterator) yields the index batches of the
+    next permutation of ``range(n)`` drawn from ``np.random.default_rng(seed)``; :meth:`reset` starts over."""
+
+    def __init__(self, n, batch_size, seed):
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.reset()
+
+    def reset(self):
+        self.rng = np.random.default_rng(self.seed)
+
+    def __call__(self):
+        order = self.rng.permutation(self.n)
+        for start in range(0, self.n, self.batch_size):
+            yield order[start:start + self.batch_size]
+
+
+_ORDERS = weakref.WeakKeyDictionary()  # pipeline of shuffled_batches -> its _EpochOrders
+_FINITE = weakref.WeakSet()  # pipelines built here from arrays without NaN or infinity
+
+
 def shuffled_batches(x, y, *, batch_size, seed):
     """Batches of ``(x, y)`` in a new order each epoch, drawn from ``np.random.default_rng(seed)``.
 
     Unlike ``tf.data.Dataset.shuffle``, whose order also depends on TensorFlow's
     global seed at the time the pipeline is built, the k-th epoch's order here
-    depends only on ``seed`` and how many epochs this pipeline has given, so a run on a fresh pipeline
+    depends only on ``seed`` and how many epochs this pipeline has given since it was built or
+    :func:`restart_order` started it over, so a trial that restarts it
     (:meth:`zoo.data.DataBundle.restarted`) is reproducible whatever ran before.
     """
     import tensorflow as tf
 
-    rng = np.random.default_rng(seed)
-    n = len(x)
-
-    def index_batches():
-        order = rng.permutation(n)
-        for start in range(0, n, batch_size):
-            yield order[start:start + batch_size]
-
-    order = tf.data.Dataset.from_generator(index_batches, output_signature=tf.TensorSpec((None,), tf.int64))
+    orders = _EpochOrders(len(x), batch_size, seed)
+    order = tf.data.Dataset.from_generator(orders, output_signature=tf.TensorSpec((None,), tf.int64))
     xt, yt = tf.constant(x), tf.constant(y)
     batches = order.map(lambda i: (tf.gather(xt, i), tf.gather(yt, i)))
-    return batches.apply(tf.data.experimental.assert_cardinality(-(-n // batch_size))).prefetch(
+    out = batches.apply(tf.data.experimental.assert_cardinality(-(-len(x) // batch_size))).prefetch(
         tf.data.AUTOTUNE)
+    _ORDERS[out] = orders
+    return checked_finite(out, x, y)
+
+
+def checked_finite(dataset, *arrays):
+    """``dataset``, noted as :func:`known_finite` when ``arrays`` (what it was built from) hold no NaN or infinity."""
+    if all(not np.issubdtype(np.asarray(a).dtype, np.floating) or np.isfinite(a).all() for a in arrays):
+        _FINITE.add(dataset)
+    return dataset
+
+
+def restart_order(dataset) -> bool:
+    """Start the epoch orders of ``dataset`` (a :func:`shuffled_batches` pipeline) over, as if it were new:
+    the next epoch is the first permutation again, without building (and tracing) a new pipeline. ``False``
+    for any other dataset."""
+    orders = _ORDERS.get(dataset)
+    if orders is not None:
+        orders.reset()
+    return orders is not None
+
+
+def known_finite(dataset) -> bool:
+    """Whether every element of ``dataset`` is known to hold no NaN or infinity (the arrays it was built from were
+    checked: :func:`checked_finite`), so that a check of its first batch can be skipped."""
+    try:
+        return dataset in _FINITE
+    except TypeError:  # not hashable: not one of ours
+        return False

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from zoo.data._common import SPLITS, jsonable, shuffled_batches
+from zoo.data._common import SPLITS, jsonable, restart_order, shuffled_batches
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,7 +111,7 @@ class DataBundle:
         return self._arrays[split]
 
     def restarted(self):
-        """This bundle with its training order started over (a new pipeline, same data).
+        """This bundle with its training order started over (same data, the next epoch is the first order again).
 
         An embedded set draws epoch k's order from the k-th permutation of ``default_rng(seed)``,
         counted per pipeline: runs that share one bundle (the trials of a search or comparison)
@@ -120,6 +120,8 @@ class DataBundle:
         every trial. TFDS and folder sets (``tf.data`` shuffling) are returned as they are.
         """
         if self.source != "embedded" or self.train is None or "train" not in self._arrays:
+            return self
+        if restart_order(self.train):  # the same pipeline, its orders started over (no new trace)
             return self
         from dataclasses import replace
 

@@ -18,6 +18,7 @@ from zoo.data._common import (
     check_fractions,
     check_image_size,
     check_seed,
+    checked_finite,
     shuffled_batches,
     split_indices,
 )
@@ -162,8 +163,8 @@ def _datasets_from_arrays(arrays, *, batch_size, seed):
             out[split] = shuffled_batches(x, y, batch_size=batch_size, seed=seed)
         else:
             ds = tf.data.Dataset.from_tensor_slices((x, y))
-            out[split] = batch_dataset(ds, batch_size=batch_size, shuffle=False, seed=seed,
-                                       num_examples=len(x))
+            out[split] = checked_finite(batch_dataset(ds, batch_size=batch_size, shuffle=False, seed=seed,
+                                                      num_examples=len(x)), x, y)
     return out
 
 

@@ -24,6 +24,10 @@ def check_finite_data(data, name="train"):
     if isinstance(data, tuple) and len(data) == 2:
         parts = [(f"{name}[0] (x)", data[0]), (f"{name}[1] (y)", data[1])]
     elif hasattr(data, "take") and hasattr(data, "element_spec"):
+        from zoo.data._common import known_finite
+
+        if known_finite(data):  # built from arrays checked then; its first batch would cost a pipeline start
+            return
         batch = next(iter(data.take(1)), None)
         if batch is None:
             return
