@@ -5,6 +5,7 @@ parallel coordinates of many hyperparameters keep to a page. Checked on the figu
 import itertools
 import os
 
+import matplotlib
 import numpy as np
 import pytest
 
@@ -12,7 +13,7 @@ from tuning.records import new_record
 from tuning.report import plots as report_plots
 from tuning.report import search_plots as sp
 from tuning.report import summarize_records, write_report
-from zoo.plots import compact, decade, figure, log_axis
+from zoo.plots import TEXT, compact, decade, figure, log_axis
 
 
 @pytest.fixture
@@ -22,7 +23,8 @@ def figures(monkeypatch):
     drawn, write = [], report_plots.save
 
     def keep(fig, path):
-        fig.canvas.draw()
+        with matplotlib.rc_context(TEXT):  # as save() draws it
+            fig.canvas.draw()
         drawn.append(fig)
         return write(fig, path) if os.path.isabs(path) else path
 

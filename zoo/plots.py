@@ -23,7 +23,12 @@ import os
 
 import numpy as np
 
-__all__ = ["figure", "integer_axis", "legend_below", "log_axis", "place_labels", "save", "subplots"]
+__all__ = ["TEXT", "decade", "figure", "integer_axis", "legend_below", "log_axis", "place_labels", "save", "subplots"]
+
+
+# Text rendered without FreeType's auto-hinter (matplotlib's default forces it): the same glyphs at 100 dpi to the
+# eye, and a report's five figures draw in a quarter less time (text is most of their cost)
+TEXT = {"text.hinting": "no_hinting"}
 
 
 def figure(width=6.4, height=4.4, *, margins=None):
@@ -72,9 +77,13 @@ def legend_below(fig, ax, *, ncol=2, fontsize=8, under=0.6):
 def save(fig, path):
     """Write ``fig`` to ``path`` as a PNG (parent folders created); returns ``path``.
 
-    At zlib level 1: a plot's flat colours compress as well as at the default 6, in less time."""
+    At zlib level 1: a plot's flat colours compress as well as at the default 6, in less time; text without
+    FreeType's hinting (:data:`TEXT`)."""
+    import matplotlib
+
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, format="png", metadata={"Software": None}, pil_kwargs={"compress_level": 1})
+    with matplotlib.rc_context(TEXT):
+        fig.savefig(path, format="png", metadata={"Software": None}, pil_kwargs={"compress_level": 1})
     return path
 
 
@@ -170,10 +179,18 @@ def place_labels(ax, points, labels, *, obstacles=(), fontsize=8, marker_px=5.0,
     Returns:
         the annotations placed, and the number of labels left out.
     """
-    from matplotlib.font_manager import FontProperties
+    import matplotlib
 
     ax.set_xlim(ax.get_xlim())  # autoscaling is lazy: fix the limits the positions are computed with
     ax.set_ylim(ax.get_ylim())
+    with matplotlib.rc_context(TEXT):  # text measured as save() draws it
+        return _place_labels(ax, points, labels, obstacles=obstacles, fontsize=fontsize, marker_px=marker_px,
+                             **text_kw)
+
+
+def _place_labels(ax, points, labels, *, obstacles, fontsize, marker_px, **text_kw):
+    from matplotlib.font_manager import FontProperties
+
     fig = ax.figure
     renderer = fig.canvas.get_renderer()
     scale = fig.dpi / 72.0
