@@ -99,7 +99,9 @@ def test_the_inference_function_is_the_models_forward_pass_for_any_batch_size():
         x = np.random.default_rng(batch).random((batch, 32, 32, 1)).astype("float32")
         np.testing.assert_allclose(np.asarray(forward(x)), model.predict_on_batch(x), rtol=1e-5, atol=1e-6)
     if keras.backend.backend() == "tensorflow":  # one trace serves every batch size
-        assert forward.experimental_get_tracing_count() == 1
+        assert forward.traced.experimental_get_tracing_count() == 1 and inference_function(model) is forward
+        np.testing.assert_allclose(np.asarray(forward(np.zeros((3, 32, 32, 1), "float64"))),
+                                   model.predict_on_batch(np.zeros((3, 32, 32, 1), "float32")), rtol=1e-5, atol=1e-6)
     figures = measure_latency_and_throughput(model, batch_size=4, iterations=3)
     assert set(figures) == {"latency_ms", "throughput"} and figures["latency_ms"] > 0 and figures["throughput"] > 0
 

@@ -41,6 +41,7 @@ from tuning.report.summary import primary_metric, summarize_records
 from tuning.settings import RunOptions
 from tuning.trial import TrialPlan, check_build, data_kwargs, run_data, run_trial, run_training, speed
 from zoo import training as zoo_training
+from zoo.profiling import inference_function
 from zoo.runtime import frozen_heap, is_disk_full, names_full_disk
 from zoo.utils import settings_object
 
@@ -107,7 +108,9 @@ def _gradcam_figure(records, data, out, progress, per_kind=4):
         if model.output.shape[-1] < 2 or not any(len(la.output.shape) == 4 for la in model.layers[1:]):
             return None  # a binary head or no convolutional maps (an MLP): nothing to draw
         x, y = data.arrays("test")
-        predicted = np.asarray(model.predict(x, batch_size=256, verbose=0)).argmax(axis=-1)
+        forward = inference_function(model)  # one trace; model.predict traced its full and its last batch
+        predicted = np.concatenate([np.asarray(forward(x[i:i + 256])) for i in range(0, len(x), 256)])
+        predicted = predicted.argmax(axis=-1)
         right, wrong = np.flatnonzero(predicted == y)[:per_kind], np.flatnonzero(predicted != y)[:per_kind]
         chosen = np.concatenate([right, wrong])
         names = list(data.class_names or range(model.output.shape[-1]))
@@ -224,9 +227,10 @@ def _predictions_hook(data):
         logits = zoo_training.outputs_logits(model)
         ds = data.dataset(split)
         batches = ds.as_numpy_iterator() if ds is not None else [data.arrays(split)]
+        forward = inference_function(model)  # traced once for every batch size, shared with the speed timing
         truth, pred = [], []
         for x, y in batches:
-            p = np.asarray(model.predict_on_batch(x))
+            p = np.asarray(forward(x))
             if data.task == "binary":
                 pred.append((p.reshape(-1) > (0.0 if logits else 0.5)).astype(int))
             else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from dataclasses import asdict, dataclass, field
 
 import keras
@@ -20,7 +21,8 @@ from keras import layers as L
 from zoo.graph import graph_calls
 from zoo.layers import AdaptiveAveragePooling2D
 
-__all__ = ["LayerProfile", "Profile", "inference_function", "measure_latency_and_throughput", "measure_speed", "profile"]
+__all__ = ["LayerProfile", "Profile", "inference_function", "measure_latency_and_throughput", "measure_speed",
+           "profile"]
 
 
 @dataclass
@@ -299,17 +301,37 @@ def measure_latency_and_throughput(model, *, batch_size, iterations, warmup=1) -
     return {"latency_ms": latency["latency_ms"], "throughput": throughput["throughput"]}
 
 
+_INFERENCE = weakref.WeakKeyDictionary()  # model -> its inference function, while the model lives
+
+
 def inference_function(model):
-    """``model``'s compiled inference, ``f(x) -> outputs``. On TensorFlow a ``tf.function`` of
-    ``model(x, training=False)`` traced for any batch size (``predict_on_batch`` traces once per new batch size,
-    and a second size costs a second trace of the whole graph); elsewhere ``model.predict_on_batch``."""
+    """``model``'s compiled inference, ``f(x) -> outputs``, made once per model: the latency and throughput
+    timing and a comparison's test predictions share it. On TensorFlow a ``tf.function`` of
+    ``model(x, training=False)`` traced once for any batch size (``predict_on_batch`` traces once per new batch
+    size, and the last, smaller batch of a split costs a trace of the whole graph), its input cast to the
+    model's input dtype as Keras would; elsewhere ``model.predict_on_batch``."""
     if keras.backend.backend() != "tensorflow" or model.run_eagerly or len(model.inputs) != 1:
         return model.predict_on_batch
+    forward = _INFERENCE.get(model)
+    if forward is None:
+        forward = _INFERENCE[model] = _traced_inference(model)
+    return forward
+
+
+def _traced_inference(model):
     import tensorflow as tf
 
-    spec = tf.TensorSpec((None,) + tuple(model.inputs[0].shape[1:]), model.inputs[0].dtype)
-    return tf.function(lambda x: model(x, training=False), input_signature=[spec],
-                       jit_compile=bool(model.jit_compile), reduce_retracing=True)
+    dtype = keras.backend.standardize_dtype(model.inputs[0].dtype)
+    spec = tf.TensorSpec((None,) + tuple(model.inputs[0].shape[1:]), dtype)
+    owner = weakref.ref(model)  # the function must not keep its model alive (the cache is keyed by it)
+    traced = tf.function(lambda x: owner()(x, training=False), input_signature=[spec],
+                         jit_compile=bool(model.jit_compile), reduce_retracing=True)
+
+    def forward(x):
+        return traced(tf.cast(x, dtype) if tf.is_tensor(x) else np.asarray(x, dtype=dtype))
+
+    forward.traced = traced
+    return forward
 
 
 def _measure(model, forward, *, batch_size, warmup, iterations, input_shape=None, seed=0) -> dict:
