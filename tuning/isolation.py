@@ -48,7 +48,7 @@ __all__ = ["MAX_GROWTH_MB", "MAX_TASKS", "STARTS", "WorkerDied", "WorkerPool", "
 
 _POLL = 0.2  # seconds between checks that a busy worker is alive
 STARTS = 3  # workers tried in a row when each dies before starting its call
-MAX_TASKS = 50  # calls a worker serves before it is replaced
+MAX_TASKS = 200  # calls a worker serves before it is replaced (a trial grows a process by about 0.1 MB now)
 MAX_GROWTH_MB = 1024  # growth of a worker's resident memory after its first call before it is replaced
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
