@@ -204,16 +204,26 @@ def test_plots_and_the_explain_command(tiny, tmp_path, capsys):
     assert "does not say the scale of the model's inputs" in capsys.readouterr().err
 
 
-def test_the_comparison_report_shows_grad_cam_of_the_best_model(tmp_path):
+def test_the_comparison_report_shows_grad_cam_of_the_best_model(tmp_path, monkeypatch):
     import tuning
+    from tuning import comparison
+
+    def compare():
+        return tuning.compare(["convnet"], data=data, training=zoo.training.TrainingConfig(epochs=1), seeds=1,
+                              out=tmp_path, model_kwargs={"convnet": {"filters": (8, 16), "dense_units": ()}},
+                              options=tuning.RunOptions(verbose=0, measure_speed=False))
 
     data = zoo.data.load("digits", image_size=16, channels=1, batch_size=128)
-    result = tuning.compare(["convnet"], data=data, training=zoo.training.TrainingConfig(epochs=1), seeds=1,
-                            out=tmp_path, model_kwargs={"convnet": {"filters": (8, 16), "dense_units": ()}},
-                            options=tuning.RunOptions(verbose=0, measure_speed=False))
-    assert result.paths and (tmp_path / "plots" / "gradcam.png").stat().st_size > 2000
+    figure = tmp_path / "plots" / "gradcam.png"
+    with monkeypatch.context() as m:  # the best trial's model is still in memory: its file is not read again
+        m.setattr(comparison, "load_saved_model", lambda *a, **k: pytest.fail("the trained model was reloaded"))
+        result = compare()
+    assert result.paths and figure.stat().st_size > 2000
     text = (tmp_path / "report.md").read_text()
     assert "## Where the best model looks (Grad-CAM)" in text and "plots/gradcam.png" in text
+    figure.unlink()
+    compare()  # the record is reused, nothing trains: the figure comes from the saved model
+    assert figure.stat().st_size > 2000
 
 
 def test_activation_maximisation_raises_each_filters_response(tiny):

@@ -94,17 +94,19 @@ class Comparison:
 GRADCAM_FIGURE = os.path.join("plots", "gradcam.png")
 
 
-def _gradcam_figure(records, data, out, progress, per_kind=4):
+def _gradcam_figure(records, data, out, progress, per_kind=4, trained=None):
     """Grad-CAM of the best saved model on up to ``per_kind`` right and wrong test images, as
     ``OUT/plots/gradcam.png`` with ``gradcam.json`` beside it (the report shows it); image classification
-    with a saved best model only. A problem here is a note, never a failed comparison."""
+    with a saved best model only. ``trained``: ``{"id", "model"}``, a trial's model still in memory, used
+    instead of loading its file when it is the best one. A problem here is a note, never a failed comparison."""
     import zoo.explain
 
     record = best_seed(records)
     if record is None or len(data.input_shape) != 3 or "test" not in data.splits or not record.get("model_path"):
         return None
     try:
-        model = load_saved_model(out, record, compile=False)
+        in_memory = trained is not None and trained.get("id") == record["id"]
+        model = trained["model"] if in_memory else load_saved_model(out, record, compile=False)
         if model.output.shape[-1] < 2 or not any(len(la.output.shape) == 4 for la in model.layers[1:]):
             return None  # a binary head or no convolutional maps (an MLP): nothing to draw
         x, y = data.arrays("test")
@@ -213,12 +215,15 @@ def _builder(name, data, kwargs):
     return build
 
 
-def _predictions_hook(data):
-    """``on_trained`` hook: the confusion matrix of the test split (validation if no test split)."""
+def _predictions_hook(data, keep=None):
+    """``on_trained`` hook: the confusion matrix of the test split (validation if no test split); the trained
+    model goes into ``keep["model"]`` when ``keep`` is a dict."""
     split = "test" if "test" in data.splits else ("validation" if "validation" in data.splits else None)
     extra = {"task": data.task, "num_classes": data.num_classes}
 
     def on_trained(model):
+        if keep is not None:
+            keep["model"] = model
         if split is None or data.task == "regression" or not data.num_classes:
             return extra
         k = 2 if data.task == "binary" else int(data.num_classes)
@@ -333,10 +338,11 @@ class _Book:
         return sorted(self.records, key=lambda r: self.order[r["id"]])
 
 
-def _train(data, *, job, plan):
+def _train(data, *, job, plan, keep=None):
     """One comparison trial (in this process or a worker's): the model's builder and the predictions hook are
-    made here, from the data at hand, so that only names and settings travel to a worker."""
-    plan = dataclasses.replace(plan, on_trained=_predictions_hook(data))
+    made here, from the data at hand, so that only names and settings travel to a worker. ``keep``: a dict
+    that receives the trained model (in this process)."""
+    plan = dataclasses.replace(plan, on_trained=_predictions_hook(data, keep))
     with warnings.catch_warnings():
         # Keras notes on every fit that `shuffle` is ignored for tf.data: the pipeline shuffles itself.
         warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
@@ -491,14 +497,20 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
                     jobs.append(job)
         book.expect(jobs)
         workers = options.workers or 1
+        trained = None  # the best trial's model while it is in memory: the Grad-CAM figure needs no reload
         if options.isolation is None and workers == 1:
             with frozen_heap():  # each trial's clear_session collects the trial's own objects only
                 for job in jobs:
                     copied = book.copied_speed(job.name)  # an architecture's speed does not depend on its seed
                     _say(verbose, f"[{job.index}/{total}] {job.name} seed={job.seed}: training {training.epochs} "
                                   "epoch(s)")
-                    book.done(job, _train(data, job=job, plan=plan if copied is None else dataclasses.replace(
-                        plan, measure_speed=False)), copied)
+                    keep = {}
+                    record = _train(data, job=job, plan=plan if copied is None else dataclasses.replace(
+                        plan, measure_speed=False), keep=keep)
+                    book.done(job, record, copied)
+                    leader = best_seed(book.in_order())
+                    if "model" in keep and leader is not None and leader["id"] == record["id"]:
+                        trained = {"id": record["id"], "model": keep["model"]}  # the best so far, for Grad-CAM
         else:
             _in_workers(jobs, book, data=data, plan=plan, workers=workers, hold=lock.fileno())
         _say(verbose, f"All {total} trial(s) done in {time.perf_counter() - start_all:.1f} s.")
@@ -507,7 +519,7 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
         if not options.report:  # the rows load() and best_record read; the report computes them otherwise
             result.rows = summarize_records(records)
         else:
-            _gradcam_figure(records, data, out, verbose)
+            _gradcam_figure(records, data, out, verbose, trained=trained)
             report = write_report(
                 records, out, manifest=manifest, title=title or f"Architecture comparison on {data.name}",
                 command=list(sys.argv) if command is None else command, selection=[r["id"] for r in records],
