@@ -37,8 +37,8 @@ def random_batch(model, n=4, num_classes=3, seed=0):
 
 
 def pytest_collection_modifyitems(items):
-    """The ``heavy`` tests first, each file's order kept: pytest-xdist hands tests out in collection order, so a
-    long test collected last ran alone at the end while the other worker idled (a minute of ``make test``)."""
+    """The ``heavy`` tests first, each file's order kept: pytest-xdist hands tests out in collection order, and a
+    long test collected last would run alone at the end while the other worker idles."""
     items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
 
 
