@@ -39,9 +39,9 @@ from tuning.records import append_record, finite, new_record, read_records, reje
 from tuning.report import confusion_matrix, write_report
 from tuning.report.summary import primary_metric, summarize_records
 from tuning.settings import RunOptions
-from tuning.trial import TrialPlan, check_build, data_kwargs, run_data, run_trial, run_training, speed
+from tuning.trial import TrialPlan, check_build, data_kwargs, run_data, run_trial, run_training
 from zoo import training as zoo_training
-from zoo.profiling import inference_function
+from zoo.profiling import inference_function, measure_latency_and_throughput
 from zoo.runtime import frozen_heap, is_disk_full, names_full_disk
 from zoo.utils import settings_object
 
@@ -102,7 +102,7 @@ def _gradcam_figure(records, data, out, progress, per_kind=4, trained=None):
     import zoo.explain
 
     record = best_seed(records)
-    if record is None or len(data.input_shape) != 3 or "test" not in data.splits or not record.get("model_path"):
+    if record is None or not _gradcam_data(data) or not record.get("model_path"):
         return None
     try:
         in_memory = trained is not None and trained.get("id") == record["id"]
@@ -127,6 +127,11 @@ def _gradcam_figure(records, data, out, progress, per_kind=4, trained=None):
     except Exception as e:  # noqa: BLE001 - the figure is a bonus: the report goes on without it
         _say(progress, f"Grad-CAM figure not drawn: {type(e).__name__}: {e}")
         return None
+
+
+def _gradcam_data(data) -> bool:
+    """Whether ``data`` can have a Grad-CAM figure: images, with a test split."""
+    return len(data.input_shape) == 3 and "test" in data.splits
 
 
 def best_seed(records):
@@ -356,7 +361,8 @@ def _time_alone(job, data, plan):
     try:
         with zoo_training.precision_policy(plan.training.precision):
             model = _builder(job.name, data, job.kwargs)()
-        figures = speed(model, batch_size=plan.training.batch_size, iterations=plan.speed_iterations)
+        figures = measure_latency_and_throughput(model, batch_size=plan.training.batch_size,
+                                                 iterations=plan.speed_iterations)
         return {**figures, "speed_timed_alone": True}
     except Exception:  # noqa: BLE001 - the trial itself will fail and say why
         return None
@@ -497,19 +503,20 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
                     jobs.append(job)
         book.expect(jobs)
         workers = options.workers or 1
-        trained = None  # the best trial's model while it is in memory: the Grad-CAM figure needs no reload
+        # the best trial's model so far stays in memory (one model) when the report's Grad-CAM figure will need it
+        trained, figure = None, options.report and _gradcam_data(data)
         if options.isolation is None and workers == 1:
             with frozen_heap():  # each trial's clear_session collects the trial's own objects only
                 for job in jobs:
                     copied = book.copied_speed(job.name)  # an architecture's speed does not depend on its seed
                     _say(verbose, f"[{job.index}/{total}] {job.name} seed={job.seed}: training {training.epochs} "
                                   "epoch(s)")
-                    keep = {}
+                    keep = {} if figure else None
                     record = _train(data, job=job, plan=plan if copied is None else dataclasses.replace(
                         plan, measure_speed=False), keep=keep)
                     book.done(job, record, copied)
-                    leader = best_seed(book.in_order())
-                    if "model" in keep and leader is not None and leader["id"] == record["id"]:
+                    leader = best_seed(book.in_order()) if keep else None
+                    if leader is not None and leader["id"] == record["id"]:
                         trained = {"id": record["id"], "model": keep["model"]}  # the best so far, for Grad-CAM
         else:
             _in_workers(jobs, book, data=data, plan=plan, workers=workers, hold=lock.fileno())

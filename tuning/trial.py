@@ -25,11 +25,11 @@ from tuning.artifacts import EpochCheckpoint, load_checkpoint, save_trained_mode
 from tuning.constraints import BUILD_TIME_CONSTRAINTS, broken_constraints, check_constraints
 from tuning.records import finite, new_record
 from zoo import training
+from zoo.profiling import measure_latency_and_throughput
 from zoo.runtime import is_disk_full, is_out_of_memory, peak_memory_bytes, released_graphs
 from zoo.training import EpochTimer, TrainingConfig, resolve_devices, resolve_precision
 
-__all__ = ["TrialPlan", "check_build", "data_kwargs", "objective_value", "run_data", "run_trial", "run_training",
-           "speed"]
+__all__ = ["TrialPlan", "check_build", "data_kwargs", "objective_value", "run_data", "run_trial", "run_training"]
 
 
 def _first_line(error: BaseException) -> str:
@@ -356,21 +356,14 @@ def _speed(trial):
             record.update(timed)
         else:
             with trial.timed("speed"):
-                record.update(speed(model, batch_size=trial.config.batch_size, iterations=plan.speed_iterations))
+                record.update(measure_latency_and_throughput(model, batch_size=trial.config.batch_size,
+                                                             iterations=plan.speed_iterations))
     if plan.on_trained is not None:
         extra = dict(plan.on_trained(model) or {})
         clash = sorted(set(extra) & (set(trial.record) | {"id", "status", "error"}))
         if clash:
             raise ValueError(f"`on_trained` may not overwrite record fields. Received: {clash}")
         trial.record.update(extra)
-
-
-def speed(model, *, batch_size, iterations) -> dict:
-    """``{"latency_ms", "throughput"}`` of ``model``: batch-1 latency over ``iterations`` batches, throughput
-    at ``batch_size`` over a third of them (the figures of every record)."""
-    from zoo.profiling import measure_latency_and_throughput
-
-    return measure_latency_and_throughput(model, batch_size=batch_size, iterations=iterations)
 
 
 def architecture_id(model):
