@@ -231,9 +231,10 @@ def test_cached_features_train_the_grafted_head():
 @pytest.mark.heavy
 def test_fine_tune_defaults_beat_training_from_scratch_with_ten_labels_per_class():
     """Pre-train on four shapes; transfer to four others with 10 labels per class through ``fine_tune``'s
-    defaults; train the same network from scratch for as many updates; 3 seeds."""
+    defaults; train the same network from scratch for as many updates; 2 seeds."""
     # The pre-trained model's initial weights come from Keras' global seed: fixed here, so the result does not
-    # depend on which tests ran before in the same process. Measured: transfer 0.71/0.76/0.65, scratch 0.55/0.40/0.45.
+    # depend on which tests ran before in the same process. Measured (seeds 0, 1, 2): transfer 0.73/0.75/0.65,
+    # scratch 0.54/0.39/0.45; the test runs the first two.
     keras.utils.set_random_seed(0)
     source, target = ("circle", "square", "triangle", "cross"), ("ring", "star", "ellipse", "crescent")
     kw = dict(input_shape=(24, 24, 3), filters=(16, 32), dense_units=(), batch_norm=True, flatten=False, num_classes=4)
@@ -243,7 +244,7 @@ def test_fine_tune_defaults_beat_training_from_scratch_with_ten_labels_per_class
     training.fit(base, (xs, ys), epochs=6, batch_size=32, seed=0, verbose=0, learning_rate=3e-3)
     pretrained = [np.array(w) for w in base.weights]
     scores = {"transfer": [], "scratch": []}
-    for seed in range(3):
+    for seed in range(2):
         rng = np.random.default_rng(seed)
         few = np.concatenate([rng.choice(np.flatnonzero(yt == c), 10, replace=False) for c in range(4)])
         test = np.setdiff1d(np.arange(len(yt)), few)
