@@ -277,7 +277,8 @@ def _frameworks_after(code) -> list:
 @pytest.mark.parametrize("module", ["zoo", "tuning", "tuning.report", "tuning.records", "tuning.fronts",
                                     "tuning.objectives", "tuning.constraints", "tuning.indicators", "tuning.manifest",
                                     "tuning.settings", "tuning.searches.algorithms", "tuning.diagnosis",
-                                    "tuning.searches", "zoo.runtime", "zoo.plots", "zoo.registry", "zoo.cli"])
+                                    "tuning.searches", "zoo.runtime", "zoo.plots", "zoo.registry", "zoo.cli",
+                                    "zoo.data"])
 def test_reading_records_and_reporting_import_no_framework(module):
     """Start-up (issue 19): the packages, the records, the report and the CLI's parser load no framework, so
     `zoo --help` and `zoo report` start in a fraction of a second; a framework imported at the top of any
@@ -290,8 +291,9 @@ def test_public_names_resolve_lazily():
     import tuning
     import tuning.searches
     import zoo
+    import zoo.data
 
-    for package in (zoo, tuning, tuning.searches):
+    for package in (zoo, tuning, tuning.searches, zoo.data):
         for name in package.__all__:
             assert getattr(package, name) is not None, f"{package.__name__}.{name}"
         assert set(package.__all__) <= set(dir(package))

@@ -25,7 +25,7 @@ _ATTRIBUTES = {
     "evaluate": "zoo.evaluation",
 }
 # The modules whose import registers the zoo's Keras objects (``zoo>Name``) for ``keras.saving.load_model``.
-_KERAS_OBJECTS = ("zoo.layers", "zoo.blocks", "zoo.data", "zoo.training")
+_KERAS_OBJECTS = ("zoo.layers", "zoo.blocks", "zoo.data.adapt", "zoo.training")
 
 __all__ = [
     "__version__",

@@ -12,9 +12,8 @@ Example:
     >>> aug = zoo.data.augmentation("light", flip=None)
 """
 
+from zoo._lazy import lazy_attributes
 from zoo.data._common import convert_channels, resize_bilinear
-from zoo.data.adapt import BackbonePreprocess, ConvertChannels, adapt_inputs
-from zoo.data.augment import AUGMENTATION_PRESETS, augment, augmentation
 from zoo.data.bundle import DataBundle, standardize
 from zoo.data.embedded import (
     SHAPE_CLASSES,
@@ -62,3 +61,9 @@ __all__ = [
     "scan_folder",
     "standardize",
 ]
+
+# Keras layers, imported on first use: loading data (an isolated trial's worker starts with it) needs no Keras
+__getattr__, __dir__ = lazy_attributes(__name__, {
+    **dict.fromkeys(("BackbonePreprocess", "ConvertChannels", "adapt_inputs"), "zoo.data.adapt"),
+    **dict.fromkeys(("AUGMENTATION_PRESETS", "augment", "augmentation"), "zoo.data.augment"),
+}, __all__)

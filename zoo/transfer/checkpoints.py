@@ -83,7 +83,7 @@ def load_model(path, *, compile=True):
                          f"Received: path={path!r}")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No model file at {path!r}")
-    import zoo.data  # noqa: F401 - registers the input adaptation layers
+    import zoo.data.adapt  # noqa: F401 - registers the input adaptation layers
     import zoo.layers  # noqa: F401 - and the adaptive pooling layer
 
     try:
