@@ -15,6 +15,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 
 
+# a small network with batch norm (the variants of gpu_step_variants.py differ in it): compiling a ResNet-20's
+# steps on JAX took most of this process's time
+CONVNET = {"filters": (8, 16), "batch_norm": True, "dense_units": (), "flatten": False}
+
+
 def main():
     import keras
 
@@ -27,7 +32,7 @@ def main():
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, size=(32, 16, 16, 3), dtype=np.uint8)
     y = rng.integers(0, 3, size=(32,))
-    model = zoo.build("resnet20", input_shape=(16, 16, 3), num_classes=3, width=0.25, precision="mixed_bfloat16")
+    model = zoo.build("convnet", input_shape=(16, 16, 3), num_classes=3, precision="mixed_bfloat16", **CONVNET)
     model = training.uint8_inputs(model)
     out["conv_dtype"] = next(la for la in model.layers[-1].layers if isinstance(la, keras.layers.Conv2D)).compute_dtype
     history = training.fit(model, (x, y), (x, y), epochs=2, batch_size=8, verbose=0, device_data=True,
@@ -56,15 +61,15 @@ def main():
     # the GPU diagnosis script runs end to end (tiny, CPU)
     import gpu_step_variants
 
-    rows = gpu_step_variants.main(["--model", "resnet20", "--size", "16", "--batch", "4", "--steps", "2",
+    rows = gpu_step_variants.main(["--model", "convnet", "--size", "16", "--batch", "4", "--steps", "2",
                                    "--epochs", "2", "--precision", "float32", "--variants", "fit:keras,loop:vjp",
-                                   "--zoo-kwargs", '{"width": 0.25}', "--torch"])
+                                   "--zoo-kwargs", json.dumps(CONVNET), "--torch"])
     out["variants"] = [r["variant"] for r in rows if r["img_per_s"] > 0]
     out["policy_after_variants"] = keras.mixed_precision.global_policy().name
 
     # zoo bench on this backend
-    payload = bench.run(["resnet20"], image_size=16, batch_size=4, steps=2, epochs=2, inputs=("numpy", "device"), peers=(),
-                        num_classes=3, zoo_kwargs={"width": 0.25})
+    payload = bench.run(["convnet"], image_size=16, batch_size=4, steps=2, epochs=2, inputs=("numpy", "device"), peers=(),
+                        num_classes=3, zoo_kwargs=CONVNET)
     out["bench"] = [{k: r[k] for k in ("framework", "input", "train_samples_per_second", "mfu")}
                     for r in payload["results"]]
 
@@ -84,7 +89,7 @@ def main():
         for mode in ("keras", "onepass", "vjp"):
             bn_variant(mode)
             keras.utils.set_random_seed(0)
-            m = zoo.build("resnet20", input_shape=(16, 16, 3), num_classes=3, width=0.5)
+            m = zoo.build("convnet", input_shape=(16, 16, 3), num_classes=3, **CONVNET)
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
             def f(tv, ntv, m=m, loss=loss):
