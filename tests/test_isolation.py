@@ -20,6 +20,9 @@ from tuning.isolation import WorkerDied, WorkerPool, check_picklable, data_spec
 from tuning.lock import LOCK_FILE, OwnerLock, RunFolderInUse
 from zoo.training import TrainingConfig
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from isolation_tasks import die, double, fail, grow, sleep_for, span  # noqa: E402
+
 DATA = {"name": "moons", "num_samples": 200}
 
 
@@ -48,59 +51,38 @@ def test_a_trial_killed_by_a_signal_is_a_failed_record_naming_it_and_the_search_
     assert "killed by SIGSEGV" in capsys.readouterr().out  # the trial's progress line says so
 
 
-def _double(data, *, value):
-    return {"value": 2 * value, "examples": int(data.num_examples["train"]), "pid": os.getpid()}
-
-
-def _fail(data):
-    raise ValueError("bad trial argument")
 
 
 def test_worker_pool_runs_calls_in_another_process_reuses_it_and_passes_errors_back():
     with WorkerPool(zoo.data.load(**DATA)) as pool:
-        first = pool.run(_double, value=3)
+        first = pool.run(double, value=3)
         with pytest.raises(ValueError, match="bad trial argument"):
-            pool.run(_fail)
-        second = pool.run(_double, value=4)
+            pool.run(fail)
+        second = pool.run(double, value=4)
     assert first["value"] == 6 and first["examples"] > 0 and first["pid"] != os.getpid()
     assert second["value"] == 8 and second["pid"] == first["pid"]  # one start-up for every call
 
-
-_HELD = []
-
-
-def _grow(data, *, mb):
-    _HELD.append(bytearray(mb * 2**20))  # kept: this worker's memory grows
-    return os.getpid()
 
 
 @pytest.mark.heavy
 def test_a_worker_is_replaced_after_max_tasks_calls_or_when_its_memory_grew_past_the_bound():
     with WorkerPool(zoo.data.load(**DATA), max_tasks=2) as pool:
-        pids = [pool.run(_double, value=1)["pid"] for _ in range(3)]
+        pids = [pool.run(double, value=1)["pid"] for _ in range(3)]
     assert pids[0] == pids[1] != pids[2]
     with WorkerPool(zoo.data.load(**DATA), max_growth_mb=20) as pool:
-        pids = [pool.run(_grow, mb=5), pool.run(_grow, mb=5), pool.run(_grow, mb=40), pool.run(_grow, mb=5)]
+        pids = [pool.run(grow, mb=5), pool.run(grow, mb=5), pool.run(grow, mb=40), pool.run(grow, mb=5)]
     assert pids[0] == pids[1] == pids[2] != pids[3]  # grown by 45 MB after its first call: replaced
 
 
-def _span(data, *, seconds):
-    begun = time.time()
-    time.sleep(seconds)
-    return os.getpid(), begun, time.time()
-
-
-def _suicide(data):
-    os.kill(os.getpid(), signal.SIGKILL)
 
 
 @pytest.mark.heavy
 def test_a_pool_of_two_runs_two_calls_at_a_time_and_a_death_costs_only_its_call():
     with WorkerPool(zoo.data.load(**DATA), size=2) as pool:
-        pool.submit(_span, key="a", seconds=2)
-        pool.submit(_span, key="b", seconds=2)
-        pool.submit(_suicide, key="dies")
-        pool.submit(_double, key="after", value=7)
+        pool.submit(span, key="a", seconds=2)
+        pool.submit(span, key="b", seconds=2)
+        pool.submit(die, key="dies")
+        pool.submit(double, key="after", value=7)
         answers = {key: (ok, value) for key, ok, value in pool.completed()}
     (pid_a, begun_a, end_a), (pid_b, begun_b, end_b) = answers["a"][1], answers["b"][1]
     assert pid_a != pid_b and begun_a < end_b and begun_b < end_a  # their calls overlapped
@@ -209,9 +191,9 @@ def test_a_worker_killed_between_calls_is_replaced_and_its_death_is_no_calls():
     """A worker that died while it waited for its next call ran nothing: a fresh worker runs the call, and
     no error (hence no failed record) comes of it."""
     with WorkerPool(zoo.data.load(**DATA)) as pool:
-        first = pool.run(_double, value=1)["pid"]
+        first = pool.run(double, value=1)["pid"]
         pool.workers[0].kill()
-        answer = pool.run(_double, value=2)
+        answer = pool.run(double, value=2)
     assert answer["value"] == 4 and answer["pid"] != first
 
 
@@ -222,7 +204,7 @@ def test_a_worker_killed_after_its_task_was_sent_but_before_it_started_is_replac
     killer = threading.Timer(0.3, worker.process.kill)  # still importing (seconds on a busy CPU)
     killer.start()
     try:
-        assert pool.run(_double, value=5)["value"] == 10
+        assert pool.run(double, value=5)["value"] == 10
     finally:
         killer.cancel()
         pool.close()
@@ -239,7 +221,7 @@ def test_workers_that_all_die_before_starting_stop_the_search_instead_of_failing
     monkeypatch.setattr(isolation._Worker, "__init__", dying)
     with WorkerPool(zoo.data.load(**DATA)) as pool:
         with pytest.raises(isolation.WorkersCannotStart, match="3 worker processes in a row.*SIGKILL"):
-            pool.run(_double, value=1)
+            pool.run(double, value=1)
     options = tuning.RunOptions(report=False, measure_speed=False, isolation="process", save_models=None, verbose=0)
     with pytest.raises(isolation.WorkersCannotStart):
         tuning.search("mlp", data=zoo.data.load(**DATA), directory=tmp_path, budget=2,
@@ -247,14 +229,11 @@ def test_workers_that_all_die_before_starting_stop_the_search_instead_of_failing
     assert not (tmp_path / "records.jsonl").exists() or not (tmp_path / "records.jsonl").read_text().strip()
 
 
-def _sleep(data, *, seconds):
-    time.sleep(seconds)
-
 
 def test_a_busy_worker_exits_when_its_task_pipe_closes():
     """The watchdog: EOF on the task pipe (the search is gone) ends a running trial at once."""
     worker = isolation._Worker(data_spec(zoo.data.load(**DATA)))
-    worker.send(_sleep, {"seconds": 60})
+    worker.send(sleep_for, {"seconds": 60})
     assert worker.conn.recv() == ("started", None)
     begun = time.monotonic()
     worker.tasks.close()
