@@ -1,5 +1,6 @@
-"""The tutorial examples run end to end in fast mode, each in a fresh process, and save their plots."""
+"""The tutorial examples run end to end in fast mode, in fresh processes, and save their plots."""
 
+import json
 import os
 import re
 import subprocess
@@ -30,21 +31,37 @@ EXAMPLES = {
 NO_DIAGNOSIS = {"compare_report.py", "deploy.py", "multiobjective_search.py", "tuning_search.py", "vanishing_gradients.py"}
 
 
+# two fresh processes, each running half the examples one after another (tests/examples_runner.py): one
+# TensorFlow start-up per process instead of one per example; about the same time each
+BATCHES = (("t5_transfer.py", "t1_sinusoid.py", "compare_report.py", "vanishing_gradients.py", "t4_cifar10_cnn.py"),
+           ("tuning_search.py", "t2_binary.py", "t3_multiclass.py", "deploy.py", "multiobjective_search.py"))
+
+
+def test_the_batches_hold_every_example_once():
+    assert sorted(s for batch in BATCHES for s in batch) == sorted(EXAMPLES)
+    assert sorted(EXAMPLES) == sorted(f for f in os.listdir(os.path.join(ROOT, "examples")) if f.endswith(".py"))
+
+
 @pytest.mark.heavy
-@pytest.mark.parametrize("script", sorted(EXAMPLES))
-def test_example_fast(script, tmp_path):
-    outputs, expected = EXAMPLES[script]
+@pytest.mark.parametrize("batch", BATCHES, ids=("batch1", "batch2"))
+def test_examples_run_fast_and_save_their_plots(batch, tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, os.path.join("examples", script), "--fast", "--out", str(tmp_path)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert expected in done.stdout
-    assert "loss curves: " in done.stdout or script in NO_DIAGNOSIS
-    for name in outputs:
-        assert (tmp_path / name).stat().st_size > 1000, name
-    if script == "vanishing_gradients.py":  # the lesson: orders of magnitude, not a few percent
-        ratio = float(re.search(r"gradient is ([0-9.e+-]+) times larger", done.stdout).group(1))
-        assert ratio > 100, done.stdout
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "examples_runner.py"), str(tmp_path), *batch],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=480)
+    results = {r["script"]: r for r in (json.loads(line[8:]) for line in done.stdout.splitlines()
+                                         if line.startswith("EXAMPLE "))}
+    assert done.returncode == 0 and list(results) == list(batch), done.stderr[-3000:]
+    for script in batch:
+        outputs, expected = EXAMPLES[script]
+        result, out = results[script], tmp_path / script[:-3]
+        assert result["error"] is None and result["code"] in (0, None), f"{script}: {result['error']}"
+        assert expected in result["stdout"], f"{script}: {result['stdout'][-2000:]}"
+        assert "loss curves: " in result["stdout"] or script in NO_DIAGNOSIS, script
+        for name in outputs:
+            assert (out / name).stat().st_size > 1000, f"{script}: {name}"
+        if script == "vanishing_gradients.py":  # the lesson: orders of magnitude, not a few percent
+            ratio = float(re.search(r"gradient is ([0-9.e+-]+) times larger", result["stdout"]).group(1))
+            assert ratio > 100, result["stdout"]
 
 
 def test_the_transfer_example_takes_any_torchvision_backbone_and_names_a_model_without_weights(monkeypatch, tmp_path):
