@@ -301,6 +301,8 @@ def test_public_names_resolve_lazily():
             getattr(package, "no_such_name")
     assert tuning.search is tuning.searches.api.search and tuning.compare is tuning.comparison.compare
     assert zoo.profile is importlib.import_module("zoo.profiling").profile  # the function, not its module
+    module = importlib.import_module("zoo.data.augment")  # a submodule imported after its package
+    assert zoo.data.augment is module.augment  # the function, not its module
 
 
 def test_import_zoo_after_keras_registers_its_layers():

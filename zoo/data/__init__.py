@@ -14,6 +14,7 @@ Example:
 
 from zoo._lazy import lazy_attributes
 from zoo.data._common import convert_channels, resize_bilinear
+from zoo.data.augment import AUGMENTATION_PRESETS, augment, augmentation
 from zoo.data.bundle import DataBundle, standardize
 from zoo.data.embedded import (
     SHAPE_CLASSES,
@@ -62,8 +63,7 @@ __all__ = [
     "standardize",
 ]
 
-# Keras layers, imported on first use: loading data (an isolated trial's worker starts with it) needs no Keras
-__getattr__, __dir__ = lazy_attributes(__name__, {
-    **dict.fromkeys(("BackbonePreprocess", "ConvertChannels", "adapt_inputs"), "zoo.data.adapt"),
-    **dict.fromkeys(("AUGMENTATION_PRESETS", "augment", "augmentation"), "zoo.data.augment"),
-}, __all__)
+# Keras layers, imported on first use: loading data (an isolated trial's worker starts with it) needs no Keras.
+# (No lazy name may be a submodule's name too: importing that submodule would bind the module in its place.)
+__getattr__, __dir__ = lazy_attributes(
+    __name__, dict.fromkeys(("BackbonePreprocess", "ConvertChannels", "adapt_inputs"), "zoo.data.adapt"), __all__)

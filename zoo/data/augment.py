@@ -6,8 +6,6 @@ at inference they return their input unchanged.
 
 from __future__ import annotations
 
-import keras
-
 from zoo.utils import check_choice, check_int
 
 __all__ = ["AUGMENTATION_PRESETS", "augmentation", "augment"]
@@ -25,6 +23,8 @@ FLIPS = (None, "horizontal", "vertical", "horizontal_and_vertical")
 
 
 def _layer(kind, strength, *, flip, seed, name):
+    import keras
+
     layers = keras.layers
     if kind == "flip":
         return layers.RandomFlip(flip, seed=seed, name=name)
@@ -63,6 +63,8 @@ def augmentation(preset="standard", *, seed=0, flip="horizontal", name="augmenta
     seed = check_int("seed", seed, minimum=0)
     if preset is None:
         return None
+    import keras  # here: importing zoo.data loads no framework
+
     steps = [(k, s) for k, s in AUGMENTATION_PRESETS[preset] if not (k == "flip" and flip is None)]
     return keras.Sequential(
         [_layer(k, s, flip=flip, seed=seed + i, name=f"{name}_{k}") for i, (k, s) in enumerate(steps)],
