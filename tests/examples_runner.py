@@ -3,7 +3,7 @@ JSON line an example (its return code, its stdout, the traceback of an error).
 
 Used by ``tests/test_examples.py``: one process for several examples instead of one each saves TensorFlow's
 start-up (seconds) per example. Between two examples the state an example may leave is reset: Keras' session
-and global dtype policy, matplotlib's figures, the working folder.
+and global dtype policy, matplotlib's figures; each starts in the repository's root.
 
     python tests/examples_runner.py OUT t1_sinusoid.py t2_binary.py ...
 """
@@ -42,7 +42,6 @@ def reset():
     keras.backend.clear_session()
     keras.mixed_precision.set_global_policy("float32")
     plt.close("all")
-    os.chdir(ROOT)
 
 
 def main(argv):

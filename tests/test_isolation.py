@@ -51,8 +51,6 @@ def test_a_trial_killed_by_a_signal_is_a_failed_record_naming_it_and_the_search_
     assert "killed by SIGSEGV" in capsys.readouterr().out  # the trial's progress line says so
 
 
-
-
 def test_worker_pool_runs_calls_in_another_process_reuses_it_and_passes_errors_back():
     with WorkerPool(zoo.data.load(**DATA)) as pool:
         first = pool.run(double, value=3)
@@ -63,7 +61,6 @@ def test_worker_pool_runs_calls_in_another_process_reuses_it_and_passes_errors_b
     assert second["value"] == 8 and second["pid"] == first["pid"]  # one start-up for every call
 
 
-
 @pytest.mark.heavy
 def test_a_worker_is_replaced_after_max_tasks_calls_or_when_its_memory_grew_past_the_bound():
     with WorkerPool(zoo.data.load(**DATA), max_tasks=2) as pool:
@@ -72,8 +69,6 @@ def test_a_worker_is_replaced_after_max_tasks_calls_or_when_its_memory_grew_past
     with WorkerPool(zoo.data.load(**DATA), max_growth_mb=20) as pool:
         pids = [pool.run(grow, mb=5), pool.run(grow, mb=5), pool.run(grow, mb=40), pool.run(grow, mb=5)]
     assert pids[0] == pids[1] == pids[2] != pids[3]  # grown by 45 MB after its first call: replaced
-
-
 
 
 @pytest.mark.heavy
@@ -227,7 +222,6 @@ def test_workers_that_all_die_before_starting_stop_the_search_instead_of_failing
         tuning.search("mlp", data=zoo.data.load(**DATA), directory=tmp_path, budget=2,
                       training=TrainingConfig(epochs=1), options=options)
     assert not (tmp_path / "records.jsonl").exists() or not (tmp_path / "records.jsonl").read_text().strip()
-
 
 
 def test_a_busy_worker_exits_when_its_task_pipe_closes():
