@@ -9,7 +9,9 @@ import subprocess
 import sys
 import textwrap
 import warnings
+import zipfile
 
+import numpy as np
 import pytest
 
 import tuning
@@ -168,8 +170,9 @@ def checkpoint(moons, tmp_path_factory):
     return files.checkpoint_dir
 
 
-def _damage(checkpoint, tmp_path, change, moons):
-    """The trial's record (2 epochs) after resuming from a copy of ``checkpoint`` whose state ``change`` altered."""
+def _damage(checkpoint, tmp_path, change, moons, whole=False):
+    """The note of the trial (2 epochs) resumed from a copy of ``checkpoint`` whose state ``change`` altered (its
+    record, ``whole=True``)."""
     files = TrialFiles(str(tmp_path), "t1")
     shutil.copytree(checkpoint, files.checkpoint_dir)
     path = os.path.join(files.checkpoint_dir, "state.json")
@@ -186,7 +189,7 @@ def _damage(checkpoint, tmp_path, change, moons):
         assert json.load(f)["history"]["loss"] == record["history"]["loss"][:1]
     (note,) = record["notes"]
     assert note.startswith(f"{files.checkpoint_dir}: discarded a damaged checkpoint") and "restarts" in note
-    return note
+    return record if whole else note
 
 
 def test_a_checkpoint_whose_epoch_is_a_boolean_is_discarded(checkpoint, moons, tmp_path):
@@ -216,19 +219,91 @@ def test_a_checkpoint_whose_model_file_changed_is_discarded(checkpoint, moons, t
     assert "is not the file its state names" in _damage(checkpoint, tmp_path, change, moons)
 
 
+def _other_variables(state, folder, moons):
+    """The checkpoint's variables file replaced by a trained model of another width's (its hash updated)."""
+    other = zoo.build("mlp", input_shape=(2,), num_classes=2, hidden_units=(3,))
+    zoo.training.compile_model(other)
+    x, y = moons.arrays("train")
+    other.fit(x[:8], y[:8], verbose=0)  # its optimizer built
+    other.optimizer.iterations.assign(state["iterations"])
+    path = os.path.join(folder, state["model"])
+    os.remove(path)
+    artifacts.save_variables(other, path)
+    state["model_sha256"] = artifacts._sha256(path)
+    return other
+
+
 def test_a_checkpoint_of_another_architecture_is_discarded(checkpoint, moons, tmp_path):
-    # Its state rewritten to match (hash and iterations): only the architecture tells it from the trial's.
+    # Its state rewritten to match (hash and iterations): only the variables' shapes tell it from the trial's.
+    note = _damage(checkpoint, tmp_path / "a", lambda state, folder: _other_variables(state, folder, moons), moons)
+    assert "variables-1.npz is not of the trial's architecture (its variables' number or shapes" in note
+
+    def also_its_architecture(state, folder):  # the state names the other model's layers too
+        state["architecture"] = artifacts._as_json(artifacts.architecture(_other_variables(state, folder, moons)))
+    note = _damage(checkpoint, tmp_path / "b", also_its_architecture, moons)
+    assert "variables-1.npz is not of the trial's architecture (its layers" in note
+
+
+def test_a_checkpoint_whose_optimizer_differs_is_discarded_and_the_trial_restarts_untouched(checkpoint, moons,
+                                                                                            tmp_path):
+    # One optimizer array less, hash updated: found once the optimizer is built, before anything is assigned.
     def change(state, folder):
-        other = zoo.build("mlp", input_shape=(2,), num_classes=2, hidden_units=(3,))
-        zoo.training.compile_model(other)
-        x, y = moons.arrays("train")
-        other.fit(x[:8], y[:8], verbose=0)  # its optimizer built
-        other.optimizer.iterations.assign(state["iterations"])
         path = os.path.join(folder, state["model"])
-        os.remove(path)
-        other.save(path)
+        with np.load(path) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        del arrays[max(k for k in arrays if k.startswith("o"))]
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
         state["model_sha256"] = artifacts._sha256(path)
-    assert "not of the trial's architecture" in _damage(checkpoint, tmp_path, change, moons)
+    note = _damage(checkpoint, tmp_path / "a", change, moons)
+    assert "CheckpointMismatch: its 13 optimizer arrays are not the trial's optimizer's 14 variables" in note
+    fresh = run_trial("mlp", moons, TrialPlan(training=TrainingConfig(epochs=2), measure_speed=False), trial_id="t1")
+    again = _damage(checkpoint, tmp_path / "b", change, moons, whole=True)
+    assert again["history"] == fresh["history"]  # the restart trained from the model as built, as a fresh trial
+
+
+def test_a_checkpoint_with_a_compressed_or_oversized_array_is_discarded(checkpoint, moons, tmp_path):
+    def rewrite(name, data, compress):
+        def change(state, folder):
+            path = os.path.join(folder, state["model"])
+            with zipfile.ZipFile(path) as z:
+                members = {m: z.read(m) for m in z.namelist()}
+            members[name] = data(members[name])
+            with zipfile.ZipFile(path, "w", compression=compress) as z:
+                for m, content in members.items():
+                    z.writestr(m, content)
+            state["model_sha256"] = artifacts._sha256(path)
+        return change
+    note = _damage(checkpoint, tmp_path / "a", rewrite("m00000.npy", lambda b: b, zipfile.ZIP_DEFLATED), moons)
+    assert "its member 'm00000.npy' is not an array it writes" in note
+    note = _damage(checkpoint, tmp_path / "b", rewrite("o00001.npy", lambda b: b + bytes(1 << 20), zipfile.ZIP_STORED),
+                   moons)
+    assert "its array 'o00001.npy' is 104" in note and "larger than any variable" in note
+
+
+def test_a_checkpoint_written_by_earlier_versions_as_a_keras_model_still_resumes(moons, tmp_path):
+    # The format of runs killed before the variables checkpoint: model-E.keras, its optimizer state included.
+    files = TrialFiles(str(tmp_path), "t1")
+    plan = TrialPlan(training=TrainingConfig(epochs=3), measure_speed=False)
+    whole = run_trial("mlp", moons, plan, trial_id="t1")
+    zoo.training.set_seed(0)
+    model = zoo.build("mlp", input_shape=moons.input_shape, num_classes=moons.num_classes)
+    history = zoo.training.fit(model, moons.restarted().train, moons.validation, epochs=1, seed=0, verbose=0)
+    os.makedirs(files.checkpoint_dir)
+    path = os.path.join(files.checkpoint_dir, "model-1.keras")
+    model.save(path)
+    with open(os.path.join(files.checkpoint_dir, "state.json"), "w") as f:
+        json.dump({"epoch": 1, "seed": 0, "history": {k: [float(v[0])] for k, v in history.history.items()},
+                   "epoch_seconds": [0.5], "model": "model-1.keras", "model_sha256": artifacts._sha256(path),
+                   "iterations": int(model.optimizer.iterations)}, f)
+    record = run_trial("mlp", moons, plan, trial_id="t1", files=files)
+    assert record["status"] == "completed" and "notes" not in record and record["resumed_from_epoch"] == 1
+    assert record["epochs_run"] == 2 and len(record["history"]["loss"]) == 3
+    assert abs(record["history"]["loss"][-1] - whole["history"]["loss"][-1]) < 0.01
+    state = json.loads(open(os.path.join(files.checkpoint_dir, "state.json")).read())
+    # its next epoch's checkpoint is a variables file, and the .keras one is gone
+    assert state["model"] == "variables-2.npz"
+    assert sorted(os.listdir(files.checkpoint_dir)) == ["state.json", "variables-2.npz"]
 
 
 def test_a_run_manifest_nested_too_deep_is_refused_naming_it(tmp_path):
@@ -254,3 +329,13 @@ def test_checkpoints_of_recorded_trials_go_and_a_fresh_run_keeps_none(tmp_path):
     assert sorted(os.listdir(root)) == ["0002"]  # a trial without a record keeps its checkpoint
     clear_checkpoints(str(tmp_path))
     assert os.listdir(root) == []
+
+
+def test_a_mixed_float16_trial_resumes_with_its_loss_scale(moons, tmp_path):
+    # The .keras checkpoint lost the loss-scale optimizer's state ("optimizer is at iteration 0") and restarted.
+    files = TrialFiles(str(tmp_path), "t1")
+    plan = TrialPlan(training=TrainingConfig(epochs=2, precision="mixed_float16"), measure_speed=False)
+    first = run_trial("mlp", moons, plan, trial_id="t1", files=files)  # 2 epochs leave the first's checkpoint
+    again = run_trial("mlp", moons, plan, trial_id="t1", files=files)
+    assert first["status"] == again["status"] == "completed" and "notes" not in again
+    assert again["resumed_from_epoch"] == 1 and again["history"]["loss"][0] == first["history"]["loss"][0]

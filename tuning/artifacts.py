@@ -5,17 +5,21 @@ Layout of a comparison or search folder ``RUN``::
 
     RUN/records.jsonl
     RUN/models/ID.keras, ID.json        saved models and their cards (save_models=)
-    RUN/checkpoints/ID/model-E.keras    the running trial's last finished epoch E, optimizer included,
-    RUN/checkpoints/ID/state.json       with its epoch, seed, history and the model file's name and hash;
-                                        deleted with the record
+    RUN/checkpoints/ID/variables-E.npz  the running trial's variables after its last finished epoch E, its
+                                        optimizer's and random generators' included (earlier versions
+                                        wrote model-E.keras: still read),
+    RUN/checkpoints/ID/state.json       with its epoch, seed, history, architecture and the variables file's
+                                        name and hash; deleted with the record
     LOG_DIR/ID/                         TensorBoard scalars and log.csv per trial (log_dir=, e.g. RUN/tb)
 
 Every file is written to a temporary name (``*.tmp-PID*``), then renamed, so a kill leaves either the old
 file or the new one; a trial that starts again removes the temporary files of its writers that died. A
-checkpoint is one unit: ``state.json``, renamed last, names the model file of its epoch and its SHA-256,
-so a kill between the two writes leaves the previous epoch's pair. A record that saved its model holds
-``model_path`` (relative to ``RUN``) and ``model_sha256``; loading checks both and names the file when it
-is missing or altered.
+checkpoint is one unit: ``state.json``, renamed last, names the variables file of its epoch and its SHA-256,
+so a kill between the two writes leaves the previous epoch's pair. A checkpoint holds variables only (5-35
+ms an epoch, where a ``.keras`` file took 30-150 ms: ``benchmarks/checkpoint_cost.py``): the resumed trial
+builds and compiles its model as the first run did, and :class:`RestoreVariables` puts the values back once
+Keras has built the optimizer. A record that saved its model holds ``model_path`` (relative to ``RUN``) and
+``model_sha256``; loading checks both and names the file when it is missing or altered.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import hashlib
+import io
 import math
 import os
 import re
@@ -30,6 +35,7 @@ import shutil
 import time
 
 import keras
+import numpy as np
 
 from tuning.manifest import read_json
 from zoo.runtime import write_json_atomic
@@ -39,8 +45,9 @@ _STARTED = time.time()  # this process's start, near enough: a temporary file ol
 MODELS_DIR = "models"
 CHECKPOINTS_DIR = "checkpoints"
 
-__all__ = ["EpochCheckpoint", "ModelFileError", "TrialFiles", "architecture", "load_checkpoint", "load_saved_model",
-           "prune_saved_models", "save_trained_model", "write_hparams"]
+__all__ = ["CheckpointMismatch", "EpochCheckpoint", "ModelFileError", "RestoreVariables", "TrialFiles", "architecture",
+           "load_checkpoint", "load_saved_model", "prune_saved_models", "save_trained_model", "save_variables",
+           "write_hparams"]
 
 
 class ModelFileError(ValueError):
@@ -189,38 +196,139 @@ def prune_saved_models(run_dir, records, keep_ids):
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """After each epoch but the last of ``epochs`` (the record follows it at once), the model (with its
-    optimizer state) as ``model-E.keras``, then ``state.json``: the epochs done, the trial's seed, the
-    history so far, each epoch's seconds, the optimizer's iterations and the model file's name and SHA-256
-    (``history`` and ``seconds`` given hold the epochs before a resume, ``timer`` is the trial's
-    :class:`zoo.training.EpochTimer`, called before this callback). ``state.json`` is renamed last: until
-    then the previous epoch's state names the previous model file, which stays until then."""
+    """After each epoch but the last of ``epochs`` (the record follows it at once), the model's variables and
+    its optimizer's as ``variables-E.npz`` (:func:`save_variables`), then ``state.json``: the epochs done, the
+    trial's seed, the history so far, each epoch's seconds, the optimizer's iterations, the model's
+    :func:`architecture` and the variables file's name and SHA-256 (``history`` and ``seconds`` given hold the
+    epochs before a resume, ``timer`` is the trial's :class:`zoo.training.EpochTimer`, called before this
+    callback). ``state.json`` is renamed last: until then the previous epoch's state names the previous
+    variables file, which stays until then."""
 
     def __init__(self, folder, *, seed, epochs, history=None, seconds=(), timer=None):
         super().__init__()
         self.folder, self.seed, self.epochs, self.timer = folder, seed, epochs, timer
         self.history = {k: list(v) for k, v in (history or {}).items()}
         self.seconds = list(seconds)
+        self.architecture = None  # the model's, the same every epoch
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
         if epoch + 1 >= self.epochs:
             return
-        name = f"model-{epoch + 1}.keras"
-        _save_keras(self.model, os.path.join(self.folder, name))
+        name = f"variables-{epoch + 1}.npz"
+        sha = save_variables(self.model, os.path.join(self.folder, name))
         seconds = self.seconds + (list(self.timer.seconds) if self.timer is not None else [])
         optimizer = getattr(self.model, "optimizer", None)
+        if self.architecture is None:
+            self.architecture = _as_json(architecture(self.model))
         write_json_atomic(os.path.join(self.folder, "state.json"), {
             "epoch": epoch + 1, "seed": self.seed, "history": self.history, "epoch_seconds": seconds,
-            "model": name, "model_sha256": _sha256(os.path.join(self.folder, name)),
-            "iterations": int(optimizer.iterations) if optimizer is not None else None})
+            "model": name, "model_sha256": sha,
+            "iterations": int(optimizer.iterations) if optimizer is not None else None,
+            "architecture": self.architecture})
         _remove_other_models(self.folder, name)
 
 
+def _as_json(value):
+    """``value`` as JSON gives it back (tuples become lists)."""
+    return [_as_json(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def _variables(model):
+    """``(model's, optimizer's)`` variables in the order Keras keeps them: the layers' (random generators'
+    states included, which a ``.keras`` file leaves out), then the optimizer's."""
+    optimizer = getattr(model, "optimizer", None)
+    return list(model.variables), (list(optimizer.variables) if optimizer is not None else [])
+
+
+def save_variables(model, path):
+    """``model``'s variables and its optimizer's (:func:`_variables`) as one uncompressed ``.npz`` whose
+    arrays ``m00000``, ... and ``o00000``, ... keep their order, written to a temporary name then renamed.
+    A type NumPy lacks (bfloat16) is stored as float32, which holds it exactly; restoring casts it back.
+    Returns the file's SHA-256 (of the bytes written: the file is not read back)."""
+    own, opt = _variables(model)
+    arrays = {}
+    for prefix, variables in (("m", own), ("o", opt)):
+        for i, variable in enumerate(variables):
+            array = np.array(variable)
+            arrays[f"{prefix}{i:05d}"] = array if array.dtype.isbuiltin == 1 else array.astype("float32")
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(buffer.getbuffer())
+    os.replace(tmp, path)
+    return hashlib.sha256(buffer.getbuffer()).hexdigest()
+
+
+class CheckpointMismatch(ValueError):
+    """A variables checkpoint does not fit the model or optimizer it is restored into (nothing was assigned)."""
+
+
+def _read_variables(path, like):
+    """``{"m": [arrays], "o": [arrays]}`` of the variables file ``path``, checked against ``like`` (the freshly
+    built model) before any array is read: every member stored uncompressed and no larger than the largest
+    of ``like``'s variables as float64 (an optimizer's slots are the size of the variables they follow),
+    the model's arrays as many as ``like``'s variables and of their shapes."""
+    import zipfile
+
+    own = list(like.variables)
+    largest = max([int(np.prod(v.shape)) for v in own] + [1]) * 8 + 4096  # float64, with the .npy header
+    with zipfile.ZipFile(path) as z:
+        members = z.infolist()
+    if len(members) > 4 * len(own) + 64:
+        raise CheckpointMismatch(f"it holds {len(members)} arrays, more than a model of {len(own)} variables and "
+                                 "its optimizer have")
+    for member in members:
+        if not re.fullmatch(r"[mo]\d{5}\.npy", member.filename) or member.compress_type != zipfile.ZIP_STORED:
+            raise CheckpointMismatch(f"its member {member.filename!r} is not an array it writes")
+        if member.file_size > largest:
+            raise CheckpointMismatch(f"its array {member.filename!r} is {member.file_size} bytes, larger than any "
+                                     "variable of the trial's model")
+    arrays = {"m": [], "o": []}
+    with np.load(path, allow_pickle=False) as npz:
+        for key in sorted(npz.files):
+            arrays[key[0]].append(npz[key])
+    if [a.shape for a in arrays["m"]] != [tuple(v.shape) for v in own]:
+        raise CheckpointMismatch(f"{os.path.basename(path)} is not of the trial's architecture (its variables' "
+                                 "number or shapes differ from the built model's)")
+    return arrays
+
+
+class RestoreVariables(keras.callbacks.Callback):
+    """At the start of ``fit`` (the optimizer built first if Keras has not yet), the values of a variables checkpoint
+    (:func:`load_checkpoint`) go into the model's variables and its optimizer's, after checking that the
+    optimizer has as many of the same shapes and would stand at ``iterations``; a checkpoint that does not
+    fit raises :class:`CheckpointMismatch` before anything is assigned (the model stays as built)."""
+
+    def __init__(self, arrays, *, iterations):
+        super().__init__()
+        self.arrays, self.iterations = arrays, iterations
+
+    def on_train_begin(self, logs=None):
+        optimizer = self.model.optimizer
+        if not optimizer.built:  # TensorFlow without a distribution builds it at the first step: built here as
+            optimizer.build(self.model.trainable_variables)  # Keras' own symbolic build would
+        own, opt = _variables(self.model)
+        if [a.shape for a in self.arrays["o"]] != [tuple(v.shape) for v in opt]:
+            raise CheckpointMismatch(f"its {len(self.arrays['o'])} optimizer arrays are not the trial's optimizer's "
+                                     f"{len(opt)} variables (their number or shapes differ)")
+        at = next((i for i, v in enumerate(opt) if v is self.model.optimizer.iterations), None)
+        found = int(self.arrays["o"][at]) if at is not None else None
+        if found != self.iterations:
+            raise CheckpointMismatch(f"its optimizer is at iteration {found!r}, its state says {self.iterations}")
+        for variable, array in zip(own + opt, self.arrays["m"] + self.arrays["o"]):
+            variable.assign(array)
+
+
 def _remove_other_models(folder, keep):
-    """Delete the checkpoint's model files but ``keep`` (earlier epochs' ones, no longer named by the state)."""
-    for path in glob.glob(os.path.join(glob.escape(folder), "model*.keras")):
+    """Delete the checkpoint's variables (or model) files but ``keep`` (earlier epochs' ones, no longer named
+    by the state)."""
+    paths = [p for pattern in ("model*.keras", "variables-*.npz")
+             for p in glob.glob(os.path.join(glob.escape(folder), pattern))]
+    for path in paths:
         if os.path.basename(path) != keep and ".tmp-" not in os.path.basename(path):
             os.remove(path)
 
@@ -249,9 +357,11 @@ def _check_state(state, *, seed, epochs):
     if not isinstance(seconds, list) or len(seconds) != done or not all(_finite_number(v) and v >= 0 for v in seconds):
         return f"its epoch_seconds are not {done} durations"
     name = state.get("model")
-    if not isinstance(name, str) or not re.fullmatch(r"model-\d+\.keras", name) or (
+    if not isinstance(name, str) or not re.fullmatch(r"model-\d+\.keras|variables-\d+\.npz", name) or (
             not isinstance(state.get("model_sha256"), str)):
-        return "it names no model file with its SHA-256 (written by an older version)"
+        return "it names no variables or model file with its SHA-256 (written by an older version)"
+    if name.endswith(".npz") and not isinstance(state.get("architecture"), list):
+        return "it names no architecture"
     if type(state.get("iterations")) is not int or state["iterations"] < done:
         return f"its optimizer iterations {state.get('iterations')!r} are not a count of steps"
     return None
@@ -264,42 +374,55 @@ def architecture(model) -> list:
             for layer in model._flatten_layers(include_self=False)]
 
 
-def load_checkpoint(folder, *, seed, epochs, notes, like=None):
-    """``(model, state)`` from a trial's checkpoint, or ``None`` when there is none usable.
+def load_checkpoint(folder, *, seed, epochs, notes, like):
+    """``(values, state)`` from a trial's checkpoint, or ``None`` when there is none usable.
 
-    The state must be whole and agree with itself and the trial: its seed, a whole epoch within the budget, a
-    finite history of that many epochs, the model file it names with that SHA-256, the model's optimizer at
-    the iterations it states, and (given ``like``, the freshly built model) the same architecture. A
-    checkpoint that does not is deleted with a note in ``notes`` naming its folder, and the trial starts
-    again from its first epoch.
+    ``values`` is the arrays of a variables checkpoint, for :class:`RestoreVariables` to put into ``like``
+    (the freshly built model) once it is compiled, or the compiled model of a ``model-E.keras`` checkpoint
+    (written by earlier versions). The state must be whole and agree with itself and the trial: its seed, a
+    whole epoch within the budget, a finite history of that many epochs, the file it names with that
+    SHA-256, ``like``'s architecture, and a ``.keras`` model's optimizer at the iterations it states (a
+    variables file's optimizer is checked when it is restored). A checkpoint that does not is deleted with a
+    note in ``notes`` naming its folder, and the trial starts again from its first epoch.
     """
     state_path = os.path.join(folder, "state.json")
-    if not os.path.exists(state_path):  # none, or a first model file whose state never came: the next
+    if not os.path.exists(state_path):  # none, or a first variables file whose state never came: the next
         return None  # state written, or the record, removes that file
     try:
         state = read_json(state_path, what="checkpoint state")
         problem = _check_state(state, seed=seed, epochs=epochs)
         if problem:
             raise ValueError(problem)
-        model_path = os.path.join(folder, state["model"])
-        if _sha256(model_path) != state["model_sha256"]:
+        path = os.path.join(folder, state["model"])
+        if _sha256(path) != state["model_sha256"]:
             raise ValueError(f"{state['model']} is not the file its state names (its SHA-256 differs)")
-        from zoo import load_model
+        mismatch = ValueError(f"{state['model']} is not of the trial's architecture (its layers or weight shapes "
+                              "differ from the built model's)")
+        if path.endswith(".npz"):
+            if state["architecture"] != _as_json(architecture(like)):
+                raise mismatch
+            values = _read_variables(path, like)
+        else:
+            from zoo import load_model
 
-        model = load_model(model_path)
-        optimizer = getattr(model, "optimizer", None)
-        if optimizer is None or int(optimizer.iterations) != state["iterations"]:
-            found = int(optimizer.iterations) if optimizer is not None else None
-            raise ValueError(f"its optimizer is at iteration {found!r}, its state says {state['iterations']}")
-        if like is not None and architecture(model) != architecture(like):
-            raise ValueError(f"{state['model']} is not of the trial's architecture (its layers or weight shapes "
-                             "differ from the built model's)")
+            values = load_model(path)
+            optimizer = getattr(values, "optimizer", None)
+            if optimizer is None or int(optimizer.iterations) != state["iterations"]:
+                found = int(optimizer.iterations) if optimizer is not None else None
+                raise ValueError(f"its optimizer is at iteration {found!r}, its state says {state['iterations']}")
+            if architecture(values) != architecture(like):
+                raise mismatch
     except Exception as e:  # noqa: BLE001 - any damage: the trial restarts, with a note
-        notes.append(f"{folder}: discarded a damaged checkpoint ({type(e).__name__}: {e}); the trial restarts")
-        shutil.rmtree(folder, ignore_errors=True)
+        discard(folder, notes, e)
         return None
     _remove_other_models(folder, state["model"])
-    return model, state
+    return values, state
+
+
+def discard(folder, notes, error):
+    """Delete the damaged checkpoint ``folder``, with a note in ``notes`` naming it and ``error``."""
+    notes.append(f"{folder}: discarded a damaged checkpoint ({type(error).__name__}: {error}); the trial restarts")
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_hparams(log_dir, record, metrics):

@@ -21,7 +21,8 @@ import keras
 
 import zoo
 import zoo.data
-from tuning.artifacts import EpochCheckpoint, load_checkpoint, save_trained_model
+from tuning.artifacts import (CheckpointMismatch, EpochCheckpoint, RestoreVariables, discard, load_checkpoint,
+                              save_trained_model)
 from tuning.constraints import BUILD_TIME_CONSTRAINTS, broken_constraints, check_constraints
 from tuning.records import finite, new_record
 from zoo import training
@@ -267,7 +268,8 @@ def _build(trial, build, *, named):
         if notes:
             record["notes"] = notes
         if trial.resumed is not None:
-            trial.model = trial.resumed[0]
+            if isinstance(trial.resumed[0], keras.Model):  # a .keras checkpoint (earlier versions)
+                trial.model = trial.resumed[0]
             record["resumed_from_epoch"] = trial.resumed[1]["epoch"]
     if not named and not isinstance(build, str):
         record["model"] = trial.model.name  # a callable's own name ("<lambda>") says little
@@ -286,35 +288,20 @@ def _sizes(trial):
 
 
 def _fit(trial):
-    """Phase 3: train through :func:`zoo.training.fit` (from the checkpoint's epoch when resumed)."""
-    config, data, record, files, plan = trial.config, trial.data, trial.record, trial.files, trial.plan
-    if config.augmentation is not None and data.train is not None:
-        train = zoo.data.augment(data.train, config.augmentation, seed=trial.seed, flip=config.augmentation_flip)
-        data = dataclasses.replace(data, train=train)
-    train, val, test = trial.splits = _splits(data, config.batch_size)
-    config = config.replace(steps_per_epoch=training.steps_per_epoch(
-        train, config.batch_size, num_examples=data.num_examples.get("train")))
-    overrides = {}
-    if data.task == "regression" and config.options.get("compile", True) and "task" not in config.options:
-        overrides["task"] = "regression"  # several linear outputs are not logits here
-    before = trial.resumed[1]["history"] if trial.resumed is not None else {}
-    # the epochs before a resume count in the trial's training time (a checkpoint of an older run may not say)
-    seconds_before = list(trial.resumed[1].get("epoch_seconds") or []) if trial.resumed is not None else []
-    if trial.resumed is not None:  # compiled already, with its optimizer state
-        config, overrides = config.replace(options={**config.options, "compile": False}), {}
-    trial.config = config
-    timer = EpochTimer()
-    checkpoint = []
-    if files is not None and files.checkpoint:
-        checkpoint.append(EpochCheckpoint(files.checkpoint_dir, seed=trial.seed, epochs=config.epochs, history=before,
-                                          seconds=seconds_before, timer=timer))
-    with trial.timed("fit"):
-        hist = training.fit(
-            trial.model, train, val, config=config, seed=trial.seed, verbose=plan.verbose,
-            callbacks=[timer, keras.callbacks.TerminateOnNaN(), *checkpoint, *plan.callbacks],
-            log_dir=files.log_dir if files is not None else None,
-            initial_epoch=trial.resumed[1]["epoch"] if trial.resumed is not None else 0, **overrides,
-        )
+    """Phase 3: train through :func:`zoo.training.fit` (from the checkpoint's epoch when resumed; a variables
+    checkpoint that does not fit the compiled optimizer is discarded with a note, and the trial, untouched by
+    it, trains from its first epoch on its data restarted)."""
+    record, plan = trial.record, trial.plan
+    try:
+        hist, timer = _train(trial)
+    except CheckpointMismatch as e:  # raised before any value was assigned
+        discard(trial.files.checkpoint_dir, record.setdefault("notes", []), e)
+        trial.resumed = None
+        record.pop("resumed_from_epoch", None)
+        if hasattr(trial.data, "restarted"):  # JAX's symbolic build drew a batch: the data order moved on
+            trial.data = trial.data.restarted()
+        hist, timer = _train(trial)
+    before, seconds_before = _before(trial.resumed)
     fit_seconds = record["timings"]["fit"] + sum(seconds_before)
     epoch_seconds = seconds_before + timer.seconds
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
@@ -330,6 +317,50 @@ def _fit(trial):
     pruned = next((cb.prune_reason for cb in plan.callbacks if getattr(cb, "prune_reason", None)), None)
     if pruned:  # stopped by a pruner (tuning.searches.pruning): kept, never ranked, not evaluated
         raise _End("pruned", pruned)
+
+
+def _train(trial):
+    """``(history, timer)`` of :func:`zoo.training.fit` on the trial's model, from its checkpoint's epoch when
+    resumed: a variables checkpoint is put back by :class:`RestoreVariables` once the model is compiled as the
+    first run compiled it; a ``.keras`` checkpoint's model came compiled, with its optimizer state."""
+    config, data, files, plan, resumed = trial.config, trial.data, trial.files, trial.plan, trial.resumed
+    if config.augmentation is not None and data.train is not None:
+        train = zoo.data.augment(data.train, config.augmentation, seed=trial.seed, flip=config.augmentation_flip)
+        data = dataclasses.replace(data, train=train)
+    train, val, _ = trial.splits = _splits(data, config.batch_size)
+    config = config.replace(steps_per_epoch=training.steps_per_epoch(
+        train, config.batch_size, num_examples=data.num_examples.get("train")))
+    overrides = {}
+    if data.task == "regression" and config.options.get("compile", True) and "task" not in config.options:
+        overrides["task"] = "regression"  # several linear outputs are not logits here
+    before, seconds_before = _before(resumed)
+    restore = []
+    if resumed is not None and isinstance(resumed[0], keras.Model):  # compiled already, with its optimizer state
+        config, overrides = config.replace(options={**config.options, "compile": False}), {}
+    elif resumed is not None:
+        restore.append(RestoreVariables(resumed[0], iterations=resumed[1]["iterations"]))
+    trial.config = config
+    timer = EpochTimer()
+    checkpoint = []
+    if files is not None and files.checkpoint:
+        checkpoint.append(EpochCheckpoint(files.checkpoint_dir, seed=trial.seed, epochs=config.epochs, history=before,
+                                          seconds=seconds_before, timer=timer))
+    with trial.timed("fit"):
+        hist = training.fit(
+            trial.model, train, val, config=config, seed=trial.seed, verbose=plan.verbose,
+            callbacks=[*restore, timer, keras.callbacks.TerminateOnNaN(), *checkpoint, *plan.callbacks],
+            log_dir=files.log_dir if files is not None else None,
+            initial_epoch=resumed[1]["epoch"] if resumed is not None else 0, **overrides,
+        )
+    return hist, timer
+
+
+def _before(resumed):
+    """``(history, epoch seconds)`` of the epochs before a resume (the seconds count in the trial's training
+    time; a checkpoint of an older run may not say them)."""
+    if resumed is None:
+        return {}, []
+    return resumed[1]["history"], list(resumed[1].get("epoch_seconds") or [])
 
 
 def _evaluate_splits(trial):
