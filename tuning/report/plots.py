@@ -13,7 +13,7 @@ import numpy as np
 from tuning.objectives import check_direction
 from tuning.records import finite
 from tuning.report.summary import pareto_front
-from zoo.plots import figure, integer_axis, legend_below, log_axis, place_labels, save, subplots
+from zoo.plots import figure, integer_axis, legend_below, log_axis, place_labels, save, set_title, subplots
 
 # cost field -> (axis label, log scale)
 AXES = {
@@ -100,7 +100,7 @@ def plot_tradeoff(rows, path, *, x, y, direction="max", title=None, test=None):
                                                           "edgecolor": "none", "alpha": 0.75})
     ax.set_xlabel(xlabel + (" (log scale)" if log else ""))
     ax.set_ylabel(f"{metric_title(metric)} (mean ± std over seeds)")
-    ax.set_title(title or f"{words} {metric_title(metric)} vs {xlabel}"
+    set_title(ax, title or f"{words} {metric_title(metric)} vs {xlabel}"
                  + (f"\nfront on {words}; test shown for reference" if test else ""), fontsize=10)
     ax.grid(True, alpha=0.3, which="major")
     ax.grid(True, alpha=0.12, which="minor")
@@ -199,7 +199,7 @@ def plot_curves(groups, path, *, metric="accuracy", title=None):
                 if prefix and np.any(std > 0):
                     ax.fill_between(xs, mean - std, mean + std, color=colour, alpha=0.15 if not single else 0.2)
         head = f"{label}: {key}" if single else key
-        ax.set_title(head + (f"\n{subtitle}" if subtitle and key == "loss" else ""), fontsize=9)
+        set_title(ax, head + (f"\n{subtitle}" if subtitle and key == "loss" else ""), fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         integer_axis(ax.xaxis, range(1, 1 + epochs), max_ticks=6)  # 1, 2, 3 (never 1.5, nor 0.96)
         ax.yaxis.set_major_locator(MaxNLocator(5))
@@ -248,5 +248,5 @@ def plot_confusion_matrix(cm, path, *, class_names=None, title="Confusion matrix
         ax.set_yticks(range(k), names, fontsize=8)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(title, fontsize=10)
+    set_title(ax, title, fontsize=10)
     return save(fig, path)

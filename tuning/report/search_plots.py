@@ -25,7 +25,7 @@ import numpy as np
 from tuning.indicators import hypervolume_history
 from tuning.objectives import check_direction, objective_fields
 from tuning.records import finite, latest_records
-from zoo.plots import figure, integer_axis, legend_below, log_axis, save, subplots
+from zoo.plots import figure, integer_axis, legend_below, log_axis, save, set_title, subplots
 
 __all__ = ["MIN_IMPORTANCE_RECORDS", "hyperparameter_table", "hyperparameter_importance", "plot_history",
            "plot_hypervolume_history", "plot_importance", "plot_parallel_coordinates", "plot_slices",
@@ -92,7 +92,7 @@ def plot_history(records, path, *, objective, direction="max", title=None):
                        label=None if valued else f"{label}, no {objective} ({len(group)})")
     ax.set_xlabel("trial (in trial order)")
     ax.set_ylabel(f"{objective} ({'higher' if direction == 'max' else 'lower'} is better)")
-    ax.set_title(title or f"Optimisation history: {objective}")
+    set_title(ax, title or f"Optimisation history: {objective}")
     ax.set_xlim(0.5, max(1, len(records)) + 0.5)
     integer_axis(ax.xaxis)
     ax.grid(True, alpha=0.3)
@@ -120,7 +120,7 @@ def plot_hypervolume_history(records, path, *, objectives, reference, title=None
     ax.set_ylim(bottom=0)
     names = ", ".join(f"{n} {d}" for n, d in objectives)
     ref = ", ".join(f"{v:.4g}" for v in reference)
-    ax.set_title(title or f"Hypervolume of ({names})\nreference point ({ref})", fontsize=10)
+    set_title(ax, title or f"Hypervolume of ({names})\nreference point ({ref})", fontsize=10)
     ax.grid(True, alpha=0.3)
     return save(fig, path)
 
@@ -234,7 +234,7 @@ def plot_importance(importances, path, *, objective, title=None):
     ax.set_yticks(range(len(names)), names, fontsize=9)
     ax.axvline(0, color="0.3", linewidth=0.8)
     ax.set_xlabel(f"drop in R² of a random forest predicting {objective} when shuffled", fontsize=9)
-    ax.set_title(title or "Hyperparameter importance (permutation)", fontsize=10)
+    set_title(ax, title or "Hyperparameter importance (permutation)", fontsize=10)
     ax.grid(True, axis="x", alpha=0.3)
     return save(fig, path)
 
@@ -314,7 +314,7 @@ def plot_parallel_coordinates(records, path, *, objective, direction="max", name
     ax.set_xlim(-0.1, xs[-1] + 0.5)
     ax.set_ylim(-0.05, 1.05)
     left_out = len(varying) - len(shown)
-    ax.set_title(title or f"Parallel coordinates of {len(order)} completed trial(s), coloured by {objective}"
+    set_title(ax, title or f"Parallel coordinates of {len(order)} completed trial(s), coloured by {objective}"
                  + (f"\n{len(shown)} of {len(varying)} varying hyperparameters shown" if left_out else ""),
                  fontsize=10)
     return save(fig, path)
