@@ -106,14 +106,23 @@ def _fine_tune_diff(x, y):
 
 
 def _comparison_record():
+    """A comparison on 2 devices (2 epochs: the first is checkpointed, its optimizer a replica's), then a trial
+    killed after its checkpoint (a run of 2 epochs leaves it), resumed on 2 devices."""
     import tuning
+    import zoo
+    from tuning.artifacts import TrialFiles
+    from tuning.trial import TrialPlan, run_trial
     from zoo import training
 
     with tempfile.TemporaryDirectory() as tmp:
-        result = tuning.compare(["mlp"], data="moons", training=training.TrainingConfig(epochs=1, devices=2),
-                                seeds=1, out=tmp)
+        result = tuning.compare(["mlp"], data="moons", training=training.TrainingConfig(epochs=2, devices=2),
+                                seeds=1, out=tmp, options=tuning.RunOptions(report=False, verbose=0))
+        plan = TrialPlan(training=training.TrainingConfig(epochs=2, batch_size=16, devices=2), measure_speed=False)
+        files, moons = TrialFiles(tmp, "t1"), zoo.data.load("moons", num_samples=200, seed=0)
+        resumed = [run_trial("mlp", moons, plan, trial_id="t1", files=files) for _ in range(2)][1]
         return {"record_devices": [r.get("devices") for r in result.records],
-                "record_status": [r.get("status") for r in result.records]}
+                "record_status": [r.get("status") for r in result.records],
+                "resumed": [resumed["status"], resumed.get("resumed_from_epoch"), resumed.get("notes")]}
 
 
 def _unsynchronised(model):

@@ -47,6 +47,7 @@ def test_two_devices_train_the_weights_of_one(backend):
     if backend == "tensorflow":
         assert out["fine_tune_diff"] < 1e-5  # both phases, recompiled between them
         assert out["record_devices"] == [2] and out["record_status"] == ["completed"]  # the record says so
+        assert out["resumed"] == ["completed", 1, None]  # its checkpoint read the replica's optimizer iterations
         # the check can fail: replicas normalising by their own half batch end elsewhere
         assert out["unsynchronised_bn_diff"] > 1e-3
         assert out["uneven"] == "trained"  # MirroredStrategy splits an odd last batch

@@ -225,7 +225,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         write_json_atomic(os.path.join(self.folder, "state.json"), {
             "epoch": epoch + 1, "seed": self.seed, "history": self.history, "epoch_seconds": seconds,
             "model": name, "model_sha256": sha,
-            "iterations": int(optimizer.iterations) if optimizer is not None else None,
+            # np.asarray: a replica's (devices=N on TensorFlow) is a MirroredVariable, which int() refuses
+            "iterations": int(np.asarray(optimizer.iterations)) if optimizer is not None else None,
             "architecture": self.architecture})
         _remove_other_models(self.folder, name)
 
