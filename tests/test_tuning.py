@@ -339,3 +339,26 @@ def test_a_search_times_each_architecture_once_and_later_trials_copy_its_figures
     table = speed_table([first, *later, other])
     assert table[speed_key(first)]["speed_from_trial"] == first["id"] and table[speed_key(other)]["latency_ms"] == 9.0
     assert speed_key(dict(first, batch_size=7)) not in table and speed_key(dict(first, architecture=None)) is None
+
+
+def test_a_trial_at_another_batch_size_steps_once_a_batch(moons):
+    # The data's pipeline rebatched to 7 loses its length; over a dataset of unknown length Keras stepped once
+    # past the end of each epoch and counted that step in the optimizer's iterations (Adam's bias correction and
+    # a schedule's position ran ahead), with a "ran out of data" warning.
+    import warnings
+
+    from tuning.trial import TrialPlan, run_trial
+
+    seen = []
+
+    class Iterations(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        record = run_trial("mlp", moons, TrialPlan(training=TrainingConfig(epochs=2, batch_size=7), measure_speed=False,
+                                                   callbacks=(Iterations(),)), trial_id="t1")
+    steps = math.ceil(moons.num_examples["train"] / 7)
+    assert record["status"] == "completed" and seen == [steps, 2 * steps]
+    assert not [w for w in caught if "ran out of data" in str(w.message)]

@@ -56,6 +56,12 @@ def _splits(data, batch_size):
             if ds is not None and hasattr(ds, "rebatch"):
                 # keep the tf.data pipeline (and its shuffling); only the batch size changes
                 ds = ds.rebatch(batch_size)
+                if data.num_examples.get(split):  # its length, which rebatch loses: over a dataset of unknown
+                    # length, Keras steps once past the end each epoch and counts that step in the optimizer's
+                    # iterations (an epoch of 8 batches made 9: Adam's bias correction and a schedule ran ahead)
+                    import tensorflow as tf
+
+                    ds = ds.apply(tf.data.experimental.assert_cardinality(-(-data.num_examples[split] // batch_size)))
             else:
                 ds = data.arrays(split)
         out.append(ds)
