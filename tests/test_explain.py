@@ -207,6 +207,7 @@ def test_plots_and_the_explain_command(tiny, tmp_path, capsys):
 def test_the_comparison_report_shows_grad_cam_of_the_best_model(tmp_path, monkeypatch):
     import tuning
     from tuning import comparison
+    from zoo.profiling import inference_function
 
     def compare():
         return tuning.compare(["convnet"], data=data, training=zoo.training.TrainingConfig(epochs=1), seeds=1,
@@ -215,10 +216,13 @@ def test_the_comparison_report_shows_grad_cam_of_the_best_model(tmp_path, monkey
 
     data = zoo.data.load("digits", image_size=16, channels=1, batch_size=128)
     figure = tmp_path / "plots" / "gradcam.png"
+    traced = []  # the models whose test split is predicted: the confusion matrix's (and the figure's)
     with monkeypatch.context() as m:  # the best trial's model is still in memory: its file is not read again
         m.setattr(comparison, "load_saved_model", lambda *a, **k: pytest.fail("the trained model was reloaded"))
+        m.setattr(comparison, "inference_function", lambda model: traced.append(model) or inference_function(model))
         result = compare()
     assert result.paths and figure.stat().st_size > 2000
+    assert len(traced) == 1  # the figure chose its images from the confusion matrix's predictions
     text = (tmp_path / "report.md").read_text()
     assert "## Where the best model looks (Grad-CAM)" in text and "plots/gradcam.png" in text
     figure.unlink()

@@ -97,8 +97,9 @@ GRADCAM_FIGURE = os.path.join("plots", "gradcam.png")
 def _gradcam_figure(records, data, out, progress, per_kind=4, trained=None):
     """Grad-CAM of the best saved model on up to ``per_kind`` right and wrong test images, as
     ``OUT/plots/gradcam.png`` with ``gradcam.json`` beside it (the report shows it); image classification
-    with a saved best model only. ``trained``: ``{"id", "model"}``, a trial's model still in memory, used
-    instead of loading its file when it is the best one. A problem here is a note, never a failed comparison."""
+    with a saved best model only. ``trained``: ``{"id", "model", "test_predictions"}``, a trial's model still in
+    memory and its test predictions (:func:`_predictions_hook`), used instead of loading its file and predicting
+    again when it is the best one. A problem here is a note, never a failed comparison."""
     import zoo.explain
 
     record = best_seed(records)
@@ -110,9 +111,11 @@ def _gradcam_figure(records, data, out, progress, per_kind=4, trained=None):
         if model.output.shape[-1] < 2 or not any(len(la.output.shape) == 4 for la in model.layers[1:]):
             return None  # a binary head or no convolutional maps (an MLP): nothing to draw
         x, y = data.arrays("test")
-        forward = inference_function(model)  # one trace; model.predict traced its full and its last batch
-        predicted = np.concatenate([np.asarray(forward(x[i:i + 256])) for i in range(0, len(x), 256)])
-        predicted = predicted.argmax(axis=-1)
+        truth, predicted = (trained.get("test_predictions") if in_memory else None) or (None, None)
+        if predicted is None or not np.array_equal(truth, y):  # not predicted in this process, or in another order
+            forward = inference_function(model)  # one trace; model.predict traced its full and its last batch
+            predicted = np.concatenate([np.asarray(forward(x[i:i + 256])) for i in range(0, len(x), 256)])
+            predicted = predicted.argmax(axis=-1)
         right, wrong = np.flatnonzero(predicted == y)[:per_kind], np.flatnonzero(predicted != y)[:per_kind]
         chosen = np.concatenate([right, wrong])
         names = list(data.class_names or range(model.output.shape[-1]))
@@ -222,7 +225,8 @@ def _builder(name, data, kwargs):
 
 def _predictions_hook(data, keep=None):
     """``on_trained`` hook: the confusion matrix of the test split (validation if no test split); the trained
-    model goes into ``keep["model"]`` when ``keep`` is a dict."""
+    model goes into ``keep["model"]`` when ``keep`` is a dict, with its test labels and predicted classes in
+    ``keep["test_predictions"]`` (multiclass)."""
     split = "test" if "test" in data.splits else ("validation" if "validation" in data.splits else None)
     extra = {"task": data.task, "num_classes": data.num_classes}
 
@@ -246,7 +250,10 @@ def _predictions_hook(data, keep=None):
             else:
                 pred.append(p.reshape(len(p), -1).argmax(axis=-1))
             truth.append(np.asarray(y).reshape(-1))
-        cm = confusion_matrix(np.concatenate(truth), np.concatenate(pred), k)
+        truth, pred = np.concatenate(truth), np.concatenate(pred)
+        if keep is not None and split == "test" and data.task != "binary":  # for the Grad-CAM figure's choice
+            keep["test_predictions"] = (truth, pred)
+        cm = confusion_matrix(truth, pred, k)
         return {**extra, "confusion_matrix": cm, "confusion_split": split, "class_names": list(data.class_names)}
 
     return on_trained
@@ -517,7 +524,7 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
                     book.done(job, record, copied)
                     leader = best_seed(book.in_order()) if keep else None
                     if leader is not None and leader["id"] == record["id"]:
-                        trained = {"id": record["id"], "model": keep["model"]}  # the best so far, for Grad-CAM
+                        trained = {"id": record["id"], **keep}  # the best so far, for Grad-CAM
         else:
             _in_workers(jobs, book, data=data, plan=plan, workers=workers, hold=lock.fileno())
         _say(verbose, f"All {total} trial(s) done in {time.perf_counter() - start_all:.1f} s.")
