@@ -242,3 +242,34 @@ def test_curves_of_several_models_share_two_panels_a_colour_each(figures):
     ax = figures[-1].axes[0]
     assert ax.get_title() == "model0: loss\nstill improving"
     assert {line.get_color() for line in ax.get_lines()} == {"tab:blue", "tab:orange"}
+
+
+def test_overlay_tiles_keep_their_titles_apart_and_inside_the_figure(monkeypatch):
+    # The Grad-CAM figure's tiles on a fixed layout (the constrained layout engine took most of its time): each
+    # title above its own image, none over another tile's title or image, all inside the figure.
+    from zoo.explain import plots as explain_plots
+
+    drawn = []
+
+    def keep(fig, path):
+        with matplotlib.rc_context(TEXT):
+            fig.canvas.draw()
+        drawn.append(fig)
+        return path
+
+    monkeypatch.setattr("zoo.plots.save", keep)
+    rng = np.random.default_rng(0)
+    titles = ["airplane (true ship)", "automobile (true truck)", "bird", "cat (true dog)", "deer", "dog (true cat)",
+              "frog", "horse (true deer)", "ship", "truck (true automobile)"]
+    explain_plots.plot_overlays(rng.random((10, 32, 32, 3)), rng.random((10, 32, 32)), "unused.png", titles=titles)
+    (fig,) = drawn
+    renderer = fig.canvas.get_renderer()
+    frame = fig.bbox
+    boxes = [(ax.title.get_window_extent(renderer), ax.get_window_extent(renderer)) for ax in fig.axes]
+    assert len(boxes) == 10
+    for i, (title, image) in enumerate(boxes):
+        assert frame.x0 <= title.x0 and title.x1 <= frame.x1 and title.y1 <= frame.y1, titles[i]
+        assert title.y0 >= image.y1 - 1, titles[i]  # above its image
+        for j, (other_title, other_image) in enumerate(boxes):
+            if i != j:
+                assert not _overlap(title, other_title) and not _overlap(title, other_image), (titles[i], titles[j])

@@ -26,6 +26,20 @@ def _grid(n, columns=None):
     return math.ceil(n / columns), columns
 
 
+def _tiles(n, width, height, *, top=0.0):
+    """``(figure, axes)``: ``n`` axes in rows of up to 8 cells of ``width`` x ``height`` inches each (room for
+    a title above each tile) and ``top`` inches more for a figure title, on a fixed layout (the constrained
+    layout engine took most of an overlay figure's time)."""
+    from zoo.plots import figure, subplots
+
+    rows, columns = _grid(n)
+    fig = figure(width * columns, height * rows + top, margins=(0.05, 0.05, 0.05, 0.25 + top))
+    axes = subplots(fig, rows, columns, gaps=(0.1, 0.3)).ravel()
+    for ax in axes[n:]:
+        fig.delaxes(ax)
+    return fig, axes[:n]
+
+
 def _show(ax, image):
     image = np.asarray(image, dtype="float32")
     if image.ndim == 3 and image.shape[-1] == 1:
@@ -47,13 +61,11 @@ def plot_overlays(images, maps, path, *, titles=None, alpha=0.45):
     tint, with the note "constant map: no location" on it, instead of a uniform colour that looks like an
     answer.
     """
-    from zoo.plots import figure, save
+    from zoo.plots import save, set_title
 
     images, maps = np.asarray(images), np.asarray(maps)
-    rows, columns = _grid(len(maps))
-    fig = figure(1.8 * columns, 1.9 * rows)
-    for i, (image, heat, constant) in enumerate(zip(images, maps, _constant(maps))):
-        ax = fig.add_subplot(rows, columns, i + 1)
+    fig, axes = _tiles(len(maps), 1.8, 1.9)
+    for i, (ax, image, heat, constant) in enumerate(zip(axes, images, maps, _constant(maps))):
         _show(ax, image)
         if constant:
             ax.text(0.5, 0.06, "constant map:\nno location", transform=ax.transAxes, ha="center", va="bottom",
@@ -61,23 +73,22 @@ def plot_overlays(images, maps, path, *, titles=None, alpha=0.45):
         else:
             ax.imshow(heat, cmap="jet", alpha=alpha, vmin=0, vmax=1)
         if titles is not None:
-            ax.set_title(str(titles[i]), fontsize=7)
+            set_title(ax, str(titles[i]), fontsize=7)
     return save(fig, path)
 
 
 def plot_maps(maps, path, *, title=None, limit=32):
     """Feature maps ``(h, w, channels)`` of one image, or filters ``(n, kh, kw, c)``, as a grid; a PNG."""
-    from zoo.plots import figure, save
+    from zoo.plots import save
 
     maps = np.asarray(maps)
     tiles = [maps[..., i] for i in range(maps.shape[-1])] if maps.ndim == 3 else list(maps)
     tiles = tiles[:limit]
-    rows, columns = _grid(len(tiles))
-    fig = figure(1.2 * columns, 1.3 * rows + (0.3 if title else 0))
-    for i, tile in enumerate(tiles):
-        _show(fig.add_subplot(rows, columns, i + 1), tile)
+    fig, axes = _tiles(len(tiles), 1.2, 1.3, top=0.3 if title else 0.0)
+    for ax, tile in zip(axes, tiles):
+        _show(ax, tile)
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=9, y=1 - 0.08 / fig.get_size_inches()[1], va="top")
     return save(fig, path)
 
 
