@@ -106,8 +106,8 @@ def _fine_tune_diff(x, y):
 
 
 def _comparison_record():
-    """A comparison on 2 devices (2 epochs: the first is checkpointed, its optimizer a replica's), then a trial
-    killed after its checkpoint (a run of 2 epochs leaves it), resumed on 2 devices."""
+    """A comparison's record on 2 devices, then a trial on 2 devices that checkpoints its first epoch (its
+    optimizer a replica's) and leaves it (a run of 2 epochs does: its caller deletes it), resumed on 2 devices."""
     import tuning
     import zoo
     from tuning.artifacts import TrialFiles
@@ -115,7 +115,7 @@ def _comparison_record():
     from zoo import training
 
     with tempfile.TemporaryDirectory() as tmp:
-        result = tuning.compare(["mlp"], data="moons", training=training.TrainingConfig(epochs=2, devices=2),
+        result = tuning.compare(["mlp"], data="moons", training=training.TrainingConfig(epochs=1, devices=2),
                                 seeds=1, out=tmp, options=tuning.RunOptions(report=False, verbose=0))
         plan = TrialPlan(training=training.TrainingConfig(epochs=2, batch_size=16, devices=2), measure_speed=False)
         files, moons = TrialFiles(tmp, "t1"), zoo.data.load("moons", num_samples=200, seed=0)
