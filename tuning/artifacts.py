@@ -15,8 +15,8 @@ Layout of a comparison or search folder ``RUN``::
 Every file is written to a temporary name (``*.tmp-PID*``), then renamed, so a kill leaves either the old
 file or the new one; a trial that starts again removes the temporary files of its writers that died. A
 checkpoint is one unit: ``state.json``, renamed last, names the variables file of its epoch and its SHA-256,
-so a kill between the two writes leaves the previous epoch's pair. A checkpoint holds variables only (5-35
-ms an epoch, where a ``.keras`` file took 30-150 ms: ``benchmarks/checkpoint_cost.py``): the resumed trial
+so a kill between the two writes leaves the previous epoch's pair. A checkpoint holds variables only (7-43
+ms an epoch, where a ``.keras`` file took 40-180 ms: ``benchmarks/checkpoint_cost.py``): the resumed trial
 builds and compiles its model as the first run did, and :class:`RestoreVariables` puts the values back once
 Keras has built the optimizer. A record that saved its model holds ``model_path`` (relative to ``RUN``) and
 ``model_sha256``; loading checks both and names the file when it is missing or altered.
@@ -33,12 +33,13 @@ import os
 import re
 import shutil
 import time
+import zipfile
 
 import keras
 import numpy as np
 
 from tuning.manifest import read_json
-from zoo.runtime import write_json_atomic
+from zoo.runtime import write_bytes_atomic, write_json_atomic
 
 _STARTED = time.time()  # this process's start, near enough: a temporary file older than it is no live write
 
@@ -245,7 +246,7 @@ def _variables(model):
 
 def save_variables(model, path):
     """``model``'s variables and its optimizer's (:func:`_variables`) as one uncompressed ``.npz`` whose
-    arrays ``m00000``, ... and ``o00000``, ... keep their order, written to a temporary name then renamed.
+    arrays ``m00000``, ... and ``o00000``, ... keep their order (:func:`zoo.runtime.write_bytes_atomic`).
     A type NumPy lacks (bfloat16) is stored as float32, which holds it exactly; restoring casts it back.
     Returns the file's SHA-256 (of the bytes written: the file is not read back)."""
     own, opt = _variables(model)
@@ -256,11 +257,7 @@ def save_variables(model, path):
             arrays[f"{prefix}{i:05d}"] = array if array.dtype.isbuiltin == 1 else array.astype("float32")
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(buffer.getbuffer())
-    os.replace(tmp, path)
+    write_bytes_atomic(path, buffer.getbuffer())
     return hashlib.sha256(buffer.getbuffer()).hexdigest()
 
 
@@ -273,8 +270,6 @@ def _read_variables(path, like):
     built model) before any array is read: every member stored uncompressed and no larger than the largest
     of ``like``'s variables as float64 (an optimizer's slots are the size of the variables they follow),
     the model's arrays as many as ``like``'s variables and of their shapes."""
-    import zipfile
-
     own = list(like.variables)
     largest = max([int(np.prod(v.shape)) for v in own] + [1]) * 8 + 4096  # float64, with the .npy header
     with zipfile.ZipFile(path) as z:
@@ -316,7 +311,7 @@ class RestoreVariables(keras.callbacks.Callback):
         if [a.shape for a in self.arrays["o"]] != [tuple(v.shape) for v in opt]:
             raise CheckpointMismatch(f"its {len(self.arrays['o'])} optimizer arrays are not the trial's optimizer's "
                                      f"{len(opt)} variables (their number or shapes differ)")
-        at = next((i for i, v in enumerate(opt) if v is self.model.optimizer.iterations), None)
+        at = next((i for i, v in enumerate(opt) if v is optimizer.iterations), None)
         found = int(self.arrays["o"][at]) if at is not None else None
         if found != self.iterations:
             raise CheckpointMismatch(f"its optimizer is at iteration {found!r}, its state says {self.iterations}")

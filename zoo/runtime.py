@@ -46,6 +46,7 @@ __all__ = [
     "released_graphs",
     "resolve_precision",
     "virtual_cpus",
+    "write_bytes_atomic",
     "write_json_atomic",
 ]
 
@@ -335,21 +336,27 @@ def environment() -> dict:
 
 
 def write_json_atomic(path, payload, *, sort_keys=True):
-    """Write ``payload`` as indented JSON to ``path`` (its folder made if missing) through a temporary file and
-    ``os.replace``: a process killed while writing leaves the previous file whole. Values JSON cannot take
+    """Write ``payload`` as indented JSON to ``path`` through :func:`write_bytes_atomic`. Values JSON cannot take
     are written as ``str``. Returns ``path``."""
+    text = json.dumps(payload, indent=2, sort_keys=sort_keys, default=str) + "\n"
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path, data):
+    """Write ``data`` (bytes or a buffer) to ``path`` (its folder made if missing) through a temporary file
+    (``PATH.tmp-PID``), flushed to disk, and ``os.replace``: a process killed while writing leaves the previous
+    file whole, and a failed write leaves no temporary file. Returns ``path``."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(payload, f, indent=2, sort_keys=sort_keys, default=str)
-            f.write("\n")
+        with open(tmp, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):  # json.dump failed: the previous file stays, the partial one goes
+        if os.path.exists(tmp):  # the write failed: the previous file stays, the partial one goes
             os.remove(tmp)
     return path
 
