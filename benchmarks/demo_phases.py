@@ -1,7 +1,8 @@
 """Where `make demo`'s time goes: its wall clock split into phases, from one run.
 
-Runs the demo (:func:`zoo.cli.demo.run`, the code of ``make demo``) into a temporary folder, with nothing
-reused, and splits the time from the start of the process to the end of the demo:
+Runs the demo (:func:`zoo.cli.demo.run`, the code of ``make demo``, one model at a time: ``demo_workers.py``
+times two at a time) into a temporary folder, with nothing reused, and splits the time from the start of the
+process to the end of the demo:
 
 - start-up: importing the zoo, TensorFlow and KerasTuner, loading the data;
 - per trial, from its record: build, profile, the first epoch (it traces the train and test steps), the later
@@ -83,7 +84,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         out = os.path.join(folder, "demo")
         start = time.perf_counter()
-        status = demo.run(quick=args.quick, out=out, fresh=True)
+        status = demo.run(quick=args.quick, out=out, fresh=True, workers=1)  # its timers are in this process
         demo_seconds = time.perf_counter() - start
         with open(os.path.join(out, "records.jsonl"), encoding="utf-8") as f:
             records = [json.loads(line) for line in f if line.strip()]

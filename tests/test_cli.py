@@ -150,6 +150,25 @@ def test_demo_quick(tmp_path):
     assert (out / "report.html").exists() and (out / "records.jsonl").exists()
 
 
+def test_the_full_demo_trains_two_models_at_a_time_on_two_cores_and_quick_one(monkeypatch, tmp_path):
+    import tuning
+    from zoo.cli import demo
+
+    seen = []
+
+    def fake_compare(models, **kw):
+        seen.append((len(models), kw["options"].workers))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(tuning, "compare", fake_compare)
+    for cores, quick, workers in ((2, False, None), (16, False, None), (1, False, None), (2, True, None),
+                                  (2, False, 1)):
+        monkeypatch.setattr(os, "cpu_count", lambda: cores)
+        with pytest.raises(SystemExit):
+            demo.run(quick=quick, out=str(tmp_path / "demo"), workers=workers)
+    assert seen == [(7, 2), (7, 2), (7, 1), (2, 1), (7, 1)]
+
+
 NOISE = ("absl::InitializeLog", "oneDNN", "cudart_stub", "cuInit", "I0000", "W0000", "E0000")
 
 

@@ -77,6 +77,20 @@ def test_a_comparison_with_two_workers_records_what_one_at_a_time_records(tmp_pa
     assert len(latencies) == 1 and latencies.pop() > 0 and all(r["speed_timed_alone"] for r in two)
 
 
+def test_a_pool_gets_the_slowest_models_first_and_keeps_the_order_of_untimed_ones():
+    from types import SimpleNamespace
+
+    from tuning.comparison import _longest_first
+
+    jobs = [SimpleNamespace(name=n, seed=s) for n, s in (("mlp", 0), ("densenet", 0), ("lenet5", 0), ("densenet", 1),
+                                                         ("vgg", 0), ("odd", 0))]
+    speeds = {"mlp": {"latency_ms": 0.5}, "densenet": {"latency_ms": 3.7}, "lenet5": {"latency_ms": 1.0},
+              "vgg": {"latency_ms": 2.7}, "odd": None}  # odd: its speed could not be timed
+    assert [(j.name, j.seed) for j in _longest_first(jobs, speeds)] == [
+        ("densenet", 0), ("densenet", 1), ("vgg", 0), ("lenet5", 0), ("mlp", 0), ("odd", 0)]
+    assert _longest_first(jobs, {}) == jobs
+
+
 def test_the_cli_passes_workers_and_sets_kerastuner_variables(monkeypatch):
     from zoo.cli import main
 

@@ -389,7 +389,7 @@ def _in_workers(jobs, book, *, data, plan, workers, hold):
     trial_plan = dataclasses.replace(plan, measure_speed=False)
     _say(book.verbose, f"Training {len(jobs)} trial(s), {workers} at a time, in worker processes")
     with WorkerPool(data, size=workers, hold=hold) as pool:
-        for job in jobs:
+        for job in _longest_first(jobs, speeds):
             pool.submit(_train, key=job, job=job, plan=trial_plan)
         for job, ok, value in pool.completed():
             if not ok:
@@ -400,6 +400,17 @@ def _in_workers(jobs, book, *, data, plan, workers, hold):
                                    status="failed", error=str(value) if died else f"{type(value).__name__}: {value}",
                                    **({"exit_signal": value.signal_name, "exit_code": value.exitcode} if died else {}))
             book.done(job, value, speeds.get(job.name))
+
+
+def _longest_first(jobs, speeds):
+    """``jobs`` with the slowest models first, by their latency timed alone (``jobs``' order where none was
+    timed): the trials that end a pool's run are then short ones, instead of one long trial left running alone
+    while the other workers wait (7 demo models on 2 workers: about 47 s of trials instead of 53, from their
+    recorded times). The records do not depend on the order."""
+    def latency(job):
+        return (speeds.get(job.name) or {}).get("latency_ms") or 0.0
+
+    return sorted(jobs, key=latency, reverse=True)
 
 
 @names_full_disk("out")

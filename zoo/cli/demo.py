@@ -1,4 +1,4 @@
-"""`make demo`: an architecture comparison on the embedded digits at 32x32, in about 5 minutes on 2 CPU cores.
+"""`make demo`: an architecture comparison on the embedded digits at 32x32, in 1-2 minutes on 2 CPU cores.
 
 Trains one representative of each family (MLP, LeNet-5, AlexNet, VGG, ResNet,
 pre-activation ResNet, DenseNet-BC), at widths that keep the run short, with
@@ -37,9 +37,18 @@ QUICK_BUDGET = {"epochs": 1, "seeds": 1, "batch_size": 64}
 TRAINING = {"optimizer": "adam", "learning_rate": 2e-3, "schedule": "cosine"}
 
 
+def default_workers(quick: bool) -> int:
+    """Models trained at a time when ``--workers`` is not given: two on a machine with 2+ cores (the records are
+    those of one at a time; 100 -> 78 s on 2 CPU cores, BENCHMARKS.md), one for ``--quick`` (two tiny models:
+    starting worker processes would cost more than it saves)."""
+    return 1 if quick else min(2, os.cpu_count() or 1)
+
+
 def run(quick: bool = False, out=None, epochs=None, seeds=None, fresh=False, workers=None) -> int:
-    """Run the demo; returns the exit status (0 when at least one model trained)."""
+    """Run the demo; returns the exit status (0 when at least one model trained). ``workers``: models trained
+    at a time, each in a worker process (default :func:`default_workers`)."""
     start = time.perf_counter()
+    workers = default_workers(quick) if workers is None else workers
     import zoo.data
     from tuning import RunOptions, compare
     from tuning.report import format_summary
@@ -70,7 +79,7 @@ def cmd_demo(args):
 
 def register(sub):
     p = sub.add_parser(
-        "demo", help="architecture comparison on embedded digits (about 5 minutes on 2 CPU cores)",
+        "demo", help="architecture comparison on embedded digits (1-2 minutes on 2 CPU cores)",
         description="Compare MLP, LeNet-5, AlexNet, ResNet-20, PreAct-ResNet-18, DenseNet-BC and VGG-11 "
                     "(small widths) on the embedded digits at 32x32 and write a report.",
     )
@@ -80,5 +89,6 @@ def register(sub):
     p.add_argument("--seeds", type=parse_seeds, default=None, help="override the demo's seeds (default 1)")
     p.add_argument("--fresh", action="store_true", help="retrain everything (default: reuse finished trials)")
     p.add_argument("--workers", type=int, default=None,
-                   help="train this many models at a time, each in a worker process (default: one at a time)")
+                   help="train this many models at a time, each in a worker process, with the same records "
+                        "(default: 2 on a machine with 2+ cores, 1 with --quick)")
     p.set_defaults(fn=cmd_demo)
