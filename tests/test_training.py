@@ -34,6 +34,22 @@ def _lr(schedule, step):
     return float(schedule(step)) if callable(schedule) else float(schedule)
 
 
+def test_epoch_line_names_its_run_in_one_line_an_epoch_and_pickles(capsys):
+    import pickle
+    import re
+
+    x, y = _data()
+    model = zoo.build("mlp", input_shape=(4,), hidden_units=(8,), num_classes=2)
+    line = pickle.loads(pickle.dumps(training.EpochLine("mlp seed=3")))  # sent to worker processes
+    history = training.fit(model, (x, y), (x, y), epochs=2, batch_size=16, verbose=0, callbacks=[line])
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 2, printed
+    for epoch, text in enumerate(printed):
+        assert re.fullmatch(rf"mlp seed=3: epoch {epoch + 1}/2, \d+\.\d s, .+", text), text
+        assert f"val_loss {history.history['val_loss'][epoch]:.4f}" in text
+        assert f"accuracy {history.history['accuracy'][epoch]:.4f}" in text
+
+
 def test_schedules():
     assert training.make_schedule("constant", 0.1) == 0.1
     step = training.make_schedule("step", 0.1, decay_steps=10, decay_rate=0.5)

@@ -2,6 +2,7 @@
 a worker killed mid-trial is started again and gets its trial back (tuning.searches.workers)."""
 
 import os
+import re
 
 import pytest
 
@@ -61,13 +62,19 @@ SAME = ("id", "status", "model", "seed", "history", "val_loss", "val_accuracy", 
 
 
 @pytest.mark.heavy
-def test_a_comparison_with_two_workers_records_what_one_at_a_time_records(tmp_path, capsys):
+def test_a_comparison_with_two_workers_records_what_one_at_a_time_records(tmp_path, capfd):
     from zoo.cli import main
 
-    command = ["compare", "mlp", "--data", "moons", "--epochs", "2", "--seeds", "2", "--quiet", "--save-models", "none"]
-    assert main([*command, "--out", str(tmp_path / "one")]) == 0
+    command = ["compare", "mlp", "--data", "moons", "--epochs", "2", "--seeds", "2", "--save-models", "none"]
+    assert main([*command, "--quiet", "--out", str(tmp_path / "one")]) == 0
+    capfd.readouterr()
     assert main([*command, "--workers", "2", "--out", str(tmp_path / "two")]) == 0
-    assert "2 at a time, in worker processes" in capsys.readouterr().out
+    printed = capfd.readouterr().out  # the workers' lines too: they write to this process' terminal
+    assert "2 at a time, in worker processes" in printed
+    # each epoch's line names its trial, instead of Keras' lines of two trials interleaved
+    for seed, epoch in ((0, 1), (0, 2), (1, 1), (1, 2)):
+        assert re.search(rf"^mlp seed={seed}: epoch {epoch}/2, [0-9.]+ s, .*val_accuracy 0\.\d{{4}}", printed, re.M)
+    assert "Epoch 1/2" not in printed
     one, two = (read_records(tmp_path / run / "records.jsonl", strict=True) for run in ("one", "two"))
     assert sorted(r["id"] for r in two) == sorted(r["id"] for r in one)
     by_id = {r["id"]: r for r in two}

@@ -390,7 +390,11 @@ def _in_workers(jobs, book, *, data, plan, workers, hold):
     _say(book.verbose, f"Training {len(jobs)} trial(s), {workers} at a time, in worker processes")
     with WorkerPool(data, size=workers, hold=hold) as pool:
         for job in _longest_first(jobs, speeds):
-            pool.submit(_train, key=job, job=job, plan=trial_plan)
+            job_plan = trial_plan
+            if plan.verbose:  # Keras' lines of trials side by side would interleave without saying whose they are
+                job_plan = dataclasses.replace(trial_plan, verbose=0, callbacks=(
+                    *plan.callbacks, zoo_training.EpochLine(f"{job.name} seed={job.seed}")))
+            pool.submit(_train, key=job, job=job, plan=job_plan)
         for job, ok, value in pool.completed():
             if not ok:
                 if is_disk_full(value):
