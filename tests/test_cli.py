@@ -169,6 +169,29 @@ def test_the_full_demo_trains_two_models_at_a_time_on_two_cores_and_quick_one(mo
     assert seen == [(7, 2), (7, 2), (7, 1), (2, 1), (7, 1)]
 
 
+def test_the_demo_trains_one_model_at_a_time_where_its_default_workers_cannot_start(monkeypatch, tmp_path, capsys):
+    import tuning
+    from tuning.isolation import WorkersCannotStart
+    from zoo.cli import demo
+
+    calls = []
+
+    def fake_compare(models, **kw):
+        calls.append((kw["options"].workers, kw["options"].resume))
+        if kw["options"].workers > 1:
+            raise WorkersCannotStart("killed by SIGKILL")
+        raise SystemExit(0)
+
+    monkeypatch.setattr(tuning, "compare", fake_compare)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    with pytest.raises(SystemExit):
+        demo.run(out=str(tmp_path / "demo"), fresh=True)
+    assert calls == [(2, False), (1, True)]  # the retry keeps what the workers finished
+    assert "Training one model at a time in this process instead" in capsys.readouterr().out
+    with pytest.raises(WorkersCannotStart):  # asked for by the user: the error is theirs to see
+        demo.run(out=str(tmp_path / "demo"), workers=2)
+
+
 NOISE = ("absl::InitializeLog", "oneDNN", "cudart_stub", "cuInit", "I0000", "W0000", "E0000")
 
 

@@ -48,9 +48,9 @@ def run(quick: bool = False, out=None, epochs=None, seeds=None, fresh=False, wor
     """Run the demo; returns the exit status (0 when at least one model trained). ``workers``: models trained
     at a time, each in a worker process (default :func:`default_workers`)."""
     start = time.perf_counter()
-    workers = default_workers(quick) if workers is None else workers
+    import tuning
     import zoo.data
-    from tuning import RunOptions, compare
+    from tuning.isolation import WorkersCannotStart
     from tuning.report import format_summary
     from zoo.training import TrainingConfig
 
@@ -58,13 +58,25 @@ def run(quick: bool = False, out=None, epochs=None, seeds=None, fresh=False, wor
     out = out or os.path.join("runs", "demo-quick" if quick else "demo")
     data = zoo.data.load("digits", image_size=32, channels=1, batch_size=budget["batch_size"], seed=0)
     print(f"Data: {data!r}")
-    result = compare(
-        [name for name, _ in models], data=data, training=TrainingConfig(epochs=epochs or budget["epochs"], **TRAINING),
-        seeds=seeds if seeds is not None else budget["seeds"], out=out,
-        model_kwargs={name: kw for name, kw in models if kw},
-        title="Architecture comparison on embedded digits (32x32)" + (" - quick" if quick else ""),
-        options=RunOptions(speed_iterations=5 if quick else None, resume=not fresh, verbose=2, workers=workers),
-    )
+
+    def compare(workers, resume):
+        return tuning.compare(
+            [name for name, _ in models], data=data,
+            training=TrainingConfig(epochs=epochs or budget["epochs"], **TRAINING),
+            seeds=seeds if seeds is not None else budget["seeds"], out=out,
+            model_kwargs={name: kw for name, kw in models if kw},
+            title="Architecture comparison on embedded digits (32x32)" + (" - quick" if quick else ""),
+            options=tuning.RunOptions(speed_iterations=5 if quick else None, resume=resume, verbose=2,
+                                      workers=workers))
+
+    try:
+        result = compare(default_workers(quick) if workers is None else workers, resume=not fresh)
+    except WorkersCannotStart as e:
+        if workers is not None or default_workers(quick) == 1:
+            raise
+        # the default only: where worker processes cannot run, the demo still can, as it did before
+        print(f"{e}\nTraining one model at a time in this process instead (the trials finished are kept).")
+        result = compare(1, resume=True)
     print("\n" + format_summary(result.rows, result.paths))
     print(f"\nDemo finished in {time.perf_counter() - start:.0f} s (after start-up). Open {result.paths['html']} "
           f"in a browser (self-contained; no server needed). Regenerate it from the records with: zoo report {out}. "
