@@ -86,6 +86,21 @@ def test_a_pool_of_two_runs_two_calls_at_a_time_and_a_death_costs_only_its_call(
     assert answers["after"] == (True, answers["after"][1]) and answers["after"][1]["value"] == 14
 
 
+def test_each_worker_gets_its_own_gpus_and_workers_sharing_one_allocate_as_they_go(monkeypatch):
+    monkeypatch.setattr(isolation, "gpu_ids", lambda: [])
+    assert isolation._pinned(2) == [{}, {}]  # a CPU: the default thread pools, the records of one at a time
+    monkeypatch.setattr(isolation, "gpu_ids", lambda: ["0", "1", "2", "3"])
+    assert isolation._pinned(2) == [{"CUDA_VISIBLE_DEVICES": "0,1"}, {"CUDA_VISIBLE_DEVICES": "2,3"}]
+    assert isolation._pinned(1) == [{}]  # one worker: every device, as in process
+    monkeypatch.setattr(isolation, "gpu_ids", lambda: ["0"])
+    shared = {"CUDA_VISIBLE_DEVICES": "0", "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+              "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+    assert isolation._pinned(2) == [shared, shared]
+    monkeypatch.setattr(isolation, "gpu_ids", lambda: ["0", "1"])
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in isolation._pinned(3)] == ["0", "1", "0"]
+    assert all(e["TF_FORCE_GPU_ALLOW_GROWTH"] == "true" for e in isolation._pinned(3))
+
+
 def test_worker_died_names_the_signal():
     assert WorkerDied(-9).signal_name == "SIGKILL" and "out-of-memory killer" in str(WorkerDied(-9))
     assert WorkerDied(-6).signal_name == "SIGABRT" and "killed by SIGABRT (signal 6)" in str(WorkerDied(-6))

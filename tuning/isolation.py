@@ -291,7 +291,8 @@ def gpu_ids():
 
 
 def _pinned(size):
-    """Each slot's environment: its own share of the GPUs (round robin when there are fewer GPUs than slots).
+    """Each slot's environment: its own share of the GPUs (round robin when there are fewer GPUs than slots, each
+    then allocating GPU memory as it goes).
 
     Without GPUs the workers share the CPU with the framework's default thread pools: TensorFlow splits its sums
     by the pool's size, so a smaller pool per worker would change the trained weights in the last bits (a
@@ -302,7 +303,10 @@ def _pinned(size):
     if not gpus:
         return [{} for _ in range(size)]
     share = max(1, len(gpus) // size)
-    return [{"CUDA_VISIBLE_DEVICES": ",".join(gpus[(i * share + j) % len(gpus)] for j in range(share))}
+    # Workers sharing a GPU take its memory as they need it: by default TensorFlow's first worker would take
+    # nearly all of it at start, and JAX's 75%, leaving the others none.
+    shared = {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"} if size > len(gpus) else {}
+    return [{"CUDA_VISIBLE_DEVICES": ",".join(gpus[(i * share + j) % len(gpus)] for j in range(share)), **shared}
             for i in range(size)]
 
 
