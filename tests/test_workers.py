@@ -91,8 +91,8 @@ def test_a_pool_gets_the_slowest_models_first_and_keeps_the_order_of_untimed_one
 
     jobs = [SimpleNamespace(name=n, seed=s) for n, s in (("mlp", 0), ("densenet", 0), ("lenet5", 0), ("densenet", 1),
                                                          ("vgg", 0), ("odd", 0))]
-    speeds = {"mlp": {"latency_ms": 0.5}, "densenet": {"latency_ms": 3.7}, "lenet5": {"latency_ms": 1.0},
-              "vgg": {"latency_ms": 2.7}, "odd": None}  # odd: its speed could not be timed
+    speeds = {"mlp": {"throughput": 38596.0}, "densenet": {"throughput": 1675.0}, "lenet5": {"throughput": 16930.0},
+              "vgg": {"throughput": 6117.0}, "odd": None}  # odd: its speed could not be timed
     assert [(j.name, j.seed) for j in _longest_first(jobs, speeds)] == [
         ("densenet", 0), ("densenet", 1), ("vgg", 0), ("lenet5", 0), ("mlp", 0), ("odd", 0)]
     assert _longest_first(jobs, {}) == jobs
