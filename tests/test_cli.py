@@ -170,26 +170,29 @@ def test_the_full_demo_trains_two_models_at_a_time_on_two_cores_and_quick_one(mo
 
 
 def test_the_demo_trains_one_model_at_a_time_where_its_default_workers_cannot_start(monkeypatch, tmp_path, capsys):
-    import tuning
-    from tuning.isolation import WorkersCannotStart
+    import json
+
+    from tuning import isolation
     from zoo.cli import demo
 
-    calls = []
+    started = isolation._Worker.__init__
 
-    def fake_compare(models, **kw):
-        calls.append((kw["options"].workers, kw["options"].resume))
-        if kw["options"].workers > 1:
-            raise WorkersCannotStart("killed by SIGKILL")
-        raise SystemExit(0)
+    def dying(self, *args):  # every worker process dies before its first call
+        started(self, *args)
+        self.process.kill()
+        self.process.wait()
 
-    monkeypatch.setattr(tuning, "compare", fake_compare)
+    monkeypatch.setattr(isolation._Worker, "__init__", dying)
+    monkeypatch.setattr(demo, "DEMO_MODELS", demo.QUICK_MODELS)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    with pytest.raises(SystemExit):
-        demo.run(out=str(tmp_path / "demo"), fresh=True)
-    assert calls == [(2, False), (1, True)]  # the retry keeps what the workers finished
-    assert "Training one model at a time in this process instead" in capsys.readouterr().out
-    with pytest.raises(WorkersCannotStart):  # asked for by the user: the error is theirs to see
-        demo.run(out=str(tmp_path / "demo"), workers=2)
+    assert demo.run(out=str(tmp_path / "demo"), fresh=True, epochs=1) == 0
+    printed = capsys.readouterr().out
+    assert "2 at a time, in worker processes" in printed and "3 worker processes in a row" in printed
+    assert "Training one model at a time in this process instead" in printed
+    with open(tmp_path / "demo" / "records.jsonl", encoding="utf-8") as f:
+        assert sorted(json.loads(line)["status"] for line in f) == ["completed", "completed"]
+    with pytest.raises(isolation.WorkersCannotStart):  # asked for by the user: the error is theirs to see
+        demo.run(out=str(tmp_path / "demo"), workers=2, epochs=1, fresh=True)
 
 
 NOISE = ("absl::InitializeLog", "oneDNN", "cudart_stub", "cuInit", "I0000", "W0000", "E0000")
