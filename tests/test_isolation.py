@@ -63,12 +63,12 @@ def test_worker_pool_runs_calls_in_another_process_reuses_it_and_passes_errors_b
 
 @pytest.mark.heavy
 def test_a_worker_is_replaced_after_max_tasks_calls_or_when_its_memory_grew_past_the_bound():
-    with WorkerPool(zoo.data.load(**DATA), max_tasks=2) as pool:
-        pids = [pool.run(double, value=1)["pid"] for _ in range(3)]
-    assert pids[0] == pids[1] != pids[2]
-    with WorkerPool(zoo.data.load(**DATA), max_growth_mb=20) as pool:
-        pids = [pool.run(grow, mb=5), pool.run(grow, mb=5), pool.run(grow, mb=40), pool.run(grow, mb=5)]
-    assert pids[0] == pids[1] == pids[2] != pids[3]  # grown by 45 MB after its first call: replaced
+    # one pool, three workers (each start is seconds of imports): the first grows past the bound, the second
+    # serves its max_tasks calls
+    with WorkerPool(zoo.data.load(**DATA), max_tasks=3, max_growth_mb=20) as pool:
+        pids = [pool.run(grow, mb=5), pool.run(grow, mb=40)]  # grown by 40 MB after its first call: replaced
+        pids += [pool.run(double, value=1)["pid"] for _ in range(4)]  # max_tasks=3 calls, then replaced
+    assert pids[0] == pids[1] != pids[2] == pids[3] == pids[4] != pids[5] != pids[0]
 
 
 @pytest.mark.heavy
