@@ -69,10 +69,11 @@ def run(quick: bool = False, out=None, epochs=None, seeds=None, fresh=False, wor
             options=tuning.RunOptions(speed_iterations=5 if quick else None, resume=resume, verbose=2,
                                       workers=workers))
 
+    chosen = default_workers(quick) if workers is None else workers
     try:
-        result = compare(default_workers(quick) if workers is None else workers, resume=not fresh)
+        result = compare(chosen, resume=not fresh)
     except WorkersCannotStart as e:
-        if workers is not None or default_workers(quick) == 1:
+        if workers is not None or chosen == 1:
             raise
         # the default only: where worker processes cannot run, the demo still can, as it did before
         print(f"{e}\nTraining one model at a time in this process instead (the trials finished are kept).")

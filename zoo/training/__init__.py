@@ -91,7 +91,7 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-class EpochLine(keras.callbacks.Callback):
+class EpochLine(EpochTimer):
     """One line per finished epoch, naming its run, written in one call (lines of several processes printing
     to one terminal stay whole): ``lenet5 seed=0: epoch 2/5, 1.1 s, accuracy 0.9333, loss 0.2350, ...``. What
     Keras' ``verbose=2`` says, readable where several trials train at once (a comparison's workers)."""
@@ -100,19 +100,16 @@ class EpochLine(keras.callbacks.Callback):
         super().__init__()
         self.label = label
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
     def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
         values = []
         for name, value in (logs or {}).items():
             try:
                 values.append(f"{name} {float(value):.4f}")
             except (TypeError, ValueError):  # not one number: not for a progress line
                 pass
-        seconds = time.perf_counter() - self._start
         sys.stdout.write(", ".join([f"{self.label}: epoch {epoch + 1}/{self.params.get('epochs', '?')}",
-                                    f"{seconds:.1f} s", *values]) + "\n")
+                                    f"{self.seconds[-1]:.1f} s", *values]) + "\n")
         sys.stdout.flush()
 
 
