@@ -14,6 +14,7 @@ import io
 import json
 import os
 import sys
+import time
 import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,8 +49,10 @@ def main(argv):
     out_root, scripts = argv[0], argv[1:]
     for script in scripts:
         os.chdir(ROOT)
+        start = time.perf_counter()
         code, stdout, error = run(script, os.path.join(out_root, script[:-3]))
-        print("EXAMPLE " + json.dumps({"script": script, "code": code, "stdout": stdout, "error": error}), flush=True)
+        print("EXAMPLE " + json.dumps({"script": script, "code": code, "stdout": stdout, "error": error,
+                                       "seconds": round(time.perf_counter() - start, 2)}), flush=True)
         reset()
     return 0
 

@@ -75,6 +75,8 @@ def test_a_comparison_with_two_workers_records_what_one_at_a_time_records(tmp_pa
     for seed, epoch in ((0, 1), (0, 2), (1, 1), (1, 2)):
         assert re.search(rf"^mlp seed={seed}: epoch {epoch}/2, [0-9.]+ s, .*val_accuracy 0\.\d{{4}}", printed, re.M)
     assert "Epoch 1/2" not in printed
+    # trials end in any order: their lines count the trials done instead of numbering them by their place
+    assert re.findall(r"^\[(\d)/2 done\] mlp seed=[01]: val_accuracy", printed, re.M) == ["1", "2"]
     one, two = (read_records(tmp_path / run / "records.jsonl", strict=True) for run in ("one", "two"))
     assert sorted(r["id"] for r in two) == sorted(r["id"] for r in one)
     by_id = {r["id"]: r for r in two}

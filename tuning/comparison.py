@@ -294,11 +294,14 @@ class _Job:
 
 class _Book:
     """A comparison's records as its trials end (in any order): each appended to ``records.jsonl`` at once, its
-    checkpoint cleared, a progress line, and a model's saved files pruned once all its seeds are done."""
+    checkpoint cleared, a progress line, and a model's saved files pruned once all its seeds are done. The
+    progress line numbers a trial by its place in the run, or, with ``counting`` (trials side by side, ending
+    in any order), by how many trials are done."""
 
     def __init__(self, *, out, path, kept, training, total, verbose):
         self.out, self.path, self.kept, self.training, self.total, self.verbose = out, path, kept, training, total, verbose
         self.records, self.groups, self.waiting, self.order = [], {}, {}, {}
+        self.counting = False
 
     def _add(self, job, record):
         self.records.append(record)
@@ -333,7 +336,8 @@ class _Book:
         append_record(self.path, record)
         job.files.clear_checkpoint()
         self._add(job, record)
-        _say(self.verbose, f"[{job.index}/{self.total}] {job.name} seed={job.seed}: {_summary(record)}"
+        place = f"{len(self.records)}/{self.total} done" if self.counting else f"{job.index}/{self.total}"
+        _say(self.verbose, f"[{place}] {job.name} seed={job.seed}: {_summary(record)}"
                            + (f" (resumed from epoch {record['resumed_from_epoch']})"
                               if record.get("resumed_from_epoch") else ""))
         self.waiting[job.name] -= 1
@@ -362,12 +366,13 @@ def _train(data, *, job, plan, keep=None):
                          files=job.files, model_name=job.name, hyperparameters=job.kwargs)
 
 
-def _time_alone(job, data, plan):
-    """The speed figures of ``job``'s architecture, timed in this process on a freshly built model while
-    nothing else runs (a model's speed does not depend on its weights); ``None`` if it cannot be built."""
+def _time_alone(job, data, plan, model=None):
+    """The speed figures of ``job``'s architecture, timed in this process on ``model`` (default: one built
+    now) while nothing else runs (a model's speed does not depend on its weights); ``None`` if it cannot
+    be built."""
     try:
         with zoo_training.precision_policy(plan.training.precision):
-            model = _builder(job.name, data, job.kwargs)()
+            model = _builder(job.name, data, job.kwargs)() if model is None else model
         figures = measure_latency_and_throughput(model, batch_size=plan.training.batch_size,
                                                  iterations=plan.speed_iterations)
         return {**figures, "speed_timed_alone": True}
@@ -377,17 +382,20 @@ def _time_alone(job, data, plan):
         keras.backend.clear_session()
 
 
-def _in_workers(jobs, book, *, data, plan, workers, hold):
+def _in_workers(jobs, book, *, data, plan, workers, hold, built):
     """Train ``jobs`` in a :class:`tuning.isolation.WorkerPool`, ``workers`` at a time. Speed is timed first, once
     per model, in this process with no trial running (trials running side by side would slow each other's
-    timing); a worker that dies costs its trial only (a failed record naming the signal)."""
+    timing), on the model ``built`` holds for it if any; a worker that dies costs its trial only (a failed
+    record naming the signal)."""
     speeds = {}
     if plan.measure_speed:
         for job in jobs:
             if job.name not in speeds:
-                speeds[job.name] = book.copied_speed(job.name) or _time_alone(job, data, plan)
+                model = built.pop(job.name, None)
+                speeds[job.name] = book.copied_speed(job.name) or _time_alone(job, data, plan, model)
     trial_plan = dataclasses.replace(plan, measure_speed=False)
     _say(book.verbose, f"Training {len(jobs)} trial(s), {workers} at a time, in worker processes")
+    book.counting = True  # trials end in any order: [k/n done] counts them
     with WorkerPool(data, size=workers, hold=hold) as pool:
         for job in _longest_first(jobs, speeds):
             job_plan = trial_plan
@@ -477,10 +485,16 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
         raise ValueError("`out` must be a folder for records and the report. Received: out=None")
     if options.isolation is not None or (options.workers or 1) > 1:
         _check_workers(options, data=data, training=training)
+    # models built by the check, kept where worker processes will train: their speed is timed on them here
+    built, timed_here = {}, (options.isolation is not None or (options.workers or 1) > 1) and options.measure_speed
     for name in names:  # a bad builder argument fails here, once, not in every trial
         if model_kwargs.get(name):  # defaults on compatible data (checked above) build: no second build to pay
-            check_build(_builder(name, data, dict(model_kwargs[name])),
-                        what=f"{name} with model_kwargs {model_kwargs[name]}")
+            with zoo_training.precision_policy(training.precision):
+                model = check_build(_builder(name, data, dict(model_kwargs[name])),
+                                    what=f"{name} with model_kwargs {model_kwargs[name]}")
+            if timed_here:
+                built[name] = model
+            del model
     out = os.fspath(out)
     check_kind(out, "comparison", "out")
     with hold_run_folder(out) as lock:  # a second run of this folder is refused while this one runs
@@ -544,7 +558,8 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
                     if leader is not None and leader["id"] == record["id"]:
                         trained = {"id": record["id"], **keep}  # the best so far, for Grad-CAM
         else:
-            _in_workers(jobs, book, data=data, plan=plan, workers=workers, hold=lock.fileno())
+            _in_workers(jobs, book, data=data, plan=plan, workers=workers, hold=lock.fileno(), built=built)
+        built.clear()
         _say(verbose, f"All {total} trial(s) done in {time.perf_counter() - start_all:.1f} s.")
         records = book.in_order()
         result = Comparison(out=out, records=records)

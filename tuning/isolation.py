@@ -182,6 +182,11 @@ def _main(parent, task_fd, answer_fd):
     threading.Thread(target=_watch, args=(task_fd, busy), daemon=True).start()
     with frozen_heap():  # each call's clear_session collects that call's objects only
         _serve(tasks, answers, busy, data, error)
+    # the run ended: nothing is left to write but the output buffers, so skip the interpreter's tear-down
+    # (a second a worker with TensorFlow loaded, paid while the run waits)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(0)
 
 
 def _serve(tasks, answers, busy, data, error):
@@ -260,13 +265,16 @@ class _Worker:
         self.process.kill()
         self.process.wait()
 
-    def stop(self):
-        self.tasks.close()  # a waiting worker sees EOF and exits; a busy one's watchdog exits it
+    def stop(self, wait=True):
+        """Close the pipes: a waiting worker sees EOF and exits; a busy one's watchdog exits it. ``wait``: until
+        it has (2 s at most: one still starting, in its imports, has nothing to finish and is killed)."""
+        self.tasks.close()
         self.conn.close()
-        try:
-            self.process.wait(timeout=2)
-        except subprocess.TimeoutExpired:  # still starting (imports): it has nothing to finish
-            self.kill()
+        if wait:
+            try:
+                self.process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self.kill()
 
 
 def gpu_ids():
@@ -419,7 +427,11 @@ class WorkerPool:
                 worker.process.kill()
 
     def close(self):
+        """End every worker: all are told first, then waited for, so that they exit side by side."""
         self._queue.clear()
+        workers = [w for w in self.workers if w is not None]
+        for worker in workers:
+            worker.stop(wait=False)
         for slot in range(self.size):
             self._drop(slot)
 

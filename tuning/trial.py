@@ -460,9 +460,10 @@ def _card(base, metrics) -> dict:
 
 def check_build(build, *, what):
     """Build once before any trial, so that a bad builder argument fails the whole run at once
-    (a ``ValueError``/``TypeError`` prefixed with ``what``) instead of every trial one by one."""
+    (a ``ValueError``/``TypeError`` prefixed with ``what``) instead of every trial one by one. Returns the
+    model (built in a session that is then cleared: its names are not the next build's)."""
     try:
-        build()
+        return build()
     except (ValueError, TypeError) as e:
         raise type(e)(f"{what}: {e}") from None
     finally:
