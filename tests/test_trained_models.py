@@ -13,6 +13,7 @@ import pytest
 import tuning
 import zoo
 from tuning.artifacts import ModelFileError, TrialFiles
+from tuning.objectives import dominates, front_points, minimised
 from tuning.trial import TrialPlan, run_trial
 from zoo import training
 from zoo.cli import main
@@ -105,11 +106,18 @@ def test_search_keeps_the_front_loads_the_best_and_logs_tensorboard(moons, tmp_p
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     directory, logs = tmp_path / "s", tmp_path / "tb"
-    result = tuning.search("mlp", data=moons, directory=str(directory), budget=3, training=TrainingConfig(epochs=2),
+    result = tuning.search("mlp", data=moons, directory=str(directory), budget=4, training=TrainingConfig(epochs=2),
                            options=tuning.RunOptions(report=False, measure_speed=False, log_dir=str(logs), verbose=0))
     front = {r["id"] for r in result.pareto()}
     on_disk = {r["id"] for r in result.records if r.get("model_path") and os.path.exists(directory / r["model_path"])}
     assert on_disk == front and result.best_record["id"] in front
+    # a trial that an earlier one dominated when it ended was never written (it could not come back on the front)
+    pairs = result.objectives
+    written = [r.get("model_path") is not None for r in result.records]
+    assert written == [not any(dominates(p, minimised([r[f] for f, _ in pairs], [d for _, d in pairs]))
+                               for p in front_points(result.records[:k], pairs))
+                       for k, r in enumerate(result.records)]
+    assert not all(written), written  # the check above met a dominated trial
     assert result.load_best().count_params() == result.best_record["params"]
     best = result.best_record
     assert _test_accuracy_in_a_fresh_process(directory / best["model_path"]) == best["test_accuracy"]
@@ -213,6 +221,20 @@ def test_cli_lr_find(tmp_path, capsys):
                  "--out", str(out)])
     text = capsys.readouterr().out
     assert code == 0 and "suggested learning rate:" in text and out.exists()
+
+
+def test_a_trial_is_not_saved_only_when_a_point_of_the_kept_front_dominates_it():
+    from tuning.trial import _dominated
+
+    record = {"val_accuracy": 0.9, "params": 1000, "val_loss": float("nan")}
+    best = (("val_accuracy", "max"),)  # save_models="best": the front of the one objective
+    assert not _dominated(record, None) and not _dominated(record, (best, ()))
+    assert not _dominated(record, (best, ((-0.9,),)))  # a tie may still be the best record (on other objectives)
+    assert _dominated(record, (best, ((-0.91,),)))
+    pareto = (("val_accuracy", "max"), ("params", "min"))
+    assert not _dominated(record, (pareto, ((-0.95, 2000.0), (-0.8, 10.0))))  # better in one objective each
+    assert _dominated(record, (pareto, ((-0.95, 2000.0), (-0.9, 999.0))))
+    assert not _dominated(record, ((("val_loss", "min"),), ((0.1,),)))  # not finite: kept, as the run decides
 
 
 def test_validation_metrics_taken_from_the_last_epoch_equal_evaluating_the_final_weights(moons, tmp_path):

@@ -5,7 +5,8 @@ turn what a caller writes (``"val_accuracy"``, ``("params", "min")``, a search m
 ``{"name", "direction"}``, a ``keras_tuner.Objective``) into ``(name, direction)`` pairs; a bare name
 takes its direction from :func:`zoo.utils.metric_direction`, the rule the zoo's early stopping uses too.
 :func:`minimised` turns values into a point that is better where it is lower in every coordinate;
-:func:`dominates`, :func:`non_dominated` and :func:`non_dominated_fronts` compare such points.
+:func:`dominates`, :func:`non_dominated` and :func:`non_dominated_fronts` compare such points;
+:func:`front_fields` says which objectives a search's front is over, :func:`front_points` where it stands.
 
 Example:
     >>> objective_fields(["val_accuracy", ("params", "min")])
@@ -21,8 +22,8 @@ import bisect
 from tuning.records import finite
 from zoo.utils import metric_direction
 
-__all__ = ["DIRECTIONS", "check_direction", "dominates", "eligible", "minimised", "non_dominated",
-           "non_dominated_fronts", "objective", "objective_fields"]
+__all__ = ["DIRECTIONS", "check_direction", "dominates", "eligible", "front_fields", "front_points", "minimised",
+           "non_dominated", "non_dominated_fronts", "objective", "objective_fields"]
 
 DIRECTIONS = ("max", "min")
 
@@ -106,6 +107,23 @@ def eligible(records, fields) -> list[dict]:
     """The records that may be ranked, enter a front or add to a hypervolume: ``completed`` ones whose
     ``fields`` are all finite numbers (failed, infeasible, pruned and NaN trials never are)."""
     return [r for r in records if r.get("status", "completed") == "completed" and all(finite(r.get(f)) for f in fields)]
+
+
+def front_fields(objectives) -> list:
+    """The ``(name, direction)`` pairs a search's Pareto front is over: its objectives when it has several, else
+    its one objective and ``("params", "min")``."""
+    pairs = list(objectives)
+    if len(pairs) == 1 and pairs[0][0] != "params":
+        pairs.append(("params", "min"))
+    return pairs
+
+
+def front_points(records, objectives) -> tuple:
+    """The minimised points (:func:`minimised`) of the non-dominated :func:`eligible` ``records`` over the
+    ``(name, direction)`` pairs ``objectives``: a record that none of them dominates is on the front."""
+    fields, directions = [n for n, _ in objectives], [d for _, d in objectives]
+    points = [minimised([r[f] for f in fields], directions) for r in eligible(records, fields)]
+    return tuple(points[i] for i in non_dominated(points))
 
 
 def minimised(values, directions) -> tuple:

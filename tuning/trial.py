@@ -24,6 +24,7 @@ import zoo.data
 from tuning.artifacts import (CheckpointMismatch, EpochCheckpoint, RestoreVariables, discard, load_checkpoint,
                               save_trained_model)
 from tuning.constraints import BUILD_TIME_CONSTRAINTS, broken_constraints, check_constraints
+from tuning.objectives import dominates, minimised
 from tuning.records import finite, new_record
 from zoo import training
 from zoo.profiling import measure_latency_and_throughput
@@ -99,6 +100,10 @@ class TrialPlan:
         speeds: the speed figures timed earlier in the run (:func:`speed_table` of its records): a trial of
             an architecture already timed at the same batch size and precision copies them, with
             ``speed_from_trial``, instead of timing again (a model's speed does not depend on its weights).
+        front: ``(objectives, points)``: the ``(name, direction)`` pairs of the front whose models the run
+            keeps and the points on it so far (:func:`tuning.objectives.front_points`). A trial that one of
+            them dominates is not saved: a record once dominated stays so, and its model would be deleted
+            when the run ends. ``None``: saved whenever the files say so.
     """
 
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
@@ -109,6 +114,7 @@ class TrialPlan:
     on_trained: Callable | None = None
     verbose: int = 0
     speeds: dict | None = None
+    front: tuple | None = None
 
     def __post_init__(self):
         if not isinstance(self.training, TrainingConfig):
@@ -434,10 +440,23 @@ def speed_table(records) -> dict:
 def _save(trial):
     """Phase 6: the trained model and its card, when the files say so."""
     files = trial.files
-    if files is not None and files.save_model:
+    if files is not None and files.save_model and not _dominated(trial.record, trial.plan.front):
         with trial.timed("save"):
             card = {**_card(trial.record, trial.metrics), "input": trial.data.contract()}
             trial.record.update(save_trained_model(trial.model, files, card))
+
+
+def _dominated(record, front):
+    """Whether a point of ``front`` (:attr:`TrialPlan.front`) dominates ``record`` (no: without a front, or
+    with a value that is missing or not finite)."""
+    if front is None:
+        return False
+    objectives, points = front
+    values = [record.get(name) for name, _ in objectives]
+    if not all(finite(v) for v in values):
+        return False
+    point = minimised(values, [d for _, d in objectives])
+    return any(dominates(other, point) for other in points)
 
 
 def _last_validation(history):

@@ -14,7 +14,7 @@ from tuning.artifacts import load_saved_model
 from tuning.fronts import best_under, knee_point, pareto
 from tuning.indicators import default_reference, hypervolume
 from tuning.manifest import RECORDS_FILE, objectives_of, read_manifest
-from tuning.objectives import objective_fields
+from tuning.objectives import front_fields, objective_fields
 from tuning.records import latest_records, read_records
 from tuning.trial import objective_value
 
@@ -68,10 +68,8 @@ class SearchResult:
     def objectives(self) -> list:
         """``[(name, "max" | "min"), ...]``: the manifest's ``objectives`` when it has several, else the
         search objective and ``("params", "min")``."""
-        pairs = objectives_of(self.manifest) if self.manifest.get("objectives") else [(self.objective, self.direction)]
-        if len(pairs) == 1 and pairs[0][0] != "params":
-            pairs.append(("params", "min"))
-        return pairs
+        return front_fields(objectives_of(self.manifest) if self.manifest.get("objectives")
+                            else [(self.objective, self.direction)])
 
     def default_reference(self, objectives=None) -> tuple:
         """The reference point :meth:`hypervolume` uses when given none

@@ -17,6 +17,7 @@ from tuning.hypermodels import ZooHyperModel
 from tuning.indicators import default_reference, hypervolume
 from tuning.isolation import WorkerDied, WorkersCannotStart
 from tuning.manifest import RECORDS_FILE
+from tuning.objectives import front_fields, front_points
 from tuning.records import append_record, finite, latest_records, new_record, read_records
 from tuning.searches.result import fmt
 from tuning.trial import TrialPlan, objective_value, run_trial, speed_table
@@ -82,6 +83,12 @@ class Runner:
             plan = dataclasses.replace(plan, measure_speed=False)
         elif plan.measure_speed:  # and per architecture: a trial of one already timed copies its figures
             plan = dataclasses.replace(plan, speeds=speed_table(self._current_records()))
+        kept = run.options.kept("search")
+        if kept in ("pareto", "best") and run.budget.executions == 1:  # (with several executions, the record is
+            # their mean, not yet known when the first one's model is saved)
+            pairs = front_fields(run.objectives) if kept == "pareto" else run.objectives[:1]
+            others = [r for r in latest_records(self._current_records(), sort=False) if r.get("id") != trial.trial_id]
+            plan = dataclasses.replace(plan, front=(tuple(pairs), front_points(others, pairs)))
         task = dict(hypermodel=hypermodel, hp=trial.hyperparameters, trial_id=trial.trial_id,
                     seed=run.seed + execution, plan=plan, files=self.trial_files(trial.trial_id, execution),
                     pruning=self._pruning())
