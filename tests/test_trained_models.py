@@ -13,7 +13,6 @@ import pytest
 import tuning
 import zoo
 from tuning.artifacts import ModelFileError, TrialFiles
-from tuning.objectives import dominates, front_points, minimised
 from tuning.trial import TrialPlan, run_trial
 from zoo import training
 from zoo.cli import main
@@ -111,11 +110,12 @@ def test_search_keeps_the_front_loads_the_best_and_logs_tensorboard(moons, tmp_p
     front = {r["id"] for r in result.pareto()}
     on_disk = {r["id"] for r in result.records if r.get("model_path") and os.path.exists(directory / r["model_path"])}
     assert on_disk == front and result.best_record["id"] in front
-    # a trial that an earlier one dominated when it ended was never written (it could not come back on the front)
-    pairs = result.objectives
+    # a trial that an earlier one dominates was never written (it could not come back on the front): brute force
+    assert result.objectives == [("val_accuracy", "max"), ("params", "min")]
     written = [r.get("model_path") is not None for r in result.records]
-    assert written == [not any(dominates(p, minimised([r[f] for f, _ in pairs], [d for _, d in pairs]))
-                               for p in front_points(result.records[:k], pairs))
+    assert written == [not any(e["val_accuracy"] >= r["val_accuracy"] and e["params"] <= r["params"]
+                               and (e["val_accuracy"], e["params"]) != (r["val_accuracy"], r["params"])
+                               for e in result.records[:k])
                        for k, r in enumerate(result.records)]
     assert not all(written), written  # the check above met a dominated trial
     assert result.load_best().count_params() == result.best_record["params"]
@@ -221,6 +221,18 @@ def test_cli_lr_find(tmp_path, capsys):
                  "--out", str(out)])
     text = capsys.readouterr().out
     assert code == 0 and "suggested learning rate:" in text and out.exists()
+
+
+def test_a_search_keeping_the_best_model_writes_only_the_best_so_far(moons, tmp_path):
+    result = tuning.search("mlp", data=moons, directory=str(tmp_path), budget=4, training=TrainingConfig(epochs=1),
+                           options=tuning.RunOptions(report=False, measure_speed=False, verbose=0,
+                                                     save_models="best"))
+    accuracy = [r["val_accuracy"] for r in result.records]
+    written = [r.get("model_path") is not None for r in result.records]
+    assert written == [a >= max(accuracy[:k], default=a) for k, a in enumerate(accuracy)]  # ties are written
+    assert not all(written), accuracy  # the check met a trial worse than an earlier one
+    on_disk = [r["id"] for r in result.records if r.get("model_path") and os.path.exists(tmp_path / r["model_path"])]
+    assert on_disk == [result.best_record["id"]]
 
 
 def test_a_trial_is_not_saved_only_when_a_point_of_the_kept_front_dominates_it():

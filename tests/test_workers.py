@@ -62,13 +62,19 @@ SAME = ("id", "status", "model", "seed", "history", "val_loss", "val_accuracy", 
 
 
 @pytest.mark.heavy
-def test_a_comparison_with_two_workers_records_what_one_at_a_time_records(tmp_path, capfd):
+def test_a_comparison_with_two_workers_records_what_one_at_a_time_records(tmp_path, capfd, monkeypatch):
+    import tuning.comparison
     from zoo.cli import main
 
-    command = ["compare", "mlp", "--data", "moons", "--epochs", "2", "--seeds", "2", "--save-models", "none"]
+    command = ["compare", "mlp", "--data", "moons", "--epochs", "2", "--seeds", "2", "--save-models", "none",
+               "--model-arg", "mlp:hidden_units=[16]"]
     assert main([*command, "--quiet", "--out", str(tmp_path / "one")]) == 0
     capfd.readouterr()
+    builds, builder = [], tuning.comparison._builder  # the models this process builds
+    monkeypatch.setattr(tuning.comparison, "_builder", lambda name, data, kwargs: lambda: (
+        builds.append(name), builder(name, data, kwargs)())[1])
     assert main([*command, "--workers", "2", "--out", str(tmp_path / "two")]) == 0
+    assert builds == ["mlp"]  # the builder-argument check's model is the one whose speed is timed
     printed = capfd.readouterr().out  # the workers' lines too: they write to this process' terminal
     assert "2 at a time, in worker processes" in printed
     # each epoch's line names its trial, instead of Keras' lines of two trials interleaved

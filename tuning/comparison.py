@@ -391,8 +391,9 @@ def _in_workers(jobs, book, *, data, plan, workers, hold, built):
     if plan.measure_speed:
         for job in jobs:
             if job.name not in speeds:
-                model = built.pop(job.name, None)
-                speeds[job.name] = book.copied_speed(job.name) or _time_alone(job, data, plan, model)
+                speeds[job.name] = book.copied_speed(job.name) or _time_alone(job, data, plan,
+                                                                              built.pop(job.name, None))
+    built.clear()  # those of models whose trials were all reused: no model stays while the workers train
     trial_plan = dataclasses.replace(plan, measure_speed=False)
     _say(book.verbose, f"Training {len(jobs)} trial(s), {workers} at a time, in worker processes")
     book.counting = True  # trials end in any order: [k/n done] counts them
@@ -559,7 +560,6 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
                         trained = {"id": record["id"], **keep}  # the best so far, for Grad-CAM
         else:
             _in_workers(jobs, book, data=data, plan=plan, workers=workers, hold=lock.fileno(), built=built)
-        built.clear()
         _say(verbose, f"All {total} trial(s) done in {time.perf_counter() - start_all:.1f} s.")
         records = book.in_order()
         result = Comparison(out=out, records=records)

@@ -101,9 +101,10 @@ class TrialPlan:
             an architecture already timed at the same batch size and precision copies them, with
             ``speed_from_trial``, instead of timing again (a model's speed does not depend on its weights).
         front: ``(objectives, points)``: the ``(name, direction)`` pairs of the front whose models the run
-            keeps and the points on it so far (:func:`tuning.objectives.front_points`). A trial that one of
-            them dominates is not saved: a record once dominated stays so, and its model would be deleted
-            when the run ends. ``None``: saved whenever the files say so.
+            keeps and the points on it as the trial starts (:func:`tuning.objectives.front_points` of the
+            records before it). A trial that one of them dominates is not saved: a record once dominated
+            stays so, and its model would be deleted when the run ends. ``None``: saved whenever the files
+            say so.
     """
 
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)

@@ -84,8 +84,9 @@ class Runner:
         elif plan.measure_speed:  # and per architecture: a trial of one already timed copies its figures
             plan = dataclasses.replace(plan, speeds=speed_table(self._current_records()))
         kept = run.options.kept("search")
-        if kept in ("pareto", "best") and run.budget.executions == 1:  # (with several executions, the record is
-            # their mean, not yet known when the first one's model is saved)
+        # Not with several executions (the record is their mean, unknown when the first one's model is saved),
+        # nor among distributed workers: a worker restarted in a trial may write a second record of its id
+        if kept in ("pareto", "best") and run.budget.executions == 1 and not self.shared:
             pairs = front_fields(run.objectives) if kept == "pareto" else run.objectives[:1]
             others = [r for r in latest_records(self._current_records(), sort=False) if r.get("id") != trial.trial_id]
             plan = dataclasses.replace(plan, front=(tuple(pairs), front_points(others, pairs)))
