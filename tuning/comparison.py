@@ -484,16 +484,17 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
             raise TypeError(f"`model_kwargs[{name!r}]` must be a dict. Received: {model_kwargs[name]!r}")
     if out is None:
         raise ValueError("`out` must be a folder for records and the report. Received: out=None")
-    if options.isolation is not None or (options.workers or 1) > 1:
+    workers = options.workers or 1
+    in_workers = options.isolation is not None or workers > 1  # the trials train in worker processes
+    if in_workers:
         _check_workers(options, data=data, training=training)
-    # models built by the check, kept where worker processes will train: their speed is timed on them here
-    built, timed_here = {}, (options.isolation is not None or (options.workers or 1) > 1) and options.measure_speed
+    built = {}  # in worker mode, the models the check builds: their speed is timed on them in this process
     for name in names:  # a bad builder argument fails here, once, not in every trial
         if model_kwargs.get(name):  # defaults on compatible data (checked above) build: no second build to pay
             with zoo_training.precision_policy(training.precision):
                 model = check_build(_builder(name, data, dict(model_kwargs[name])),
                                     what=f"{name} with model_kwargs {model_kwargs[name]}")
-            if timed_here:
+            if in_workers and options.measure_speed:
                 built[name] = model
             del model
     out = os.fspath(out)
@@ -542,10 +543,9 @@ def compare(models, *, data, training=None, seeds=3, out, model_kwargs=None, tit
                 else:
                     jobs.append(job)
         book.expect(jobs)
-        workers = options.workers or 1
         # the best trial's model so far stays in memory (one model) when the report's Grad-CAM figure will need it
         trained, figure = None, options.report and _gradcam_data(data)
-        if options.isolation is None and workers == 1:
+        if not in_workers:
             with frozen_heap():  # each trial's clear_session collects the trial's own objects only
                 for job in jobs:
                     copied = book.copied_speed(job.name)  # an architecture's speed does not depend on its seed

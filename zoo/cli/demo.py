@@ -39,7 +39,7 @@ TRAINING = {"optimizer": "adam", "learning_rate": 2e-3, "schedule": "cosine"}
 
 def default_workers(quick: bool) -> int:
     """Models trained at a time when ``--workers`` is not given: two on a machine with 2+ cores (the records are
-    those of one at a time; 100 -> 78 s on 2 CPU cores, BENCHMARKS.md), one for ``--quick`` (two tiny models:
+    those of one at a time; medians 88.5 -> 69.3 s on 2 CPU cores, BENCHMARKS.md), one for ``--quick`` (two tiny models:
     starting worker processes would cost more than it saves)."""
     return 1 if quick else min(2, os.cpu_count() or 1)
 
